@@ -1,0 +1,131 @@
+"""Configuration of one shard's gateway connection."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from .commands import UpdatePresence
+from .errors import LocalProtocolError
+
+__all__ = [
+    "DEFAULT_GATEWAY_URL",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "Compression",
+    "Encoding",
+    "ShardConfig",
+]
+
+#: Discord's gateway, used until ``GET /gateway/bot`` says otherwise.
+DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
+#: READY and GUILD_CREATE of very large guilds have gone past 5 MB; 64 MiB leaves
+#: room for that and still refuses a decompression bomb long before memory runs out.
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+
+#: ``json`` (text frames) or ``etf`` (Erlang term format, binary frames; needs ``erlpack``).
+Encoding = Literal["json", "etf"]
+#: Transport compression (``zlib-stream``, ``zstd-stream``), per-payload zlib
+#: (``payload``: IDENTIFY ``compress: true``, JSON only), or ``None``.
+Compression = Literal["zlib-stream", "zstd-stream", "payload"] | None
+
+_LIBRARY = "spectacles-gateway"
+
+
+def _default_properties() -> dict[str, str]:
+    return {"os": sys.platform, "browser": _LIBRARY, "device": _LIBRARY}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardConfig:
+    """Everything one shard's connection needs to know; validated when built.
+
+    The token is never part of ``repr()``.
+
+    Attributes:
+        token: the bot token, without the ``Bot `` prefix.
+        intents: the intents bitfield (an ``int`` or :class:`~gateway_proto.Intents`).
+        shard: ``(shard_id, shard_count)``.
+        url: the gateway URL from ``GET /gateway/bot`` (any query string is replaced).
+        encoding: ``"json"`` or ``"etf"``.
+        compression: ``"zlib-stream"``, ``"zstd-stream"``, ``"payload"`` or ``None``.
+        large_threshold: 50-250: members above which offline members are left out.
+        presence: the presence to start with, if any.
+        properties: IDENTIFY ``properties`` (``os``, ``browser``, ``device``).
+        api_version: the gateway API version (10).
+        max_message_size: the largest decompressed message accepted; also caps
+            compressed input buffered while waiting for a message's end.
+        max_pending_commands: how many commands may wait for the rate limiter
+            (or for READY) before ``send`` refuses more.
+        hello_timeout: seconds to wait for HELLO after the WebSocket opens.
+        close_timeout: seconds to wait for the peer's close frame after ours.
+
+    """
+
+    token: str = field(repr=False)
+    intents: int
+    shard: tuple[int, int] = (0, 1)
+    url: str = DEFAULT_GATEWAY_URL
+    encoding: Encoding = "json"
+    compression: Compression = "zlib-stream"
+    large_threshold: int = 50
+    presence: UpdatePresence | None = None
+    properties: dict[str, str] = field(default_factory=_default_properties)
+    api_version: int = 10
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_pending_commands: int = 1000
+    hello_timeout: float = 20.0
+    close_timeout: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.token, str) or not self.token.strip():
+            raise LocalProtocolError("token must be a non-empty str")
+        if self.token.startswith("Bot "):
+            object.__setattr__(self, "token", self.token[4:])
+        if isinstance(self.intents, bool) or not isinstance(self.intents, int) or self.intents < 0:
+            raise LocalProtocolError("intents must be a non-negative int")
+        shard_id, shard_count = self.shard
+        if not (isinstance(shard_id, int) and isinstance(shard_count, int)):
+            raise LocalProtocolError("shard must be a pair of ints (shard_id, shard_count)")
+        if shard_count < 1 or not 0 <= shard_id < shard_count:
+            raise LocalProtocolError(
+                f"shard must satisfy 0 <= shard_id < shard_count, got {self.shard!r}"
+            )
+        if self.encoding not in ("json", "etf"):
+            raise LocalProtocolError(f"encoding must be 'json' or 'etf', got {self.encoding!r}")
+        if self.compression not in ("zlib-stream", "zstd-stream", "payload", None):
+            raise LocalProtocolError(
+                "compression must be 'zlib-stream', 'zstd-stream', 'payload' or None, "
+                f"got {self.compression!r}"
+            )
+        if self.compression == "payload" and self.encoding != "json":
+            raise LocalProtocolError("payload compression works with JSON encoding only")
+        if not 50 <= self.large_threshold <= 250:
+            raise LocalProtocolError("large_threshold must be between 50 and 250")
+        scheme = urlsplit(self.url).scheme
+        if scheme not in ("ws", "wss"):
+            raise LocalProtocolError(f"url must be a ws:// or wss:// URL, got {self.url!r}")
+        if self.max_message_size < 4096:
+            raise LocalProtocolError("max_message_size must be at least 4096 bytes")
+        if self.max_pending_commands < 1:
+            raise LocalProtocolError("max_pending_commands must be at least 1")
+        if self.hello_timeout <= 0 or self.close_timeout <= 0:
+            raise LocalProtocolError("timeouts must be positive")
+
+    @property
+    def query(self) -> dict[str, str]:
+        """The gateway query parameters: ``v``, ``encoding`` and ``compress``."""
+        params = {"v": str(self.api_version), "encoding": self.encoding}
+        if self.compression in ("zlib-stream", "zstd-stream"):
+            params["compress"] = self.compression
+        return params
+
+    def gateway_url(self, base: str | None = None) -> str:
+        """Return ``base`` (default: ``url``) with this config's query string.
+
+        The same query goes on the resume URL, ``compress`` included: a resume
+        URL without it gets uncompressed frames.
+        """
+        parts = urlsplit(base or self.url)
+        return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(self.query), ""))

@@ -1,0 +1,149 @@
+"""Identify concurrency, as pure arithmetic: who may IDENTIFY, and when.
+
+Theory of operation: Discord lets ``max_concurrency`` identifies start in each 5 s
+window, one per *bucket* (``shard_id % max_concurrency``), and a fixed number of
+session starts per ``reset_after`` (1000 a day for most bots; spending them all
+resets the bot's token). Both limits span every shard of the application, across
+processes and machines, so they cannot live inside one connection. This module
+keeps the arithmetic, with time passed in; drivers wrap it in a lock (one process)
+or in a shared store (many machines), sleep until the slot it hands out, then call
+``GatewayConnection.identify(now)``. Resumes never take a slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["IDENTIFY_WINDOW", "IdentifySchedule", "IdentifySlot", "SessionStartLimit"]
+
+#: Seconds each bucket is held after an identify.
+IDENTIFY_WINDOW = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionStartLimit:
+    """``session_start_limit`` of ``GET /gateway/bot`` (``reset_after`` in seconds).
+
+    Attributes:
+        total: session starts allowed per window.
+        remaining: session starts left in the current window.
+        reset_after: seconds until the window resets.
+        max_concurrency: identifies allowed per 5 s (the number of buckets).
+
+    """
+
+    total: int
+    remaining: int
+    reset_after: float
+    max_concurrency: int
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> SessionStartLimit:
+        """Build from the API's object, whose ``reset_after`` is in milliseconds.
+
+        Raises:
+            ValueError: if a field is missing or not a number.
+
+        """
+        try:
+            return cls(
+                total=int(data["total"]),
+                remaining=int(data["remaining"]),
+                reset_after=float(data["reset_after"]) / 1000.0,
+                max_concurrency=max(1, int(data.get("max_concurrency", 1))),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed session_start_limit: {data!r}") from exc
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IdentifySlot:
+    """When one shard may identify.
+
+    Attributes:
+        at: the time (on the caller's clock) from which the identify may be sent.
+        bucket: the shard's bucket, ``shard_id % max_concurrency``.
+        waits_for_reset: ``True`` if the session start budget is spent and the slot
+            lies after its reset; a driver should tell the user it is waiting.
+
+    """
+
+    at: float
+    bucket: int
+    waits_for_reset: bool
+
+
+class IdentifySchedule:
+    """Hands out identify slots: one per bucket per window, within the start budget.
+
+    Args:
+        max_concurrency: the number of buckets.
+        window: seconds a bucket stays taken after an identify (5 on Discord).
+        limit: the session start budget, or ``None`` to ignore it.
+        now: the time at which ``limit`` was fetched (its ``reset_after`` counts from it).
+
+    """
+
+    def __init__(
+        self,
+        max_concurrency: int = 1,
+        *,
+        window: float = IDENTIFY_WINDOW,
+        limit: SessionStartLimit | None = None,
+        now: float = 0.0,
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if window <= 0:
+            raise ValueError("window must be positive")
+        self.max_concurrency = max_concurrency
+        self.window = window
+        self._bucket_free: dict[int, float] = {}
+        self._total: int | None = None
+        self._remaining = 0
+        self._reset_at = 0.0
+        self._reset_every = 86400.0
+        if limit is not None:
+            self.update_limit(limit, now=now)
+
+    def bucket(self, shard_id: int) -> int:
+        """Return the bucket of a shard."""
+        return shard_id % self.max_concurrency
+
+    @property
+    def remaining(self) -> int | None:
+        """Session starts left (``None`` when no budget is tracked)."""
+        return None if self._total is None else self._remaining
+
+    def update_limit(self, limit: SessionStartLimit, *, now: float) -> None:
+        """Take a freshly fetched budget (and its ``max_concurrency``) into account."""
+        self._total = limit.total
+        self._remaining = limit.remaining
+        self._reset_at = now + limit.reset_after
+        if limit.max_concurrency != self.max_concurrency:
+            self.max_concurrency = limit.max_concurrency
+            self._bucket_free.clear()
+
+    def reserve(self, shard_id: int, *, now: float) -> IdentifySlot:
+        """Reserve the earliest identify slot for a shard and return it.
+
+        Calls made in shard order start buckets in order, as Discord asks. A slot
+        is spent even if the caller then does not identify; reserve only when about
+        to identify.
+        """
+        bucket = self.bucket(shard_id)
+        at = max(now, self._bucket_free.get(bucket, now))
+        waits = False
+        if self._total is not None:
+            while at >= self._reset_at:
+                self._remaining = self._total
+                self._reset_at += self._reset_every
+            if self._remaining <= 0:
+                waits = True
+                at = self._reset_at
+                self._remaining = self._total
+                self._reset_at += self._reset_every
+            self._remaining -= 1
+        self._bucket_free[bucket] = at + self.window
+        return IdentifySlot(at=at, bucket=bucket, waits_for_reset=waits)
