@@ -58,7 +58,7 @@ _MEANINGS: dict[int, str] = {
     4000: "unknown error; reconnect and resume",
     4001: "unknown opcode, or an invalid payload for an opcode",
     4002: "decode error: a payload could not be decoded or was over 4096 bytes",
-    4003: "not authenticated: a payload was sent before identifying, or the session was invalidated",
+    4003: "not authenticated: sent a payload before identifying, or the session was invalidated",
     4004: "authentication failed: the token is invalid",
     4005: "already authenticated: identify was sent more than once",
     4007: "invalid seq: the sequence sent with resume was invalid",

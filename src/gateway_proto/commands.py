@@ -49,7 +49,9 @@ def _snowflake(value: object, what: str) -> str:
         raise InvalidCommandError(f"{what} must be a snowflake (int or str), got {value!r}")
     text = str(value)
     if not text.isdigit() or int(text) >= 1 << 64:
-        raise InvalidCommandError(f"{what} must be a snowflake (a 64-bit unsigned id), got {value!r}")
+        raise InvalidCommandError(
+            f"{what} must be a snowflake (a 64-bit unsigned id), got {value!r}"
+        )
     return text
 
 
@@ -127,7 +129,9 @@ class UpdatePresence(Command):
         for activity in self.activities:
             if not isinstance(activity, Activity):
                 raise InvalidCommandError(f"activities must be Activity objects, got {activity!r}")
-        if self.since is not None and (isinstance(self.since, bool) or not isinstance(self.since, int)):
+        if self.since is not None and (
+            isinstance(self.since, bool) or not isinstance(self.since, int)
+        ):
             raise InvalidCommandError("since must be Unix milliseconds (int) or None")
         _check_bool(self.afk, "afk")
 
@@ -255,7 +259,9 @@ class RequestChannelInfo(Command):
             raise InvalidCommandError("fields must be a sequence of field names")
         names = tuple(self.fields)
         if not names or not set(names) <= _CHANNEL_INFO_FIELDS:
-            raise InvalidCommandError(f"fields must be a non-empty subset of {sorted(_CHANNEL_INFO_FIELDS)}")
+            raise InvalidCommandError(
+                f"fields must be a non-empty subset of {sorted(_CHANNEL_INFO_FIELDS)}"
+            )
         object.__setattr__(self, "fields", names)
 
     def to_payload(self) -> dict[str, Any]:

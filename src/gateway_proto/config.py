@@ -128,4 +128,6 @@ class ShardConfig:
         URL without it gets uncompressed frames.
         """
         parts = urlsplit(base or self.url)
-        return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(self.query), ""))
+        return urlunsplit(
+            (parts.scheme, parts.netloc, parts.path or "/", urlencode(self.query), "")
+        )

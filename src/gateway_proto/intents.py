@@ -38,7 +38,7 @@ class Intents(enum.IntFlag):
 
     @classmethod
     def all(cls) -> Intents:
-        """Every documented intent, privileged ones included (53608447)."""
+        """Return every documented intent, privileged ones included (53608447)."""
         value = cls(0)
         for member in cls:
             value |= member
@@ -46,12 +46,12 @@ class Intents(enum.IntFlag):
 
     @classmethod
     def privileged(cls) -> Intents:
-        """The intents that must be enabled (or approved) in the Developer Portal."""
+        """Return the intents that must be enabled (or approved) in the Developer Portal."""
         return cls.GUILD_MEMBERS | cls.GUILD_PRESENCES | cls.MESSAGE_CONTENT
 
     @classmethod
     def default(cls) -> Intents:
-        """Every documented intent except the privileged ones (53575421)."""
+        """Return every documented intent except the privileged ones (53575421)."""
         return cls.all() & ~cls.privileged()
 
     @classmethod
