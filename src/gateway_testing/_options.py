@@ -1,0 +1,71 @@
+"""Every knob of the fake gateway, in one frozen record (defaults are Discord's numbers)."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+from gateway_testing._session import SlidingWindow
+
+__all__ = ["ALL_INTENTS", "PRIVILEGED_INTENTS", "FakeOptions"]
+
+#: Every documented intent bit OR'd together (PROTOCOL.md 12).
+ALL_INTENTS = 53608447
+#: GUILD_MEMBERS | GUILD_PRESENCES | MESSAGE_CONTENT.
+PRIVILEGED_INTENTS = 2 | 256 | 32768
+
+
+@dataclass(frozen=True, slots=True)
+class FakeOptions:
+    """Configuration of a :class:`~gateway_testing.FakeGateway` (see its docstring).
+
+    Times are float seconds (the wire carries milliseconds where Discord does).
+    """
+
+    token: str = "test-token"
+    shards: int = 1
+    max_concurrency: int = 1
+    heartbeat_interval: float = 41.25
+    heartbeat_grace: float | None = None
+    guilds_per_shard: int = 3
+    members_per_guild: int = 50
+    ssl_context: ssl.SSLContext | None = None
+    host: str = "127.0.0.1"
+    port: int = 0
+    identify_window: float = 5.0
+    session_start_total: int = 1000
+    session_start_remaining: int | None = None
+    session_start_reset: float = 86_400.0
+    member_request_window: float = 30.0
+    member_chunk_size: int = 1000
+    command_limit: int = 120
+    command_window: float = 60.0
+    max_payload_size: int = 4096
+    max_guilds_per_shard: int = 2500
+    shard_count_multiple: int = 1
+    privileged_intents: int = PRIVILEGED_INTENTS
+    session_ttl: float = 180.0
+    resume_buffer: int = 10_000
+    resume_path: str = "/resume"
+    close_timeout: float = 2.0
+    seed: int = 0
+    event_rate: float | None = None
+    encodings: tuple[str, ...] = ("json", "etf")
+    compressions: tuple[str | None, ...] = (None, "zlib-stream", "zstd-stream")
+
+    def __post_init__(self) -> None:
+        if self.shards < 1 or self.max_concurrency < 1:
+            raise ValueError("shards and max_concurrency must be at least 1")
+        if self.heartbeat_interval <= 0:
+            raise ValueError("heartbeat_interval must be positive (seconds)")
+        if self.event_rate is not None and self.event_rate <= 0:
+            raise ValueError("event_rate must be positive (events per second) or None")
+
+    @property
+    def grace(self) -> float:
+        """Seconds past the interval before a silent client is closed with 4009."""
+        return self.heartbeat_interval if self.heartbeat_grace is None else self.heartbeat_grace
+
+    def command_window_limiter(self) -> SlidingWindow:
+        """Return a fresh per-connection limiter (120 payloads per 60 s by default)."""
+        return SlidingWindow(self.command_limit, self.command_window)
