@@ -82,6 +82,10 @@ def open_connection(conn: FakeConnection) -> None:
         conn.close_with(4002, problem)
         return
     conn.last_heartbeat = anyio.current_time()
+    if conn.fake.reconnects_before_hello > 0:
+        conn.fake.reconnects_before_hello -= 1
+        conn.send_payload({"op": 7, "d": None})
+        return
     conn.send_payload(
         {"op": 10, "d": {"heartbeat_interval": round(options.heartbeat_interval * 1000)}}
     )

@@ -82,6 +82,8 @@ class FakeGateway:
             else o.session_start_remaining
         )
         self.rest_rate_limits: list[float] = []
+        #: How many upcoming connections get op 7 Reconnect instead of HELLO.
+        self.reconnects_before_hello = 0
         self.guild_ids: list[str] = [
             gid
             for shard in range(o.shards)
@@ -197,6 +199,14 @@ class FakeGateway:
     def rate_limit_rest(self, count: int = 1, retry_after: float = 0.05) -> None:
         """Answer the next ``count`` REST requests with 429 (``retry_after`` seconds)."""
         self.rest_rate_limits.extend([retry_after] * count)
+
+    def reconnect_before_hello(self, count: int = 1) -> None:
+        """Send op 7 Reconnect *instead of* HELLO to the next ``count`` connections.
+
+        Discord documents that op 7 may arrive before (or instead of) HELLO; a
+        client must then close that connection and open a new one.
+        """
+        self.reconnects_before_hello += count
 
     # -- dispatching ---------------------------------------------------------------------
 

@@ -197,6 +197,13 @@ class ThreadedFakeGateway:
     async def _rate_limit(self, count: int, retry_after: float) -> None:
         self.fake.rate_limit_rest(count, retry_after)
 
+    def reconnect_before_hello(self, count: int = 1) -> None:
+        """See :meth:`FakeGateway.reconnect_before_hello`."""
+        self._portal.call(self._reconnect_before_hello, count)
+
+    async def _reconnect_before_hello(self, count: int) -> None:
+        self.fake.reconnect_before_hello(count)
+
 
 @contextlib.contextmanager
 def run_in_thread(fake: FakeGateway, backend: str = "asyncio") -> Iterator[ThreadedFakeGateway]:

@@ -48,6 +48,16 @@ async def test_reconnect_op7(fake: FakeGateway) -> None:
     await client.aclose()
 
 
+async def test_reconnect_instead_of_hello(fake: FakeGateway) -> None:
+    fake.reconnect_before_hello()
+    first = await connect(fake)
+    assert await first.recv() == {"t": None, "s": None, "op": 7, "d": None}
+    await first.aclose()
+    second = await connect(fake)  # only the next connection was affected
+    assert (await second.recv())["op"] == 10
+    await second.aclose()
+
+
 @pytest.mark.parametrize("resumable", [True, False])
 async def test_invalid_session_op9(fake: FakeGateway, resumable: bool) -> None:
     client, conn, payloads = await identified(fake)
