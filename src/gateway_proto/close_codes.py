@@ -19,6 +19,7 @@ __all__ = [
     "action_for_close",
     "close_code_meaning",
     "is_fatal",
+    "is_sendable",
     "keeps_session",
 ]
 
@@ -89,6 +90,15 @@ def close_code_meaning(code: int | None) -> str:
 def is_fatal(code: int | None) -> bool:
     """Whether reconnecting after a server close with this code is pointless."""
     return code in _FATAL
+
+
+def is_sendable(code: int) -> bool:
+    """Whether a client may put ``code`` in a close frame (RFC 6455, section 7.4).
+
+    1000-1003 and 1007-1014 are the protocol's, 3000-4999 applications'; 1004,
+    1005, 1006 and 1015 must never be sent.
+    """
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 def keeps_session(code: int) -> bool:

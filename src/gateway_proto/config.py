@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from .commands import UpdatePresence
@@ -131,3 +131,22 @@ class ShardConfig:
         return urlunsplit(
             (parts.scheme, parts.netloc, parts.path or "/", urlencode(self.query), "")
         )
+
+    def identify_payload(self) -> dict[str, Any]:
+        """Return IDENTIFY's ``d`` for this shard (the token included: never log it).
+
+        ``compress`` is sent only for payload compression; ``presence`` only when set.
+        """
+        shard_id, shard_count = self.shard
+        d: dict[str, Any] = {
+            "token": self.token,
+            "properties": dict(self.properties),
+            "intents": int(self.intents),
+            "shard": [shard_id, shard_count],
+            "large_threshold": self.large_threshold,
+        }
+        if self.compression == "payload":
+            d["compress"] = True
+        if self.presence is not None:
+            d["presence"] = self.presence.to_payload()
+        return d

@@ -1,0 +1,418 @@
+"""Core throughput: server bytes -> decoded payloads / Dispatch events, next to the floor.
+
+Run: ``python benchmarks/bench_core.py`` (``--help`` for the knobs). Prints one table.
+
+The stream is the standard recorded session (``gateway_testing.corpus.recorded_session``:
+READY, one large GUILD_CREATE per guild, then everyday events), encoded as Discord
+sends it: HELLO, then one dispatch per WebSocket message, one deflate context for
+the whole connection (``compress=zlib-stream``), each message ended by a
+``Z_SYNC_FLUSH``, each message one unmasked binary frame. Frames are pre-built and
+cut into ~64 KiB chunks, as a socket would hand them over.
+
+Rows, per encoding (JSON with orjson, JSON with stdlib ``json``, ETF with erlpack):
+
+* ``floor``: a bare loop ``decompressobj().decompress(message)`` + ``loads`` over the
+  same messages, no framing, nothing kept: the ceiling any client can reach.
+* ``wire``: ``gateway_proto._wire.Wire.receive`` over the chunks (frames, inflate,
+  decode, envelope): what the wire layer costs.
+* ``connection``: ``GatewayConnection.receive_data`` + ``events()``, counting
+  ``Dispatch`` events: what a driver gets.
+
+Repetitions are interleaved (floor, wire, connection, floor, ...) and the best of N
+is kept: the machine is shared and noisy, and the best run is the least disturbed.
+Ratios compare rows of one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request
+
+from gateway_proto import Dispatch, GatewayConnection, IdentifyNeeded, ShardConfig
+from gateway_proto._wire import Wire
+from gateway_proto.codecs import JsonCodec
+
+TOKEN = "bench.token.value"
+URL = "ws://127.0.0.1:9/"
+HELLO = {"op": 10, "d": {"heartbeat_interval": 45_000}, "s": None, "t": None}
+SNOWFLAKE_MIN = 2**53
+
+Run = Callable[[], tuple[float, int]]
+
+
+def load_session(guilds: int, members: int, events: int) -> tuple[list[tuple[str, Any]], str]:
+    """The recorded session ``[(name, d), ...]``, READY first, and where it came from."""
+    try:
+        from gateway_testing.corpus import recorded_session
+    except ImportError:  # pragma: no cover - the fake gateway is part of this repo
+        session = _fallback_session(events)
+        return session, "benchmarks/bench_core.py fallback generator"
+    return (
+        recorded_session(seed=0, guilds=guilds, members_per_guild=members, events=events),
+        "gateway_testing.corpus.recorded_session",
+    )
+
+
+def _fallback_session(events: int) -> list[tuple[str, Any]]:
+    rng = random.Random(0)
+
+    def sid() -> str:
+        return str(rng.randrange(10**17, 10**19))
+
+    ready = {
+        "v": 10,
+        "session_id": "ab" * 16,
+        "resume_gateway_url": "wss://r.example/",
+        "user": {"id": sid(), "username": "bot"},
+        "guilds": [],
+    }
+    out: list[tuple[str, Any]] = [("READY", ready)]
+    for _ in range(events):
+        out.append(
+            (
+                "MESSAGE_CREATE",
+                {
+                    "id": sid(),
+                    "channel_id": sid(),
+                    "content": "hi " * 20,
+                    "author": {"id": sid(), "username": "someone"},
+                },
+            )
+        )
+    return out
+
+
+def _to_etf_ints(value: Any) -> Any:
+    """Snowflake strings as 64-bit ints, where Discord's ETF encoder sends ints."""
+    if isinstance(value, dict):
+        return {k: _to_etf_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_etf_ints(v) for v in value]
+    if isinstance(value, str) and value.isdigit() and int(value) >= SNOWFLAKE_MIN:
+        return int(value)
+    return value
+
+
+def frame(payload: bytes) -> bytes:
+    """One unmasked, final, binary WebSocket frame."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x82, n))
+    elif n < 65536:
+        head = bytes((0x82, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x82, 127)) + n.to_bytes(8, "big")
+    return head + payload
+
+
+class Stream:
+    """HELLO + the session, compressed on one zlib stream, framed, chunked."""
+
+    def __init__(self, session: list[tuple[str, Any]], encoding: str, chunk: int) -> None:
+        if encoding == "etf":
+            import erlpack
+
+            def dumps(obj: Any) -> bytes:
+                return bytes(erlpack.pack(_to_etf_ints(obj)))
+        else:
+
+            def dumps(obj: Any) -> bytes:
+                return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+        deflate = zlib.compressobj()
+        raw = [dumps(HELLO)] + [
+            dumps({"op": 0, "t": name, "s": seq, "d": d})
+            for seq, (name, d) in enumerate(session, start=1)
+        ]
+        self.messages = [deflate.compress(r) + deflate.flush(zlib.Z_SYNC_FLUSH) for r in raw]
+        self.events = len(raw) - 1
+        self.raw_bytes = sum(len(r) for r in raw)
+        self.hello_frame = frame(self.messages[0])
+        body = b"".join(frame(m) for m in self.messages[1:])
+        self.chunks = [body[i : i + chunk] for i in range(0, len(body), chunk)]
+
+
+def _accept(request: bytes) -> bytes:
+    server = WSConnection(ConnectionType.SERVER)
+    server.receive_data(request)
+    for event in server.events():
+        if isinstance(event, Request):
+            return server.send(AcceptConnection())
+    raise RuntimeError("no upgrade request")
+
+
+def floor(stream: Stream, loads: Callable[[bytes], Any]) -> Run:
+    messages = stream.messages
+
+    def run() -> tuple[float, int]:
+        t0 = time.perf_counter()
+        decompress = zlib.decompressobj().decompress
+        n = 0
+        for m in messages:
+            loads(decompress(m))
+            n += 1
+        return time.perf_counter() - t0, n - 1  # HELLO is not an event
+
+    return run
+
+
+def floor_held(stream: Stream, loads: Callable[[bytes], Any]) -> Run:
+    """The floor, keeping each chunk's results alive until the next chunk, as eager parsing must."""
+    messages = stream.messages
+    per_chunk = max(1, round(stream.events / len(stream.chunks)))
+
+    def run() -> tuple[float, int]:
+        t0 = time.perf_counter()
+        decompress = zlib.decompressobj().decompress
+        held: list[Any] = []
+        n = 0
+        for m in messages:
+            held.append(loads(decompress(m)))
+            n += 1
+            if n % per_chunk == 0:
+                held = []
+        return time.perf_counter() - t0, n - 1
+
+    return run
+
+
+def _config(encoding: str) -> ShardConfig:
+    return ShardConfig(
+        token=TOKEN, intents=513, url=URL, encoding="etf" if encoding == "etf" else "json"
+    )
+
+
+def _use_json(w: Wire, use_orjson: bool) -> None:
+    """Force orjson or stdlib json in a Wire (private attributes: a benchmark-only knob)."""
+    codec = JsonCodec(use_orjson)
+    w._codec = codec
+    w._loads = codec.loads
+
+
+def wire(stream: Stream, encoding: str, use_orjson: bool) -> Run:
+    config = _config(encoding)
+
+    def run() -> tuple[float, int]:
+        out = bytearray()
+        w = Wire(config, config.gateway_url(), out)
+        if encoding == "json":
+            _use_json(w, use_orjson)
+        w.initiate()
+        w.receive(_accept(bytes(out)) + stream.hello_frame)
+        receive = w.receive
+        n = 0
+        t0 = time.perf_counter()
+        for data in stream.chunks:
+            for item in receive(data):
+                if item.__class__ is tuple and item[0] == 0:
+                    n += 1
+        return time.perf_counter() - t0, n
+
+    return run
+
+
+def connection(stream: Stream, encoding: str, use_orjson: bool) -> Run:
+    config = _config(encoding)
+
+    def run() -> tuple[float, int]:
+        conn = GatewayConnection(config, rng=random.Random(0))
+        if encoding == "json":
+            _use_json(conn._wire, use_orjson)
+        conn.connect(0.0)
+        conn.receive_data(_accept(conn.data_to_send()) + stream.hello_frame, 0.0)
+        for event in conn.events():
+            if isinstance(event, IdentifyNeeded):
+                conn.identify(0.0)
+        conn.data_to_send()
+        receive, events, data_to_send = conn.receive_data, conn.events, conn.data_to_send
+        n = 0
+        t0 = time.perf_counter()
+        for data in stream.chunks:
+            receive(data, 1.0)
+            for event in events():
+                if event.__class__ is Dispatch:
+                    n += 1
+            data_to_send()
+        return time.perf_counter() - t0, n
+
+    return run
+
+
+def _walk(value: Any, atom: type) -> Any:
+    """erlpack's output normalised to the JSON-equal values (the alternative we measured)."""
+    cls = value.__class__
+    if cls is dict:
+        return {
+            (k.decode() if k.__class__ is bytes else _walk(k, atom)): _walk(v, atom)
+            for k, v in value.items()
+        }
+    if cls is bytes:
+        return value.decode()
+    if cls is int:
+        return str(value) if value > SNOWFLAKE_MIN - 1 else value
+    if cls is list or cls is tuple:
+        return [_walk(v, atom) for v in value]
+    if isinstance(value, atom):
+        return str(value)
+    return value
+
+
+def etf_decoders(stream: Stream, repeat: int) -> list[tuple[str, float]]:
+    """Payloads/s of: bare erlpack.unpack; erlpack + normalising walk; our pure-Python decoder."""
+    import erlpack
+
+    from gateway_proto import _etf
+
+    inflate = zlib.decompressobj()
+    raws = [inflate.decompress(m) for m in stream.messages]
+    atom = erlpack.Atom
+
+    def bare() -> None:
+        for r in raws:
+            erlpack.unpack(r)
+
+    def walk() -> None:
+        for r in raws:
+            _walk(erlpack.unpack(r), atom)
+
+    def pure() -> None:
+        for r in raws:
+            _etf.decode(r, 1 << 26)
+
+    assert all(_walk(erlpack.unpack(r), atom) == _etf.decode(r, 1 << 26) for r in raws[:500])
+    cases = [
+        ("erlpack.unpack alone (not normalised)", bare),
+        ("erlpack.unpack + normalising walk", walk),
+        ("gateway_proto._etf.decode (pure Python)", pure),
+    ]
+    best = dict.fromkeys(range(len(cases)), float("inf"))
+    for _ in range(repeat):
+        for i, (_, fn) in enumerate(cases):
+            gc.collect()
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return [(label, len(raws) / best[i]) for i, (label, _) in enumerate(cases)]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, nproc={os.cpu_count()}, Python {platform.python_version()} "
+        f"({platform.python_implementation()}), {platform.system()} {platform.release()}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--guilds", type=int, default=20)
+    parser.add_argument("--members", type=int, default=200, help="members per guild")
+    parser.add_argument("--events", type=int, default=20000, help="everyday events after READY")
+    parser.add_argument("--chunk", type=int, default=65536, help="bytes per receive call")
+    parser.add_argument("--repeat", type=int, default=7, help="best of N, interleaved")
+    parser.add_argument("--no-gc", action="store_true", help="disable the cyclic GC in runs")
+    parser.add_argument(
+        "--only", choices=("orjson", "json", "etf"), action="append", help="variants to run"
+    )
+    args = parser.parse_args()
+
+    import erlpack
+    import orjson
+
+    session, source = load_session(args.guilds, args.members, args.events)
+    variants = args.only or ["orjson", "json", "etf"]
+    rows: list[tuple[str, str, Run]] = []
+    streams: dict[str, Stream] = {}
+    for variant in variants:
+        encoding = "etf" if variant == "etf" else "json"
+        if encoding not in streams:
+            streams[encoding] = Stream(session, encoding, args.chunk)
+        stream = streams[encoding]
+        loads: Callable[[bytes], Any] = {
+            "orjson": orjson.loads,
+            "json": json.loads,
+            "etf": erlpack.unpack,
+        }[variant]
+        rows.append((variant, "floor (decompress + loads)", floor(stream, loads)))
+        rows.append((variant, "floor, results held per chunk", floor_held(stream, loads)))
+        rows.append(
+            (variant, "Wire.receive -> (op, d, s, t)", wire(stream, encoding, variant == "orjson"))
+        )
+        rows.append(
+            (
+                variant,
+                "GatewayConnection -> Dispatch",
+                connection(stream, encoding, variant == "orjson"),
+            )
+        )
+
+    counts: dict[int, int] = {}
+    best: dict[int, float] = {}
+    for _ in range(args.repeat):
+        for i, (_, _, run) in enumerate(rows):
+            gc.collect()  # start clean; the collector stays on, as in a real process
+            if args.no_gc:
+                gc.disable()
+            try:
+                seconds, n = run()
+            finally:
+                gc.enable()
+            best[i] = min(best.get(i, float("inf")), seconds)
+            counts[i] = n
+
+    any_stream = next(iter(streams.values()))
+    print(f"machine : {machine()}")
+    print(
+        f"stream  : {source}; {any_stream.events} events, "
+        f"{args.guilds} guilds x {args.members} members; chunks of {args.chunk} bytes; "
+        f"best of {args.repeat}, interleaved"
+    )
+    for encoding, stream in streams.items():
+        print(
+            f"  {encoding}: {stream.raw_bytes / 1e6:.1f} MB raw, "
+            f"{sum(map(len, stream.messages)) / 1e6:.1f} MB on the wire"
+        )
+    print()
+    print(
+        f"{'codec':<8} {'path':<32} {'events':>8} {'events/s':>11} {'vs floor':>9} {'vs held':>8}"
+    )
+    rates = [counts[i] / best[i] for i in range(len(rows))]
+    floors = {v: rates[i] for i, (v, label, _) in enumerate(rows) if label.startswith("floor (")}
+    helds = {v: rates[i] for i, (v, label, _) in enumerate(rows) if label.startswith("floor,")}
+    for i, (variant, label, _) in enumerate(rows):
+        rate, floor_rate, held_rate = rates[i], floors[variant], helds[variant]
+        print(
+            f"{variant:<8} {label:<32} {counts[i]:>8} {rate:>11,.0f} {rate / floor_rate:>8.2f}x "
+            f"{rate / held_rate if held_rate else 1.0:>7.2f}x"
+        )
+    if "etf" in streams:
+        print()
+        print("ETF decoders, payloads/s (same stream, inflated beforehand):")
+        for label, rate in etf_decoders(streams["etf"], args.repeat):
+            print(f"  {label:<42} {rate:>11,.0f}")
+
+
+if __name__ == "__main__":
+    main()

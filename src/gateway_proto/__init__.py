@@ -1,0 +1,154 @@
+"""gateway_proto: a sans-I/O Discord gateway (API v10) core.
+
+One :class:`GatewayConnection` per WebSocket: bytes and ``now`` in, events and
+bytes out, no sockets, clocks, threads or global randomness. See ``docs/core.md``.
+Drivers: ``gateway_anyio`` (async) and ``gateway_sync`` (blocking).
+"""
+
+from __future__ import annotations
+
+from ._state import ConnectionState
+from .backoff import Backoff
+from .close_codes import (
+    RESUMABLE_CLOSE,
+    CloseAction,
+    CloseCode,
+    action_for_close,
+    close_code_meaning,
+    is_fatal,
+    is_sendable,
+    keeps_session,
+)
+from .commands import (
+    Activity,
+    ActivityType,
+    Command,
+    RequestChannelInfo,
+    RequestGuildMembers,
+    RequestSoundboardSounds,
+    Snowflake,
+    Status,
+    UpdatePresence,
+    UpdateVoiceState,
+)
+from .config import (
+    DEFAULT_GATEWAY_URL,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    Compression,
+    Encoding,
+    ShardConfig,
+)
+from .connection import GatewayConnection
+from .errors import (
+    AuthenticationFailedError,
+    CompressionError,
+    DecodeError,
+    DisallowedIntentsError,
+    FatalCloseError,
+    GatewayError,
+    HandshakeError,
+    InvalidApiVersionError,
+    InvalidCommandError,
+    InvalidIntentsError,
+    InvalidShardError,
+    LocalProtocolError,
+    MessageTooLargeError,
+    ProtocolError,
+    ShardingRequiredError,
+    fatal_error_for,
+)
+from .events import (
+    CloseCause,
+    Closed,
+    CloseInitiator,
+    Dispatch,
+    Event,
+    HeartbeatAck,
+    Hello,
+    IdentifyNeeded,
+    InvalidSession,
+    Opened,
+    PayloadSent,
+    ReconnectRequested,
+)
+from .heartbeat import Heartbeater
+from .identify import IDENTIFY_WINDOW, IdentifySchedule, IdentifySlot, SessionStartLimit
+from .intents import Intents
+from .opcodes import Opcode
+from .ratelimit import COMMAND_LIMIT, COMMAND_WINDOW, CommandRateLimiter, heartbeat_reserve
+from .reconnect import CONNECT_FAILED, Reconnector
+from .session import Session
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "COMMAND_LIMIT",
+    "COMMAND_WINDOW",
+    "CONNECT_FAILED",
+    "DEFAULT_GATEWAY_URL",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "IDENTIFY_WINDOW",
+    "RESUMABLE_CLOSE",
+    "Activity",
+    "ActivityType",
+    "AuthenticationFailedError",
+    "Backoff",
+    "CloseAction",
+    "CloseCause",
+    "CloseCode",
+    "CloseInitiator",
+    "Closed",
+    "Command",
+    "CommandRateLimiter",
+    "Compression",
+    "CompressionError",
+    "ConnectionState",
+    "DecodeError",
+    "DisallowedIntentsError",
+    "Dispatch",
+    "Encoding",
+    "Event",
+    "FatalCloseError",
+    "GatewayConnection",
+    "GatewayError",
+    "HandshakeError",
+    "HeartbeatAck",
+    "Heartbeater",
+    "Hello",
+    "IdentifyNeeded",
+    "IdentifySchedule",
+    "IdentifySlot",
+    "Intents",
+    "InvalidApiVersionError",
+    "InvalidCommandError",
+    "InvalidIntentsError",
+    "InvalidSession",
+    "InvalidShardError",
+    "LocalProtocolError",
+    "MessageTooLargeError",
+    "Opcode",
+    "Opened",
+    "PayloadSent",
+    "ProtocolError",
+    "ReconnectRequested",
+    "Reconnector",
+    "RequestChannelInfo",
+    "RequestGuildMembers",
+    "RequestSoundboardSounds",
+    "Session",
+    "SessionStartLimit",
+    "ShardConfig",
+    "ShardingRequiredError",
+    "Snowflake",
+    "Status",
+    "UpdatePresence",
+    "UpdateVoiceState",
+    "__version__",
+    "action_for_close",
+    "close_code_meaning",
+    "fatal_error_for",
+    "heartbeat_reserve",
+    "is_fatal",
+    "is_sendable",
+    "keeps_session",
+]

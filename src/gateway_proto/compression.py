@@ -1,0 +1,242 @@
+"""Transport and payload decompression, every inflater bounded by a size cap.
+
+Theory of operation: an inflater is fed the payload of each whole WebSocket
+*binary* message, in order, and answers with the decompressed gateway payload, or
+``None`` while a payload is still incomplete (zlib-stream only: one payload may
+span several messages). One inflater belongs to one connection: its context is
+never shared or reused (PROTOCOL.md 6.5).
+
+Every inflater enforces ``max_size`` twice: on the decompressed payload
+(decompression runs with ``max_length`` / a counting sink, so a bomb never
+allocates much past the cap) and on compressed input buffered while waiting for a
+payload's end. Exceeding it raises :class:`~gateway_proto.errors.MessageTooLargeError`;
+corrupt input raises :class:`~gateway_proto.errors.CompressionError`.
+
+- :class:`ZlibStreamInflater`: ``compress=zlib-stream``; one ``zlib.decompressobj``
+  for the connection; a payload ends when the buffer ends with ``00 00 ff ff``.
+- :class:`ZstdStreamInflater`: ``compress=zstd-stream`` (the ``zstd`` extra,
+  ``zstandard``); one payload per message; the zstd frame normally never ends,
+  but a server that ends a frame after each message works too (PROTOCOL.md 9.3).
+- :class:`PayloadInflater`: IDENTIFY ``compress: true``; each binary message is a
+  standalone zlib stream.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Final
+
+from .errors import CompressionError, MessageTooLargeError
+
+__all__ = [
+    "ZLIB_SUFFIX",
+    "PayloadInflater",
+    "ZlibStreamInflater",
+    "ZstdStreamInflater",
+    "make_inflater",
+]
+
+#: The Z_SYNC_FLUSH marker that ends every zlib-stream payload.
+ZLIB_SUFFIX: Final = b"\x00\x00\xff\xff"
+
+
+def _too_large(kind: str, size: int, cap: int) -> MessageTooLargeError:
+    return MessageTooLargeError(
+        f"{kind} exceeds the cap of {cap} bytes (max_message_size); got at least {size}"
+    )
+
+
+class ZlibStreamInflater:
+    """``zlib-stream``: one inflate context per connection; payloads end with ``00 00 ff ff``.
+
+    The wire layer's hot path uses :attr:`pending` and :attr:`decompress` directly
+    (a whole message with the suffix and nothing pending is inflated in place) and
+    calls :meth:`feed` for everything else, so both must keep the same rules.
+
+    Args:
+        max_size: the largest decompressed payload, and the most compressed bytes
+            buffered while waiting for a payload's suffix.
+
+    """
+
+    __slots__ = ("_inflate", "decompress", "max_size", "pending")
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._inflate = zlib.decompressobj()
+        #: ``decompress(data, max_length)`` of the connection's inflate context.
+        self.decompress = self._inflate.decompress
+        #: Compressed input waiting for the suffix (a payload split across messages).
+        self.pending = bytearray()
+
+    def feed(self, data: bytes) -> bytes | None:
+        """Add one binary message; return a whole payload, or ``None`` until one is complete.
+
+        Raises:
+            CompressionError: corrupt input, or input after the end of the zlib stream.
+            MessageTooLargeError: the payload, or its buffered input, is over the cap.
+
+        """
+        pending = self.pending
+        if pending or data[-4:] != ZLIB_SUFFIX:
+            pending += data
+            # The suffix may even straddle two messages: the *buffer* must end with it.
+            if pending[-4:] != ZLIB_SUFFIX:
+                if len(pending) > self.max_size:
+                    raise _too_large("buffered compressed input", len(pending), self.max_size)
+                return None
+            data = bytes(pending)
+            pending.clear()
+        try:
+            # max_length bounds the allocation: cap + 1 bytes out means "too large".
+            out = self.decompress(data, self.max_size + 1)
+        except zlib.error as exc:
+            raise CompressionError(f"corrupt zlib-stream data: {exc}") from None
+        return self.check(out)
+
+    def check(self, out: bytes) -> bytes:
+        """Return ``out`` if it is a plausible payload, else raise (shared with the hot path).
+
+        Raises:
+            CompressionError: nothing came out because the zlib stream had ended
+                (Discord never ends it; a new stream needs a new connection).
+            MessageTooLargeError: ``out`` is longer than the cap.
+
+        """
+        if len(out) > self.max_size:
+            raise _too_large("a decompressed payload", len(out), self.max_size)
+        if not out and self._inflate.eof:
+            raise CompressionError("data after the end of the zlib stream")
+        return out
+
+
+class _CappedSink:
+    """A ``write()`` target for zstandard's stream writer that refuses to grow past a cap."""
+
+    __slots__ = ("cap", "parts", "size")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def write(self, chunk: bytes) -> int:
+        size = self.size + len(chunk)
+        if size > self.cap:
+            raise _too_large("a decompressed payload", size, self.cap)
+        self.size = size
+        self.parts.append(bytes(chunk))
+        return len(chunk)
+
+
+def _import_zstandard() -> Any:
+    try:
+        import zstandard  # noqa: PLC0415 - an optional extra, imported only when used
+    except ImportError as exc:
+        raise ImportError(
+            "compression='zstd-stream' needs the 'zstandard' package: "
+            "pip install 'spectacles-gateway[zstd]'"
+        ) from exc
+    return zstandard
+
+
+class ZstdStreamInflater:
+    """``zstd-stream``: one decompression context per connection; one payload per message.
+
+    Output goes to a sink that raises once the payload passes ``max_size``, so a
+    bomb allocates at most the cap plus one output chunk (128 KiB), never more.
+    A frame that ends (a server that closes the frame per message) simply lets
+    the next bytes start a new frame: zstd's streaming context does that itself.
+
+    Args:
+        max_size: the largest decompressed payload (and compressed message).
+
+    """
+
+    __slots__ = ("_error", "_sink", "_writer", "max_size")
+
+    def __init__(self, max_size: int) -> None:
+        zstandard = _import_zstandard()
+        self.max_size = max_size
+        self._sink = _CappedSink(max_size)
+        self._writer = zstandard.ZstdDecompressor().stream_writer(
+            self._sink, write_size=131072, write_return_read=True
+        )
+        self._error: type[Exception] = zstandard.ZstdError
+
+    def feed(self, data: bytes) -> bytes:
+        """Decompress one whole binary message into its payload.
+
+        Raises:
+            CompressionError: corrupt input.
+            MessageTooLargeError: the message or its payload is over the cap.
+
+        """
+        if len(data) > self.max_size:
+            raise _too_large("a compressed message", len(data), self.max_size)
+        sink = self._sink
+        try:
+            self._writer.write(data)
+        except MessageTooLargeError:
+            raise
+        except self._error as exc:
+            raise CompressionError(f"corrupt zstd-stream data: {exc}") from None
+        finally:
+            parts = sink.parts
+            sink.parts = []
+            sink.size = 0
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+
+class PayloadInflater:
+    """Payload compression (IDENTIFY ``compress: true``): each binary message is standalone zlib.
+
+    Args:
+        max_size: the largest decompressed payload.
+
+    """
+
+    __slots__ = ("max_size",)
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+
+    def feed(self, data: bytes) -> bytes:
+        """Decompress one whole binary message (a complete zlib stream).
+
+        Raises:
+            CompressionError: corrupt or truncated input, or bytes after the stream.
+            MessageTooLargeError: the payload is over the cap.
+
+        """
+        cap = self.max_size
+        inflate = zlib.decompressobj()
+        try:
+            out = inflate.decompress(data, cap + 1)
+        except zlib.error as exc:
+            raise CompressionError(f"corrupt zlib payload: {exc}") from None
+        if len(out) > cap:
+            raise _too_large("a decompressed payload", len(out), cap)
+        if not inflate.eof or inflate.unused_data:
+            raise CompressionError("a compressed payload that is truncated or has trailing data")
+        return out
+
+
+def make_inflater(
+    compression: str | None, max_size: int
+) -> ZlibStreamInflater | ZstdStreamInflater | PayloadInflater | None:
+    """Return a fresh inflater for ``compression`` (``None`` for no compression).
+
+    Raises:
+        ImportError: ``zstd-stream`` without ``zstandard`` installed (names the extra).
+
+    """
+    if compression == "zlib-stream":
+        return ZlibStreamInflater(max_size)
+    if compression == "zstd-stream":
+        return ZstdStreamInflater(max_size)
+    if compression == "payload":
+        return PayloadInflater(max_size)
+    return None

@@ -1,0 +1,87 @@
+"""Heartbeat timing as pure arithmetic: when to beat, whether the peer is alive, latency.
+
+Theory of operation (PROTOCOL.md section 6.1): when HELLO arrives the first
+heartbeat is due after ``interval * jitter`` (``jitter`` in ``[0, 1)``, drawn from an
+injected :class:`random.Random` so thousands of shards don't beat in step), then one
+every ``interval``. Each heartbeat must be acknowledged (op 11) before the next
+*periodic* one is due; if it isn't, the connection is a zombie and must be dropped
+(with a code that keeps the session). A heartbeat Discord asks for (a received
+op 1) goes out at once, doesn't move the periodic schedule, and its ACK counts too.
+
+:class:`Heartbeater` never reads a clock: every method takes ``now`` (seconds on any
+monotonic clock) and the connection calls them from ``receive_data`` and
+``handle_timeout``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Heartbeater"]
+
+
+class Heartbeater:
+    """The heartbeat schedule and ACK bookkeeping of one connection.
+
+    Args:
+        interval: seconds between heartbeats (HELLO's milliseconds / 1000).
+        now: when HELLO arrived.
+        jitter: a number in ``[0, 1)``; the first heartbeat is due at
+            ``now + interval * jitter``.
+
+    Attributes:
+        interval: seconds between periodic heartbeats.
+        next_due: when the next periodic heartbeat is due.
+        latency: seconds between the last acknowledged heartbeat and its ACK
+            (``None`` until the first ACK).
+
+    """
+
+    __slots__ = ("_acked", "_sent_at", "interval", "latency", "next_due")
+
+    def __init__(self, interval: float, *, now: float, jitter: float) -> None:
+        if interval <= 0:
+            raise ValueError("heartbeat interval must be positive")
+        if not 0.0 <= jitter < 1.0:
+            raise ValueError("jitter must be in [0, 1)")
+        self.interval = interval
+        self.next_due = now + interval * jitter
+        self.latency: float | None = None
+        # When the heartbeat awaiting its ACK was sent (None: nothing outstanding).
+        self._sent_at: float | None = None
+        # Whether an ACK came back since the last periodic heartbeat (True before any).
+        self._acked = True
+
+    def is_due(self, now: float) -> bool:
+        """Whether the periodic heartbeat is due at ``now``."""
+        return now >= self.next_due
+
+    def is_zombie(self) -> bool:
+        """Whether the last periodic heartbeat is still unacknowledged.
+
+        Ask this when :meth:`is_due` turns true, before sending the next beat: a
+        ``True`` answer means the connection is dead (a "zombie").
+        """
+        return not self._acked
+
+    def beat(self, now: float) -> None:
+        """Record the periodic heartbeat sent at ``now``; the next is due an interval later."""
+        self._acked = False
+        self._sent_at = now
+        self.next_due = now + self.interval
+
+    def beat_requested(self, now: float) -> None:
+        """Record a heartbeat sent because the server asked (op 1); the schedule stays."""
+        self._sent_at = now
+
+    def ack(self, now: float) -> float | None:
+        """Record an ACK received at ``now``; return the latency it measures.
+
+        Returns ``None`` for an ACK no heartbeat was waiting for (the latency
+        keeps its previous value then).
+        """
+        self._acked = True
+        sent_at = self._sent_at
+        if sent_at is None:
+            return None
+        self._sent_at = None
+        latency = self.latency = max(0.0, now - sent_at)
+        return latency

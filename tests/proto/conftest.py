@@ -1,0 +1,54 @@
+"""Suite-wide guard: no event and no library exception of any test shows the token."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+
+import pytest
+
+from gateway_proto import GatewayConnection, GatewayError
+from gateway_proto.events import Event
+
+from .helpers import TOKEN
+
+_SECRETS = (TOKEN, TOKEN.rsplit(".", 1)[-1])
+
+
+def _check(thing: object) -> None:
+    for text in (repr(thing), str(thing)):
+        for secret in _SECRETS:
+            assert secret not in text, f"the token leaked into {type(thing).__name__}: {text}"
+
+
+@pytest.fixture(autouse=True)
+def _token_never_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Check every GatewayError built and every event drained during the test."""
+    errors: list[GatewayError] = []
+    original_init = GatewayError.__init__
+    original_events = GatewayConnection.events
+    original_next = GatewayConnection.next_event
+
+    @functools.wraps(original_init)
+    def init(self: GatewayError, *args: object) -> None:
+        original_init(self, *args)
+        errors.append(self)
+
+    @functools.wraps(original_events)
+    def events(self: GatewayConnection) -> Iterator[Event]:
+        for event in original_events(self):
+            _check(event)
+            yield event
+
+    @functools.wraps(original_next)
+    def next_event(self: GatewayConnection) -> Event | None:
+        event = original_next(self)
+        _check(event)
+        return event
+
+    monkeypatch.setattr(GatewayError, "__init__", init)
+    monkeypatch.setattr(GatewayConnection, "events", events)
+    monkeypatch.setattr(GatewayConnection, "next_event", next_event)
+    yield
+    for error in errors:
+        _check(error)

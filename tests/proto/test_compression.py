@@ -1,0 +1,265 @@
+"""Inflaters: zlib-stream, zstd-stream, payload; caps, bombs and corrupt input."""
+
+from __future__ import annotations
+
+import json
+import zlib
+
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway_proto.compression import (
+    ZLIB_SUFFIX,
+    PayloadInflater,
+    ZlibStreamInflater,
+    ZstdStreamInflater,
+    make_inflater,
+)
+from gateway_proto.errors import CompressionError, MessageTooLargeError
+
+CAP = 1 << 20
+
+# A HELLO as a zlib-stream server sends it: the zlib header, one deflate block and
+# the Z_SYNC_FLUSH marker (captured-style constant, in the manner of twilight's tests).
+HELLO = b'{"t":null,"s":null,"op":10,"d":{"heartbeat_interval":41250,"_trace":["gw-1"]}}'
+HELLO_COMPRESSED = bytes.fromhex(
+    "789caa562a51b2ca2bcdc9d1512a8631f20b94ac0c0d74945294acaa953252138b4a9252134be233f34a"
+    "528bca127394ac4c0c8d4c81f2f1254589c9a94a56d14ae9e5ba864ab1b5b500000000ffff"
+)
+
+
+def _stream(*payloads: bytes) -> list[bytes]:
+    """Compress payloads on one deflate context, each ended by a sync flush."""
+    deflate = zlib.compressobj()
+    return [deflate.compress(p) + deflate.flush(zlib.Z_SYNC_FLUSH) for p in payloads]
+
+
+def _hello_message() -> bytes:
+    return HELLO_COMPRESSED
+
+
+def test_hello_constant_is_a_sync_flushed_zlib_stream() -> None:
+    message = _hello_message()
+    assert message.startswith(b"\x78\x9c")  # the zlib header: a context per connection
+    assert message.endswith(ZLIB_SUFFIX)
+    assert ZlibStreamInflater(CAP).feed(message) == HELLO
+
+
+def test_hello_fed_whole() -> None:
+    assert json.loads(ZlibStreamInflater(CAP).feed(_hello_message()) or b"")["op"] == 10
+
+
+@pytest.mark.parametrize("cut", range(1, len(HELLO_COMPRESSED)))
+def test_hello_split_at_every_index(cut: int) -> None:
+    message = _hello_message()
+    inflater = ZlibStreamInflater(CAP)
+    first = inflater.feed(message[:cut])
+    assert first is None  # the suffix only ends the whole message
+    assert inflater.feed(message[cut:]) == HELLO
+
+
+def test_every_split_of_a_longer_stream() -> None:
+    payloads = [b'{"op":0,"d":%d}' % i for i in range(3)]
+    blob = b"".join(_stream(*payloads))
+    messages = _stream(*payloads)
+    for cut in range(1, len(blob)):
+        inflater = ZlibStreamInflater(CAP)
+        out = [inflater.feed(blob[:cut]), inflater.feed(blob[cut:])]
+        # Whatever the cut, the pieces inflate to the payloads, joined.
+        joined = b"".join(o for o in out if o)
+        assert joined == b"".join(payloads), cut
+    assert len(messages) == 3
+
+
+def test_several_payloads_across_several_messages() -> None:
+    payloads = [json.dumps({"op": 0, "d": {"n": i, "x": "y" * i}}).encode() for i in range(50)]
+    inflater = ZlibStreamInflater(CAP)
+    got = []
+    for message in _stream(*payloads):
+        # Each payload spans three WebSocket messages: only the last has the suffix.
+        a, b = len(message) // 3, 2 * len(message) // 3
+        for piece in (message[:a], message[a:b], message[b:]):
+            result = inflater.feed(piece)
+            if result is not None:
+                got.append(result)
+    assert got == payloads
+
+
+def test_suffix_split_across_two_messages() -> None:
+    message = _hello_message()
+    inflater = ZlibStreamInflater(CAP)
+    assert inflater.feed(message[:-2]) is None
+    assert inflater.feed(message[-2:]) == HELLO
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=300), min_size=1, max_size=6), st.data())
+def test_any_chunking_of_a_zlib_stream(payloads: list[bytes], data: st.DataObject) -> None:
+    inflater = ZlibStreamInflater(CAP)
+    got = []
+    for message in _stream(*payloads):
+        cut = data.draw(st.integers(0, len(message)))
+        for piece in (message[:cut], message[cut:]):
+            if piece:
+                result = inflater.feed(piece)
+                if result is not None:
+                    got.append(result)
+    # A cut ending on the suffix may inflate early; the bytes still come out in order.
+    assert b"".join(got) == b"".join(payloads)
+
+
+def test_fresh_context_per_inflater() -> None:
+    first, second = _stream(b"one", b"two")
+    assert ZlibStreamInflater(CAP).feed(first) == b"one"
+    with pytest.raises(CompressionError):
+        # The second message depends on the first's context: a new one can't read it.
+        ZlibStreamInflater(CAP).feed(second)
+
+
+def test_zlib_bomb_refused_within_the_cap() -> None:
+    bomb = _stream(b"\x00" * (50 * CAP))[0]  # ~50 KB of input, 50 MiB of output
+    assert len(bomb) < CAP
+    inflater = ZlibStreamInflater(CAP)
+    with pytest.raises(MessageTooLargeError, match="cap of 1048576"):
+        inflater.feed(bomb)
+
+
+def test_zlib_bomb_never_allocates_past_the_cap() -> None:
+    """``max_length`` stops inflating at cap + 1 bytes: the rest stays compressed."""
+    bomb = _stream(b"\x00" * (50 * CAP))[0]
+    inflater = ZlibStreamInflater(CAP)
+    out = inflater.decompress(bomb, CAP + 1)
+    assert len(out) == CAP + 1
+    with pytest.raises(MessageTooLargeError):
+        inflater.check(out)
+
+
+def test_exactly_the_cap_is_accepted() -> None:
+    payload = b"a" * CAP
+    assert ZlibStreamInflater(CAP).feed(_stream(payload)[0]) == payload
+
+
+def test_buffered_input_without_suffix_is_capped() -> None:
+    inflater = ZlibStreamInflater(4096)
+    assert inflater.feed(b"\x78\x9c" + b"\x01" * 4000) is None
+    with pytest.raises(MessageTooLargeError, match="buffered compressed input"):
+        inflater.feed(b"\x01" * 200)
+
+
+def test_corrupt_zlib_stream() -> None:
+    with pytest.raises(CompressionError, match="corrupt"):
+        ZlibStreamInflater(CAP).feed(b"not zlib at all" + ZLIB_SUFFIX)
+
+
+def test_data_after_the_end_of_the_zlib_stream() -> None:
+    ended = zlib.compress(b"the end")  # a complete stream: header, data, adler32
+    inflater = ZlibStreamInflater(CAP)
+    assert inflater.feed(ended + ZLIB_SUFFIX) == b"the end"
+    # Discord never ends the stream; whatever follows the end is refused.
+    with pytest.raises(CompressionError, match="end of the zlib stream"):
+        inflater.feed(_stream(b"x")[0])
+
+
+# -- zstd-stream -------------------------------------------------------------------
+
+
+def _zstd_messages(*payloads: bytes) -> list[bytes]:
+    """One compressor, flushed per message, the frame never ended (Discord's way)."""
+    compressor = zstandard.ZstdCompressor().compressobj()
+    return [
+        compressor.compress(p) + compressor.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK)
+        for p in payloads
+    ]
+
+
+def test_zstd_stream_one_payload_per_message() -> None:
+    payloads = [json.dumps({"op": 0, "s": i, "d": "x" * i}).encode() for i in range(40)]
+    inflater = ZstdStreamInflater(CAP)
+    assert [inflater.feed(m) for m in _zstd_messages(*payloads)] == payloads
+
+
+def test_zstd_stream_frame_ended_per_message() -> None:
+    """Some servers end the zstd frame after each message: the next one starts a new frame."""
+    payloads = [b'{"op":11}', b'{"op":0,"d":1}', b'{"op":0,"d":2}']
+    inflater = ZstdStreamInflater(CAP)
+    assert [inflater.feed(zstandard.ZstdCompressor().compress(p)) for p in payloads] == payloads
+
+
+def test_zstd_stream_both_modes_mixed() -> None:
+    inflater = ZstdStreamInflater(CAP)
+    assert inflater.feed(zstandard.ZstdCompressor().compress(b"ended")) == b"ended"
+    assert [inflater.feed(m) for m in _zstd_messages(b"open1", b"open2")] == [b"open1", b"open2"]
+
+
+def test_zstd_fresh_context_per_inflater() -> None:
+    first, second = _zstd_messages(b"a" * 100, b"a" * 100)
+    ZstdStreamInflater(CAP).feed(first)
+    with pytest.raises(CompressionError):
+        ZstdStreamInflater(CAP).feed(second)
+
+
+def test_zstd_bomb_refused_within_the_cap() -> None:
+    (bomb,) = _zstd_messages(b"\x00" * (64 * CAP))
+    inflater = ZstdStreamInflater(CAP)
+    with pytest.raises(MessageTooLargeError):
+        inflater.feed(bomb)
+
+
+def test_zstd_sink_stops_before_growing_past_the_cap() -> None:
+    (bomb,) = _zstd_messages(b"\x00" * (64 * CAP))
+    inflater = ZstdStreamInflater(CAP)
+    sink = inflater._sink
+    with pytest.raises(MessageTooLargeError):
+        inflater.feed(bomb)
+    # What was kept when it stopped never exceeded the cap (chunks of 128 KiB).
+    assert sink.size <= CAP
+
+
+def test_zstd_compressed_message_over_the_cap() -> None:
+    with pytest.raises(MessageTooLargeError, match="compressed message"):
+        ZstdStreamInflater(4096).feed(b"\x00" * 5000)
+
+
+def test_zstd_corrupt_input() -> None:
+    with pytest.raises(CompressionError, match="corrupt zstd"):
+        ZstdStreamInflater(CAP).feed(b"definitely not zstd")
+
+
+# -- payload compression ------------------------------------------------------------
+
+
+def test_payload_mode_standalone_messages() -> None:
+    inflater = PayloadInflater(CAP)
+    for payload in (b'{"op":10}', b'{"op":0,"d":{"a":1}}'):
+        assert inflater.feed(zlib.compress(payload)) == payload
+
+
+def test_payload_mode_bomb() -> None:
+    with pytest.raises(MessageTooLargeError):
+        PayloadInflater(CAP).feed(zlib.compress(b"\x00" * (8 * CAP)))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"garbage", zlib.compress(b"truncated payload")[:-3], zlib.compress(b"x") + b"trailing"],
+)
+def test_payload_mode_corrupt_truncated_or_trailing(data: bytes) -> None:
+    with pytest.raises(CompressionError):
+        PayloadInflater(CAP).feed(data)
+
+
+def test_make_inflater() -> None:
+    assert isinstance(make_inflater("zlib-stream", CAP), ZlibStreamInflater)
+    assert isinstance(make_inflater("zstd-stream", CAP), ZstdStreamInflater)
+    assert isinstance(make_inflater("payload", CAP), PayloadInflater)
+    assert make_inflater(None, CAP) is None
+
+
+def test_missing_zstandard_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "zstandard", None)
+    with pytest.raises(ImportError, match=r"spectacles-gateway\[zstd\]"):
+        ZstdStreamInflater(CAP)
