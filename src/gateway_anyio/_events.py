@@ -1,0 +1,260 @@
+"""Event delivery for shards and clusters: handlers and ``events()`` streams.
+
+Theory of operation: the shard's reader calls :meth:`Emitter.emit` synchronously
+and never waits for a consumer, because a reader that waits stops reading heartbeat
+ACKs and the connection would be declared a zombie. Every consumer has a bounded
+buffer instead:
+
+* each registered handler gets its own worker task fed by a buffer of
+  ``max_pending`` events, so it sees events in order, and a slow handler delays
+  only itself, never the shard or the other handlers;
+* each ``events()`` iterator has its own buffer of ``max_buffer`` events.
+
+When a buffer is full the **oldest** event is dropped and counted
+(``Emitter.dropped``, ``EventStream.dropped``, the shard's
+``counters.dropped_events``), and a warning is logged the first time.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+import anyio
+from anyio.abc import TaskGroup
+
+from gateway_proto.driver_support import ERROR, DropOldestBuffer, GatewayEvent, HandlerRegistry
+
+__all__ = ["DEFAULT_MAX_BUFFER", "Emitter", "EventStream", "Handler"]
+
+#: A handler: a coroutine function or a plain function taking the event.
+Handler = Callable[[GatewayEvent], Awaitable[None] | None]
+_H = TypeVar("_H", bound=Handler)
+
+#: Default per-consumer buffer (events) before the oldest is dropped.
+DEFAULT_MAX_BUFFER = 10_000
+
+
+class _Signal:
+    """A re-armable wake-up flag (an ``anyio.Event`` is one-shot)."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        if self._event is not None:
+            self._event.set()
+
+    async def wait(self) -> None:
+        self._event = anyio.Event()
+        await self._event.wait()
+        self._event = None
+
+
+class EventStream:
+    """An async iterator over events (``async for event in shard.events()``).
+
+    Iteration ends when the shard or cluster stops. Use it as an async context
+    manager (or call :meth:`aclose`) to stop receiving before that.
+
+    Attributes:
+        dropped: events dropped because this consumer fell behind.
+
+    """
+
+    def __init__(self, emitter: Emitter, names: frozenset[str], max_buffer: int) -> None:
+        self._emitter = emitter
+        self._names = names
+        self._buffer: DropOldestBuffer[GatewayEvent] = DropOldestBuffer(max_buffer)
+        self._signal = _Signal()
+        self._closed = False
+
+    @property
+    def dropped(self) -> int:
+        """Events dropped because this consumer fell behind."""
+        return self._buffer.dropped
+
+    def _put(self, event: GatewayEvent) -> bool:
+        if self._names and event.name not in self._names:
+            return False
+        dropped = self._buffer.append(event)
+        self._signal.set()
+        return dropped
+
+    def _close(self) -> None:
+        self._closed = True
+        self._signal.set()
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> GatewayEvent:
+        while not self._buffer:
+            if self._closed:
+                raise StopAsyncIteration
+            await self._signal.wait()
+        return self._buffer.popleft()
+
+    async def aclose(self) -> None:
+        """Stop receiving events (buffered ones are discarded)."""
+        self._closed = True
+        self._emitter._streams.discard(self)
+        self._signal.set()
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+class _Worker:
+    """Runs one handler over its own bounded, ordered buffer."""
+
+    def __init__(self, emitter: Emitter, handler: Handler, max_pending: int) -> None:
+        self.emitter = emitter
+        self.handler = handler
+        self.buffer: DropOldestBuffer[GatewayEvent] = DropOldestBuffer(max_pending)
+        self.signal = _Signal()
+        self.closed = False
+
+    async def run(self) -> None:
+        while True:
+            while not self.buffer:
+                if self.closed:
+                    return
+                await self.signal.wait()
+            event = self.buffer.popleft()
+            try:
+                result = self.handler(event)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                self.emitter._handler_failed(self.handler, event, exc)
+
+
+class Emitter:
+    """Handler registry plus delivery: what ``Shard.on`` and ``Cluster.on`` use.
+
+    Args:
+        logger: where handler failures and overflows are logged.
+        max_pending: per-handler buffer size.
+        on_drop: called with the number of events dropped (for shard counters).
+
+    """
+
+    def __init__(
+        self,
+        logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+        *,
+        max_pending: int = DEFAULT_MAX_BUFFER,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        self._log = logger
+        self._registry: HandlerRegistry[Handler] = HandlerRegistry()
+        self._workers: dict[Handler, _Worker] = {}
+        self._streams: set[EventStream] = set()
+        self._task_group: TaskGroup | None = None
+        self._max_pending = max_pending
+        self._on_drop = on_drop
+        self._warned = False
+        #: Events dropped across this emitter's consumers.
+        self.dropped = 0
+        #: Emitters that also receive everything (a cluster's, for its shards).
+        self.parents: list[Emitter] = []
+
+    # -- registration ------------------------------------------------------------
+
+    @overload
+    def on(self, name: str) -> Callable[[_H], _H]: ...
+    @overload
+    def on(self, name: str, handler: _H) -> _H: ...
+
+    def on(self, name: str, handler: _H | None = None) -> _H | Callable[[_H], _H]:
+        """Register ``handler`` for ``name`` (``"*"``: every event); also a decorator."""
+        if handler is None:
+            return lambda func: self.on(name, func)
+        self._registry.on(name, handler)
+        return handler
+
+    def off(self, name: str, handler: Handler) -> None:
+        """Unregister a handler."""
+        self._registry.off(name, handler)
+
+    def wants(self, name: str) -> bool:
+        """Whether any handler or stream (here or in a parent) would get ``name``."""
+        if self._registry.has(name):
+            return True
+        if any(not s._names or name in s._names for s in self._streams):
+            return True
+        return any(parent.wants(name) for parent in self.parents)
+
+    def events(self, *names: str, max_buffer: int = DEFAULT_MAX_BUFFER) -> EventStream:
+        """Return a new stream of events (only ``names`` if given)."""
+        stream = EventStream(self, frozenset(names), max_buffer)
+        self._streams.add(stream)
+        return stream
+
+    # -- delivery ----------------------------------------------------------------
+
+    def attach(self, task_group: TaskGroup) -> None:
+        """Run handler workers in ``task_group`` from now on."""
+        self._task_group = task_group
+        for worker in self._workers.values():
+            worker.closed = False
+
+    def emit(self, event: GatewayEvent) -> None:
+        """Deliver ``event`` to every matching handler and stream; never waits."""
+        dropped = 0
+        for handler in self._registry.handlers_for(event.name):
+            worker = self._workers.get(handler)
+            if worker is None:
+                if self._task_group is None:
+                    continue  # nothing runs handlers before the shard starts
+                worker = self._workers[handler] = _Worker(self, handler, self._max_pending)
+                self._task_group.start_soon(worker.run)
+            dropped += worker.buffer.append(event)
+            worker.signal.set()
+        for stream in self._streams:
+            dropped += stream._put(event)
+        if dropped:
+            self._dropped(dropped)
+        for parent in self.parents:
+            parent.emit(event)
+
+    def close(self) -> None:
+        """Finish: workers stop once their buffers are drained, streams end."""
+        for worker in self._workers.values():
+            worker.closed = True
+            worker.signal.set()
+        self._workers.clear()
+        self._task_group = None
+        for stream in self._streams:
+            stream._close()
+        self._streams.clear()
+
+    def _dropped(self, count: int) -> None:
+        self.dropped += count
+        if self._on_drop is not None:
+            self._on_drop(count)
+        if not self._warned:
+            self._warned = True
+            self._log.warning(
+                "a consumer fell behind: dropping its oldest events (%d so far)", self.dropped
+            )
+
+    def _handler_failed(self, handler: Any, event: GatewayEvent, exc: Exception) -> None:
+        name = getattr(handler, "__qualname__", repr(handler))
+        self._log.error("handler %s failed on %s", name, event.name, exc_info=exc)
+        if event.name != ERROR:  # an error handler that fails must not loop
+            self.emit(GatewayEvent(ERROR, event.shard_id, exc, None, event.shard))

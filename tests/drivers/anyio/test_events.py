@@ -1,0 +1,79 @@
+"""The emitter: ordered per-handler delivery, slow consumers, drop-oldest buffers."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import pytest
+
+from gateway_anyio import GatewayEvent
+from gateway_anyio._events import Emitter
+
+pytestmark = pytest.mark.anyio
+
+
+def event(name: str, n: int) -> GatewayEvent:
+    return GatewayEvent(name, 0, {"n": n}, n)
+
+
+async def test_handlers_get_events_in_order_and_a_slow_one_delays_only_itself() -> None:
+    emitter = Emitter(logging.getLogger("test"))
+    fast: list[int] = []
+    slow: list[int] = []
+
+    @emitter.on("MESSAGE_CREATE")
+    async def record(e: GatewayEvent) -> None:
+        fast.append(e.data["n"])
+
+    async def sleepy(e: GatewayEvent) -> None:
+        await anyio.sleep(0.2)
+        slow.append(e.data["n"])
+
+    emitter.on("*", sleepy)
+    async with anyio.create_task_group() as tg:
+        emitter.attach(tg)
+        for n in range(3):
+            emitter.emit(event("MESSAGE_CREATE", n))
+        with anyio.fail_after(5):
+            while len(fast) < 3:
+                await anyio.sleep(0.01)
+        assert slow == []  # the sleepy handler has not finished its first event yet
+        emitter.close()  # workers drain what they hold, then end
+    assert fast == slow == [0, 1, 2]
+
+
+async def test_a_failing_handler_reports_an_error_event_and_goes_on() -> None:
+    emitter = Emitter(logging.getLogger("test"))
+    errors: list[BaseException] = []
+    seen: list[int] = []
+
+    @emitter.on("X")
+    def boom(e: GatewayEvent) -> None:
+        seen.append(e.data["n"])
+        if e.data["n"] == 0:
+            raise ValueError("boom")
+
+    emitter.on("error", lambda e: errors.append(e.data))
+    async with anyio.create_task_group() as tg:
+        emitter.attach(tg)
+        emitter.emit(event("X", 0))
+        emitter.emit(event("X", 1))
+        await anyio.sleep(0.05)
+        emitter.close()
+    assert seen == [0, 1]
+    assert [str(e) for e in errors] == ["boom"]
+
+
+async def test_a_stream_that_falls_behind_drops_the_oldest_and_counts() -> None:
+    drops: list[int] = []
+    emitter = Emitter(logging.getLogger("test"), on_drop=drops.append)
+    async with emitter.events("X", max_buffer=3) as stream:
+        for n in range(5):
+            emitter.emit(event("X", n))
+        emitter.emit(event("Y", 9))  # filtered out: not buffered, not dropped
+        emitter.close()
+        got = [e.data["n"] async for e in stream]
+    assert got == [2, 3, 4]
+    assert stream.dropped == 2
+    assert sum(drops) == 2

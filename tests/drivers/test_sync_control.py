@@ -1,0 +1,171 @@
+"""``Shard`` controls of the blocking driver, against the real core and the fake gateway.
+
+The twin of ``anyio/test_shard_control.py``: the fake runs on its own loop in a
+background thread (``FakeGateway.run_in_thread``), the test is plain blocking code.
+Every test is checked for leaked driver threads and sockets.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from gateway_proto.commands import UpdatePresence
+from gateway_proto.errors import LocalProtocolError
+from gateway_sync import Cluster, Gateway, InProcessIdentifyLimiter, Shard, ShardState
+from gateway_testing import FakeGateway
+
+from ._sync_adapter import driver_threads, open_sockets
+from .adapter import TOKEN
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail the test if it leaves a driver thread or a socket open."""
+    threads, sockets = set(driver_threads()), open_sockets()
+    yield
+    deadline = time.monotonic() + 5.0
+    while [t for t in driver_threads() if t not in threads] or open_sockets() - sockets:
+        if time.monotonic() > deadline:
+            leaked = [t.name for t in driver_threads() if t not in threads]
+            pytest.fail(f"leaked threads {leaked}, sockets {open_sockets() - sockets}")
+        time.sleep(0.01)
+
+
+def new_shard(api_base: str, **options: object) -> Shard:
+    gateway = Gateway(TOKEN, api_base=api_base)
+    return Shard(gateway, 0, intents=513, rng=random.Random(0), **options)  # type: ignore[arg-type]
+
+
+def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+def until_ready(shard: Shard, connections: int) -> None:
+    """Wait until the shard's session is live on its ``connections``-th connection."""
+    until(
+        lambda: shard.state is ShardState.READY and shard.counters.connections >= connections,
+        f"READY on connection {connections}",
+    )
+
+
+def test_reconnect_resumes_and_reconnect_1000_identifies() -> None:
+    with FakeGateway(token=TOKEN, identify_window=0.05).run_in_thread() as fake:
+        # The re-identify waits out the limiter's window: keep it short here.
+        shard = new_shard(fake.api_base, identify_limiter=InProcessIdentifyLimiter(window=0.1))
+        with shard:
+            until_ready(shard, 1)
+            shard.reconnect()
+            until_ready(shard, 2)
+            shard.reconnect(1000)
+            until_ready(shard, 3)
+            first, second, third = fake.connections
+            assert (second.query, third.query) == (first.query, first.query)
+            assert [c.connection.resumed for c in (second, third)] == [True, False]
+            assert (first.close_code, second.close_code) == (4000, 1000)
+            assert shard.counters.reconnects == {"requested": 2}
+            assert (shard.counters.identifies, shard.counters.resumes) == (2, 1)
+
+
+def test_disconnect_4000_leaves_a_session_another_shard_resumes() -> None:
+    with FakeGateway(token=TOKEN).run_in_thread() as fake:
+        first = new_shard(fake.api_base)
+        first.start()
+        until_ready(first, 1)
+        first.disconnect(4000)
+        assert first.state is ShardState.STOPPED
+        session = first.session
+        assert session is not None
+        with new_shard(fake.api_base, session=session):
+            until(lambda: len(fake.connections) == 2, "the second shard's connection")
+            conn = fake.connections[1]
+            conn.wait_identified()
+            assert conn.connection.resumed
+            assert conn.payloads(6)[0]["session_id"] == session.session_id
+
+
+def test_send_needs_a_connection_and_goes_out_once_live_from_any_thread() -> None:
+    with FakeGateway(token=TOKEN, heartbeat_interval=5.0).run_in_thread() as fake:
+        shard = new_shard(fake.api_base)
+        with pytest.raises(LocalProtocolError, match="not connected"):
+            shard.send(UpdatePresence(status="idle"))
+        with shard:
+            conn = fake.next_connection()
+            conn.wait_identified()
+            statuses = ["idle", "dnd", "online", "invisible"]
+            senders = [
+                threading.Thread(target=shard.send, args=(UpdatePresence(status=s),))  # type: ignore[arg-type]
+                for s in statuses
+            ]
+            for t in senders:
+                t.start()
+            for t in senders:
+                t.join()
+            conn.wait_for_op(3, count=4)
+            assert sorted(d["status"] for d in conn.payloads(3)) == sorted(statuses)
+
+
+def test_events_iterator_ends_when_the_shard_stops_and_counts_drops() -> None:
+    with FakeGateway(token=TOKEN).run_in_thread() as fake:
+        shard = new_shard(fake.api_base)
+        stream = shard.events("MESSAGE_CREATE", max_buffer=2)
+        with shard:
+            fake.next_connection().wait_identified()
+            for n in range(5):
+                fake.dispatch("MESSAGE_CREATE", {"n": n}, shard_id=0)
+            until(lambda: shard.counters.dispatches >= 5 + 4, "READY, 3 GUILD_CREATEs, 5 messages")
+        got = [event.data["n"] for event in stream]  # ends: the shard stopped
+        assert got == [3, 4]
+        assert stream.dropped == 3
+        assert shard.counters.dropped_events == 3
+
+
+def test_state_changes_carry_reasons() -> None:
+    with FakeGateway(token=TOKEN).run_in_thread() as fake:
+        shard = new_shard(fake.api_base)
+        changes: list[tuple[str, str, str]] = []
+        shard.on(
+            "state", lambda e: changes.append((e.data.old.value, e.data.new.value, e.data.reason))
+        )
+        with shard:
+            until_ready(shard, 1)
+            fake.connections[0].close(4000)
+            until_ready(shard, 2)
+        path = [(old, new) for old, new, _ in changes]
+        assert path[:3] == [
+            ("idle", "connecting"),
+            ("connecting", "identifying"),
+            ("identifying", "ready"),
+        ]
+        assert ("ready", "reconnecting") in path
+        assert ("connecting", "resuming") in path
+        assert path[-1] == ("ready", "stopped")
+        reconnecting = next(reason for old, new, reason in changes if new == "reconnecting")
+        assert "4000" in reconnecting
+
+
+def test_cluster_close_from_another_thread_joins_everything() -> None:
+    with FakeGateway(token=TOKEN, shards=3, max_concurrency=3).run_in_thread() as fake:
+        cluster = Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513)
+        ready: list[int] = []
+        cluster.on("READY", lambda e: ready.append(e.shard_id))
+
+        def close_when_ready() -> None:
+            until(lambda: len(ready) == 3, "3 READY")
+            cluster.close()
+
+        closer = threading.Thread(target=close_when_ready, name="closer")
+        closer.start()
+        cluster.run("auto")  # returns once closer closed the cluster
+        closer.join()
+        assert sorted(ready) == [0, 1, 2]
+        assert all(s.state is ShardState.STOPPED for s in cluster.shards.values())
+        assert [c.close_code for c in fake.connections] == [1000, 1000, 1000]
