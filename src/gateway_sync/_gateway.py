@@ -1,0 +1,206 @@
+"""``Gateway``: a token's connection information, from ``GET /gateway/bot`` (httpx.Client).
+
+The blocking twin of ``gateway_anyio.Gateway``: same constructor, same properties,
+same errors; ``fetch()`` blocks instead of being awaited.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import httpx
+
+from gateway_proto.backoff import Backoff
+from gateway_proto.driver_support import (
+    GatewayInfo,
+    GatewayRequestError,
+    InvalidTokenError,
+    parse_retry_after,
+    redact,
+)
+from gateway_proto.identify import SessionStartLimit
+
+__all__ = ["DEFAULT_API_BASE", "Gateway"]
+
+#: Discord's REST base for API v10.
+DEFAULT_API_BASE = "https://discord.com/api/v10"
+
+_log = logging.getLogger("gateway_sync.gateway")
+
+
+class Gateway:
+    """Connection information for one bot token (``url``, ``shards``, limits).
+
+    Prefer :meth:`for_token`, which hands out one instance per token and API base,
+    so every shard and cluster of a process shares it. Call :meth:`fetch` to ask
+    Discord (the answer changes as the bot joins guilds, so it is not cached for
+    long); the properties read the last answer. Thread-safe.
+
+    Args:
+        token: the bot token (with or without the ``Bot`` prefix).
+        api_base: the REST base URL (point it at a fake gateway in tests).
+        timeout: seconds for one HTTP request.
+        max_retries: network errors and 5xx answers retried this many times.
+        transport: an ``httpx.BaseTransport`` (tests inject a mock one).
+        verify: TLS verification for REST: ``True``, ``False`` or an ``ssl.SSLContext``.
+        backoff_base: the first retry's upper bound in seconds (doubling, capped at 10).
+        sleep: how to wait between attempts (``time.sleep``; injectable for tests).
+
+    """
+
+    _instances: ClassVar[dict[tuple[str, str], Gateway]] = {}
+    _instances_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(
+        self,
+        token: str,
+        *,
+        api_base: str = DEFAULT_API_BASE,
+        timeout: float = 10.0,
+        max_retries: int = 5,
+        transport: httpx.BaseTransport | None = None,
+        verify: Any = True,
+        backoff_base: float = 0.5,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        token = token.strip()
+        if token.startswith("Bot "):
+            token = token[4:]
+        if not token:
+            raise ValueError("token must be a non-empty str")
+        self._token = token
+        self.api_base = api_base.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._transport = transport
+        self._verify = verify
+        self._backoff_base = backoff_base
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._info: GatewayInfo | None = None
+
+    @classmethod
+    def for_token(cls, token: str, *, api_base: str = DEFAULT_API_BASE, **options: Any) -> Gateway:
+        """Return the process-wide ``Gateway`` of ``token`` (created on first use)."""
+        key = (token.removeprefix("Bot ").strip(), api_base.rstrip("/"))
+        with cls._instances_lock:
+            gateway = cls._instances.get(key)
+            if gateway is None:
+                gateway = cls._instances[key] = cls(token, api_base=api_base, **options)
+            return gateway
+
+    def __repr__(self) -> str:
+        return f"Gateway(api_base={self.api_base!r}, info={self._info!r})"
+
+    @property
+    def token(self) -> str:
+        """The bot token, without the ``Bot`` prefix (never logged)."""
+        return self._token
+
+    @property
+    def info(self) -> GatewayInfo:
+        """The last answer of :meth:`fetch` (``RuntimeError`` before the first)."""
+        if self._info is None:
+            raise RuntimeError("Gateway.fetch() has not been called yet")
+        return self._info
+
+    @property
+    def fetched(self) -> bool:
+        """Whether :meth:`fetch` has answered at least once."""
+        return self._info is not None
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL to connect to."""
+        return self.info.url
+
+    @property
+    def shards(self) -> int:
+        """The recommended shard count."""
+        return self.info.shards
+
+    @property
+    def session_start_limit(self) -> SessionStartLimit:
+        """The identify budget (``reset_after`` in seconds)."""
+        return self.info.session_start_limit
+
+    @property
+    def max_concurrency(self) -> int:
+        """Identifies allowed per 5 s window (the number of buckets)."""
+        return self.info.max_concurrency
+
+    def fetch(self) -> GatewayInfo:
+        """``GET {api_base}/gateway/bot`` and return (and keep) the answer.
+
+        A 429 waits the time Discord asks for; network errors and 5xx answers are
+        retried ``max_retries`` times with capped, jittered exponential backoff.
+
+        Raises:
+            InvalidTokenError: Discord answered 401: the token is wrong.
+            GatewayRequestError: any other failure, after the retries.
+
+        """
+        with (
+            self._lock,
+            httpx.Client(
+                timeout=self.timeout, transport=self._transport, verify=self._verify
+            ) as client,
+        ):
+            self._info = self._fetch(client)
+            return self._info
+
+    def _fetch(self, client: httpx.Client) -> GatewayInfo:
+        backoff = Backoff(random.Random(), base=self._backoff_base, cap=10.0)
+        url = f"{self.api_base}/gateway/bot"
+        headers = {"Authorization": f"Bot {self._token}", "User-Agent": "spectacles-gateway"}
+        while True:
+            status: int | None = None
+            try:
+                response = client.get(url, headers=headers)
+            except httpx.TransportError as exc:
+                problem = redact(f"{type(exc).__name__}: {exc}", [self._token])
+            else:
+                if response.status_code == 200:
+                    try:
+                        return GatewayInfo.from_api(response.json())
+                    except ValueError as exc:
+                        raise GatewayRequestError(
+                            f"GET /gateway/bot answered nonsense: {exc}", status_code=200
+                        ) from None
+                if response.status_code == 401:
+                    raise InvalidTokenError(
+                        "Discord refused the bot token (HTTP 401 on GET /gateway/bot); "
+                        "check the token",
+                        status_code=401,
+                    )
+                if response.status_code == 429:
+                    delay = parse_retry_after(response.headers, _json_or_none(response))
+                    _log.warning("GET /gateway/bot rate limited; retrying in %.2f s", delay)
+                    self._sleep(delay)
+                    continue
+                status = response.status_code
+                problem = f"HTTP {status}"
+                if status < 500:  # other 4xx: asking again will not help
+                    raise GatewayRequestError(
+                        f"GET /gateway/bot failed: {problem}", status_code=status
+                    )
+            if backoff.attempt >= self.max_retries:
+                raise GatewayRequestError(
+                    f"GET /gateway/bot failed after {backoff.attempt + 1} attempts: {problem}",
+                    status_code=status,
+                )
+            delay = backoff.next_delay()
+            _log.warning("GET /gateway/bot failed (%s); retrying in %.2f s", problem, delay)
+            self._sleep(delay)
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -1,0 +1,168 @@
+"""Identify limiter: who may IDENTIFY, and when, across every shard of a process.
+
+The blocking twin of ``gateway_anyio._limiter``. The arithmetic (buckets of
+``shard_id % max_concurrency``, one identify per bucket per window, the session
+start budget) is ``gateway_proto.identify.IdentifySchedule``; this module only adds
+a :class:`threading.Lock` and a sleep. :class:`IdentifyLimiter` is the interface a
+shard talks to, so a limiter shared across processes or machines can be plugged in
+without touching the shard. Resumes never ask it.
+
+A shard calls ``acquire`` from a short-lived helper thread, never from its I/O
+thread, so waiting for a slot (a whole window, or the daily reset) never delays a
+heartbeat; the ``cancel`` event lets the shard stop such a wait when it closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from gateway_proto.driver_support import IdentifyWait
+from gateway_proto.identify import IDENTIFY_WINDOW, IdentifySchedule, SessionStartLimit
+
+__all__ = [
+    "IdentifyCancelledError",
+    "IdentifyGrant",
+    "IdentifyLimiter",
+    "InProcessIdentifyLimiter",
+]
+
+_log = logging.getLogger("gateway_sync.limiter")
+
+
+class IdentifyCancelledError(Exception):
+    """``acquire`` gave up because its ``cancel`` event was set (the shard is stopping)."""
+
+
+@runtime_checkable
+class IdentifyLimiter(Protocol):
+    """What a shard needs from an identify limiter (thread-safe implementations only)."""
+
+    def acquire(
+        self,
+        shard_id: int,
+        *,
+        on_wait: Callable[[IdentifyWait], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Return when ``shard_id`` may send IDENTIFY *now*.
+
+        Call ``on_wait`` (if given) before waiting, so the shard can tell its user.
+        Raise :class:`IdentifyCancelledError` promptly once ``cancel`` is set. A
+        cancelled ``acquire`` may waste its slot; it must never hand one out twice.
+        """
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyGrant:
+    """One identify permit, as :class:`InProcessIdentifyLimiter` recorded it.
+
+    Attributes:
+        shard_id: the shard that got it.
+        bucket: its bucket.
+        at: the limiter clock's time from which the shard could identify.
+
+    """
+
+    shard_id: int
+    bucket: int
+    at: float
+
+
+class InProcessIdentifyLimiter:
+    """An :class:`IdentifyLimiter` for the shards of one process.
+
+    Args:
+        max_concurrency: identify buckets (``max_concurrency`` of ``GET /gateway/bot``).
+        window: seconds a bucket is held after an identify (Discord: 5).
+        limit: the session start budget; with it, the limiter never identifies once
+            ``remaining`` is spent, and waits for ``reset_after`` instead.
+        clock: the time source (default ``time.monotonic``); inject one in tests.
+        sleep: sleeps a number of seconds on that clock (default: a wait on the
+            ``cancel`` event, so a stopping shard is not held up).
+        history: how many grants to keep in :attr:`history`.
+
+    """
+
+    def __init__(
+        self,
+        max_concurrency: int = 1,
+        *,
+        window: float = IDENTIFY_WINDOW,
+        limit: SessionStartLimit | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], object] | None = None,
+        history: int = 1000,
+    ) -> None:
+        self._clock = clock or time.monotonic
+        self._sleep = sleep
+        self._limit = limit
+        self._schedule = IdentifySchedule(max_concurrency, window=window)
+        self._lock = threading.Lock()
+        #: The most recent grants, oldest first (for metrics and tests).
+        self.history: deque[IdentifyGrant] = deque(maxlen=history)
+
+    @property
+    def max_concurrency(self) -> int:
+        """The number of buckets."""
+        return self._schedule.max_concurrency
+
+    @property
+    def remaining(self) -> int | None:
+        """Session starts left, if a budget is tracked."""
+        return self._schedule.remaining
+
+    def update_limit(self, limit: SessionStartLimit) -> None:
+        """Take a freshly fetched session start budget into account."""
+        with self._lock:
+            self._schedule.update_limit(limit, now=self._clock())
+
+    def acquire(
+        self,
+        shard_id: int,
+        *,
+        on_wait: Callable[[IdentifyWait], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        """Wait for ``shard_id``'s slot (see :meth:`IdentifyLimiter.acquire`)."""
+        with self._lock:
+            if self._limit is not None:
+                # The budget's reset_after counts from the first use, on our clock.
+                self._schedule.update_limit(self._limit, now=self._clock())
+                self._limit = None
+            # Reserving is instant; slots are handed out in call order, so sleeping
+            # outside the lock cannot break the bucket order.
+            now = self._clock()
+            slot = self._schedule.reserve(shard_id, now=now)
+            self.history.append(IdentifyGrant(shard_id, slot.bucket, slot.at))
+        delay = slot.at - now
+        if delay <= 0:
+            return
+        if slot.waits_for_reset:
+            _log.warning(
+                "session start limit spent: shard %d waits %.0f s for the budget to reset",
+                shard_id,
+                delay,
+            )
+        else:
+            _log.debug("shard %d waits %.2f s for identify bucket %d", shard_id, delay, slot.bucket)
+        if on_wait is not None:
+            on_wait(IdentifyWait(delay, slot.bucket, slot.waits_for_reset))
+        # Sleep until the slot on *our* clock, in steps, so an injected clock works.
+        while (left := slot.at - self._clock()) > 0:
+            if cancel is not None and cancel.is_set():
+                raise IdentifyCancelledError(f"shard {shard_id} stopped while waiting")
+            if self._sleep is not None:
+                self._sleep(left)
+            elif cancel is not None:
+                cancel.wait(left)
+            else:
+                time.sleep(left)
+        if cancel is not None and cancel.is_set():
+            raise IdentifyCancelledError(f"shard {shard_id} stopped while waiting")
