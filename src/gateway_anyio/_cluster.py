@@ -10,7 +10,15 @@ from typing import Any, TypeVar, overload
 import anyio
 from anyio.abc import TaskGroup
 
-from gateway_proto.driver_support import ERROR, GatewayEvent, SpawnSpec, plan_shards
+from gateway_proto.driver_support import (
+    ERROR,
+    GatewayEvent,
+    IdentifyWait,
+    ShardState,
+    SpawnSpec,
+    StartOrder,
+    plan_shards,
+)
 from gateway_proto.identify import IDENTIFY_WINDOW
 
 from ._events import DEFAULT_MAX_BUFFER, Emitter, EventStream, Handler
@@ -22,6 +30,30 @@ __all__ = ["Cluster"]
 
 _H = TypeVar("_H", bound=Handler)
 _log = logging.getLogger("gateway_anyio.cluster")
+
+#: Seconds ``async with`` waits, shielded, for the shards' closing handshakes on exit
+#: (the core's close timeout, then the handlers' drain).
+CLOSE_GRACE = 10.0
+#: States in which a shard has passed its first identify point (or will not reach it).
+_PASSED = frozenset(
+    {ShardState.READY, ShardState.RESUMING, ShardState.RECONNECTING, ShardState.STOPPED}
+)
+
+
+class _PacingLimiter:
+    """Passes ``acquire`` on, and tells the cluster when a shard got past it."""
+
+    def __init__(self, limiter: IdentifyLimiter, passed: Callable[[int], None]) -> None:
+        self._limiter = limiter
+        self._passed = passed
+
+    async def acquire(
+        self, shard_id: int, *, on_wait: Callable[[IdentifyWait], None] | None = None
+    ) -> None:
+        try:
+            await self._limiter.acquire(shard_id, on_wait=on_wait)
+        finally:
+            self._passed(shard_id)
 
 
 class Cluster:
@@ -82,6 +114,8 @@ class Cluster:
         self._emitter = Emitter(_log, max_pending=max_buffer)
         self._task_group: TaskGroup | None = None
         self._exit_stack: Any = None
+        self._closing = False
+        self._gates: dict[int, anyio.Event] = {}
 
     # -- events ------------------------------------------------------------------
 
@@ -116,29 +150,56 @@ class Cluster:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        stack, self._exit_stack = self._exit_stack, None
+        task_group, self._task_group = self._task_group, None
+        if stack is None or task_group is None:
+            return None
         try:
-            if exc is None:
+            # Shielded, so the cleanup runs to its end even when a surrounding scope
+            # was cancelled (Ctrl-C, a timeout); bounded, so leaving never hangs.
+            # Shards still running get their closing handshake (1000); those the
+            # cancellation already reached stop without one.
+            with anyio.move_on_after(CLOSE_GRACE, shield=True):
                 await self.aclose()
-            else:
-                self._finish()
-                assert self._task_group is not None
-                self._task_group.cancel_scope.cancel()
         finally:
-            stack, self._exit_stack, self._task_group = self._exit_stack, None, None
-        result: bool | None = await stack.__aexit__(exc_type, exc, tb)
+            self._finish()
+            task_group.cancel_scope.cancel()
+            # Always leave the task group, or its cancel scope stays entered and
+            # the surrounding one fails with "cancel scope isn't current".
+            result: bool | None = await stack.__aexit__(exc_type, exc, tb)
         return result
 
-    async def spawn(self, shards: SpawnSpec = "auto") -> list[Shard]:
+    async def spawn(
+        self, shards: SpawnSpec = "auto", *, shard_count: int | None = None
+    ) -> list[Shard]:
         """Start shards: a count, explicit ids, or ``"auto"`` (``GET /gateway/bot``).
 
-        Returns the new shards at once; they connect in the background, in id
-        order through the identify limiter. Wait for ``"connect"`` events to know
-        when they are live.
+        Returns the new shards at once; they connect in the background and ask
+        for identify permits in id order: per bucket, a shard starts connecting
+        once the one before it got its permit (or resumed, failed or stopped).
+        Wait for ``"connect"`` events to know when they are live.
+
+        Args:
+            shards: a count (shards ``0..n-1``), shard ids, or ``"auto"``.
+            shard_count: the total every shard sends in IDENTIFY, for a process
+                that runs a slice of a larger layout (ids ``4..7`` of 16);
+                default: the recommended count of ``GET /gateway/bot`` (or
+                ``max(ids) + 1`` if larger). ``"auto"`` then spawns every shard
+                of ``shard_count``.
+
+        Raises:
+            ValueError: a shard id is already running, or the spec is invalid
+                (ids outside ``shard_count``).
+            RuntimeError: the cluster is not entered, or closed.
+
         """
-        if self._task_group is None:
+        if self._task_group is None or self._closing:
             raise RuntimeError("use the cluster as `async with Cluster(...) as cluster:`")
+        plan_shards(shards, 1, shard_count=shard_count)  # a bad spec fails before REST
         info = await self.gateway.fetch()
-        ids, total = plan_shards(shards, info.shards)
+        ids, total = plan_shards(shards, info.shards, shard_count=shard_count)
+        if any(shard_id in self.shards for shard_id in ids):
+            raise ValueError(f"shards {sorted(set(ids) & set(self.shards))} are already running")
         if self.identify_limiter is None:
             window, clock, sleep = self._limiter_args
             self.identify_limiter = InProcessIdentifyLimiter(
@@ -148,27 +209,44 @@ class Cluster:
                 clock=clock,
                 sleep=sleep,
             )
+        order = StartOrder(ids, info.max_concurrency)
+
+        def passed(shard_id: int) -> None:
+            following = order.passed(shard_id)
+            if following is not None:
+                self._gates[following].set()
+
+        def on_state(shard: Shard) -> None:
+            if shard.state in _PASSED:
+                passed(shard.id)
+
+        limiter = _PacingLimiter(self.identify_limiter, passed)
         started = []
         for shard_id in ids:
-            if shard_id in self.shards:
-                raise ValueError(f"shard {shard_id} is already running")
             options = {"url": info.url, "max_buffer": self._max_buffer, **self._shard_options}
             shard = Shard(
                 self.gateway,
                 shard_id,
                 shard_count=total,
                 intents=self.intents,
-                identify_limiter=self.identify_limiter,
+                identify_limiter=limiter,
                 **options,
             )
             shard._emitter.parents.append(self._emitter)
+            shard._on_state = on_state
             self.shards[shard_id] = shard
+            self._gates[shard_id] = anyio.Event()
             started.append(shard)
             self._task_group.start_soon(self._supervise, shard)
+        for shard_id in order.first():
+            self._gates[shard_id].set()
         return started
 
     async def aclose(self, code: int = 1000) -> None:
         """Disconnect every shard (with ``code``) and end the event streams."""
+        self._closing = True
+        for gate in self._gates.values():
+            gate.set()  # shards not started yet see _closing and never start
         async with anyio.create_task_group() as tg:
             for shard in self.shards.values():
                 tg.start_soon(shard.disconnect, code)
@@ -178,6 +256,9 @@ class Cluster:
         self._emitter.close()
 
     async def _supervise(self, shard: Shard) -> None:
+        await self._gates[shard.id].wait()
+        if self._closing:
+            return
         try:
             await shard.connect()
         except Exception as exc:

@@ -2,9 +2,11 @@
 
 The arithmetic (buckets of ``shard_id % max_concurrency``, one identify per bucket
 per window, the session start budget) is ``gateway_proto.identify.IdentifySchedule``;
-this module only adds a lock and a sleep. :class:`IdentifyLimiter` is the interface
-a shard talks to, so a limiter shared across processes or machines (Redis, a
-broker) can be plugged in without touching the shard. Resumes never ask it.
+the order among waiters of one bucket (lowest shard id first) is
+``gateway_proto.driver_support.IdentifyQueue``; this module only adds a sleep.
+:class:`IdentifyLimiter` is the interface a shard talks to, so a limiter shared
+across processes or machines (Redis, a broker) can be plugged in without touching
+the shard. Resumes never ask it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-from gateway_proto.driver_support import IdentifyWait
+from gateway_proto.driver_support import IdentifyQueue, IdentifyTicket, IdentifyWait
 from gateway_proto.identify import IDENTIFY_WINDOW, IdentifySchedule, SessionStartLimit
 
 __all__ = ["IdentifyGrant", "IdentifyLimiter", "InProcessIdentifyLimiter"]
@@ -59,6 +61,9 @@ class IdentifyGrant:
 class InProcessIdentifyLimiter:
     """An :class:`IdentifyLimiter` for the shards of one process.
 
+    One identify per bucket per window; when several shards of one bucket wait,
+    the lowest shard id is granted first (Discord wants buckets started in order).
+
     Args:
         max_concurrency: identify buckets (``max_concurrency`` of ``GET /gateway/bot``).
         window: seconds a bucket is held after an identify (Discord: 5).
@@ -84,7 +89,7 @@ class InProcessIdentifyLimiter:
         self._sleep = sleep or anyio.sleep
         self._limit = limit
         self._schedule = IdentifySchedule(max_concurrency, window=window)
-        self._lock: anyio.Lock | None = None
+        self._queue = IdentifyQueue(self._schedule)
         #: The most recent grants, oldest first (for metrics and tests).
         self.history: deque[IdentifyGrant] = deque(maxlen=history)
 
@@ -110,28 +115,45 @@ class InProcessIdentifyLimiter:
             # The budget's reset_after counts from the first use, on our clock.
             self._schedule.update_limit(self._limit, now=self._clock())
             self._limit = None
-        if self._lock is None:
-            # Built lazily: an anyio.Lock belongs to the event loop that first uses it.
-            self._lock = anyio.Lock()
-        async with self._lock:
-            # Reserving is instant; slots are handed out in call order, so sleeping
-            # outside the lock cannot break the bucket order.
-            now = self._clock()
-            slot = self._schedule.reserve(shard_id, now=now)
-        self.history.append(IdentifyGrant(shard_id, slot.bucket, slot.at))
-        delay = slot.at - now
-        if delay <= 0:
-            return
-        if slot.waits_for_reset:
+        # No lock: the queue is only touched between checkpoints of one event loop.
+        queue = self._queue
+        ticket = queue.add(shard_id)
+        try:
+            announced = False
+            while True:
+                now = self._clock()
+                for granted in queue.grant(now):
+                    self._record(granted)
+                if ticket.slot is not None:
+                    return
+                if not announced:
+                    announced = True
+                    self._announce(shard_id, queue.estimate(ticket, now), on_wait)
+                # Sleep until the bucket's head is due, on *our* clock (an injected
+                # one works); whoever wakes first grants it, so a waiter granted by
+                # another returns when it wakes.
+                await self._sleep(max(0.0, queue.wake_at(ticket, now) - now))
+        finally:
+            queue.remove(ticket)
+
+    def _record(self, ticket: IdentifyTicket) -> None:
+        slot = ticket.slot
+        assert slot is not None
+        self.history.append(IdentifyGrant(ticket.shard_id, slot.bucket, slot.at))
+
+    @staticmethod
+    def _announce(
+        shard_id: int, wait: IdentifyWait, on_wait: Callable[[IdentifyWait], None] | None
+    ) -> None:
+        if wait.waits_for_reset:
             _log.warning(
                 "session start limit spent: shard %d waits %.0f s for the budget to reset",
                 shard_id,
-                delay,
+                wait.delay,
             )
         else:
-            _log.debug("shard %d waits %.2f s for identify bucket %d", shard_id, delay, slot.bucket)
+            _log.debug(
+                "shard %d waits %.2f s for identify bucket %d", shard_id, wait.delay, wait.bucket
+            )
         if on_wait is not None:
-            on_wait(IdentifyWait(delay, slot.bucket, slot.waits_for_reset))
-        # Sleep until the slot on *our* clock, in steps, so an injected clock works.
-        while (left := slot.at - self._clock()) > 0:
-            await self._sleep(left)
+            on_wait(wait)

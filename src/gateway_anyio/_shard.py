@@ -52,10 +52,11 @@ from gateway_proto.driver_support import (
     IdentifyWait,
     MemberChunkCollector,
     ShardCounters,
+    ShardLogger,
     ShardState,
     StateChange,
     Stopped,
-    redact,
+    UnsentCommands,
 )
 from gateway_proto.errors import GatewayError, LocalProtocolError
 from gateway_proto.events import CloseCause, Closed, Dispatch, IdentifyNeeded, Opened, PayloadSent
@@ -70,20 +71,6 @@ __all__ = ["Shard"]
 
 _H = TypeVar("_H", bound=Handler)
 _TRANSPORT_ERRORS = (OSError, ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream)
-
-
-class _ShardLogger(logging.LoggerAdapter[logging.Logger]):
-    """Formats each record once and removes the token before it leaves."""
-
-    def __init__(self, logger: logging.Logger, token: str) -> None:
-        super().__init__(logger, {})
-        self._token = token
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if self.logger.isEnabledFor(level):
-            text = str(msg) % args if args else str(msg)
-            kwargs.setdefault("stacklevel", 3)
-            self.logger.log(level, redact(text, [self._token]), **kwargs)
 
 
 class Shard:
@@ -160,9 +147,7 @@ class Shard:
         self._ssl_context = ssl_context
         self._timeouts = (connect_timeout, handshake_timeout, ready_timeout)
         self._rng = rng or random.Random()
-        self._log = _ShardLogger(
-            logging.getLogger(f"gateway_anyio.shard.{shard_id}"), gateway.token
-        )
+        self._log = ShardLogger(logging.getLogger(f"gateway_anyio.shard.{shard_id}"), gateway.token)
         self.counters = ShardCounters()
         self._emitter = Emitter(self._log, max_pending=max_buffer, on_drop=self._count_drop)
         self._max_buffer = max_buffer
@@ -181,6 +166,10 @@ class Shard:
         self._resuming = False
         self._reconnector: Reconnector
         self._task_group: anyio.abc.TaskGroup
+        # Accepted by send(), not written yet: carried over to the next connection.
+        self._unsent = UnsentCommands()
+        #: Called after every state change (a cluster paces its spawns with it).
+        self._on_state: Callable[[Shard], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Shard {self.id}/{self._config.shard[1]} {self._state.value}>"
@@ -267,7 +256,7 @@ class Shard:
                         await self._run()
                     if self._run_scope.cancelled_caught:
                         self._set_state(ShardState.STOPPED, "disconnected by the user")
-                        self._emit(DISCONNECT, Stopped("disconnected by the user"))
+                        self._emit(DISCONNECT, self._stop_report("disconnected by the user"))
                 except Exception as exc:
                     # Re-raised below, outside the task group, so callers catch the
                     # typed error itself rather than an ExceptionGroup around it.
@@ -290,7 +279,7 @@ class Shard:
     def _stop_on(self, exc: BaseException) -> None:
         if self._state is not ShardState.STOPPED:
             self._set_state(ShardState.STOPPED, f"stopped by {type(exc).__name__}")
-            self._emit(DISCONNECT, Stopped(str(exc), error=exc))
+            self._emit(DISCONNECT, self._stop_report(str(exc), error=exc))
 
     async def disconnect(self, code: int = 1000) -> None:
         """Close with ``code`` and stop for good; return once stopped.
@@ -318,6 +307,11 @@ class Shard:
     async def send(self, command: Command) -> None:
         """Queue a command; it goes out once the session is live, within rate limits.
 
+        A command still queued when the connection ends is queued again on the
+        shard's next connection (resumed or new), in order; if the shard stops
+        first, it is reported in the ``disconnect`` event (``Stopped.unsent``)
+        and logged as a warning. It is never dropped silently.
+
         Raises:
             InvalidCommandError: the command is invalid or too large.
             LocalProtocolError: the shard is not connected.
@@ -327,6 +321,7 @@ class Shard:
         if conn is None or self._closed is not None:
             raise LocalProtocolError(f"shard {self.id} is not connected")
         conn.send(command, anyio.current_time())
+        self._unsent.accepted(command)
         self._process(conn)
         await self._flush(conn)
         self._wake.set()  # the core may have a new deadline (rate limiter)
@@ -390,6 +385,7 @@ class Shard:
         while True:
             resuming = reconnector.session is not None
             conn = reconnector.new_connection()
+            self._requeue(conn)
             closed: Closed | None = None
             try:
                 ended = await self._run_connection(conn, resuming)
@@ -415,7 +411,7 @@ class Shard:
                 error = None if self._stopping else reconnector.fatal_error
                 why = "disconnected" if error is None else str(error)
                 self._set_state(ShardState.STOPPED, why)
-                self._emit(DISCONNECT, Stopped(why, error=error, closed=closed))
+                self._emit(DISCONNECT, self._stop_report(why, error=error, closed=closed))
                 if error is not None:
                     self._log.error("stopping: %s", error)
                     raise error
@@ -534,6 +530,7 @@ class Shard:
                 if receive:
                     self._emit(RECEIVE, event)
             elif isinstance(event, PayloadSent):
+                self._unsent.observe(event)
                 self._sync_counters()
                 self._emit(SEND, {"op": event.opcode, "d": event.data})
             elif isinstance(event, IdentifyNeeded):
@@ -607,6 +604,25 @@ class Shard:
         if old is not new:
             self._log.info("%s -> %s: %s", old.value, new.value, reason)
             self._emit(STATE, StateChange(old, new, reason))
+            if self._on_state is not None:
+                self._on_state(self)
+
+    def _requeue(self, conn: GatewayConnection) -> None:
+        """Hand the commands the last connection did not write to ``conn``."""
+        if self._unsent:
+            refused = self._unsent.requeue(conn, anyio.current_time())
+            self._log.info("re-queued %d unsent command(s)", len(self._unsent))
+            if refused:
+                self._log.warning("dropped %d unsent command(s): queue full", len(refused))
+
+    def _stop_report(
+        self, reason: str, *, error: BaseException | None = None, closed: Closed | None = None
+    ) -> Stopped:
+        """Build the ``disconnect`` payload, with the commands that never went out."""
+        unsent = self._unsent.take()
+        if unsent:
+            self._log.warning("stopped with %d command(s) not sent", len(unsent))
+        return Stopped(reason, error=error, closed=closed, unsent=unsent)
 
     def _count_drop(self, count: int) -> None:
         self.counters.dropped_events += count

@@ -1,8 +1,8 @@
 """What both drivers share that does no I/O (names, buffers, parsing, redaction).
 
 Event names, the event envelope, the handler registry, bounded event buffers,
-``/gateway/bot`` parsing, shard planning, member-chunk collection and token
-redaction.
+``/gateway/bot`` parsing, shard planning, the identify wait queue and start order,
+the unsent-command backlog, member-chunk collection and token redaction.
 
 Theory of operation: ``gateway_anyio`` and ``gateway_sync`` expose the same API name
 for name; only ``async``/``await`` and the concurrency primitives differ. Every
@@ -20,12 +20,20 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
+from .commands import Command
 from .errors import GatewayError
-from .events import Closed
-from .identify import SessionStartLimit
+from .events import Closed, PayloadSent
+from .identify import IdentifySchedule, IdentifySlot, SessionStartLimit
 from .session import Session
+
+if TYPE_CHECKING:
+    from .connection import GatewayConnection
+
+    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
+else:  # LoggerAdapter is subscriptable at run time only from Python 3.11
+    _LoggerAdapter = logging.LoggerAdapter
 
 __all__ = [
     "ANY_EVENT",
@@ -46,15 +54,20 @@ __all__ = [
     "GatewayInfo",
     "GatewayRequestError",
     "HandlerRegistry",
+    "IdentifyQueue",
+    "IdentifyTicket",
     "IdentifyWait",
     "InvalidTokenError",
     "MemberChunkCollector",
     "RedactingFilter",
     "ShardCounters",
+    "ShardLogger",
     "ShardState",
     "SpawnSpec",
+    "StartOrder",
     "StateChange",
     "Stopped",
+    "UnsentCommands",
     "parse_retry_after",
     "plan_shards",
     "redact",
@@ -161,12 +174,15 @@ class Stopped:
         reason: a short description.
         error: the fatal error, if one stopped it.
         closed: the last connection's close, if there was one.
+        unsent: commands whose ``send()`` returned but that no connection wrote
+            before the shard stopped (oldest first); they were not sent.
 
     """
 
     reason: str
     error: BaseException | None = None
     closed: Closed | None = None
+    unsent: tuple[Command, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,17 +388,31 @@ def parse_retry_after(headers: Mapping[str, str], body: Any, *, default: float =
 SpawnSpec = int | Sequence[int] | Literal["auto"]
 
 
-def plan_shards(spec: SpawnSpec, recommended: int | None) -> tuple[list[int], int]:
+def plan_shards(
+    spec: SpawnSpec, recommended: int | None, *, shard_count: int | None = None
+) -> tuple[list[int], int]:
     """Turn a spawn spec into ``(shard ids, shard count)``.
 
     ``"auto"`` takes ``recommended`` (``shards`` of ``GET /gateway/bot``); an int ``n``
     spawns shards ``0..n-1`` of ``n``; explicit ids run in a total of
     ``recommended`` (or ``max(ids) + 1`` if that is unknown or too small).
 
+    ``shard_count`` pins the total instead, for a process that runs a slice of a
+    larger layout (``--shards 4-7/16``): then ``"auto"`` means every shard of
+    ``shard_count``, an int ``n`` shards ``0..n-1`` of ``shard_count``, and ids must
+    lie below it; ``recommended`` is ignored.
+
     Raises:
-        ValueError: for an empty or invalid spec.
+        ValueError: for an empty or invalid spec, or ids outside ``shard_count``.
 
     """
+    if shard_count is not None:
+        if isinstance(shard_count, bool) or not isinstance(shard_count, int) or shard_count < 1:
+            raise ValueError(f"shard_count must be a positive int, got {shard_count!r}")
+        pinned, _ = plan_shards(spec, shard_count)
+        if max(pinned) >= shard_count:
+            raise ValueError(f"shard ids {spec!r} do not fit in shard_count={shard_count}")
+        return pinned, shard_count
     if spec == "auto":
         if recommended is None or recommended < 1:
             raise ValueError('spawn("auto") needs the recommended shard count')
@@ -400,6 +430,231 @@ def plan_shards(spec: SpawnSpec, recommended: int | None) -> tuple[list[int], in
         raise ValueError(f"shard ids must be unique, got {spec!r}")
     total = max(recommended or 0, max(ids) + 1)
     return sorted(ids), total
+
+
+class StartOrder:
+    """Which spawned shards may start connecting, so identifies are asked for in id order.
+
+    Why: a shard asks for its identify permit after HELLO, so shards started all at
+    once ask in whatever order their connections happened to open, and shard 1 may
+    identify before shard 0. Discord wants buckets started in order. So per bucket
+    (``shard_id % max_concurrency``) shards start one after another: the first of
+    every bucket at once, each next one when its predecessor has *passed* its
+    identify point (got its permit, or ended its first attempt some other way:
+    resumed, failed to connect, stopped). Different buckets never wait for each
+    other, and a shard connects while its predecessor's window runs, so a cold
+    start takes no longer.
+
+    Args:
+        ids: the shard ids to start.
+        max_concurrency: the number of identify buckets.
+
+    """
+
+    def __init__(self, ids: Iterable[int], max_concurrency: int) -> None:
+        self._max_concurrency = max(1, max_concurrency)
+        self._queues: dict[int, deque[int]] = {}
+        for shard_id in sorted(ids):
+            self._queues.setdefault(shard_id % self._max_concurrency, deque()).append(shard_id)
+        self._started: set[int] = set()
+        self._passed: set[int] = set()
+
+    def first(self) -> list[int]:
+        """Return the shards to start now (the first of each bucket), in id order."""
+        heads = sorted(queue.popleft() for queue in self._queues.values() if queue)
+        self._started.update(heads)
+        return heads
+
+    def passed(self, shard_id: int) -> int | None:
+        """Note that ``shard_id`` passed its identify point; return the shard to start next.
+
+        Only the first call per shard counts (re-identifies later are not starts).
+        """
+        if shard_id not in self._started or shard_id in self._passed:
+            return None
+        self._passed.add(shard_id)
+        queue = self._queues.get(shard_id % self._max_concurrency)
+        if not queue:
+            return None
+        following = queue.popleft()
+        self._started.add(following)
+        return following
+
+    def pending(self) -> list[int]:
+        """Return the shards not started yet, in id order."""
+        return sorted(i for queue in self._queues.values() for i in queue)
+
+
+# -- identify permits -------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class IdentifyTicket:
+    """One shard's place in an :class:`IdentifyQueue`.
+
+    Attributes:
+        shard_id: the shard asking.
+        order: arrival number (breaks ties between two requests of one shard).
+        slot: the slot granted, or ``None`` while waiting.
+
+    """
+
+    shard_id: int
+    order: int
+    slot: IdentifySlot | None = None
+
+
+class IdentifyQueue:
+    """Identify requests waiting for a permit: per bucket, the lowest shard id goes first.
+
+    Why: the arithmetic of :class:`~gateway_proto.identify.IdentifySchedule` hands
+    slots out in call order, and shards call when their connection happens to be
+    ready, so shard 1 could identify before shard 0. Discord asks for buckets to be
+    started in order. Here a request only reserves its slot when it is *due* (its
+    bucket is free and it has the lowest id of its bucket's waiters); until then
+    any lower id that arrives goes ahead of it. A request whose bucket is free and
+    that nobody waits before is granted at once, so nothing waits for no reason.
+
+    Drivers call :meth:`add`, then :meth:`grant` whenever they wake (it returns every
+    ticket that became due, and sets its ``slot``), sleep until :meth:`wake_at`, and
+    :meth:`remove` a ticket whose wait was abandoned. Not thread-safe: wrap it in a
+    lock where threads share it.
+
+    Args:
+        schedule: the buckets, the window and the session start budget.
+
+    """
+
+    def __init__(self, schedule: IdentifySchedule) -> None:
+        self.schedule = schedule
+        self._waiting: list[IdentifyTicket] = []
+        self._arrivals = 0
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    def add(self, shard_id: int) -> IdentifyTicket:
+        """Queue a request for ``shard_id`` and return its ticket."""
+        self._arrivals += 1
+        ticket = IdentifyTicket(shard_id, self._arrivals)
+        self._waiting.append(ticket)
+        return ticket
+
+    def remove(self, ticket: IdentifyTicket) -> None:
+        """Withdraw a waiting ticket (a granted or unknown one is ignored)."""
+        if ticket in self._waiting:
+            self._waiting.remove(ticket)
+
+    def grant(self, now: float) -> list[IdentifyTicket]:
+        """Reserve a slot for every request due at ``now``; return those tickets, in order."""
+        granted: list[IdentifyTicket] = []
+        while True:
+            for head in self._heads():
+                if self.schedule.peek(head.shard_id, now=now).at <= now:
+                    head.slot = self.schedule.reserve(head.shard_id, now=now)
+                    self._waiting.remove(head)
+                    granted.append(head)
+                    break  # that bucket is taken now: look at the heads again
+            else:
+                return granted
+
+    def wake_at(self, ticket: IdentifyTicket, now: float) -> float:
+        """Return when the waiters of ``ticket``'s bucket should look again (its head is due)."""
+        head = self._head_of(self.schedule.bucket(ticket.shard_id))
+        return self.schedule.peek((head or ticket).shard_id, now=now).at
+
+    def estimate(self, ticket: IdentifyTicket, now: float) -> IdentifyWait:
+        """Return the wait ``ticket`` can expect if no lower shard id arrives meanwhile."""
+        trial = self.schedule.copy()
+        bucket = trial.bucket(ticket.shard_id)
+        at = now
+        for ahead in self._ordered():
+            if ahead is ticket:
+                break
+            if trial.bucket(ahead.shard_id) == bucket:
+                at = trial.reserve(ahead.shard_id, now=at).at
+        slot = trial.peek(ticket.shard_id, now=at)
+        return IdentifyWait(max(0.0, slot.at - now), slot.bucket, slot.waits_for_reset)
+
+    def _ordered(self) -> list[IdentifyTicket]:
+        return sorted(self._waiting, key=lambda t: (t.shard_id, t.order))
+
+    def _heads(self) -> list[IdentifyTicket]:
+        heads: dict[int, IdentifyTicket] = {}
+        for ticket in self._ordered():
+            heads.setdefault(self.schedule.bucket(ticket.shard_id), ticket)
+        return list(heads.values())  # lowest shard id first: buckets start in order
+
+    def _head_of(self, bucket: int) -> IdentifyTicket | None:
+        for ticket in self._ordered():
+            if self.schedule.bucket(ticket.shard_id) == bucket:
+                return ticket
+        return None
+
+
+# -- commands across connections ---------------------------------------------------------
+
+
+class UnsentCommands:
+    """Commands a shard accepted (its ``send()`` returned) that no connection wrote yet.
+
+    Why: a connection drops the commands still queued in it when it closes (they
+    wait for READY/RESUMED or for the 120 per 60 s limiter). A ``send()`` that
+    returned must not silently vanish across a reconnect, so the driver records
+    every command the connection accepted, feeds this every ``PayloadSent`` (a
+    connection writes its commands first in, first out), hands what is left to the
+    shard's next connection (:meth:`requeue`), and reports what is still left when
+    the shard stops for good (``Stopped.unsent``).
+    """
+
+    def __init__(self) -> None:
+        self._commands: deque[Command] = deque()
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        """The unsent commands, oldest first."""
+        return tuple(self._commands)
+
+    def accepted(self, command: Command) -> None:
+        """Record a command that a connection's ``send()`` accepted."""
+        self._commands.append(command)
+
+    def observe(self, event: object) -> None:
+        """Feed every event of the connection: a written command leaves the backlog."""
+        if (
+            isinstance(event, PayloadSent)
+            and self._commands
+            and event.opcode == self._commands[0].opcode
+        ):
+            self._commands.popleft()
+
+    def requeue(self, connection: GatewayConnection, now: float) -> list[Command]:
+        """Queue the backlog on a shard's new ``connection`` (before anything else).
+
+        They go out, in their order, once that connection's session is live (resumed
+        or new). Returns the commands it refused (``max_pending_commands``), which
+        leave the backlog: the caller should say they were dropped.
+        """
+        refused: list[Command] = []
+        kept: deque[Command] = deque()
+        for command in self._commands:
+            try:
+                connection.send(command, now)
+            except GatewayError:
+                refused.append(command)
+            else:
+                kept.append(command)
+        self._commands = kept
+        return refused
+
+    def take(self) -> tuple[Command, ...]:
+        """Empty the backlog and return what it held (the shard stopped)."""
+        commands = tuple(self._commands)
+        self._commands.clear()
+        return commands
 
 
 # -- request guild members -------------------------------------------------------------
@@ -499,3 +754,27 @@ class RedactingFilter(logging.Filter):
         record.msg = message
         record.args = None
         return True
+
+
+class ShardLogger(_LoggerAdapter):
+    """A shard's logger: formats each record once and removes the token before it leaves.
+
+    Both drivers log through it (``gateway_anyio.shard.<id>``, ``gateway_sync.shard.<id>``),
+    so no handler, filter or formatter downstream ever sees the token.
+
+    Args:
+        logger: the logger to write to.
+        token: the secret to redact.
+
+    """
+
+    def __init__(self, logger: logging.Logger, token: str) -> None:
+        super().__init__(logger, {})
+        self._token = token
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        """Log ``msg % args`` at ``level``, redacted (the caller's line is kept)."""
+        if self.logger.isEnabledFor(level):
+            text = str(msg) % args if args else str(msg)
+            kwargs.setdefault("stacklevel", 3)
+            self.logger.log(level, redact(text, [self._token]), **kwargs)

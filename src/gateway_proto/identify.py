@@ -132,18 +132,37 @@ class IdentifySchedule:
         is spent even if the caller then does not identify; reserve only when about
         to identify.
         """
+        slot, remaining, reset_at = self._plan(shard_id, now)
+        if self._total is not None:
+            self._remaining, self._reset_at = remaining, reset_at
+        self._bucket_free[slot.bucket] = slot.at + self.window
+        return slot
+
+    def peek(self, shard_id: int, *, now: float) -> IdentifySlot:
+        """Return the slot :meth:`reserve` would hand out at ``now``, reserving nothing."""
+        return self._plan(shard_id, now)[0]
+
+    def copy(self) -> IdentifySchedule:
+        """Return an independent copy (to try reservations out without spending them)."""
+        clone = IdentifySchedule(self.max_concurrency, window=self.window)
+        clone._bucket_free = dict(self._bucket_free)
+        clone._total, clone._remaining = self._total, self._remaining
+        clone._reset_at, clone._reset_every = self._reset_at, self._reset_every
+        return clone
+
+    def _plan(self, shard_id: int, now: float) -> tuple[IdentifySlot, int, float]:
         bucket = self.bucket(shard_id)
         at = max(now, self._bucket_free.get(bucket, now))
         waits = False
+        remaining, reset_at = self._remaining, self._reset_at
         if self._total is not None:
-            while at >= self._reset_at:
-                self._remaining = self._total
-                self._reset_at += self._reset_every
-            if self._remaining <= 0:
+            while at >= reset_at:
+                remaining = self._total
+                reset_at += self._reset_every
+            if remaining <= 0:
                 waits = True
-                at = self._reset_at
-                self._remaining = self._total
-                self._reset_at += self._reset_every
-            self._remaining -= 1
-        self._bucket_free[bucket] = at + self.window
-        return IdentifySlot(at=at, bucket=bucket, waits_for_reset=waits)
+                at = reset_at
+                remaining = self._total
+                reset_at += self._reset_every
+            remaining -= 1
+        return IdentifySlot(at=at, bucket=bucket, waits_for_reset=waits), remaining, reset_at

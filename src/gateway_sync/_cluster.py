@@ -8,7 +8,15 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from gateway_proto.driver_support import ERROR, GatewayEvent, SpawnSpec, plan_shards
+from gateway_proto.driver_support import (
+    ERROR,
+    GatewayEvent,
+    IdentifyWait,
+    ShardState,
+    SpawnSpec,
+    StartOrder,
+    plan_shards,
+)
 from gateway_proto.identify import IDENTIFY_WINDOW
 
 from ._events import DEFAULT_MAX_BUFFER, Emitter, EventStream, Handler
@@ -20,6 +28,31 @@ __all__ = ["Cluster"]
 
 _H = TypeVar("_H", bound=Handler)
 _log = logging.getLogger("gateway_sync.cluster")
+
+#: States in which a shard has passed its first identify point (or will not reach it).
+_PASSED = frozenset(
+    {ShardState.READY, ShardState.RESUMING, ShardState.RECONNECTING, ShardState.STOPPED}
+)
+
+
+class _PacingLimiter:
+    """Passes ``acquire`` on, and tells the cluster when a shard got past it."""
+
+    def __init__(self, limiter: IdentifyLimiter, passed: Callable[[int], None]) -> None:
+        self._limiter = limiter
+        self._passed = passed
+
+    def acquire(
+        self,
+        shard_id: int,
+        *,
+        on_wait: Callable[[IdentifyWait], None] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        try:
+            self._limiter.acquire(shard_id, on_wait=on_wait, cancel=cancel)
+        finally:
+            self._passed(shard_id)
 
 
 class Cluster:
@@ -115,24 +148,35 @@ class Cluster:
     ) -> None:
         self.close()
 
-    def spawn(self, shards: SpawnSpec = "auto") -> list[Shard]:
+    def spawn(self, shards: SpawnSpec = "auto", *, shard_count: int | None = None) -> list[Shard]:
         """Start shards: a count, explicit ids, or ``"auto"`` (``GET /gateway/bot``).
 
-        Returns the new shards at once; they connect in the background, in id
-        order through the identify limiter. Wait for ``"connect"`` events to know
-        when they are live.
+        Returns the new shards at once; they connect in the background and ask
+        for identify permits in id order: per bucket, a shard starts connecting
+        once the one before it got its permit (or resumed, failed or stopped).
+        Wait for ``"connect"`` events to know when they are live.
+
+        Args:
+            shards: a count (shards ``0..n-1``), shard ids, or ``"auto"``.
+            shard_count: the total every shard sends in IDENTIFY, for a process
+                that runs a slice of a larger layout (ids ``4..7`` of 16);
+                default: the recommended count of ``GET /gateway/bot`` (or
+                ``max(ids) + 1`` if larger). ``"auto"`` then spawns every shard
+                of ``shard_count``.
 
         Raises:
             InvalidTokenError: ``GET /gateway/bot`` refused the token.
-            ValueError: a shard id is already running, or the spec is invalid.
+            ValueError: a shard id is already running, or the spec is invalid
+                (ids outside ``shard_count``).
             RuntimeError: the cluster is closed.
 
         """
         if self._closing.is_set():
             raise RuntimeError("the cluster is closed")
+        plan_shards(shards, 1, shard_count=shard_count)  # a bad spec fails before REST
         self._emitter.start()
         info = self.gateway.fetch()
-        ids, total = plan_shards(shards, info.shards)
+        ids, total = plan_shards(shards, info.shards, shard_count=shard_count)
         with self._lock:
             if self.identify_limiter is None:
                 window, clock, sleep = self._limiter_args
@@ -143,26 +187,42 @@ class Cluster:
                     clock=clock,
                     sleep=sleep,
                 )
+            if any(shard_id in self.shards for shard_id in ids):
+                taken = sorted(set(ids) & set(self.shards))
+                raise ValueError(f"shards {taken} are already running")
+            order = StartOrder(ids, info.max_concurrency)
+
+            def passed(shard_id: int) -> None:
+                # On a shard's I/O thread or identify helper: start the next of its bucket.
+                with self._lock:
+                    following = order.passed(shard_id)
+                    if following is not None and not self._closing.is_set():
+                        self.shards[following].start()
+
+            def on_state(shard: Shard) -> None:
+                if shard.state in _PASSED:
+                    passed(shard.id)
+
+            limiter = _PacingLimiter(self.identify_limiter, passed)
             started = []
             for shard_id in ids:
-                if shard_id in self.shards:
-                    raise ValueError(f"shard {shard_id} is already running")
                 options = {"url": info.url, "max_buffer": self._max_buffer, **self._shard_options}
                 shard = Shard(
                     self.gateway,
                     shard_id,
                     shard_count=total,
                     intents=self.intents,
-                    identify_limiter=self.identify_limiter,
+                    identify_limiter=limiter,
                     **options,
                 )
                 shard._emitter.parents.append(self._emitter)
                 shard._on_stopped = self._shard_stopped
+                shard._on_state = on_state
                 self.shards[shard_id] = shard
                 started.append(shard)
-            # Started in id order, so buckets are asked for in order, as Discord wants.
-            for shard in started:
-                shard.start()
+            # Per bucket, one after another: identifies are asked for in id order.
+            for shard_id in order.first():
+                self.shards[shard_id].start()
         return started
 
     def run(self, shards: SpawnSpec | None = None) -> None:

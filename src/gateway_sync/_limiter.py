@@ -2,8 +2,10 @@
 
 The blocking twin of ``gateway_anyio._limiter``. The arithmetic (buckets of
 ``shard_id % max_concurrency``, one identify per bucket per window, the session
-start budget) is ``gateway_proto.identify.IdentifySchedule``; this module only adds
-a :class:`threading.Lock` and a sleep. :class:`IdentifyLimiter` is the interface a
+start budget) is ``gateway_proto.identify.IdentifySchedule``, and the order among
+waiters of one bucket (lowest shard id first) is
+``gateway_proto.driver_support.IdentifyQueue``; this module only adds a
+:class:`threading.Lock` and a sleep. :class:`IdentifyLimiter` is the interface a
 shard talks to, so a limiter shared across processes or machines can be plugged in
 without touching the shard. Resumes never ask it.
 
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from gateway_proto.driver_support import IdentifyWait
+from gateway_proto.driver_support import IdentifyQueue, IdentifyTicket, IdentifyWait
 from gateway_proto.identify import IDENTIFY_WINDOW, IdentifySchedule, SessionStartLimit
 
 __all__ = [
@@ -78,6 +80,9 @@ class IdentifyGrant:
 class InProcessIdentifyLimiter:
     """An :class:`IdentifyLimiter` for the shards of one process.
 
+    One identify per bucket per window; when several shards of one bucket wait,
+    the lowest shard id is granted first (Discord wants buckets started in order).
+
     Args:
         max_concurrency: identify buckets (``max_concurrency`` of ``GET /gateway/bot``).
         window: seconds a bucket is held after an identify (Discord: 5).
@@ -104,6 +109,7 @@ class InProcessIdentifyLimiter:
         self._sleep = sleep
         self._limit = limit
         self._schedule = IdentifySchedule(max_concurrency, window=window)
+        self._queue = IdentifyQueue(self._schedule)
         self._lock = threading.Lock()
         #: The most recent grants, oldest first (for metrics and tests).
         self.history: deque[IdentifyGrant] = deque(maxlen=history)
@@ -131,38 +137,61 @@ class InProcessIdentifyLimiter:
         cancel: threading.Event | None = None,
     ) -> None:
         """Wait for ``shard_id``'s slot (see :meth:`IdentifyLimiter.acquire`)."""
+        queue = self._queue
         with self._lock:
             if self._limit is not None:
                 # The budget's reset_after counts from the first use, on our clock.
                 self._schedule.update_limit(self._limit, now=self._clock())
                 self._limit = None
-            # Reserving is instant; slots are handed out in call order, so sleeping
-            # outside the lock cannot break the bucket order.
-            now = self._clock()
-            slot = self._schedule.reserve(shard_id, now=now)
-            self.history.append(IdentifyGrant(shard_id, slot.bucket, slot.at))
-        delay = slot.at - now
-        if delay <= 0:
-            return
-        if slot.waits_for_reset:
+            ticket = queue.add(shard_id)
+        try:
+            announced = False
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise IdentifyCancelledError(f"shard {shard_id} stopped while waiting")
+                with self._lock:
+                    now = self._clock()
+                    for granted in queue.grant(now):
+                        self._record(granted)
+                    if ticket.slot is not None:
+                        return
+                    wake_at = queue.wake_at(ticket, now)
+                    wait = None if announced else queue.estimate(ticket, now)
+                if wait is not None:
+                    announced = True
+                    self._announce(shard_id, wait, on_wait)
+                # Sleep until the bucket's head is due, on *our* clock (an injected
+                # one works); whoever wakes first grants it, so a waiter granted by
+                # another returns when it wakes.
+                left = max(0.0, wake_at - now)
+                if self._sleep is not None:
+                    self._sleep(left)
+                elif cancel is not None:
+                    cancel.wait(left)
+                else:
+                    time.sleep(left)
+        finally:
+            with self._lock:
+                queue.remove(ticket)
+
+    def _record(self, ticket: IdentifyTicket) -> None:
+        slot = ticket.slot
+        assert slot is not None
+        self.history.append(IdentifyGrant(ticket.shard_id, slot.bucket, slot.at))
+
+    @staticmethod
+    def _announce(
+        shard_id: int, wait: IdentifyWait, on_wait: Callable[[IdentifyWait], None] | None
+    ) -> None:
+        if wait.waits_for_reset:
             _log.warning(
                 "session start limit spent: shard %d waits %.0f s for the budget to reset",
                 shard_id,
-                delay,
+                wait.delay,
             )
         else:
-            _log.debug("shard %d waits %.2f s for identify bucket %d", shard_id, delay, slot.bucket)
+            _log.debug(
+                "shard %d waits %.2f s for identify bucket %d", shard_id, wait.delay, wait.bucket
+            )
         if on_wait is not None:
-            on_wait(IdentifyWait(delay, slot.bucket, slot.waits_for_reset))
-        # Sleep until the slot on *our* clock, in steps, so an injected clock works.
-        while (left := slot.at - self._clock()) > 0:
-            if cancel is not None and cancel.is_set():
-                raise IdentifyCancelledError(f"shard {shard_id} stopped while waiting")
-            if self._sleep is not None:
-                self._sleep(left)
-            elif cancel is not None:
-                cancel.wait(left)
-            else:
-                time.sleep(left)
-        if cancel is not None and cancel.is_set():
-            raise IdentifyCancelledError(f"shard {shard_id} stopped while waiting")
+            on_wait(wait)

@@ -39,7 +39,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from gateway_proto.backoff import Backoff
 from gateway_proto.close_codes import RESUMABLE_CLOSE
@@ -60,10 +60,11 @@ from gateway_proto.driver_support import (
     GatewayEvent,
     MemberChunkCollector,
     ShardCounters,
+    ShardLogger,
     ShardState,
     StateChange,
     Stopped,
-    redact,
+    UnsentCommands,
 )
 from gateway_proto.errors import GatewayError, LocalProtocolError
 from gateway_proto.events import Closed, Dispatch, IdentifyNeeded, Opened, PayloadSent
@@ -90,26 +91,6 @@ _H = TypeVar("_H", bound=Handler)
 _MAX_READS_PER_WAKE = 64
 #: Seconds a write may stay stuck (the peer reads nothing) before the transport is dropped.
 WRITE_STALL_TIMEOUT = 30.0
-
-
-if TYPE_CHECKING:
-    _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
-else:  # LoggerAdapter is subscriptable at run time only from Python 3.11
-    _LoggerAdapter = logging.LoggerAdapter
-
-
-class _ShardLogger(_LoggerAdapter):
-    """Formats each record once and removes the token before it leaves."""
-
-    def __init__(self, logger: logging.Logger, token: str) -> None:
-        super().__init__(logger, {})
-        self._token = token
-
-    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
-        if self.logger.isEnabledFor(level):
-            text = str(msg) % args if args else str(msg)
-            kwargs.setdefault("stacklevel", 3)
-            self.logger.log(level, redact(text, [self._token]), **kwargs)
 
 
 # -- mailbox messages (other threads -> the I/O thread) -------------------------------
@@ -210,7 +191,7 @@ class Shard:
         self._ssl_context = ssl_context
         self._timeouts = (connect_timeout, handshake_timeout, ready_timeout)
         self._rng = rng or random.Random()
-        self._log = _ShardLogger(logging.getLogger(f"gateway_sync.shard.{shard_id}"), gateway.token)
+        self._log = ShardLogger(logging.getLogger(f"gateway_sync.shard.{shard_id}"), gateway.token)
         #: Counters for metrics and tests (identifies, resumes, reconnects, ...).
         self.counters = ShardCounters()
         self._emitter = Emitter(
@@ -240,6 +221,10 @@ class Shard:
         self._error: BaseException | None = None
         #: Called on the I/O thread as it ends (a cluster collects errors with it).
         self._on_stopped: Callable[[Shard], None] | None = None
+        # Accepted by send(), not written yet: carried over to the next connection.
+        self._unsent = UnsentCommands()
+        #: Called after every state change (a cluster paces its spawns with it).
+        self._on_state: Callable[[Shard], None] | None = None
 
     def __repr__(self) -> str:
         return f"<Shard {self.id}/{self._config.shard[1]} {self._state.value}>"
@@ -405,7 +390,11 @@ class Shard:
     def send(self, command: Command, *, timeout: float | None = 10.0) -> None:
         """Queue a command; it goes out once the session is live, within rate limits.
 
-        Thread-safe. Returns once the connection has accepted (queued) it.
+        Thread-safe. Returns once the connection has accepted (queued) it. A
+        command still queued when the connection ends is queued again on the
+        shard's next connection (resumed or new), in order; if the shard stops
+        first, it is reported in the ``disconnect`` event (``Stopped.unsent``)
+        and logged as a warning. It is never dropped silently.
 
         Raises:
             InvalidCommandError: the command is invalid or too large.
@@ -493,7 +482,7 @@ class Shard:
             self._error = exc
             if self._state is not ShardState.STOPPED:
                 self._set_state(ShardState.STOPPED, str(exc))
-                self._emit(DISCONNECT, Stopped(str(exc), error=exc))
+                self._emit(DISCONNECT, self._stop_report(str(exc), error=exc))
             if not isinstance(exc, GatewayError):
                 # A bug must not die silently in a thread; expected errors are
                 # logged once where they arise and raised from connect().
@@ -529,6 +518,7 @@ class Shard:
         self.counters.reconnects = reconnector.reconnects
         while True:
             conn = reconnector.new_connection()
+            self._requeue(conn)
             closed = self._run_connection(conn, reconnector)
             self._reject_sends(f"shard {self.id} is not connected")
             delay: float | None
@@ -551,7 +541,7 @@ class Shard:
                 error = None if self._stopping.is_set() else reconnector.fatal_error
                 why = "disconnected" if error is None else str(error)
                 self._set_state(ShardState.STOPPED, why)
-                self._emit(DISCONNECT, Stopped(why, error=error, closed=closed))
+                self._emit(DISCONNECT, self._stop_report(why, error=error, closed=closed))
                 if error is not None:
                     self._log.error("stopping: %s", error)
                     raise error
@@ -562,7 +552,7 @@ class Shard:
                 self._kick.wait(delay)
             if self._stopping.is_set():
                 self._set_state(ShardState.STOPPED, "disconnected")
-                self._emit(DISCONNECT, Stopped("disconnected", closed=closed))
+                self._emit(DISCONNECT, self._stop_report("disconnected", closed=closed))
                 return
 
     def _sync_counters(self) -> None:
@@ -703,6 +693,7 @@ class Shard:
                 except GatewayError as exc:
                     message.done.set_exception(exc)
                 else:
+                    self._unsent.accepted(message.command)
                     message.done.set_result(None)
             elif isinstance(message, _Close):
                 if message.restart:
@@ -741,6 +732,7 @@ class Shard:
                 self._emit(event.name, event.data, event.sequence)
                 self._emit(RECEIVE, event)
             elif isinstance(event, PayloadSent):
+                self._unsent.observe(event)
                 self._sync_counters()  # the core counts IDENTIFY and RESUME payloads
                 self._emit(SEND, {"op": event.opcode, "d": event.data})
             elif isinstance(event, IdentifyNeeded):
@@ -808,6 +800,25 @@ class Shard:
         if old is not new:
             self._log.info("%s -> %s: %s", old.value, new.value, reason)
             self._emit(STATE, StateChange(old, new, reason))
+            if self._on_state is not None:
+                self._on_state(self)
+
+    def _requeue(self, conn: GatewayConnection) -> None:
+        """Hand the commands the last connection did not write to ``conn``."""
+        if self._unsent:
+            refused = self._unsent.requeue(conn, time.monotonic())
+            self._log.info("re-queued %d unsent command(s)", len(self._unsent))
+            if refused:
+                self._log.warning("dropped %d unsent command(s): queue full", len(refused))
+
+    def _stop_report(
+        self, reason: str, *, error: BaseException | None = None, closed: Closed | None = None
+    ) -> Stopped:
+        """Build the ``disconnect`` payload, with the commands that never went out."""
+        unsent = self._unsent.take()
+        if unsent:
+            self._log.warning("stopped with %d command(s) not sent", len(unsent))
+        return Stopped(reason, error=error, closed=closed, unsent=unsent)
 
     def _count_drop(self, count: int) -> None:
         self.counters.dropped_events += count

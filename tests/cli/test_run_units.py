@@ -8,7 +8,7 @@ import pytest
 
 from gateway_anyio._cli.args import FakeOptions, ListenOptions, parse_args
 from gateway_anyio._cli.display import Display
-from gateway_anyio._cli.run import _Listener, _pinned, _plan, explain, fake_argv
+from gateway_anyio._cli.run import _Listener, _plan, explain, fake_argv
 from gateway_proto.driver_support import (
     CLOSE,
     DISCONNECT,
@@ -76,8 +76,6 @@ def test_plan_uses_the_recommended_count_or_the_given_total() -> None:
     assert _plan(options(), INFO) == ([0, 1, 2], 3)
     assert _plan(options("--shards", "2"), INFO) == ([0, 1], 2)
     assert _plan(options("--shards", "4-5/16"), INFO) == ([4, 5], 16)
-    assert _pinned(INFO, 16).shards == 16
-    assert _pinned(INFO, 16).url == INFO.url
 
 
 def make_listener(ids: list[int]) -> tuple[_Listener, Display]:

@@ -188,6 +188,7 @@ class AnyioAdapter:
         *,
         identify_window: float | None = None,
         ssl_context: Any = None,
+        shard_count: int | None = None,
         **options: Any,
     ) -> AsyncIterator[_Running]:
         gateway = Gateway(TOKEN, api_base=fake.api_base, verify=ssl_context or True)
@@ -200,7 +201,7 @@ class AnyioAdapter:
         running.cluster = cluster
         cluster.on("*", running.record)
         async with cluster:
-            await cluster.spawn(spawn)
+            await cluster.spawn(spawn, shard_count=shard_count)
             yield running
 
 

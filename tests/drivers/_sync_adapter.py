@@ -13,6 +13,7 @@ close). A leak fails the scenario.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import threading
@@ -245,6 +246,7 @@ class SyncAdapter:
         *,
         identify_window: float | None = None,
         ssl_context: Any = None,
+        shard_count: int | None = None,
         **options: Any,
     ) -> AsyncIterator[_Running]:
         leaks = LeakCheck()
@@ -259,7 +261,9 @@ class SyncAdapter:
         running.cluster = cluster
         cluster.on("*", running.record)
         try:
-            await anyio.to_thread.run_sync(cluster.spawn, spawn)
+            await anyio.to_thread.run_sync(
+                functools.partial(cluster.spawn, spawn, shard_count=shard_count)
+            )
             yield running
         finally:
             with anyio.fail_after(DEFAULT_TIMEOUT + 5):

@@ -177,9 +177,10 @@ class DriverAdapter(Protocol):
         *,
         identify_window: float | None = None,
         ssl_context: Any = None,
+        shard_count: int | None = None,
         **options: Any,
     ) -> AbstractAsyncContextManager[Running]:
-        """Start a ``Cluster`` against ``fake`` and ``spawn(spawn)``; close it on exit.
+        """Start a ``Cluster`` against ``fake``, ``spawn`` its shards; close it on exit.
 
         Args:
             fake: a running ``gateway_testing.FakeGateway``.
@@ -187,6 +188,7 @@ class DriverAdapter(Protocol):
             identify_window: the identify limiter's window in seconds (Discord: 5),
                 shortened so bucket scenarios run fast; ``None`` keeps the default.
             ssl_context: the client's ``ssl.SSLContext``, or ``None``.
+            shard_count: ``Cluster.spawn``'s ``shard_count`` (the pinned total).
             options: passed to the ``Cluster`` constructor as is.
 
         """

@@ -7,15 +7,18 @@ the assertions are about order and counts only, never about elapsed time.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import ssl
 from typing import Any
 
+import anyio
 import pytest
 import trustme
 
 from gateway_proto import errors
+from gateway_proto.commands import Status, UpdatePresence
 from gateway_proto.events import CloseCause, Closed
 from gateway_testing import FakeGateway
 
@@ -298,3 +301,72 @@ async def test_spent_session_starts_wait_for_the_reset(driver: DriverAdapter) ->
         waits = [s.data for s in run.seen if s.name == "identify_wait"]
         assert [w.waits_for_reset for w in waits] == [True]
         assert not gw.session_starts_exhausted
+
+
+async def test_spawn_ids_with_a_pinned_shard_count(driver: DriverAdapter) -> None:
+    # GET /gateway/bot recommends 2 shards; this process runs shards 4 and 5 of 16.
+    gw = fake(shards=2, max_concurrency=2)
+    async with gw, driver.start_cluster(gw, [4, 5], shard_count=16) as run:
+        await run.wait_for("READY", count=2)
+        shards = sorted(tuple(conn.identifies[0].d["shard"]) for conn in gw.connections)
+        assert shards == [(4, 16), (5, 16)]
+        assert sorted(run.shard(i).id for i in (4, 5)) == [4, 5]
+
+
+async def test_cluster_asks_for_identifies_in_shard_id_order(driver: DriverAdapter) -> None:
+    window = 0.1
+    gw = fake(shards=4, max_concurrency=1, identify_window=window * 0.8)
+    async with gw, driver.start_cluster(gw, 4, identify_window=window) as run:
+        await run.wait_for("READY", count=4)
+        # One bucket: every identify waits for the one before, in shard id order.
+        assert [shard for _, shard in run.identify_log] == [0, 1, 2, 3]
+        arrived = [conn.identifies[0].d["shard"][0] for conn in gw.connections if conn.identifies]
+        assert arrived == [0, 1, 2, 3]
+        assert sum(conn.identify_rejected for conn in gw.connections) == 0
+
+
+def _presences(gw: FakeGateway) -> list[str]:
+    return [d["status"] for conn in gw.connections for d in conn.payloads(3)]
+
+
+async def _until(check: Any, what: str) -> None:
+    with anyio.fail_after(10):
+        while not check():
+            await anyio.sleep(0.01)
+    assert check(), what
+
+
+STATUSES: tuple[Status, ...] = ("idle", "dnd", "invisible")
+
+
+async def test_queued_commands_survive_a_resume(driver: DriverAdapter) -> None:
+    # A 0.25 s heartbeat leaves the 120 per 60 s limiter (almost) no room for
+    # commands, so the presence updates are still queued when the connection drops.
+    # The resumed connection's HELLO asks for 5 s heartbeats: the commands go out
+    # there, in order, once each.
+    async with fake() as gw, driver.start_shard(gw) as run:
+        await run.wait_for("READY")
+        for status in STATUSES:
+            await run.send(UpdatePresence(status=status))
+        first = len(gw.connections[0].payloads(3))
+        assert first <= 1
+        gw.options = dataclasses.replace(gw.options, heartbeat_interval=5.0)
+        await gw.connections[0].drop()
+        await run.wait_for("RESUMED")
+        await _until(lambda: len(_presences(gw)) == 3, "the queued presences")
+        assert _presences(gw) == list(STATUSES)
+        assert len(gw.connections[1].payloads(3)) == 3 - first
+
+
+async def test_queued_commands_are_reported_when_the_shard_stops(driver: DriverAdapter) -> None:
+    async with fake() as gw, driver.start_shard(gw) as run:
+        await run.wait_for("READY")
+        for status in STATUSES:
+            await run.send(UpdatePresence(status=status))
+        await gw.connections[0].close(4004)
+        await run.wait_stopped()
+        stopped = (await run.wait_for("disconnect")).data
+        sent = _presences(gw)
+        assert len(sent) <= 1
+        # Every command either went out or is reported, in order; none vanished.
+        assert [*sent, *(c.status for c in stopped.unsent)] == list(STATUSES)

@@ -536,3 +536,33 @@ def test_the_leak_checker_sees_a_left_thread_and_a_left_socket() -> None:
         thread.join()
         left.close()
     assert check.leaks() == ([], set())
+
+
+def test_limiter_grants_waiters_of_one_bucket_in_shard_id_order() -> None:
+    clock = FakeClock()
+    poll = lambda _: time.sleep(0.001)  # noqa: E731 - the test moves the clock
+    limiter = InProcessIdentifyLimiter(1, window=5.0, clock=clock, sleep=poll)
+    limiter.acquire(9)  # takes the only bucket for one window
+    threads = [
+        threading.Thread(target=limiter.acquire, args=(shard_id,), name=f"gateway-test-{shard_id}")
+        for shard_id in (3, 1, 2, 0)  # they ask out of order
+    ]
+    for t in threads:
+        t.start()
+    while len(limiter._queue) < 4:
+        time.sleep(0.001)
+    for _ in range(4):
+        granted = len(limiter.history)
+        with clock.lock:
+            clock.now += 5.0
+        while len(limiter.history) == granted:
+            time.sleep(0.001)
+    for t in threads:
+        t.join()
+    assert [(g.shard_id, g.at) for g in limiter.history] == [
+        (9, 100.0),
+        (0, 105.0),
+        (1, 110.0),
+        (2, 115.0),
+        (3, 120.0),
+    ]

@@ -296,16 +296,6 @@ def _plan(options: ListenOptions, info: GatewayInfo) -> tuple[list[int], int]:
     return list(options.shards.shard_ids(total)), total
 
 
-def _pinned(info: GatewayInfo, total: int) -> GatewayInfo:
-    """Return ``info`` whose recommended count is ``total``.
-
-    Why: ``Cluster.spawn(ids)`` takes the total from ``GET /gateway/bot``, but
-    ``--shards 4-7/16`` names the total itself; pinning it keeps IDENTIFY's
-    ``[shard_id, 16]`` right whatever Discord recommends today.
-    """
-    return dataclasses.replace(info, shards=total)
-
-
 class _DisplayLogHandler(logging.Handler):
     """Shows the library's warnings as status notices (terminals only), drops the rest.
 
@@ -364,17 +354,6 @@ def run_listen(options: ListenOptions, display: Display) -> int:
 # -- listen on anyio -----------------------------------------------------------------------
 
 
-class _PinnedGateway(Gateway):
-    """A ``Gateway`` whose answer carries the total shard count ``--shards`` gave."""
-
-    total: int | None = None
-
-    async def fetch(self) -> GatewayInfo:
-        """Ask ``GET /gateway/bot``, then pin the shard count (see :func:`_pinned`)."""
-        info = await super().fetch()
-        return info if self.total is None else _pinned(info, self.total)
-
-
 async def _listen_anyio(options: ListenOptions, display: Display) -> int:
     async with contextlib.AsyncExitStack() as stack:
         if options.offline:
@@ -389,20 +368,25 @@ async def _listen_anyio(options: ListenOptions, display: Display) -> int:
             token, api_base = options.token, options.api_base or DEFAULT_API_BASE
             where = "Discord" if options.api_base is None else api_base
 
-        gateway = _PinnedGateway(token, api_base=api_base)
+        gateway = Gateway(token, api_base=api_base)
         try:
             info = await gateway.fetch()
         except (GatewayRequestError, OSError) as exc:
             display.error(explain(exc, options))
             return EXIT_FAILURE
         ids, total = _plan(options, info)
-        gateway.total = total
-        return await _run_cluster(options, display, gateway, ids, where)
+        return await _run_cluster(options, display, gateway, ids, total=total, where=where)
     raise AssertionError("unreachable")  # pragma: no cover - the stack swallows nothing
 
 
 async def _run_cluster(
-    options: ListenOptions, display: Display, gateway: Gateway, ids: list[int], where: str
+    options: ListenOptions,
+    display: Display,
+    gateway: Gateway,
+    ids: list[int],
+    *,
+    total: int,
+    where: str,
 ) -> int:
     listener = _Listener(display, ids, anyio.current_time)
     outcome = listener.outcome
@@ -419,7 +403,8 @@ async def _run_cluster(
             stream = cluster.events()  # before spawn, so no event is missed
             with run_scope:
                 tg.start_soon(_tick, display, cluster, run_scope)
-                await cluster.spawn(ids)
+                # The total --shards named (4-7/16), whatever Discord recommends today.
+                await cluster.spawn(ids, shard_count=total)
                 async for event in stream:
                     listener.handle(event)
                     if listener.all_stopped.is_set():
@@ -476,15 +461,6 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
     # Imported here: the anyio CLI must not pay for the threaded driver unless asked.
     import gateway_sync  # noqa: PLC0415
 
-    class PinnedGateway(gateway_sync.Gateway):
-        """The blocking twin of :class:`_PinnedGateway`."""
-
-        total: int | None = None
-
-        def fetch(self) -> GatewayInfo:
-            info = super().fetch()
-            return info if self.total is None else _pinned(info, self.total)
-
     with contextlib.ExitStack() as stack:
         if options.offline:
             # The fake is an anyio server: run it on an event loop in a thread of its own,
@@ -501,14 +477,13 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
             assert options.token is not None
             token, api_base = options.token, options.api_base or gateway_sync.DEFAULT_API_BASE
             where = "Discord" if options.api_base is None else api_base
-        gateway = PinnedGateway(token, api_base=api_base)
+        gateway = gateway_sync.Gateway(token, api_base=api_base)
         try:
             info = gateway.fetch()
         except (GatewayRequestError, OSError) as exc:
             display.error(explain(exc, options))
             return EXIT_FAILURE
         ids, total = _plan(options, info)
-        gateway.total = total
 
         listener = _Listener(display, ids, time.monotonic)
         outcome = listener.outcome
@@ -524,7 +499,7 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
             with _sigterm_raises(), cluster:
                 stream = cluster.events()  # before spawn, so no event is missed
                 display.start(ids, start, where=where)
-                cluster.spawn(ids)
+                cluster.spawn(ids, shard_count=total)
                 while True:
                     now = time.monotonic()
                     if deadline is not None and now >= deadline:

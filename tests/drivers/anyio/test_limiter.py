@@ -66,3 +66,39 @@ async def test_concurrent_acquirers_keep_their_buckets_apart() -> None:
     for times in by_bucket.values():
         assert len(times) == 3
         assert all(b - a >= 0.05 - 1e-9 for a, b in itertools.pairwise(times))
+
+
+class ManualClock:
+    """A clock that moves only when the test moves it; sleeping polls it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        await anyio.sleep(0.001)
+
+
+async def test_waiters_of_one_bucket_are_granted_in_shard_id_order() -> None:
+    clock = ManualClock()
+    limiter = InProcessIdentifyLimiter(1, window=5.0, clock=clock, sleep=clock.sleep)
+    await limiter.acquire(9)  # takes the only bucket for one window
+    async with anyio.create_task_group() as tg:
+        for shard_id in (3, 1, 2, 0):  # they ask out of order
+            tg.start_soon(limiter.acquire, shard_id)
+        while len(limiter._queue) < 4:
+            await anyio.sleep(0.001)
+        for _ in range(4):
+            granted = len(limiter.history)
+            clock.now += 5.0
+            while len(limiter.history) == granted:
+                await anyio.sleep(0.001)
+    assert [(g.shard_id, g.at) for g in limiter.history] == [
+        (9, 100.0),
+        (0, 105.0),
+        (1, 110.0),
+        (2, 115.0),
+        (3, 120.0),
+    ]

@@ -1,0 +1,81 @@
+"""Units of ``gateway_proto.driver_support`` that both drivers share (no I/O)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from gateway_proto.commands import UpdatePresence, UpdateVoiceState
+from gateway_proto.driver_support import (
+    IdentifyQueue,
+    ShardLogger,
+    StartOrder,
+    UnsentCommands,
+    plan_shards,
+)
+from gateway_proto.events import PayloadSent
+from gateway_proto.identify import IdentifySchedule
+
+TOKEN = "test-token.abcdef.0123456789"
+
+
+def test_plan_shards_with_a_pinned_total() -> None:
+    assert plan_shards([4, 5, 6, 7], 2, shard_count=16) == ([4, 5, 6, 7], 16)
+    assert plan_shards(4, 2, shard_count=16) == ([0, 1, 2, 3], 16)
+    assert plan_shards("auto", 2, shard_count=3) == ([0, 1, 2], 3)
+    assert plan_shards([4, 5], 2) == ([4, 5], 6)  # without it: max(ids) + 1
+    with pytest.raises(ValueError, match="shard_count"):
+        plan_shards([15, 16], 2, shard_count=16)
+    with pytest.raises(ValueError, match="shard_count"):
+        plan_shards([0], 2, shard_count=0)
+
+
+def test_identify_queue_grants_the_lowest_id_of_a_bucket_first() -> None:
+    queue = IdentifyQueue(IdentifySchedule(2, window=5.0))
+    first = queue.add(5)
+    assert queue.grant(0.0) == [first]  # bucket 1 was free: no reason to wait
+    tickets = {shard_id: queue.add(shard_id) for shard_id in (7, 3, 2, 0)}
+    # Bucket 0 is free: its lowest waiter goes now; bucket 1 waits for its window.
+    assert queue.grant(0.0) == [tickets[0]]
+    assert queue.wake_at(tickets[3], 0.0) == 5.0
+    assert queue.estimate(tickets[7], 0.0).delay == 10.0  # behind shard 3
+    assert queue.grant(5.0) == [tickets[2], tickets[3]]
+    assert queue.grant(10.0) == [tickets[7]]
+    assert len(queue) == 0
+
+
+def test_start_order_starts_each_bucket_one_shard_after_another() -> None:
+    order = StartOrder([5, 0, 1, 4, 2, 3], 2)
+    assert order.first() == [0, 1]
+    assert order.passed(1) == 3
+    assert order.passed(1) is None  # only the first pass counts
+    assert order.passed(0) == 2
+    assert order.passed(4) is None  # not started yet
+    assert order.pending() == [4, 5]
+
+
+def test_unsent_commands_follow_what_the_connection_wrote() -> None:
+    unsent = UnsentCommands()
+    presence = UpdatePresence(status="idle")
+    voice = UpdateVoiceState(guild_id=1, channel_id=None)
+    unsent.accepted(presence)
+    unsent.accepted(voice)
+    unsent.observe(PayloadSent(1, 42))  # a heartbeat is not a command
+    assert list(unsent.commands) == [presence, voice]
+    unsent.observe(PayloadSent(3, presence.to_payload()))
+    assert list(unsent.commands) == [voice]
+    assert unsent.take() == (voice,)
+    assert len(unsent) == 0
+
+
+def test_shard_logger_is_shared_and_redacts(caplog: pytest.LogCaptureFixture) -> None:
+    import gateway_anyio
+    import gateway_sync
+
+    assert type(gateway_anyio.Shard(TOKEN, intents=1)._log) is ShardLogger
+    assert type(gateway_sync.Shard(TOKEN, intents=1)._log) is ShardLogger
+    caplog.set_level(logging.INFO)
+    log = ShardLogger(logging.getLogger("gateway_test.shard"), TOKEN)
+    log.info("token %s in a message", TOKEN)
+    assert caplog.records[-1].getMessage() == "token [REDACTED] in a message"
