@@ -1,0 +1,268 @@
+"""Recorded stream and replay server for ``bench_peers.py`` and ``bench_anyio.py``.
+
+Four things, all deterministic:
+
+* :func:`load_corpus`: the recorded session as ``[(name, data), ...]``, READY
+  first, from ``gateway_testing.corpus.recorded_session`` (READY, large
+  GUILD_CREATEs, then everyday events: messages with embeds, presences, typing,
+  reactions, ...).
+* :func:`encode_stream`: the stream as Discord sends it with ``compress=zlib-stream``
+  and ``encoding=json``: HELLO then READY then the dispatches, compact JSON, one
+  zlib deflate context for the whole connection, each message ended by a
+  ``Z_SYNC_FLUSH`` (``00 00 ff ff``), each message one unmasked binary WebSocket
+  frame. Every client reads these exact bytes.
+* ``python benchmarks/_replay.py serve DATAFILE``: a replay gateway in its own
+  process (so its cost never lands on the client's core). Per connection: WebSocket
+  handshake (wsproto, server side), HELLO, wait for IDENTIFY (op 2), then the whole
+  pre-built READY + dispatch byte string in one ``sendall``. Heartbeats that come
+  after IDENTIFY are ACKed (compressed with a copy of the stream's deflate state,
+  so they continue the client's inflate context correctly); a close is answered.
+  Connections are served one after another; the server exits when stdin closes.
+* :class:`ReplayServer`: starts that server as a child process and checks (by
+  digest) that it built the same bytes as the caller.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from gateway_testing.corpus import recorded_session
+
+HEARTBEAT_INTERVAL_MS = 45_000
+_SYNC_FLUSH = b"\x00\x00\xff\xff"
+
+
+# -- the recorded session -------------------------------------------------------------
+
+
+def load_corpus(
+    *, seed: int, guilds: int, members_per_guild: int, events: int
+) -> tuple[list[tuple[str, Any]], str]:
+    """Return the session ``[(name, data), ...]`` (READY first) and where it came from."""
+    session = recorded_session(
+        seed=seed, guilds=guilds, members_per_guild=members_per_guild, events=events
+    )
+    return [(str(name), data) for name, data in session], "gateway_testing.corpus.recorded_session"
+
+
+# -- the bytes on the wire -------------------------------------------------------------
+
+
+@dataclass
+class Stream:
+    """One session as Discord would send it (zlib-stream, JSON).
+
+    Attributes:
+        names: dispatch names, READY first (``len(names)`` is the event count).
+        messages: the zlib-stream WebSocket message payloads, HELLO first.
+        frames: ``messages[i]`` as one unmasked binary WebSocket frame.
+        payload_bytes: uncompressed JSON bytes of READY + dispatches.
+        deflate_after: the server's deflate context after the last message
+            (copy it to compress anything sent later on the same connection).
+
+    """
+
+    names: list[str]
+    messages: list[bytes]
+    frames: list[bytes]
+    payload_bytes: int
+    deflate_after: Any = None
+
+    @property
+    def hello_frame(self) -> bytes:
+        return self.frames[0]
+
+    @functools.cached_property
+    def body(self) -> bytes:
+        """READY and every dispatch, framed, as one byte string."""
+        return b"".join(self.frames[1:])
+
+    def digest(self) -> str:
+        """A short hash of every frame: proof that two processes send the same bytes."""
+        return hashlib.sha256(b"".join(self.frames)).hexdigest()[:16]
+
+
+def ws_binary_frame(payload: bytes) -> bytes:
+    """One unmasked, final, binary WebSocket frame (RFC 6455 §5.2)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x82, n))
+    elif n < 1 << 16:
+        head = bytes((0x82, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x82, 127)) + n.to_bytes(8, "big")
+    return head + payload
+
+
+def encode_stream(session: list[tuple[str, Any]]) -> Stream:
+    """Encode ``session`` as HELLO + READY + dispatches on one zlib-stream."""
+    deflate = zlib.compressobj()
+    hello = {"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}, "s": None, "t": None}
+    raw = [_dumps(hello)]
+    raw += [
+        _dumps({"op": 0, "t": name, "s": seq, "d": data})
+        for seq, (name, data) in enumerate(session, start=1)
+    ]
+    messages = [deflate.compress(r) + deflate.flush(zlib.Z_SYNC_FLUSH) for r in raw]
+    assert all(m.endswith(_SYNC_FLUSH) for m in messages)
+    return Stream(
+        names=[name for name, _ in session],
+        messages=messages,
+        frames=[ws_binary_frame(m) for m in messages],
+        payload_bytes=sum(len(r) for r in raw[1:]),
+        deflate_after=deflate,
+    )
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+# -- the replay server -------------------------------------------------------------------
+
+
+def _serve_one(sock: socket.socket, stream: Stream) -> None:
+    import wsproto
+    import wsproto.events as wse
+
+    ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    deflate = stream.deflate_after.copy()
+    identified = False
+    text: list[str] = []
+    binary: list[bytes] = []
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        data = sock.recv(65536)
+        ws.receive_data(data or None)
+        for event in ws.events():
+            if isinstance(event, wse.Request):
+                sock.sendall(ws.send(wse.AcceptConnection()) + stream.hello_frame)
+            elif isinstance(event, wse.CloseConnection):
+                if ws.state is wsproto.connection.ConnectionState.REMOTE_CLOSING:
+                    sock.sendall(ws.send(event.response()))
+                return
+            elif isinstance(event, wse.Ping):
+                sock.sendall(ws.send(event.response()))
+            elif isinstance(event, wse.TextMessage | wse.BytesMessage):
+                if isinstance(event, wse.TextMessage):
+                    text.append(event.data)
+                else:
+                    binary.append(bytes(event.data))
+                if not event.message_finished:
+                    continue
+                payload = json.loads("".join(text) if text else b"".join(binary))
+                text.clear()
+                binary.clear()
+                op = payload.get("op")
+                if op in (2, 6) and not identified:
+                    identified = True
+                    sock.sendall(stream.body)
+                elif op == 1 and identified:
+                    ack = _dumps({"op": 11, "d": None, "s": None, "t": None})
+                    frame = ws_binary_frame(
+                        deflate.compress(ack) + deflate.flush(zlib.Z_SYNC_FLUSH)
+                    )
+                    sock.sendall(frame)
+        if not data:
+            return
+
+
+def _serve(path: str) -> None:
+    with open(path, encoding="utf-8") as f:
+        session = [(str(name), data) for name, data in json.load(f)]
+    stream = encode_stream(session)
+    assert stream.body  # build the bytes once, before anyone connects
+    listener = socket.create_server(("127.0.0.1", 0))
+    print(listener.getsockname()[1], stream.digest(), flush=True)
+
+    def watch_stdin() -> None:
+        sys.stdin.read()
+        # close() alone does not wake a thread blocked in accept() (Linux); shutdown does.
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        with sock:
+            try:
+                _serve_one(sock, stream)
+            except (OSError, ValueError) as exc:
+                print(f"replay: connection ended: {exc!r}", file=sys.stderr, flush=True)
+
+
+class ReplayServer:
+    """``_replay.py serve`` in a child process; same stream, one connection at a time."""
+
+    def __init__(self, session: list[tuple[str, Any]], stream: Stream) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="bench_replay_")
+        path = Path(self._dir.name) / "session.json"
+        path.write_text(json.dumps(session), encoding="utf-8")
+        self._proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), "serve", str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        line = self._proc.stdout.readline().split()
+        if len(line) != 2:
+            self.close()
+            raise RuntimeError("the replay server did not start")
+        self.port = int(line[0])
+        if line[1] != stream.digest():
+            self.close()
+            raise RuntimeError("the replay server built different bytes than this process")
+        self.url = f"ws://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        if self._proc.stdin is not None:
+            self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._dir.cleanup()
+
+    def __enter__(self) -> ReplayServer:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def iter_chunks(data: bytes, size: int) -> Iterator[bytes]:
+    """``data`` in pieces of ``size`` bytes (like socket reads)."""
+    view = memoryview(data)
+    for i in range(0, len(data), size):
+        yield bytes(view[i : i + size])
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "serve":
+        sys.exit("usage: python benchmarks/_replay.py serve SESSION.json")
+    _serve(sys.argv[2])
