@@ -39,12 +39,11 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateway_proto.connection import GatewayConnection
-from gateway_proto.reconnect import Reconnector
-
 from gateway_proto.config import ShardConfig
+from gateway_proto.connection import GatewayConnection
 from gateway_proto.events import Closed, Dispatch, Event, IdentifyNeeded
 from gateway_proto.intents import Intents
+from gateway_proto.reconnect import Reconnector
 from gateway_testing import FakeGateway
 
 DISCORD_API = "https://discord.com/api/v10"

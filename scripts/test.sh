@@ -9,7 +9,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
 echo "== ruff"
-"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" check --no-cache .
 echo "== mypy --strict"
 "$VENV/bin/mypy"
 echo "== pytest"
