@@ -339,7 +339,12 @@ class Shard:
         self._raise_error()
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the shard stopped (``True``), or ``timeout`` passed (``False``)."""
+        """Block until the shard stopped (``True``), or ``timeout`` passed (``False``).
+
+        Handlers may still be running the last events (``disconnect`` among them)
+        when this returns; :meth:`disconnect` (which :meth:`connect` ends with) also
+        waits for them.
+        """
         thread = self._thread
         if thread is None or thread is threading.current_thread():
             return thread is None

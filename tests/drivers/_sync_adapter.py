@@ -159,6 +159,12 @@ class _Running:
         await self._until(
             lambda: not any(s.running for s in shards.values()), "the shards to stop", timeout
         )
+        if self.cluster is None:
+            # A stopped shard's handler threads may still be delivering its last
+            # events (``disconnect`` among them); disconnect() waits for them, as
+            # the user's ``connect()`` does.
+            for shard in shards.values():
+                await anyio.to_thread.run_sync(shard.disconnect)
         if self.cluster is not None:
             return next(iter(self.cluster.errors.values()), None)
         return next((s.error for s in shards.values() if s.error is not None), None)
