@@ -35,8 +35,7 @@ if tls:
 conn.connect(time.monotonic())
 seen = 0
 while True:
-    sock.sendall(conn.data_to_send())  # after every input: write what the core wants written
-    for event in conn.events():
+    for event in conn.events():  # first: the core decodes each message as it is handed out
         if isinstance(event, IdentifyNeeded):  # one shard: no identify limiter to wait for
             conn.identify(time.monotonic())
         elif isinstance(event, Dispatch):
@@ -47,6 +46,7 @@ while True:
             sock.sendall(conn.data_to_send())
             sock.close()
             sys.exit(0 if event.error is None else 1)
+    sock.sendall(conn.data_to_send())  # after every input: write what the core wants written
     if 0 < max_events <= seen or time.monotonic() >= stop_at:
         conn.close(1000, now=time.monotonic())  # 1000: the session ends, the bot goes offline
         max_events, stop_at = 0, float("inf")

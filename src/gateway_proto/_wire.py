@@ -7,6 +7,14 @@ reader), then parses frames with the lean :class:`~gateway_proto._frames.FrameRe
 inflates binary messages (:mod:`gateway_proto.compression`) and decodes payloads
 (:mod:`gateway_proto.codecs`) into plain ``(op, d, s, t)`` tuples.
 
+Parsing is on demand: :meth:`Wire.feed` only buffers the bytes (the handshake's
+small reply head aside), and :meth:`Wire.next_item` parses exactly one message
+(or wire event) each time it is called. The caller decodes a message, hands it
+on and lets it go before the next one is decoded, as a bare
+``decompress`` + ``loads`` loop does: a 64 KiB chunk holds about 330 messages,
+and decoding them all before any is used keeps ~1.5 MB of fresh objects alive,
+which costs more than all of this layer's own work.
+
 It answers pings and the peer's close by itself, and every byte it wants sent is
 appended to the connection's output buffer, in order. Peer faults never raise:
 they come back as :class:`HandshakeRejected` or :class:`WireFailed` items, after
@@ -21,7 +29,7 @@ allocation that the caller does not keep.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -102,6 +110,7 @@ _FIN_BINARY: Final = 0x82  # ... binary
 _ZLIB_SUFFIX: Final = ZLIB_SUFFIX
 #: An HTTP reply head longer than this is refused (h11's own default is 16 KiB).
 _MAX_HANDSHAKE_SIZE: Final = 64 * 1024
+_NO_ITEMS: Final[tuple[WireItem, ...]] = ()
 
 
 class _HandshakeBroken(Exception):
@@ -132,8 +141,15 @@ class Wire:
         self._zlib = self._inflater if isinstance(self._inflater, ZlibStreamInflater) else None
         # JSON is decoded inline on the hot path; ETF goes through its codec.
         self._loads = self._codec.loads if isinstance(self._codec, JsonCodec) else None
-        self._buffer = bytearray()  # an incomplete frame's bytes
-        self._need = 0  # how many buffered bytes that frame needs
+        # Input waiting to be parsed: ``_data[_pos:_size]`` holds whole frames (and
+        # maybe the start of one more); ``_buffer`` an incomplete frame's bytes,
+        # which wait there until ``_need`` bytes have arrived.
+        self._data = b""
+        self._pos = 0
+        self._size = 0
+        self._buffer = bytearray()
+        self._need = 0
+        self._fragmenting = False  # a fragmented message is in progress (careful path only)
         self._opcode = OP_BINARY if self._codec.binary else OP_TEXT
         self._handshake: WSConnection | None = WSConnection(ConnectionType.CLIENT)
         self._head = bytearray()  # handshake bytes not yet given to wsproto
@@ -141,6 +157,18 @@ class Wire:
         self._dead = False
         self._close_sent = False
         self._close_received = False
+        self._parser = self._parse()
+
+    @property
+    def parser(self) -> Iterator[WireItem | None]:
+        """The parser behind :meth:`next_item`: ``next(parser)`` is ``next_item()``.
+
+        It never ends: it yields ``None`` whenever no whole item is buffered, and
+        carries on from there after the next :meth:`feed`. Read it again after
+        :meth:`feed` or :meth:`discard`: they replace it when it holds bytes they
+        change (the connection does neither while an item is unprocessed).
+        """
+        return self._parser
 
     @property
     def close_sent(self) -> bool:
@@ -166,145 +194,231 @@ class Wire:
             Request(host=parts.netloc, target=target, extensions=[], subprotocols=[])
         )
 
-    def receive(self, data: bytes) -> list[WireItem]:
-        """Feed socket bytes; return the payloads and wire events they complete, in order.
+    def feed(self, data: bytes) -> Sequence[WireItem]:
+        """Buffer socket bytes for :meth:`next_item`; return the handshake's items, if any.
 
-        Never raises for anything the peer sends: a broken handshake is a
-        :class:`HandshakeRejected`, a broken frame, compression, payload or size a
-        :class:`WireFailed` (after which all input is ignored), the peer's close a
-        :class:`PeerClosed` (after which all input is ignored too). May append
-        pongs and close frames to the output buffer.
+        Until the upgrade completes, the reply's head is parsed at once (it is small
+        and rare) and :class:`HandshakeAccepted` or :class:`HandshakeRejected` comes
+        back here; everything after it, and everything fed later, is only buffered:
+        frames are parsed one at a time by :meth:`next_item`. Input after a close
+        or a failure is ignored. Never raises for anything the peer sends.
         """
         if self._dead:
-            return []
-        items: list[WireItem] = []
+            return _NO_ITEMS
+        items: Sequence[WireItem] = _NO_ITEMS
         if not self._open:
-            data = self._receive_handshake(data, items)
+            got: list[WireItem] = []
+            data = self._receive_handshake(data, got)
+            items = got
             if not self._open or not data:
                 return items
-        # Frames are parsed straight from ``data``; only an incomplete frame's
-        # bytes are kept, and they are joined once the frame is whole.
         buffer = self._buffer
         if buffer:
+            # An incomplete frame waits in the buffer; it is joined once, when whole
+            # (its size is known from the header), so a several-MB READY arriving
+            # in 64 KiB chunks is copied once, not once per chunk.
             buffer += data
             if len(buffer) < self._need:
                 return items
             data = bytes(buffer)
             buffer.clear()
-        append = items.append
-        reader = self._reader
-        fragmenting = reader.fragmenting
+        elif self._pos < self._size:
+            # Unparsed bytes still wait (fed twice without draining): keep them
+            # first, and restart the parser, whose locals hold the old bytes.
+            data = self._data[self._pos :] + data
+            self._parser = self._parse()
+        self._data = data
+        self._pos = 0
+        self._size = len(data)
+        return items
+
+    def next_item(self) -> WireItem | None:
+        """Parse buffered bytes up to the next payload or wire event; ``None`` when none is whole.
+
+        Never raises for anything the peer sends: a broken frame, compression,
+        payload or size is a :class:`WireFailed` (after which all input is
+        ignored), the peer's close a :class:`PeerClosed` (the same). May append
+        pongs and close frames to the output buffer. ``next(wire.parser)`` does
+        the same without this method's frame (the connection's hot path).
+        """
+        return next(self._parser)
+
+    def _parse(self) -> Generator[WireItem | None, None, None]:
+        """Yield the next item per resumption (``None``: no whole item is buffered).
+
+        A generator so that everything the hot path needs stays in local
+        variables between messages. The hot path (a whole FIN text/binary frame,
+        zlib-stream with the suffix and nothing pending, JSON) is inlined here;
+        anything unusual goes to :meth:`_next_careful`, which follows wsproto.
+        """
         max_size = self._max_size
         limit = max_size + 1
         zlib_stream = self._zlib
         decompress = None if zlib_stream is None else zlib_stream.decompress
+        # The inflater's own buffer (the same bytearray for its whole life): while
+        # it holds part of a payload, messages must go through feed().
+        z_pending = bytearray() if zlib_stream is None else zlib_stream.pending
         inflate = None if self._inflater is None else self._inflater.feed
         loads = self._loads
-        size = len(data)
-        pos = 0
-        need = 0
-        try:
-            while pos < size:
-                if size - pos < 2:
-                    need = 2
-                    break
+        decode = self._codec.decode
+        careful = self._next_careful
+        failed = self._failed
+        while True:
+            data = self._data
+            pos = self._pos
+            size = self._size
+            while size - pos > 1 and not self._fragmenting:
                 first = data[pos]
-                if _FIN_TEXT <= first <= _FIN_BINARY and not fragmenting:
-                    # The hot path: a whole, unfragmented text or binary frame, parsed
-                    # inline; anything unusual falls through to the careful reader.
-                    length = data[pos + 1]
+                if first != _FIN_BINARY and first != _FIN_TEXT:  # noqa: PLR1714 - no tuple
+                    break
+                length = data[pos + 1]
+                if length < 126:
+                    start = pos + 2
+                elif length == 126:
+                    start = pos + 4
+                    if start > size:
+                        break
+                    length = (data[pos + 2] << 8) | data[pos + 3]
                     if length < 126:
-                        start = pos + 2
-                    elif length == 126:
-                        start = pos + 4
-                        if start > size:
-                            need = 4
-                            break
-                        length = int.from_bytes(data[pos + 2 : start], "big")
-                        if length < 126:
-                            length = -1  # not minimal: the careful reader refuses it
-                    elif length == 127:
-                        start = pos + 10
-                        if start > size:
-                            need = 10
-                            break
-                        length = int.from_bytes(data[pos + 2 : start], "big")
-                        if length < 65536 or length >> 63:
-                            length = -1
+                        break  # not minimal: the careful path refuses it
+                elif length == 127:
+                    start = pos + 10
+                    if start > size:
+                        break
+                    length = int.from_bytes(data[pos + 2 : start], "big")
+                    if length < 65536 or length >> 63:
+                        break
+                else:
+                    break  # masked: the careful path refuses it
+                end = start + length
+                if end > size or length > max_size:
+                    break  # incomplete (buffered by the careful path), or too large
+                self._pos = pos = end
+                message = data[start:end]
+                try:
+                    if first == _FIN_BINARY and inflate is not None:
+                        if (
+                            decompress is not None
+                            and message[-4:] == _ZLIB_SUFFIX
+                            and not z_pending
+                        ):
+                            try:
+                                message = decompress(message, limit)
+                            except zlib.error as exc:
+                                raise CompressionError(f"corrupt zlib-stream data: {exc}") from None
+                            if len(message) > max_size or not message:
+                                zlib_stream.check(message)  # type: ignore[union-attr]
+                        else:
+                            inflated = inflate(message)
+                            if inflated is None:
+                                continue  # the payload goes on in the next message
+                            message = inflated
+                    if loads is None:
+                        yield decode(message)
                     else:
-                        length = -1  # masked: the careful reader refuses it
-                    if 0 <= length <= max_size:
-                        end = start + length
-                        if end > size:
-                            need = end - pos
-                            break
-                        message = data[start:end]
-                        pos = end
-                        if first == _FIN_BINARY and inflate is not None:
-                            if (
-                                decompress is not None
-                                and message[-4:] == _ZLIB_SUFFIX
-                                and not zlib_stream.pending  # type: ignore[union-attr]
-                            ):
-                                try:
-                                    message = decompress(message, limit)
-                                except zlib.error as exc:
-                                    raise CompressionError(
-                                        f"corrupt zlib-stream data: {exc}"
-                                    ) from None
-                                if len(message) > max_size or not message:
-                                    zlib_stream.check(message)  # type: ignore[union-attr]
-                            else:
-                                inflated = inflate(message)
-                                if inflated is None:
-                                    continue  # the payload goes on in the next message
-                                message = inflated
-                        if loads is None:
-                            append(self._codec.decode(message))
-                            continue
                         try:
                             obj = loads(message)
                         except (ValueError, TypeError, RecursionError) as exc:
                             raise DecodeError(
                                 f"invalid JSON payload ({exc.__class__.__name__})"
                             ) from None
-                        if obj.__class__ is dict:
-                            op = obj.get("op")
-                            s = obj.get("s")
-                            t = obj.get("t")
+                        # Free the inflated bytes now, not after the next message is
+                        # inflated: malloc then reuses the same, cache-hot block.
+                        del message
+                        # Discord always sends all four keys: subscripts are cheaper
+                        # than get(); anything else gets the careful envelope check.
+                        try:
+                            op = obj["op"]
+                            s = obj["s"]
+                            t = obj["t"]
+                            d = obj["d"]
+                        except (KeyError, TypeError, IndexError):
+                            item = envelope(obj)  # raises the precise DecodeError
+                        else:
                             if (
-                                op.__class__ is int
-                                and (s is None or s.__class__ is int)
-                                and (t is None or t.__class__ is str)
+                                op.__class__ is not int
+                                or obj.__class__ is not dict
+                                or not (s is None or s.__class__ is int)
+                                or not (t is None or t.__class__ is str)
                             ):
-                                append((op, obj.get("d"), s, t))
-                                continue
-                        append(envelope(obj))  # raises the precise DecodeError
-                        continue
-                # The careful path: control frames, fragments, every framing error.
+                                item = envelope(obj)
+                            else:
+                                item = (op, d, s, t)
+                        yield item
+                except ProtocolError as exc:
+                    yield failed(exc)  # input is dropped: reload below
+                    break
+            else:
+                yield careful()  # less than a header left, or a fragmented message
+                continue
+            if self._pos == pos:
+                yield careful()  # an unusual frame at ``pos`` (else: it failed)
+
+    def receive(self, data: bytes) -> list[WireItem]:
+        """Feed socket bytes and return everything they complete, in order (eagerly).
+
+        :meth:`feed` followed by :meth:`next_item` until it returns ``None``; the
+        connection pulls one item at a time instead, so this is for tests and tools.
+        """
+        items = list(self.feed(data))
+        pull = self.next_item
+        while (item := pull()) is not None:
+            items.append(item)
+        return items
+
+    def _next_careful(self) -> WireItem | None:
+        """Take the careful path: control frames, fragments, partial frames, framing errors."""
+        if self._dead:
+            return None
+        reader = self._reader
+        data = self._data
+        size = self._size
+        pos = self._pos
+        need = 0
+        try:
+            while True:
+                if size - pos < 2:
+                    need = 2
+                    break
                 frames: list[tuple[int, bytes]] = []
                 consumed = reader.frame(data, pos, frames)
                 if consumed < 0:
                     need = -consumed
                     break
-                pos = consumed
-                for opcode, message in frames:
+                self._pos = pos = consumed
+                self._fragmenting = reader.fragmenting
+                if reader.error is not None:
+                    raise reader.error
+                for opcode, message in frames:  # at most one: a frame completes one thing
                     if opcode < OP_CLOSE:  # a whole text or binary message
                         payload = self._message(opcode, message)
                         if payload is not None:
-                            append(payload)
-                    elif self._control(opcode, message, append):
-                        return items
-                if reader.error is not None:
-                    raise reader.error
-                fragmenting = reader.fragmenting
+                            return payload
+                    else:
+                        item = self._control(opcode, message)
+                        if item is not None:
+                            return item
+                # A ping, a pong, a fragment or part of a zlib payload: read on.
         except ProtocolError as exc:
-            self._failed(exc, append)
-            return items
+            return self._failed(exc)
+        # The frame at ``pos`` is incomplete: keep only its bytes, until it is whole.
         self._need = need
         if pos < size:
-            buffer += memoryview(data)[pos:]
-        return items
+            self._buffer += memoryview(data)[pos:]
+        self._drop_input()
+        return None
+
+    def _drop_input(self) -> None:
+        self._data = b""
+        self._pos = self._size = 0
+
+    def discard(self) -> None:
+        """Forget buffered input and ignore all further input (the connection is closed)."""
+        self._dead = True
+        self._drop_input()
+        self._buffer.clear()
+        # The parser may hold the dropped bytes in its locals: start a new one.
+        self._parser = self._parse()
 
     def _message(self, opcode: int, message: bytes) -> Payload | None:
         """Inflate (binary messages only) and decode one whole message (the careful path)."""
@@ -315,30 +429,29 @@ class Wire:
             message = inflated
         return self._codec.decode(message)
 
-    def _control(self, opcode: int, payload: bytes, append: Callable[[WireItem], None]) -> bool:
-        """Handle a ping, pong or close; return ``True`` when input must stop (a close)."""
+    def _control(self, opcode: int, payload: bytes) -> PeerClosed | None:
+        """Handle a ping, pong or close; a close returns :class:`PeerClosed` and ends input."""
         if opcode == OP_PING:
             if not self._close_sent:
                 self._out += build_frame(OP_PONG, payload)
-            return False
+            return None
         if opcode == OP_CLOSE:
             code, reason = parse_close(payload)  # the reader validated it already
             self._close_received = True
-            self._dead = True
+            self.discard()
             peer_code = None if code == _NO_STATUS else code
             if not self._close_sent:
                 # Echo the peer's code and reason (RFC 6455 5.5.1, as wsproto's
                 # response() does); an empty close answers an empty one.
                 self._close_sent = True
                 self._out += build_close(peer_code, reason)
-            append(PeerClosed(peer_code, reason))
-            return True
-        return False  # a pong: nothing to do (the gateway heartbeats in payloads)
+            return PeerClosed(peer_code, reason)
+        return None  # a pong: nothing to do (the gateway heartbeats in payloads)
 
-    def _failed(self, error: ProtocolError, append: Callable[[WireItem], None]) -> None:
-        self._dead = True
+    def _failed(self, error: ProtocolError) -> WireFailed:
+        self.discard()
         self.send_close(error.close_code)
-        append(WireFailed(error))
+        return WireFailed(error)
 
     def _receive_handshake(self, data: bytes, items: list[WireItem]) -> bytes:
         """Feed the HTTP reply to wsproto, never past its end; return the bytes after it.

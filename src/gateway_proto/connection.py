@@ -7,11 +7,21 @@ Nothing here reads a clock, touches a socket or uses global randomness: ``now`` 
 any monotonic float in seconds, and the heartbeat jitter and the op 9 wait come
 from the injected :class:`random.Random`.
 
-Input is parsed *eagerly* in ``receive_data`` (latency and zombie detection need
-the arrival time) into a queue of events. The connection answers on its own where
-the protocol says so (heartbeats, the RESUME after HELLO, close replies), and it
-holds commands until the session is live and the rate limiter allows them, so
-everything goes out through one buffer, in order.
+Input is parsed *on demand*, as in h11: ``receive_data`` only buffers the bytes
+and stamps them with their arrival time; ``events()`` / ``next_event()`` parse
+one message at a time when the event queue is empty, so each decoded payload is
+handed out (and can be dropped) before the next one is decoded, as a bare
+``decompress`` + ``loads`` loop does. Processing uses the *arrival* time (latency
+and zombie detection need it), never the time the events are drained.
+
+Every other method and property first processes all pending input
+(:meth:`GatewayConnection._process_input`), so what a caller observes does not
+depend on whether, or when, events were drained: the state machine sees the same
+inputs, in the same order, at the same times as if everything had been parsed in
+``receive_data``. The connection answers on its own where the protocol says so
+(heartbeats, the RESUME after HELLO, close replies), and it holds commands until
+the session is live and the rate limiter allows them, so everything goes out
+through one buffer, in order.
 
 Every state change is a row of :data:`gateway_proto._state.TRANSITIONS`.
 """
@@ -68,7 +78,6 @@ _S = ConnectionState
 _CLOSED = ConnectionState.CLOSED
 _REDACTED = "[REDACTED]"
 _RESERVED_OPS = frozenset({Opcode.HEARTBEAT, Opcode.IDENTIFY, Opcode.RESUME})
-
 # The hot path builds Dispatch (a frozen slotted dataclass) through its slot
 # descriptors: about 150 ns instead of about 270 ns through the generated
 # __init__ (which calls object.__setattr__ per field). Same object, same equality.
@@ -76,6 +85,14 @@ _new_object = object.__new__
 _set_name = vars(Dispatch)["name"].__set__
 _set_data = vars(Dispatch)["data"].__set__
 _set_sequence = vars(Dispatch)["sequence"].__set__
+
+
+def _new_dispatch(name: str, data: Any, sequence: int | None) -> Dispatch:
+    event: Dispatch = _new_object(Dispatch)
+    _set_name(event, name)
+    _set_data(event, data)
+    _set_sequence(event, sequence)
+    return event
 
 
 class GatewayConnection:
@@ -119,6 +136,10 @@ class GatewayConnection:
         self._out = bytearray()
         self._wire = Wire(config, self.url, self._out)
         self._events: deque[Event] = deque()
+        # Whether the wire may hold unparsed input, and when that input arrived
+        # (receive_data processes older input first, so one time stamp is enough).
+        self._pending = False
+        self._arrival = 0.0
         self._state = _S.CONNECTING
         self._started = False
         self._now = 0.0
@@ -130,6 +151,8 @@ class GatewayConnection:
         self._closing: dict[str, Any] | None = None  # Closed's fields once the peer answers
 
     def __repr__(self) -> str:
+        if self._pending:
+            self._process_input()
         shard_id, count = self._config.shard
         return (
             f"<GatewayConnection shard={shard_id}/{count} state={self._state.name} "
@@ -137,15 +160,27 @@ class GatewayConnection:
         )
 
     # -- read-only views ---------------------------------------------------------------
+    # Each one first processes pending input (see the module docstring), so it
+    # reflects every byte received so far, drained as events or not.
 
     @property
     def state(self) -> ConnectionState:
-        """The current :class:`ConnectionState`."""
+        """The current :class:`ConnectionState` (processes pending input first)."""
+        if self._pending:
+            self._process_input()
         return self._state
 
     @property
     def session(self) -> Session | None:
-        """The session to resume with, carrying the last sequence seen (``None``: identify)."""
+        """The session to resume with, carrying the last sequence seen (``None``: identify).
+
+        Processes pending input first.
+        """
+        if self._pending:
+            self._process_input()
+        return self._current_session()
+
+    def _current_session(self) -> Session | None:
         session_id = self._session_id
         if session_id is None or self._resume_url is None:
             return None
@@ -159,26 +194,48 @@ class GatewayConnection:
 
     @property
     def sequence(self) -> int | None:
-        """The last non-null sequence number received (``None`` before any)."""
+        """The last non-null sequence number received (``None`` before any).
+
+        Processes pending input first.
+        """
+        if self._pending:
+            self._process_input()
         return self._seq
 
     @property
     def latency(self) -> float | None:
-        """Seconds between the last acknowledged heartbeat and its ACK (``None`` before one)."""
+        """Seconds between the last acknowledged heartbeat and its ACK (``None`` before one).
+
+        Processes pending input first.
+        """
+        if self._pending:
+            self._process_input()
         return None if self._heart is None else self._heart.latency
 
     @property
     def heartbeat_interval(self) -> float | None:
-        """Seconds between heartbeats, from HELLO (``None`` before it)."""
+        """Seconds between heartbeats, from HELLO (``None`` before it); processes pending input."""
+        if self._pending:
+            self._process_input()
         return None if self._heart is None else self._heart.interval
 
     @property
     def pending_commands(self) -> tuple[Command, ...]:
-        """Commands accepted by :meth:`send` and not written yet (waiting for READY or a permit)."""
+        """Commands accepted by :meth:`send` and not written yet (waiting for READY or a permit).
+
+        Processes pending input first (a READY in it releases them).
+        """
+        if self._pending:
+            self._process_input()
         return tuple(item[0] for item in self._queue)
 
     def rate_limit_available(self, now: float) -> int:
-        """Return how many commands the rate limiter would let out at ``now``."""
+        """Return how many commands the rate limiter would let out at ``now``.
+
+        Processes pending input first.
+        """
+        if self._pending:
+            self._process_input()
         return self._limiter.available(now)
 
     # -- driving the connection --------------------------------------------------------
@@ -199,17 +256,27 @@ class GatewayConnection:
     def receive_data(self, data: bytes, now: float) -> None:
         """Feed bytes read from the socket at ``now``; ``b""`` means the peer closed (EOF).
 
-        Parses everything at once, queueing events (``Opened``, ``Hello``,
-        ``IdentifyNeeded``, ``Dispatch``, ``HeartbeatAck``, ``ReconnectRequested``,
-        ``InvalidSession``, ``PayloadSent``, ``Closed``) and any automatic replies
-        (RESUME, heartbeats, close replies). Peer faults never raise: they close
-        the connection and end in ``Closed`` with ``cause=PROTOCOL_ERROR``. Data
-        after ``Closed`` is ignored.
+        Only buffers the bytes, stamped with ``now`` (the WebSocket upgrade reply
+        aside, which is handled at once): :meth:`events` and :meth:`next_event`
+        parse them one message at a time, and every other method or property
+        processes them all first, at ``now``, so heartbeat ACK latency and the
+        zombie check use the arrival time, not the time of draining. Input still
+        pending from an earlier call is processed before these bytes are buffered;
+        EOF is processed after everything received before it.
+
+        Processing queues events (``Opened``, ``Hello``, ``IdentifyNeeded``,
+        ``Dispatch``, ``HeartbeatAck``, ``ReconnectRequested``, ``InvalidSession``,
+        ``PayloadSent``, ``Closed``) and any automatic replies (RESUME, heartbeats,
+        pongs, close replies). Peer faults never raise: they close the connection
+        and end in ``Closed`` with ``cause=PROTOCOL_ERROR``. Data after ``Closed``
+        is ignored.
 
         Raises:
             LocalProtocolError: if :meth:`connect` was not called first.
 
         """
+        if self._pending:
+            self._process_input()
         if self._state is _CLOSED:
             return
         if not self._started:
@@ -218,48 +285,123 @@ class GatewayConnection:
         if not data:
             self._on_eof()
             return
-        append = self._events.append
+        self._arrival = now
         try:
-            items = self._wire.receive(data)
+            items = self._wire.feed(data)
         except Exception as exc:  # the wire's own bug must not escape as a peer fault
-            error = DecodeError(f"undecodable input ({type(exc).__name__})")
-            error.__cause__ = exc
-            self._abort(error.close_code, str(error), CloseCause.PROTOCOL_ERROR, error)
+            self._wire_bug(exc)
             return
-        for item in items:
+        for item in items:  # the upgrade reply: rare, so handled at once
+            self._on_wire_event(item, now)
+            if self._state is _CLOSED:
+                return
+        self._pending = True
+
+    def next_event(self) -> Event | None:
+        """Remove and return the oldest event, or ``None`` if there is none.
+
+        When no event is queued, parses buffered input one message at a time
+        until one produces an event (or the input runs out).
+        """
+        events = self._events
+        while not events:
+            if not self._pending or not self._step():
+                return None
+        return events.popleft()
+
+    def events(self) -> Iterator[Event]:
+        """Drain the events, oldest first (``Closed`` is always the last ever).
+
+        Parses buffered input one message at a time, each only when the queued
+        events are gone: a ``Dispatch`` is decoded just before it is handed out.
+        Calling other methods of the connection while iterating is fine: they
+        process the rest of the input first, and the iterator hands out what they
+        queued, in order.
+        """
+        events = self._events
+        popleft = events.popleft
+        parser = self._wire.parser
+        while True:
+            if events:
+                yield popleft()
+                continue
+            if not self._pending:
+                return
+            # _step() inlined for the hot path: one op 0 becomes one Dispatch,
+            # handed out without passing through the queue.
+            try:
+                item = next(parser)
+            except Exception as exc:  # the wire's own bug must not escape as a peer fault
+                self._wire_bug(exc)
+                continue
+            if item is None:
+                self._pending = False
+                return
             if item.__class__ is tuple:
                 op, d, s, t = item
-                if op == 0:  # the hot path: one Dispatch per op 0, minimal work
+                if op == 0:
                     if s is not None:
                         self._seq = s
-                    event = _new_object(Dispatch)
+                    event = _new_object(Dispatch)  # _new_dispatch(), inlined
                     _set_name(event, t)
                     _set_data(event, d)
                     _set_sequence(event, s)
-                    append(event)
                     # Two length-mismatched compares beat hashing a fresh str (~10 ns).
                     if t == "READY" or t == "RESUMED":  # noqa: PLR1714
-                        self._on_session_dispatch(t, d, now)
+                        events.append(event)
+                        self._on_session_dispatch(t, d, self._arrival)
+                        continue
+                    yield event
                     continue
-                self._on_control(op, d, now)
+                self._on_control(op, d, self._arrival)
             else:
-                self._on_wire_event(item, now)
-            if self._state is _CLOSED:
-                return
+                self._on_wire_event(item, self._arrival)
 
-    def next_event(self) -> Event | None:
-        """Remove and return the oldest queued event, or ``None`` if there is none."""
-        events = self._events
-        return events.popleft() if events else None
+    def _step(self) -> bool:
+        """Process the next buffered message or wire event; ``False`` when none is whole."""
+        try:
+            item = self._wire.next_item()
+        except Exception as exc:  # the wire's own bug must not escape as a peer fault
+            self._wire_bug(exc)
+            return True
+        if item is None:
+            self._pending = False
+            return False
+        now = self._arrival
+        if item.__class__ is tuple:
+            op, d, s, t = item
+            if op == 0:
+                if s is not None:
+                    self._seq = s
+                self._events.append(_new_dispatch(t, d, s))  # type: ignore[arg-type]
+                if t == "READY" or t == "RESUMED":  # noqa: PLR1714
+                    self._on_session_dispatch(t, d, now)
+            else:
+                self._on_control(op, d, now)
+        else:
+            self._on_wire_event(item, now)
+        return True
 
-    def events(self) -> Iterator[Event]:
-        """Drain the queued events, oldest first (``Closed`` is always the last ever)."""
-        events = self._events
-        while events:
-            yield events.popleft()
+    def _process_input(self) -> None:
+        """Process all buffered input, queueing its events (every observer calls this first)."""
+        step = self._step
+        while self._pending and step():
+            pass
+
+    def _wire_bug(self, exc: Exception) -> None:
+        error = DecodeError(f"undecodable input ({type(exc).__name__})")
+        error.__cause__ = exc
+        self._abort(error.close_code, str(error), CloseCause.PROTOCOL_ERROR, error)
 
     def data_to_send(self) -> bytes:
-        """Return (and forget) the bytes to write to the socket now; ``b""`` if none."""
+        """Return (and forget) the bytes to write to the socket now; ``b""`` if none.
+
+        Processes pending input first, so the replies the protocol owes (a
+        heartbeat for op 1, pongs, close replies) are there whether or not the
+        events were drained. Drain :meth:`events` first to keep parsing per message.
+        """
+        if self._pending:
+            self._process_input()
         out = self._out
         if not out:
             return b""
@@ -273,7 +415,10 @@ class GatewayConnection:
         The earliest of: the HELLO timeout, the next heartbeat (also the zombie
         check), the next rate-limit permit (only while commands wait), and the
         closing-handshake timeout. Calling ``handle_timeout`` early is harmless.
+        Processes pending input first.
         """
+        if self._pending:
+            self._process_input()
         state = self._state
         if state is _S.AWAITING_HELLO:
             return self._hello_deadline
@@ -293,7 +438,12 @@ class GatewayConnection:
         closes with 4000 (keeping the session) and queues ``Closed(cause=ZOMBIE)``.
         No HELLO by the HELLO timeout, or no close reply by the close timeout, ends
         in ``Closed(cause=TIMEOUT)``. May queue ``PayloadSent`` events.
+
+        Pending input is processed first, at its arrival time: a heartbeat ACK
+        that arrived before the deadline counts even if it was not drained yet.
         """
+        if self._pending:
+            self._process_input()
         state = self._state
         if state is _CLOSED:
             return
@@ -335,6 +485,8 @@ class GatewayConnection:
                 very large presence); nothing is sent and the state is unchanged.
 
         """
+        if self._pending:
+            self._process_input()
         if self._state is _S.CLOSING or self._state is _CLOSED:
             return
         new_state = next_state(self._state, Input.SEND_IDENTIFY)
@@ -369,6 +521,8 @@ class GatewayConnection:
                 ``config.max_pending_commands`` commands are already waiting.
 
         """
+        if self._pending:
+            self._process_input()
         if self._state is _S.CLOSING or self._state is _CLOSED:
             raise LocalProtocolError(f"cannot send: the connection is {self._state.name}")
         if not isinstance(command, Command) or command.opcode in _RESERVED_OPS:
@@ -404,6 +558,8 @@ class GatewayConnection:
                 one may not send (e.g. 1005, 1006, 2000).
 
         """
+        if self._pending:
+            self._process_input()
         if self._state is _S.CLOSING or self._state is _CLOSED:
             raise LocalProtocolError(f"cannot close: the connection is {self._state.name}")
         if not is_sendable(code):
@@ -629,11 +785,14 @@ class GatewayConnection:
         retry_after: float = 0.0,
         error: GatewayError | None = None,
     ) -> None:
-        # Queue the one and only Closed event; nothing happens after it.
+        # Queue the one and only Closed event; nothing happens after it (input
+        # still buffered is dropped, as eager parsing stopped at the close).
+        self._pending = False
+        self._wire.discard()
         self._transition(Input.FINISH)
         self._queue.clear()
         self._closing = self._hello_deadline = self._close_deadline = None
-        session = self.session
+        session = self._current_session()
         self._events.append(
             Closed(
                 code=code,

@@ -656,27 +656,38 @@ class Shard:
                         waker.drain()
                     elif mask & selectors.EVENT_READ:
                         readable = True
+                # Judged before reading: the events _read drains must not change it.
+                stuck: tuple[float, str] | None = self._deadline
+                if stuck is not None and now < stuck[0]:
+                    stuck = None  # not due yet
                 if readable:
-                    self._read(conn, sock, now)
-                if self._deadline is not None and now >= self._deadline[0]:
+                    self._read(conn, sock, now, reconnector)
+                if stuck is not None:
                     # A step only the driver can time is stuck: drop the transport,
                     # which the core handles like any lost connection (resumable).
-                    self._log.warning("%s; dropping the connection", self._deadline[1])
+                    self._log.warning("%s; dropping the connection", stuck[1])
                     self._deadline = None
                     conn.receive_data(b"", now)
                 core_deadline = conn.next_deadline()
                 if core_deadline is not None and (core_due or now >= core_deadline):
                     conn.handle_timeout(max(core_deadline, now))
 
-    def _read(self, conn: GatewayConnection, sock: socket.socket, now: float) -> None:
+    def _read(
+        self, conn: GatewayConnection, sock: socket.socket, now: float, reconnector: Reconnector
+    ) -> None:
         # Read everything that has arrived (up to a bound, so the mailbox is not
         # starved), TLS's already-decrypted bytes included, before any deadline is
-        # handled: a heartbeat ACK queued behind a large READY must count.
+        # handled: a heartbeat ACK queued behind a large READY must count. Each
+        # chunk's events are drained before anything else asks the core: the core
+        # then decodes one message at a time as they are handed out, instead of
+        # all at once (the next receive_data, next_deadline or data_to_send would
+        # process the rest first; the arrival time is the same either way).
         for _ in range(_MAX_READS_PER_WAKE):
             data = recv_some(sock)
             if data is None:
                 return
             conn.receive_data(data, now)
+            self._process(conn, reconnector)
             if not data:
                 return
 
