@@ -11,11 +11,8 @@ import httpx
 
 from gateway_proto.backoff import Backoff
 from gateway_proto.driver_support import (
+    GatewayFetch,
     GatewayInfo,
-    GatewayRequestError,
-    InvalidTokenError,
-    parse_retry_after,
-    redact,
 )
 from gateway_proto.identify import SessionStartLimit
 
@@ -133,52 +130,29 @@ class Gateway:
             GatewayRequestError: any other failure, after the retries.
 
         """
-        backoff = Backoff(random.Random(), base=self._backoff_base, cap=10.0)
-        url = f"{self.api_base}/gateway/bot"
-        headers = {"Authorization": f"Bot {self._token}", "User-Agent": "spectacles-gateway"}
+        fetch = GatewayFetch(
+            self._token,
+            max_retries=self.max_retries,
+            backoff=Backoff(random.Random(), base=self._backoff_base, cap=10.0),
+            log=_log,
+        )
         async with httpx.AsyncClient(
             timeout=self.timeout, transport=self._transport, verify=self._verify
         ) as client:
+            outcome: GatewayInfo | float
             while True:
                 try:
-                    response = await client.get(url, headers=headers)
+                    response = await client.get(fetch.url(self.api_base), headers=fetch.headers)
                 except httpx.TransportError as exc:
-                    problem = redact(f"{type(exc).__name__}: {exc}", [self._token])
-                    status: int | None = None
+                    outcome = fetch.failed(exc)
                 else:
-                    if response.status_code == 200:
-                        try:
-                            self._info = GatewayInfo.from_api(response.json())
-                        except ValueError as exc:
-                            raise GatewayRequestError(
-                                f"GET /gateway/bot answered nonsense: {exc}", status_code=200
-                            ) from None
-                        return self._info
-                    if response.status_code == 401:
-                        raise InvalidTokenError(
-                            "Discord refused the bot token (HTTP 401 on GET /gateway/bot); "
-                            "check the token",
-                            status_code=401,
-                        )
-                    if response.status_code == 429:
-                        delay = parse_retry_after(response.headers, _json_or_none(response))
-                        _log.warning("GET /gateway/bot rate limited; retrying in %.2f s", delay)
-                        await anyio.sleep(delay)
-                        continue
-                    status = response.status_code
-                    problem = f"HTTP {status}"
-                    if status < 500:  # other 4xx: asking again will not help
-                        raise GatewayRequestError(
-                            f"GET /gateway/bot failed: {problem}", status_code=status
-                        )
-                if backoff.attempt >= self.max_retries:
-                    raise GatewayRequestError(
-                        f"GET /gateway/bot failed after {backoff.attempt + 1} attempts: {problem}",
-                        status_code=status,
+                    outcome = fetch.answered(
+                        response.status_code, response.headers, _json_or_none(response)
                     )
-                delay = backoff.next_delay()
-                _log.warning("GET /gateway/bot failed (%s); retrying in %.2f s", problem, delay)
-                await anyio.sleep(delay)
+                if isinstance(outcome, GatewayInfo):
+                    self._info = outcome
+                    return outcome
+                await anyio.sleep(outcome)
 
 
 def _json_or_none(response: httpx.Response) -> Any:

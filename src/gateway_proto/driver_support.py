@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
 
+from .backoff import Backoff
 from .commands import Command
 from .errors import GatewayError
 from .events import Closed, PayloadSent
@@ -51,6 +52,7 @@ __all__ = [
     "Connected",
     "DropOldestBuffer",
     "GatewayEvent",
+    "GatewayFetch",
     "GatewayInfo",
     "GatewayRequestError",
     "HandlerRegistry",
@@ -380,6 +382,70 @@ def parse_retry_after(headers: Mapping[str, str], body: Any, *, default: float =
             except ValueError:
                 continue
     return default
+
+
+class GatewayFetch:
+    """The decisions of one ``GET /gateway/bot`` with retries, without the I/O.
+
+    A driver sends :attr:`headers` to :meth:`url`, then reports what happened:
+    :meth:`answered` with the response (it returns the :class:`GatewayInfo`, or
+    the seconds to wait before asking again), or :meth:`failed` for a transport
+    error (the seconds to wait). Both raise when asking again is pointless: a 401
+    (:class:`InvalidTokenError`), another 4xx, a 200 with a malformed body, or
+    ``max_retries`` exhausted (:class:`GatewayRequestError`). A 429 waits what
+    Discord asks and does not count as a retry.
+    """
+
+    def __init__(
+        self, token: str, *, max_retries: int, backoff: Backoff, log: logging.Logger
+    ) -> None:
+        self.headers = {"Authorization": f"Bot {token}", "User-Agent": "spectacles-gateway"}
+        self._token = token
+        self._max_retries = max_retries
+        self._backoff = backoff
+        self._log = log
+
+    @staticmethod
+    def url(api_base: str) -> str:
+        """Return the endpoint under ``api_base``."""
+        return f"{api_base}/gateway/bot"
+
+    def answered(self, status: int, headers: Mapping[str, str], body: Any) -> GatewayInfo | float:
+        """Take a response (``body``: its JSON, ``None`` if it had none)."""
+        if status == 200:
+            try:
+                return GatewayInfo.from_api(body)
+            except ValueError as exc:
+                raise GatewayRequestError(
+                    f"GET /gateway/bot answered nonsense: {exc}", status_code=200
+                ) from None
+        if status == 401:
+            raise InvalidTokenError(
+                "Discord refused the bot token (HTTP 401 on GET /gateway/bot); check the token",
+                status_code=401,
+            )
+        if status == 429:
+            delay = parse_retry_after(headers, body)
+            self._log.warning("GET /gateway/bot rate limited; retrying in %.2f s", delay)
+            return delay
+        problem = f"HTTP {status}"
+        if status < 500:  # other 4xx: asking again will not help
+            raise GatewayRequestError(f"GET /gateway/bot failed: {problem}", status_code=status)
+        return self._retry(problem, status)
+
+    def failed(self, error: BaseException) -> float:
+        """Take a transport error (refused, reset, timed out, TLS...)."""
+        return self._retry(redact(f"{type(error).__name__}: {error}", [self._token]), None)
+
+    def _retry(self, problem: str, status: int | None) -> float:
+        if self._backoff.attempt >= self._max_retries:
+            raise GatewayRequestError(
+                f"GET /gateway/bot failed after {self._backoff.attempt + 1} attempts: {problem}",
+                status_code=status,
+            )
+        delay = self._backoff.next_delay()
+        self._log.warning("GET /gateway/bot failed (%s); retrying in %.2f s", problem, delay)
+        return delay
 
 
 # -- sharding --------------------------------------------------------------------------

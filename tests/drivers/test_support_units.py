@@ -79,3 +79,52 @@ def test_shard_logger_is_shared_and_redacts(caplog: pytest.LogCaptureFixture) ->
     log = ShardLogger(logging.getLogger("gateway_test.shard"), TOKEN)
     log.info("token %s in a message", TOKEN)
     assert caplog.records[-1].getMessage() == "token [REDACTED] in a message"
+
+
+def test_gateway_fetch_decides_without_io() -> None:
+    import logging
+    import random
+
+    from gateway_proto.backoff import Backoff
+    from gateway_proto.driver_support import (
+        GatewayFetch,
+        GatewayInfo,
+        GatewayRequestError,
+        InvalidTokenError,
+    )
+
+    def fetch() -> GatewayFetch:
+        backoff = Backoff(random.Random(0), base=0.5, cap=10.0)
+        return GatewayFetch("tok", max_retries=1, backoff=backoff, log=logging.getLogger("t"))
+
+    body = {
+        "url": "wss://gw.example/",
+        "shards": 2,
+        "session_start_limit": {
+            "total": 1000,
+            "remaining": 999,
+            "reset_after": 1000,
+            "max_concurrency": 1,
+        },
+    }
+    f = fetch()
+    assert f.headers["Authorization"] == "Bot tok"
+    assert f.url("http://h/api/v10") == "http://h/api/v10/gateway/bot"
+    assert f.answered(429, {}, {"retry_after": 0.25}) == 0.25  # not counted as a retry
+    assert isinstance(f.answered(503, {}, None), float)  # the one retry allowed
+    with pytest.raises(GatewayRequestError, match="after 2 attempts: HTTP 503"):
+        f.answered(503, {}, None)
+    info = fetch().answered(200, {}, body)
+    assert isinstance(info, GatewayInfo)
+    assert info.shards == 2
+    with pytest.raises(InvalidTokenError):
+        fetch().answered(401, {}, None)
+    with pytest.raises(GatewayRequestError, match="HTTP 404"):
+        fetch().answered(404, {}, None)
+    with pytest.raises(GatewayRequestError, match="nonsense"):
+        fetch().answered(200, {}, None)
+    failing = fetch()
+    failing.failed(ConnectionError("refused tok"))
+    with pytest.raises(GatewayRequestError) as raised:
+        failing.failed(ConnectionError("refused tok"))
+    assert "tok" not in str(raised.value).replace("refused", "")
