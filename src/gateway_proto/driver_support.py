@@ -56,9 +56,11 @@ __all__ = [
     "GatewayInfo",
     "GatewayRequestError",
     "HandlerRegistry",
+    "IdentifyGrant",
     "IdentifyQueue",
     "IdentifyTicket",
     "IdentifyWait",
+    "InProcessLimiterBase",
     "InvalidTokenError",
     "MemberChunkCollector",
     "RedactingFilter",
@@ -657,6 +659,77 @@ class IdentifyQueue:
                 return ticket
         return None
 
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyGrant:
+    """One identify permit, as an in-process identify limiter recorded it.
+
+    Attributes:
+        shard_id: the shard that got it.
+        bucket: its bucket.
+        at: the limiter clock's time from which the shard could identify.
+
+    """
+
+    shard_id: int
+    bucket: int
+    at: float
+
+
+class InProcessLimiterBase:
+    """What both drivers' in-process identify limiters share (no waiting, no lock).
+
+    Holds the schedule (bucket arithmetic), the queue (lowest shard id first) and
+    the grant history; the drivers add only the wait (and, for threads, a lock).
+    """
+
+    def __init__(
+        self,
+        max_concurrency: int,
+        *,
+        window: float,
+        clock: Callable[[], float],
+        history: int,
+        log: logging.Logger,
+    ) -> None:
+        self._clock = clock
+        self._schedule = IdentifySchedule(max_concurrency, window=window)
+        self._queue = IdentifyQueue(self._schedule)
+        self._log = log
+        #: The most recent grants, oldest first (for metrics and tests).
+        self.history: deque[IdentifyGrant] = deque(maxlen=history)
+
+    @property
+    def max_concurrency(self) -> int:
+        """The number of buckets."""
+        return self._schedule.max_concurrency
+
+    @property
+    def remaining(self) -> int | None:
+        """Session starts left, if a budget is tracked."""
+        return self._schedule.remaining
+
+    def _record(self, ticket: IdentifyTicket) -> None:
+        slot = ticket.slot
+        assert slot is not None
+        self.history.append(IdentifyGrant(ticket.shard_id, slot.bucket, slot.at))
+
+    def _announce(
+        self, shard_id: int, wait: IdentifyWait, on_wait: Callable[[IdentifyWait], None] | None
+    ) -> None:
+        if wait.waits_for_reset:
+            self._log.warning(
+                "session start limit spent: shard %d waits %.0f s for the budget to reset",
+                shard_id,
+                wait.delay,
+            )
+        else:
+            self._log.debug(
+                "shard %d waits %.2f s for identify bucket %d", shard_id, wait.delay, wait.bucket
+            )
+        if on_wait is not None:
+            on_wait(wait)
 
 # -- commands across connections ---------------------------------------------------------
 

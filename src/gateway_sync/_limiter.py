@@ -19,13 +19,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from gateway_proto.driver_support import IdentifyQueue, IdentifyTicket, IdentifyWait
-from gateway_proto.identify import IDENTIFY_WINDOW, IdentifySchedule, SessionStartLimit
+from gateway_proto.driver_support import IdentifyGrant, IdentifyWait, InProcessLimiterBase
+from gateway_proto.identify import IDENTIFY_WINDOW, SessionStartLimit
 
 __all__ = [
     "IdentifyCancelledError",
@@ -61,23 +59,7 @@ class IdentifyLimiter(Protocol):
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class IdentifyGrant:
-    """One identify permit, as :class:`InProcessIdentifyLimiter` recorded it.
-
-    Attributes:
-        shard_id: the shard that got it.
-        bucket: its bucket.
-        at: the limiter clock's time from which the shard could identify.
-
-    """
-
-    shard_id: int
-    bucket: int
-    at: float
-
-
-class InProcessIdentifyLimiter:
+class InProcessIdentifyLimiter(InProcessLimiterBase):
     """An :class:`IdentifyLimiter` for the shards of one process.
 
     One identify per bucket per window; when several shards of one bucket wait,
@@ -105,24 +87,16 @@ class InProcessIdentifyLimiter:
         sleep: Callable[[float], object] | None = None,
         history: int = 1000,
     ) -> None:
-        self._clock = clock or time.monotonic
+        super().__init__(
+            max_concurrency,
+            window=window,
+            clock=clock or time.monotonic,
+            history=history,
+            log=_log,
+        )
         self._sleep = sleep
         self._limit = limit
-        self._schedule = IdentifySchedule(max_concurrency, window=window)
-        self._queue = IdentifyQueue(self._schedule)
         self._lock = threading.Lock()
-        #: The most recent grants, oldest first (for metrics and tests).
-        self.history: deque[IdentifyGrant] = deque(maxlen=history)
-
-    @property
-    def max_concurrency(self) -> int:
-        """The number of buckets."""
-        return self._schedule.max_concurrency
-
-    @property
-    def remaining(self) -> int | None:
-        """Session starts left, if a budget is tracked."""
-        return self._schedule.remaining
 
     def update_limit(self, limit: SessionStartLimit) -> None:
         """Take a freshly fetched session start budget into account."""
@@ -173,25 +147,3 @@ class InProcessIdentifyLimiter:
         finally:
             with self._lock:
                 queue.remove(ticket)
-
-    def _record(self, ticket: IdentifyTicket) -> None:
-        slot = ticket.slot
-        assert slot is not None
-        self.history.append(IdentifyGrant(ticket.shard_id, slot.bucket, slot.at))
-
-    @staticmethod
-    def _announce(
-        shard_id: int, wait: IdentifyWait, on_wait: Callable[[IdentifyWait], None] | None
-    ) -> None:
-        if wait.waits_for_reset:
-            _log.warning(
-                "session start limit spent: shard %d waits %.0f s for the budget to reset",
-                shard_id,
-                wait.delay,
-            )
-        else:
-            _log.debug(
-                "shard %d waits %.2f s for identify bucket %d", shard_id, wait.delay, wait.bucket
-            )
-        if on_wait is not None:
-            on_wait(wait)
