@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import random
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,6 +52,7 @@ __all__ = [
     "ChunkOutcome",
     "Connected",
     "DropOldestBuffer",
+    "GatewayBase",
     "GatewayEvent",
     "GatewayFetch",
     "GatewayInfo",
@@ -384,6 +386,74 @@ def parse_retry_after(headers: Mapping[str, str], body: Any, *, default: float =
             except ValueError:
                 continue
     return default
+
+
+class GatewayBase:
+    """What both drivers' ``Gateway`` share: the token, the settings, the last answer.
+
+    The drivers add only ``fetch`` (with their own HTTP client and sleep) and the
+    per-token registry.
+    """
+
+    def __init__(
+        self, token: str, *, api_base: str, timeout: float, max_retries: int, backoff_base: float
+    ) -> None:
+        token = token.strip()
+        if token.startswith("Bot "):
+            token = token[4:]
+        if not token:
+            raise ValueError("token must be a non-empty str")
+        self._token = token
+        self.api_base = api_base.rstrip("/")
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._backoff_base = backoff_base
+        self._info: GatewayInfo | None = None
+
+    def __repr__(self) -> str:
+        return f"Gateway(api_base={self.api_base!r}, info={self._info!r})"
+
+    @property
+    def token(self) -> str:
+        """The bot token, without the ``Bot`` prefix (never logged)."""
+        return self._token
+
+    @property
+    def info(self) -> GatewayInfo:
+        """The last answer of ``fetch`` (``RuntimeError`` before the first)."""
+        if self._info is None:
+            raise RuntimeError("Gateway.fetch() has not answered yet")
+        return self._info
+
+    @property
+    def fetched(self) -> bool:
+        """Whether ``fetch`` has answered at least once."""
+        return self._info is not None
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL to connect to."""
+        return self.info.url
+
+    @property
+    def shards(self) -> int:
+        """The recommended shard count."""
+        return self.info.shards
+
+    @property
+    def session_start_limit(self) -> SessionStartLimit:
+        """The identify budget (``reset_after`` in seconds)."""
+        return self.info.session_start_limit
+
+    @property
+    def max_concurrency(self) -> int:
+        """Identifies allowed per 5 s window (the number of buckets)."""
+        return self.info.max_concurrency
+
+    def _fetch_policy(self, log: logging.Logger) -> GatewayFetch:
+        """Return a fresh retry policy for one ``fetch``."""
+        backoff = Backoff(random.Random(), base=self._backoff_base, cap=10.0)
+        return GatewayFetch(self._token, max_retries=self.max_retries, backoff=backoff, log=log)
 
 
 class GatewayFetch:

@@ -7,7 +7,6 @@ same errors; ``fetch()`` blocks instead of being awaited.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -15,12 +14,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from gateway_proto.backoff import Backoff
-from gateway_proto.driver_support import (
-    GatewayFetch,
-    GatewayInfo,
-)
-from gateway_proto.identify import SessionStartLimit
+from gateway_proto.driver_support import GatewayBase, GatewayInfo
 
 __all__ = ["DEFAULT_API_BASE", "Gateway"]
 
@@ -30,7 +24,7 @@ DEFAULT_API_BASE = "https://discord.com/api/v10"
 _log = logging.getLogger("gateway_sync.gateway")
 
 
-class Gateway:
+class Gateway(GatewayBase):
     """Connection information for one bot token (``url``, ``shards``, limits).
 
     Prefer :meth:`for_token`, which hands out one instance per token and API base,
@@ -65,21 +59,17 @@ class Gateway:
         backoff_base: float = 0.5,
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
-        token = token.strip()
-        if token.startswith("Bot "):
-            token = token[4:]
-        if not token:
-            raise ValueError("token must be a non-empty str")
-        self._token = token
-        self.api_base = api_base.rstrip("/")
-        self.timeout = timeout
-        self.max_retries = max_retries
+        super().__init__(
+            token,
+            api_base=api_base,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+        )
         self._transport = transport
         self._verify = verify
-        self._backoff_base = backoff_base
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._info: GatewayInfo | None = None
 
     @classmethod
     def for_token(cls, token: str, *, api_base: str = DEFAULT_API_BASE, **options: Any) -> Gateway:
@@ -90,46 +80,6 @@ class Gateway:
             if gateway is None:
                 gateway = cls._instances[key] = cls(token, api_base=api_base, **options)
             return gateway
-
-    def __repr__(self) -> str:
-        return f"Gateway(api_base={self.api_base!r}, info={self._info!r})"
-
-    @property
-    def token(self) -> str:
-        """The bot token, without the ``Bot`` prefix (never logged)."""
-        return self._token
-
-    @property
-    def info(self) -> GatewayInfo:
-        """The last answer of :meth:`fetch` (``RuntimeError`` before the first)."""
-        if self._info is None:
-            raise RuntimeError("Gateway.fetch() has not been called yet")
-        return self._info
-
-    @property
-    def fetched(self) -> bool:
-        """Whether :meth:`fetch` has answered at least once."""
-        return self._info is not None
-
-    @property
-    def url(self) -> str:
-        """The WebSocket URL to connect to."""
-        return self.info.url
-
-    @property
-    def shards(self) -> int:
-        """The recommended shard count."""
-        return self.info.shards
-
-    @property
-    def session_start_limit(self) -> SessionStartLimit:
-        """The identify budget (``reset_after`` in seconds)."""
-        return self.info.session_start_limit
-
-    @property
-    def max_concurrency(self) -> int:
-        """Identifies allowed per 5 s window (the number of buckets)."""
-        return self.info.max_concurrency
 
     def fetch(self) -> GatewayInfo:
         """``GET {api_base}/gateway/bot`` and return (and keep) the answer.
@@ -152,12 +102,7 @@ class Gateway:
             return self._info
 
     def _fetch(self, client: httpx.Client) -> GatewayInfo:
-        fetch = GatewayFetch(
-            self._token,
-            max_retries=self.max_retries,
-            backoff=Backoff(random.Random(), base=self._backoff_base, cap=10.0),
-            log=_log,
-        )
+        fetch = self._fetch_policy(_log)
         outcome: GatewayInfo | float
         while True:
             try:
