@@ -13,10 +13,13 @@ Rows, per encoding (JSON with orjson, JSON with stdlib ``json``, ETF with erlpac
 
 * ``floor``: a bare loop ``decompressobj().decompress(message)`` + ``loads`` over the
   same messages, no framing, nothing kept: the ceiling any client can reach.
-* ``wire``: ``gateway_proto._wire.Wire.receive`` over the chunks (frames, inflate,
-  decode, envelope): what the wire layer costs.
-* ``connection``: ``GatewayConnection.receive_data`` + ``events()``, counting
-  ``Dispatch`` events: what a driver gets.
+* ``floor, results held``: the same loop, each chunk's results kept alive until the
+  next chunk (what any eager ``receive(chunk)`` -> list design pays).
+* ``Wire.receive (eager)``: ``gateway_proto._wire.Wire.receive`` over the chunks
+  (frames, inflate, decode, envelope, ``Dispatch``), a whole chunk at a time.
+* ``GatewayConnection``: ``receive_data`` + ``events()``, counting ``Dispatch``
+  events: what a driver gets. With the C hot path (``gateway_proto._speedups``)
+  when it is built, and again without it (the pure-Python wire layer).
 
 Repetitions are interleaved (floor, wire, connection, floor, ...) and the best of N
 is kept: the machine is shared and noisy, and the best run is the least disturbed.
@@ -43,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 
-from gateway_proto import Dispatch, GatewayConnection, IdentifyNeeded, ShardConfig
+from gateway_proto import Dispatch, GatewayConnection, IdentifyNeeded, ShardConfig, _wire
 from gateway_proto._wire import Wire
 from gateway_proto.codecs import JsonCodec
 
@@ -197,11 +200,16 @@ def _config(encoding: str) -> ShardConfig:
     )
 
 
-def _use_json(w: Wire, use_orjson: bool) -> None:
-    """Force orjson or stdlib json in a Wire (private attributes: a benchmark-only knob)."""
-    codec = JsonCodec(use_orjson)
-    w._codec = codec
-    w._loads = codec.loads
+def _configure(w: Wire, encoding: str, use_orjson: bool, c_path: bool) -> None:
+    """Force orjson or stdlib json, and the C hot path on or off, in a fresh Wire.
+
+    Private attributes: a benchmark-only knob (the scanner is made from the codec).
+    """
+    if encoding == "json":
+        codec = JsonCodec(use_orjson)
+        w._codec = codec
+        w._loads = codec.loads
+    w._scanner = w._new_scanner() if c_path else None
 
 
 def wire(stream: Stream, encoding: str, use_orjson: bool) -> Run:
@@ -210,8 +218,7 @@ def wire(stream: Stream, encoding: str, use_orjson: bool) -> Run:
     def run() -> tuple[float, int]:
         out = bytearray()
         w = Wire(config, config.gateway_url(), out)
-        if encoding == "json":
-            _use_json(w, use_orjson)
+        _configure(w, encoding, use_orjson, c_path=True)
         w.initiate()
         w.receive(_accept(bytes(out)) + stream.hello_frame)
         receive = w.receive
@@ -219,20 +226,19 @@ def wire(stream: Stream, encoding: str, use_orjson: bool) -> Run:
         t0 = time.perf_counter()
         for data in stream.chunks:
             for item in receive(data):
-                if item.__class__ is tuple and item[0] == 0:
+                if item.__class__ is Dispatch:
                     n += 1
         return time.perf_counter() - t0, n
 
     return run
 
 
-def connection(stream: Stream, encoding: str, use_orjson: bool) -> Run:
+def connection(stream: Stream, encoding: str, use_orjson: bool, c_path: bool = True) -> Run:
     config = _config(encoding)
 
     def run() -> tuple[float, int]:
         conn = GatewayConnection(config, rng=random.Random(0))
-        if encoding == "json":
-            _use_json(conn._wire, use_orjson)
+        _configure(conn._wire, encoding, use_orjson, c_path)
         conn.connect(0.0)
         conn.receive_data(_accept(conn.data_to_send()) + stream.hello_frame, 0.0)
         for event in conn.events():
@@ -341,6 +347,9 @@ def main() -> None:
     import erlpack
     import orjson
 
+    c_path = _wire.Scanner is not None
+    if not c_path:
+        print("note: gateway_proto._speedups is not built; the pure-Python wire layer runs\n")
     session, source = load_session(args.guilds, args.members, args.events)
     variants = args.only or ["orjson", "json", "etf"]
     rows: list[tuple[str, str, Run]] = []
@@ -357,16 +366,19 @@ def main() -> None:
         }[variant]
         rows.append((variant, "floor (decompress + loads)", floor(stream, loads)))
         rows.append((variant, "floor, results held per chunk", floor_held(stream, loads)))
+        use_orjson = variant == "orjson"
+        rows.append((variant, "Wire.receive (eager)", wire(stream, encoding, use_orjson)))
         rows.append(
-            (variant, "Wire.receive -> (op, d, s, t)", wire(stream, encoding, variant == "orjson"))
+            (variant, "GatewayConnection -> Dispatch", connection(stream, encoding, use_orjson))
         )
-        rows.append(
-            (
-                variant,
-                "GatewayConnection -> Dispatch",
-                connection(stream, encoding, variant == "orjson"),
+        if c_path:
+            rows.append(
+                (
+                    variant,
+                    "  ...without the C hot path",
+                    connection(stream, encoding, use_orjson, c_path=False),
+                )
             )
-        )
 
     counts: dict[int, int] = {}
     best: dict[int, float] = {}

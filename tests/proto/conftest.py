@@ -1,13 +1,14 @@
-"""Suite-wide guard: no event and no library exception of any test shows the token."""
+"""Suite-wide guard against token leaks, and the fixture that runs a test on both wire paths."""
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 
 import pytest
 
-from gateway_proto import GatewayConnection, GatewayError
+from gateway_proto import GatewayConnection, GatewayError, _wire
 from gateway_proto.events import Event
 
 from .helpers import TOKEN
@@ -52,3 +53,20 @@ def _token_never_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     for error in errors:
         _check(error)
+
+
+@pytest.fixture(params=["speedups", "python"])
+def wire_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run the test on the C hot path and on the pure-Python wire layer.
+
+    The C path must be there unless the build was told to skip it
+    (``SPECTACLES_GATEWAY_NO_EXTENSIONS``): a failed build must not quietly
+    leave it untested.
+    """
+    if request.param == "python":
+        monkeypatch.setattr(_wire, "Scanner", None)
+    elif _wire.Scanner is None:
+        if os.environ.get("SPECTACLES_GATEWAY_NO_EXTENSIONS"):
+            pytest.skip("gateway_proto._speedups was not built (SPECTACLES_GATEWAY_NO_EXTENSIONS)")
+        pytest.fail("gateway_proto._speedups is missing: was the C extension built?")
+    return str(request.param)

@@ -13,12 +13,14 @@ import itertools
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway_proto._frames import OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, FrameReader, parse_close
 from gateway_proto._wire import PeerClosed, WireFailed
 from gateway_proto.errors import ProtocolError
+from gateway_proto.events import Dispatch
 
 from ._wire_helpers import (
     Outcome,
@@ -29,6 +31,9 @@ from ._wire_helpers import (
     oracle_frames,
     server_frame,
 )
+
+# Every test here runs on the C hot path and on the pure-Python wire layer.
+pytestmark = pytest.mark.usefixtures("wire_path")
 
 BIG = 1 << 30  # our own size cap is not wsproto's business: keep it out of the way
 _KINDS = {0x1: "text", 0x2: "binary", OP_PING: "ping", OP_PONG: "pong"}
@@ -208,7 +213,9 @@ def _wire_outcomes(chunks: list[bytes]) -> list[Outcome]:
     out: list[Outcome] = []
     for chunk in chunks:
         for item in wire.receive(chunk):
-            if isinstance(item, tuple):
+            if isinstance(item, Dispatch):
+                out.append(("payload", (0, item.data, item.sequence, item.name)))
+            elif isinstance(item, tuple):
                 out.append(("payload", item))
             elif isinstance(item, PeerClosed):
                 out.append(("close", item.code, item.reason))
@@ -223,6 +230,7 @@ def _wire_outcomes(chunks: list[bytes]) -> list[Outcome]:
     st.lists(frames(_json_payloads), min_size=1, max_size=8),
     st.lists(st.integers(0, 10**6), max_size=12),
 )
+
 def test_wire_matches_wsproto_and_json(frame_list: list[bytes], cuts: list[int]) -> None:
     stream = b"".join(frame_list)
     assert _wire_outcomes(_cut(stream, cuts)) == _oracle_wire([stream])

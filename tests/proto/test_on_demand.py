@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,9 @@ from .helpers import (
     ready_connection,
     state_of,
 )
+
+# Every test here runs on the C hot path and on the pure-Python wire layer.
+pytestmark = pytest.mark.usefixtures("wire_path")
 
 SESSION = Session(session_id="sess-1", sequence=3, resume_url=RESUME_URL)
 
@@ -201,6 +205,7 @@ _ACTIONS = st.sampled_from(["next_event", "events_some", "data", "deadline", "st
 def test_draining_one_at_a_time_equals_draining_all_at_once(
     steps: list[int], cuts: list[int], patterns: list[list[str]], eof: bool
 ) -> None:
+
     eager, peer = _fresh()
     lazy, _ = _fresh()
     script = _script(peer, steps)  # the same zlib stream suits both fresh inflaters

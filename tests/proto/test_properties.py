@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,9 @@ from .helpers import (
     make_config,
     without_sent,
 )
+
+# Every test here runs on the C hot path and on the pure-Python wire layer.
+pytestmark = pytest.mark.usefixtures("wire_path")
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SESSION = Session(session_id="s", sequence=5, resume_url=RESUME_URL)
@@ -262,6 +266,7 @@ def test_never_a_second_identify(steps: list[str], resume: bool) -> None:
 def test_never_more_than_120_payloads_in_any_60_s_window(
     bursts: list[tuple[float, int]], interval_ms: int
 ) -> None:
+
     conn = GatewayConnection(make_config(max_pending_commands=10_000), rng=FixedRandom(0.3))
     conn.connect(0.0)
     peer = GatewayPeer()

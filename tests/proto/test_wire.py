@@ -22,6 +22,7 @@ from gateway_proto.errors import (
     MessageTooLargeError,
     ProtocolError,
 )
+from gateway_proto.events import Dispatch
 
 from ._wire_helpers import (
     TOKEN,
@@ -33,6 +34,9 @@ from ._wire_helpers import (
     open_wire,
     server_frame,
 )
+
+# Every test here runs on the C hot path and on the pure-Python wire layer.
+pytestmark = pytest.mark.usefixtures("wire_path")
 
 HELLO = {"op": 10, "d": {"heartbeat_interval": 41250}, "s": None, "t": None}
 HELLO_ITEM = (10, {"heartbeat_interval": 41250}, None, None)
@@ -86,7 +90,7 @@ def test_bytes_read_past_the_101_are_not_lost() -> None:
     hello, ready = _zlib_frames(HELLO, _dispatch(1, "READY", v=10))
     items = wire.receive(accept(bytes(out)) + hello + ready[:5])
     assert items == [HandshakeAccepted(), HELLO_ITEM]
-    assert wire.receive(ready[5:]) == [(0, {"v": 10}, 1, "READY")]
+    assert wire.receive(ready[5:]) == [Dispatch("READY", {"v": 10}, 1)]
 
 
 def test_handshake_byte_by_byte() -> None:
@@ -252,6 +256,7 @@ def test_corrupt_zlib_through_the_wire() -> None:
 @pytest.mark.parametrize(
     "payload", [b"not json", b"[1]", b'{"d": 1}', b'{"op": "0"}', b'{"op": 0, "t": 1}']
 )
+
 def test_malformed_payload_is_a_decode_error(payload: bytes) -> None:
     wire, out = open_wire(make_config(compression=None))
     error = _failure(wire.receive(server_frame(0x1, payload)))
@@ -264,7 +269,7 @@ def test_errors_never_raise_on_arbitrary_bytes() -> None:
         data = zlib.compress(seed.to_bytes(4, "big")) * 20
         wire, _ = open_wire()
         for item in wire.receive(data):
-            assert isinstance(item, (tuple, WireFailed, PeerClosed))
+            assert isinstance(item, (Dispatch, tuple, WireFailed, PeerClosed))
 
 
 # -- messages ------------------------------------------------------------------------
@@ -280,7 +285,7 @@ def test_zlib_stream_any_chunking(count: int, cuts: list[int]) -> None:
     items = []
     for a, b in zip([0, *points], [*points, len(stream)], strict=False):
         items += wire.receive(stream[a:b])
-    assert items == [(0, p["d"], p["s"], p["t"]) for p in payloads]
+    assert items == [Dispatch(p["t"], p["d"], p["s"]) for p in payloads]
 
 
 def test_zlib_payload_spanning_several_messages_and_fragments() -> None:
@@ -296,7 +301,7 @@ def test_zlib_payload_spanning_several_messages_and_fragments() -> None:
         + server_frame(0x2, data[2 * third :])
     )
     wire, _ = open_wire()
-    assert wire.receive(stream) == [(0, {"content": "y" * 5000}, 1, "MESSAGE_CREATE")]
+    assert wire.receive(stream) == [Dispatch("MESSAGE_CREATE", {"content": "y" * 5000}, 1)]
 
 
 def test_big_frames_use_16_and_64_bit_lengths() -> None:
@@ -305,7 +310,7 @@ def test_big_frames_use_16_and_64_bit_lengths() -> None:
         _dispatch(i, content="z" * n) for i, n in ((1, 10), (2, 1000), (3, 70000))
     )
     stream = b"".join(server_frame(0x1, dumps(p)) for p in (small, medium, large))
-    assert [item[2] for item in wire.receive(stream)] == [1, 2, 3]  # type: ignore[index]
+    assert [item.sequence for item in wire.receive(stream)] == [1, 2, 3]  # type: ignore[union-attr]
 
 
 def test_zstd_stream_through_the_wire() -> None:
@@ -317,13 +322,13 @@ def test_zstd_stream_through_the_wire() -> None:
         )
         for p in (HELLO, _dispatch(1))
     ]
-    assert wire.receive(b"".join(frames)) == [HELLO_ITEM, (0, {}, 1, "MESSAGE_CREATE")]
+    assert wire.receive(b"".join(frames)) == [HELLO_ITEM, Dispatch("MESSAGE_CREATE", {}, 1)]
 
 
 def test_payload_compression_binary_and_text() -> None:
     wire, _ = open_wire(make_config(compression="payload"))
     stream = server_frame(0x2, zlib.compress(dumps(HELLO))) + server_frame(0x1, dumps(_dispatch(1)))
-    assert wire.receive(stream) == [HELLO_ITEM, (0, {}, 1, "MESSAGE_CREATE")]
+    assert wire.receive(stream) == [HELLO_ITEM, Dispatch("MESSAGE_CREATE", {}, 1)]
 
 
 def test_text_frames_on_zlib_stream_are_plain_json() -> None:
@@ -337,7 +342,7 @@ def test_etf_through_the_wire() -> None:
     payload = {"op": 0, "s": 4, "t": "READY", "d": {"user": {"id": 1158427385231155251}}}
     packed = erlpack.pack(payload)
     frame = server_frame(0x2, deflate.compress(packed) + deflate.flush(zlib.Z_SYNC_FLUSH))
-    assert wire.receive(frame) == [(0, {"user": {"id": "1158427385231155251"}}, 4, "READY")]
+    assert wire.receive(frame) == [Dispatch("READY", {"user": {"id": "1158427385231155251"}}, 4)]
 
 
 def test_json_stdlib_fallback_through_the_wire(monkeypatch: pytest.MonkeyPatch) -> None:

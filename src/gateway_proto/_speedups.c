@@ -1,0 +1,395 @@
+/*
+ * gateway_proto._speedups: the wire layer's hot path in C (optional).
+ *
+ * One call takes the bytes the connection buffered and the offset of the next
+ * frame, and, if that frame is the common case, returns the decoded payload:
+ * a whole unmasked FIN text or binary frame, a zlib-stream message that ends
+ * with the Z_SYNC_FLUSH suffix while nothing is pending (or no compression),
+ * and a JSON (or ETF) payload; op 0 comes back as a Dispatch, any other op as
+ * an (op, d, s, t) tuple.  Anything else, and every frame that is not
+ * whole yet, is left to the Python code in _wire.py (it returns None and has
+ * consumed nothing), which is also the reference: this file must make exactly
+ * the decisions _wire.Wire._parse makes, and tests/proto/test_speedups.py
+ * checks that it does on arbitrary input.
+ *
+ * It does no I/O and keeps no state between calls beyond its configuration:
+ * the inflate context, the decoder and the checks are Python callables it is
+ * given, so every error they raise is the same one the Python path sees.
+ *
+ * Bounds: every read of `data` is checked against its size before it is made;
+ * a frame's length is compared with the size cap before any offset arithmetic
+ * that could overflow.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define FIN_TEXT 0x81
+#define FIN_BINARY 0x82
+
+typedef struct {
+    PyObject_HEAD
+    /* The ZlibStreamInflater's decompress, pending (bytearray) and check, or NULL. */
+    PyObject *decompress;
+    PyObject *pending;
+    PyObject *decode;     /* bytes -> object (JSON loads), or bytes -> item (ETF) */
+    PyObject *envelope;   /* object -> item, raising the precise error */
+    PyObject *check;
+    PyObject *limit;      /* max_size + 1: decompress's max_length */
+    Py_ssize_t max_size;
+    int inflate;          /* binary messages are compressed */
+    int decoded;          /* `decode` returns the (op, d, s, t) item itself */
+    Py_ssize_t end;       /* where the last frame taken ended */
+    PyObject *dispatch;   /* the Dispatch class, or NULL: op 0 stays a tuple */
+    /* Its slot descriptors: setting them is object.__setattr__ without the lookup
+     * (Dispatch is frozen, so its own __setattr__ refuses). */
+    PyObject *name_slot, *data_slot, *sequence_slot;
+} Scanner;
+
+static PyObject *str_op, *str_d, *str_s, *str_t;
+
+static int
+Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"decode", "envelope", "max_size", "inflate", "decoded",
+                             "zlib_stream", "dispatch", NULL};
+    PyObject *decode, *envelope, *zlib_stream = Py_None, *dispatch = Py_None;
+    PyObject *decompress = NULL, *pending = NULL, *check = NULL;
+    Py_ssize_t max_size;
+    int inflate, decoded;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnpp|OO:Scanner", kwlist, &decode,
+                                     &envelope, &max_size, &inflate, &decoded, &zlib_stream,
+                                     &dispatch)) {
+        return -1;
+    }
+    if (max_size < 0 || max_size == PY_SSIZE_T_MAX) {
+        PyErr_SetString(PyExc_ValueError, "max_size out of range");
+        return -1;
+    }
+    PyObject *limit = PyLong_FromSsize_t(max_size + 1);
+    if (limit == NULL) {
+        return -1;
+    }
+    if (zlib_stream != Py_None) {
+        decompress = PyObject_GetAttrString(zlib_stream, "decompress");
+        pending = decompress ? PyObject_GetAttrString(zlib_stream, "pending") : NULL;
+        check = pending ? PyObject_GetAttrString(zlib_stream, "check") : NULL;
+        if (check != NULL && !PyByteArray_Check(pending)) {
+            PyErr_SetString(PyExc_TypeError, "zlib_stream.pending must be a bytearray");
+            Py_CLEAR(check);
+        }
+        if (check == NULL) {
+            Py_XDECREF(decompress);
+            Py_XDECREF(pending);
+            Py_DECREF(limit);
+            return -1;
+        }
+    }
+    Py_XSETREF(self->limit, limit);
+    Py_INCREF(decode);
+    Py_XSETREF(self->decode, decode);
+    Py_INCREF(envelope);
+    Py_XSETREF(self->envelope, envelope);
+    Py_XSETREF(self->decompress, decompress);
+    Py_XSETREF(self->pending, pending);
+    Py_XSETREF(self->check, check);
+    self->max_size = max_size;
+    self->inflate = inflate;
+    self->decoded = decoded;
+    self->end = 0;
+    if (dispatch != Py_None) {
+        if (!PyType_Check(dispatch)) {
+            PyErr_SetString(PyExc_TypeError, "dispatch must be a class");
+            return -1;
+        }
+        PyObject *name_slot = PyObject_GetAttrString(dispatch, "name");
+        PyObject *data_slot = name_slot ? PyObject_GetAttrString(dispatch, "data") : NULL;
+        PyObject *sequence_slot = data_slot ? PyObject_GetAttrString(dispatch, "sequence") : NULL;
+        if (sequence_slot == NULL) {
+            Py_XDECREF(name_slot);
+            Py_XDECREF(data_slot);
+            return -1;
+        }
+        if (Py_TYPE(name_slot)->tp_descr_set == NULL || Py_TYPE(data_slot)->tp_descr_set == NULL
+            || Py_TYPE(sequence_slot)->tp_descr_set == NULL) {
+            PyErr_SetString(PyExc_TypeError, "dispatch needs name, data and sequence slots");
+            Py_DECREF(name_slot);
+            Py_DECREF(data_slot);
+            Py_DECREF(sequence_slot);
+            return -1;
+        }
+        Py_INCREF(dispatch);
+        Py_XSETREF(self->dispatch, dispatch);
+        Py_XSETREF(self->name_slot, name_slot);
+        Py_XSETREF(self->data_slot, data_slot);
+        Py_XSETREF(self->sequence_slot, sequence_slot);
+    }
+    else {
+        Py_CLEAR(self->dispatch);
+        Py_CLEAR(self->name_slot);
+        Py_CLEAR(self->data_slot);
+        Py_CLEAR(self->sequence_slot);
+    }
+    return 0;
+}
+
+static int
+Scanner_traverse(Scanner *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->decompress);
+    Py_VISIT(self->pending);
+    Py_VISIT(self->decode);
+    Py_VISIT(self->envelope);
+    Py_VISIT(self->check);
+    Py_VISIT(self->dispatch);
+    Py_VISIT(self->name_slot);
+    Py_VISIT(self->data_slot);
+    Py_VISIT(self->sequence_slot);
+    return 0;
+}
+
+static int
+Scanner_clear(Scanner *self)
+{
+    Py_CLEAR(self->decompress);
+    Py_CLEAR(self->pending);
+    Py_CLEAR(self->decode);
+    Py_CLEAR(self->envelope);
+    Py_CLEAR(self->check);
+    Py_CLEAR(self->limit);
+    Py_CLEAR(self->dispatch);
+    Py_CLEAR(self->name_slot);
+    Py_CLEAR(self->data_slot);
+    Py_CLEAR(self->sequence_slot);
+    return 0;
+}
+
+static void
+Scanner_dealloc(Scanner *self)
+{
+    PyObject_GC_UnTrack(self);
+    Scanner_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Dispatch(name=t, data=d, sequence=s), built as _wire._as_item builds it. */
+static PyObject *
+new_dispatch(Scanner *self, PyObject *t, PyObject *d, PyObject *s)
+{
+    PyTypeObject *type = (PyTypeObject *)self->dispatch;
+    PyObject *event = type->tp_alloc(type, 0);
+    if (event == NULL) {
+        return NULL;
+    }
+    if (Py_TYPE(self->name_slot)->tp_descr_set(self->name_slot, event, t) < 0
+        || Py_TYPE(self->data_slot)->tp_descr_set(self->data_slot, event, d) < 0
+        || Py_TYPE(self->sequence_slot)->tp_descr_set(self->sequence_slot, event, s) < 0) {
+        Py_DECREF(event);
+        return NULL;
+    }
+    return event;
+}
+
+/* The item of a decoded JSON object: inline when it has Discord's
+ * shape, else whatever the Python envelope check returns or raises. */
+static PyObject *
+envelope_of(Scanner *self, PyObject *obj)
+{
+    if (PyDict_CheckExact(obj)) {
+        PyObject *op = PyDict_GetItemWithError(obj, str_op);
+        PyObject *s = op ? PyDict_GetItemWithError(obj, str_s) : NULL;
+        PyObject *t = s ? PyDict_GetItemWithError(obj, str_t) : NULL;
+        PyObject *d = t ? PyDict_GetItemWithError(obj, str_d) : NULL;
+        if (d == NULL && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (d != NULL && PyLong_CheckExact(op) && (s == Py_None || PyLong_CheckExact(s))
+            && (t == Py_None || PyUnicode_CheckExact(t))) {
+            int overflow;
+            if (self->dispatch != NULL && PyLong_AsLongAndOverflow(op, &overflow) == 0
+                && !overflow) {
+                return new_dispatch(self, t, d, s);
+            }
+            return PyTuple_Pack(4, op, d, s, t);
+        }
+    }
+    return PyObject_CallOneArg(self->envelope, obj);
+}
+
+/* scan(data, pos) -> item | None: decode the frame at data[pos:] if it is the
+ * common case (then `end` is where it ended), else None (nothing consumed). */
+static PyObject *
+Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "scan(data, pos) takes two arguments");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    if (!PyBytes_CheckExact(data)) {
+        PyErr_SetString(PyExc_TypeError, "scan() needs bytes");
+        return NULL;
+    }
+    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
+    if (pos == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
+    Py_ssize_t size = PyBytes_GET_SIZE(data);
+    if (pos < 0 || pos > size || size - pos < 2) {
+        Py_RETURN_NONE;
+    }
+    unsigned char first = buf[pos];
+    if (first != FIN_BINARY && first != FIN_TEXT) {
+        Py_RETURN_NONE;
+    }
+    uint64_t length = buf[pos + 1];
+    Py_ssize_t start;
+    if (length < 126) {
+        start = pos + 2;
+    }
+    else if (length == 126) {
+        if (size - pos < 4) {
+            Py_RETURN_NONE;
+        }
+        start = pos + 4;
+        length = ((uint64_t)buf[pos + 2] << 8) | buf[pos + 3];
+        if (length < 126) {
+            Py_RETURN_NONE; /* not minimal: the careful path refuses it */
+        }
+    }
+    else if (length == 127) {
+        if (size - pos < 10) {
+            Py_RETURN_NONE;
+        }
+        start = pos + 10;
+        length = 0;
+        for (int i = 2; i < 10; i++) {
+            length = (length << 8) | buf[pos + i];
+        }
+        if (length < 65536 || (length >> 63)) {
+            Py_RETURN_NONE;
+        }
+    }
+    else {
+        Py_RETURN_NONE; /* masked: the careful path refuses it */
+    }
+    /* The cap first: it bounds `length`, so `start + length` cannot overflow. */
+    if (length > (uint64_t)self->max_size || (Py_ssize_t)length > size - start) {
+        Py_RETURN_NONE; /* too large (the careful path says so), or incomplete */
+    }
+    Py_ssize_t end = start + (Py_ssize_t)length;
+    const unsigned char *payload = buf + start;
+    PyObject *message;
+    if (first == FIN_BINARY && self->inflate) {
+        if (self->decompress == NULL || length < 4
+            || memcmp(payload + length - 4, "\x00\x00\xff\xff", 4) != 0
+            || PyByteArray_GET_SIZE(self->pending) != 0) {
+            Py_RETURN_NONE; /* zstd, a split payload, or one pending: Python's feed() */
+        }
+        /* From here on the frame is taken, whatever the outcome. */
+        self->end = end;
+        PyObject *compressed = PyBytes_FromStringAndSize((const char *)payload, length);
+        if (compressed == NULL) {
+            return NULL;
+        }
+        PyObject *call_args[2] = {compressed, self->limit};
+        message = PyObject_Vectorcall(self->decompress, call_args, 2, NULL);
+        Py_DECREF(compressed);
+        if (message == NULL) {
+            return NULL;
+        }
+        if (!PyBytes_CheckExact(message)) {
+            Py_DECREF(message);
+            PyErr_SetString(PyExc_TypeError, "decompress() must return bytes");
+            return NULL;
+        }
+        Py_ssize_t inflated = PyBytes_GET_SIZE(message);
+        if (inflated > self->max_size || inflated == 0) {
+            Py_SETREF(message, PyObject_CallOneArg(self->check, message));
+            if (message == NULL) {
+                return NULL;
+            }
+        }
+    }
+    else {
+        self->end = end;
+        message = PyBytes_FromStringAndSize((const char *)payload, length);
+        if (message == NULL) {
+            return NULL;
+        }
+    }
+    PyObject *obj = PyObject_CallOneArg(self->decode, message);
+    /* Free the inflated bytes before the caller inflates the next message: the
+     * allocator then hands the same cache-hot block back. */
+    Py_DECREF(message);
+    if (obj == NULL || self->decoded) {
+        return obj;
+    }
+    PyObject *item = envelope_of(self, obj);
+    Py_DECREF(obj);
+    return item;
+}
+
+static PyMethodDef Scanner_methods[] = {
+    {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_FASTCALL,
+     "scan(data, pos) -> item or None: decode the common-case frame at data[pos:]."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyObject *
+Scanner_get_end(Scanner *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->end);
+}
+
+static PyGetSetDef Scanner_getset[] = {
+    {"end", (getter)Scanner_get_end, NULL, "Where the frame last taken by scan() ended.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gateway_proto._speedups.Scanner",
+    .tp_doc = "The wire layer's hot path: common-case frames to decoded payloads.",
+    .tp_basicsize = sizeof(Scanner),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scanner_init,
+    .tp_dealloc = (destructor)Scanner_dealloc,
+    .tp_traverse = (traverseproc)Scanner_traverse,
+    .tp_clear = (inquiry)Scanner_clear,
+    .tp_methods = Scanner_methods,
+    .tp_getset = Scanner_getset,
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "gateway_proto._speedups",
+    .m_doc = "The wire layer's hot path in C (optional; _wire.py is the reference).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    str_op = PyUnicode_InternFromString("op");
+    str_d = PyUnicode_InternFromString("d");
+    str_s = PyUnicode_InternFromString("s");
+    str_t = PyUnicode_InternFromString("t");
+    if (!str_op || !str_d || !str_s || !str_t || PyType_Ready(&ScannerType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&ScannerType);
+    if (PyModule_AddObject(module, "Scanner", (PyObject *)&ScannerType) < 0) {
+        Py_DECREF(&ScannerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,312 @@
+"""The C hot path (``gateway_proto._speedups``) against the pure-Python wire layer.
+
+The Python code in ``_wire.py`` is the reference: for the same server bytes, in
+any chunking, a Wire with the C scanner must give the same items (dispatches,
+other payloads, closes, failures with the same error type, message and close
+code) and write the same bytes back as a Wire without it. The streams mix what
+the scanner takes (whole zlib-stream messages, plain text frames) with
+everything it must leave alone: payloads split across messages, corrupt or
+truncated zlib data, masked and non-minimal frames, control frames, fragments,
+oversized messages, bad JSON and odd envelopes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import erlpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway_proto import _wire
+from gateway_proto._wire import PeerClosed, Wire, WireFailed
+from gateway_proto.codecs import _envelope
+from gateway_proto.events import Dispatch
+
+from ._wire_helpers import accept, client_frames, close_payload, make_config, server_frame
+
+if _wire.Scanner is None:
+    if os.environ.get("SPECTACLES_GATEWAY_NO_EXTENSIONS"):
+        pytest.skip("the C extension was not built", allow_module_level=True)
+    pytest.fail("gateway_proto._speedups is missing: was the C extension built?")
+
+Scanner = _wire.Scanner
+
+SETTINGS = settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+
+# -- streams ------------------------------------------------------------------------
+
+_envelopes = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "op": st.sampled_from([0, 0, 0, 1, 7, 9, 10, 11]),
+            "d": st.one_of(st.none(), st.text(max_size=20), st.integers(), st.booleans()),
+            "s": st.one_of(st.none(), st.integers(0, 10**6)),
+            "t": st.one_of(st.none(), st.sampled_from(["READY", "RESUMED", "MESSAGE_CREATE"])),
+        }
+    ),
+    # Odd envelopes: missing keys, wrong types, bools, huge ints, not a map.
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "op": st.one_of(st.just(0), st.booleans(), st.just(2**70), st.text(max_size=3)),
+            "d": st.integers(),
+            "s": st.one_of(st.just(1), st.just("1"), st.just(True)),
+            "t": st.one_of(st.just("X"), st.just(1)),
+        },
+    ),
+    st.lists(st.integers(), max_size=3),
+)
+_json = st.one_of(
+    _envelopes.map(lambda obj: json.dumps(obj).encode()),
+    st.just(b'{"op":0,"d":{"content":"' + b"y" * 5000 + b'"},"s":1,"t":"BIG"}'),
+    st.sampled_from([b"", b"{", b"\xff", b"null", b'{"op":0}x', b"[1,2"]),
+)
+
+
+@st.composite
+def zlib_streams(draw: st.DrawFn) -> list[bytes]:
+    """Frames of one zlib-stream connection, with the usual and the unusual mixed in."""
+    deflate = zlib.compressobj()
+    out: list[bytes] = []
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["message"] * 6 + ["split", "corrupt", "other", "text"]))
+        payload = draw(_json)
+        if kind == "text":  # a text frame on a compressed connection is not inflated
+            out.append(server_frame(0x1, payload))
+            continue
+        if kind == "other":
+            out.append(draw(_other_frames))
+            continue
+        body = deflate.compress(payload) + deflate.flush(zlib.Z_SYNC_FLUSH)
+        if kind == "split":  # one payload over two messages: only the last has the suffix
+            cut = draw(st.integers(0, len(body) - 1))
+            out += [server_frame(0x2, body[:cut]), server_frame(0x2, body[cut:])]
+        elif kind == "corrupt":
+            at = draw(st.integers(0, len(body) - 1))
+            body = body[:at] + bytes([body[at] ^ draw(st.integers(1, 255))]) + body[at + 1 :]
+            out.append(server_frame(0x2, body))
+        else:
+            out.append(server_frame(0x2, body, length_bytes=draw(_length_forms(len(body)))))
+    return out
+
+
+def _length_forms(n: int) -> st.SearchStrategy[int | None]:
+    forms: list[int | None] = [None, None, None, 8]
+    if n >= 126:
+        forms.append(2)
+    else:
+        forms.append(2)  # not minimal: refused, by both paths alike
+    return st.sampled_from(forms)
+
+
+_other_frames = st.one_of(
+    st.builds(lambda p: server_frame(0x9, p), st.binary(max_size=10)),
+    st.builds(lambda p: server_frame(0xA, p), st.binary(max_size=10)),
+    st.just(server_frame(0x8, close_payload(4000, "bye"))),
+    st.builds(lambda p: server_frame(0x2, p, mask=b"abcd"), st.binary(max_size=10)),
+    st.builds(lambda p: server_frame(0x2, p, fin=False), st.binary(max_size=10)),
+    st.builds(lambda p: server_frame(0x0, p), st.binary(max_size=10)),
+    st.builds(lambda p: server_frame(0x2, p, rsv=4), st.binary(max_size=10)),
+    st.binary(min_size=1, max_size=12),  # noise where a header should be
+)
+
+
+@st.composite
+def plain_streams(draw: st.DrawFn) -> list[bytes]:
+    """Frames of a connection without transport compression (JSON in text frames)."""
+    frames = []
+    for _ in range(draw(st.integers(1, 8))):
+        if draw(st.integers(0, 5)) == 0:
+            frames.append(draw(_other_frames))
+        else:
+            opcode = draw(st.sampled_from([0x1, 0x1, 0x1, 0x2]))
+            payload = draw(_json)
+            form = draw(_length_forms(len(payload)))
+            frames.append(server_frame(opcode, payload, length_bytes=form))
+    return frames
+
+
+def _cut(stream: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    return [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=False)]
+
+
+# -- the two paths ------------------------------------------------------------------
+
+
+def _run(config_options: dict[str, Any], chunks: list[bytes], scanner: Any) -> list[Any]:
+    saved = _wire.Scanner
+    _wire.Scanner = scanner
+    try:
+        config = make_config(**config_options)
+        out = bytearray()
+        wire = Wire(config, config.gateway_url(), out)
+        assert (wire._scanner is None) == (scanner is None)
+        wire.initiate()
+        wire.receive(accept(bytes(out)))
+    finally:
+        _wire.Scanner = saved
+    out.clear()
+    outcome: list[Any] = []
+    for chunk in chunks:
+        for item in wire.receive(chunk):
+            if isinstance(item, WireFailed):
+                error = item.error
+                outcome.append(("failed", type(error), str(error), error.close_code))
+            else:
+                outcome.append(item)
+    outcome.append(("wrote", client_frames(bytes(out))))  # masks differ: compare frames
+    return outcome
+
+
+def _same_on_both_paths(options: dict[str, Any], chunks: list[bytes]) -> None:
+    fast = _run(options, chunks, Scanner)
+    reference = _run(options, chunks, None)
+    assert fast == reference
+
+
+@SETTINGS
+@given(
+    zlib_streams(),
+    st.lists(st.integers(0, 10**6), max_size=8),
+    st.sampled_from([4096, 1 << 20]),
+)
+def test_zlib_stream_json_matches_the_python_path(
+    frames: list[bytes], cuts: list[int], max_size: int
+) -> None:
+    stream = b"".join(frames)
+    _same_on_both_paths({"max_message_size": max_size}, _cut(stream, cuts))
+
+
+@SETTINGS
+@given(plain_streams(), st.lists(st.integers(0, 10**6), max_size=8))
+def test_uncompressed_json_matches_the_python_path(frames: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(frames)
+    _same_on_both_paths({"compression": None}, _cut(stream, cuts))
+
+
+_etf_payloads = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "op": st.sampled_from([0, 11]),
+            "d": st.one_of(st.none(), st.text(max_size=10)),
+            "s": st.integers(0, 1000),
+            "t": st.sampled_from(["READY", "MESSAGE_CREATE"]),
+        }
+    ).map(lambda obj: bytes(erlpack.pack(obj))),
+    st.binary(max_size=20),
+)
+
+
+@SETTINGS
+@given(
+    st.lists(_etf_payloads, min_size=1, max_size=6),
+    st.lists(st.integers(0, 10**6), max_size=6),
+)
+def test_zlib_stream_etf_matches_the_python_path(payloads: list[bytes], cuts: list[int]) -> None:
+    deflate = zlib.compressobj()
+    stream = b"".join(
+        server_frame(0x2, deflate.compress(p) + deflate.flush(zlib.Z_SYNC_FLUSH)) for p in payloads
+    )
+    _same_on_both_paths({"encoding": "etf"}, _cut(stream, cuts))
+
+
+@SETTINGS
+@given(st.binary(max_size=400), st.lists(st.integers(0, 10**6), max_size=6))
+def test_arbitrary_bytes_match_the_python_path(data: bytes, cuts: list[int]) -> None:
+    _same_on_both_paths({}, _cut(data, cuts))
+    _same_on_both_paths({"compression": None}, _cut(data, cuts))
+
+
+# -- the scanner on its own ---------------------------------------------------------
+
+
+def _plain_scanner(decode: Callable[[bytes], Any] = json.loads) -> Any:
+    return Scanner(
+        decode=decode, envelope=_envelope, max_size=4096, inflate=False, decoded=False,
+        dispatch=Dispatch,
+    )
+
+
+def test_scanner_takes_a_whole_frame_and_says_where_it_ended() -> None:
+    frame = server_frame(0x1, b'{"op":0,"d":{"a":1},"s":5,"t":"MESSAGE_CREATE"}')
+    scanner = _plain_scanner()
+    data = b"xx" + frame + b"\x81"
+    assert scanner.scan(data, 2) == Dispatch("MESSAGE_CREATE", {"a": 1}, 5)
+    assert scanner.end == 2 + len(frame)
+    assert scanner.scan(data, scanner.end) is None  # half a header: left alone
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        server_frame(0x1, b'{"op":11,"d":null,"s":null,"t":null}')[:-1],  # incomplete
+        server_frame(0x9, b"ping"),
+        server_frame(0x1, b"{}", mask=b"abcd"),
+        server_frame(0x1, b"{}", length_bytes=2),  # not minimal
+        server_frame(0x1, b"{}", length_bytes=8),
+        server_frame(0x1, b"{}", fin=False),
+        server_frame(0x1, b"x" * 5000),  # over max_size
+        bytes((0x81, 127)) + (2**63).to_bytes(8, "big"),  # a length with the top bit set
+        bytes((0x81, 127)) + (2**64 - 1).to_bytes(8, "big"),
+    ],
+)
+def test_scanner_leaves_the_unusual_to_python(frame: bytes) -> None:
+    scanner = _plain_scanner()
+    before = scanner.end
+    assert scanner.scan(frame, 0) is None
+    assert scanner.end == before
+
+
+def test_scanner_returns_other_ops_as_tuples_and_refuses_bad_arguments() -> None:
+    scanner = _plain_scanner()
+    assert scanner.scan(server_frame(0x1, b'{"op":11,"d":null,"s":null,"t":null}'), 0) == (
+        11,
+        None,
+        None,
+        None,
+    )
+    for pos in (-1, 10**6):
+        assert scanner.scan(b"\x81\x00", pos) is None
+    with pytest.raises(TypeError):
+        scanner.scan(bytearray(b"\x81\x00"), 0)
+    with pytest.raises(TypeError):
+        scanner.scan(b"\x81\x00")
+    with pytest.raises(AttributeError):
+        Scanner(json.loads, _envelope, 4096, True, False, zlib_stream=object())  # type: ignore[arg-type]
+    not_a_bytearray = SimpleNamespace(decompress=len, pending=b"", check=len)
+    with pytest.raises(TypeError, match="bytearray"):
+        Scanner(json.loads, _envelope, 4096, True, False, zlib_stream=not_a_bytearray)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="max_size"):
+        Scanner(json.loads, _envelope, -1, False, False)
+
+
+def test_scanner_passes_decoder_errors_through() -> None:
+    def broken(data: bytes) -> Any:
+        raise ValueError("nope")
+
+    with pytest.raises(ValueError, match="nope"):
+        _plain_scanner(broken).scan(server_frame(0x1, b"{}"), 0)
+
+
+def test_python_path_fixture_switches_the_scanner_off(wire_path: str) -> None:
+    config = make_config()
+    wire = Wire(config, config.gateway_url(), bytearray())
+    assert (wire._scanner is None) == (wire_path == "python")
+
+
+def test_peer_close_is_the_same_on_both_paths() -> None:
+    frames = [server_frame(0x1, b'{"op":11,"d":null,"s":null,"t":null}')] * 2
+    stream = b"".join(frames) + server_frame(0x8, close_payload(4000, "bye"))
+    fast = _run({"compression": None}, [stream], Scanner)
+    assert fast == _run({"compression": None}, [stream], None)
+    assert PeerClosed(4000, "bye") in fast
