@@ -266,9 +266,9 @@ def wait_until(check: Any, what: str, timeout: float = 10.0) -> None:
 
 @pytest.fixture
 def peer_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Peer]]:
-    import gateway_sync._shard as shard_module
+    import gateway_sync._io_thread as io_thread_module
 
-    monkeypatch.setattr(shard_module, "Reconnector", ScriptedReconnector)
+    monkeypatch.setattr(io_thread_module, "Reconnector", ScriptedReconnector)
     ScriptedConnection.instances.clear()
     threads, sockets = set(driver_threads()), open_sockets()
     peers: list[Peer] = []

@@ -1,0 +1,390 @@
+"""The half of a ``Shard`` that runs on its I/O thread: connect, react, reconnect.
+
+Theory of operation: the shard owns no protocol logic. Its I/O thread owns the
+socket, the core's ``GatewayConnection`` and the ``Reconnector``. Per connection it
+opens the transport (``_transport``) and hands it to :func:`~gateway_sync._pump.pump`,
+which moves the bytes and keeps the clocks; this module supplies what the pump
+cannot know: what the core's events mean for the shard (state, handlers,
+deadlines) and what the mailbox's messages ask (``_mailbox``). When the core
+reports ``Closed``, the ``Reconnector`` says whether and when to connect again,
+resume or identify; the shard only sleeps.
+
+User handlers run on their own threads (``_events``) and identify permits are
+awaited on a helper thread (``_limiter``), so neither can delay a heartbeat.
+
+Why one I/O thread per shard rather than one selector thread for a cluster: a
+shard's thread then only ever blocks on its own socket, one shard's slow TLS
+handshake or large READY never stalls another's heartbeats, and the shard keeps
+the same shape alone or in a cluster. Most bots run few shards per process; a
+thread each is cheap at that scale.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from gateway_proto.backoff import Backoff
+from gateway_proto.config import ShardConfig
+from gateway_proto.connection import GatewayConnection
+from gateway_proto.driver_support import (
+    CLOSE,
+    CONNECT,
+    DISCONNECT,
+    ERROR,
+    IDENTIFY_WAIT,
+    OPEN,
+    RECEIVE,
+    SEND,
+    STATE,
+    Connected,
+    GatewayEvent,
+    ShardCounters,
+    ShardLogger,
+    ShardState,
+    StateChange,
+    Stopped,
+    UnsentCommands,
+)
+from gateway_proto.errors import GatewayError, LocalProtocolError
+from gateway_proto.events import Closed, Dispatch, IdentifyNeeded, Opened, PayloadSent
+from gateway_proto.reconnect import Reconnector
+from gateway_proto.session import Session
+
+from ._events import Emitter
+from ._gateway import Gateway
+from ._limiter import IdentifyCancelledError, IdentifyLimiter
+from ._mailbox import CloseRequest, IdentifyPermit, Mailbox, SendRequest
+from ._pump import StepDeadline, pump
+from ._transport import TransportClosedError, close_stream, open_stream
+
+if TYPE_CHECKING:
+    from ._shard import Shard
+
+__all__ = ["ShardIO"]
+
+
+class ShardIO:
+    """What a :class:`~gateway_sync.Shard` does on its I/O thread.
+
+    ``Shard`` subclasses it and adds the public API, which runs on the caller's
+    threads and reaches this side only through the mailbox and a few events.
+    ``Shard.__init__`` sets the configuration declared below, then calls
+    ``ShardIO.__init__`` for the run state.
+    """
+
+    # -- set by Shard.__init__: what the thread runs with --------------------------
+
+    gateway: Gateway
+    id: int
+    counters: ShardCounters
+    _config: ShardConfig
+    _url_given: bool
+    # Given by the caller, then whatever the last connection left to resume.
+    _session: Session | None
+    _limiter: IdentifyLimiter
+    _ssl_context: ssl.SSLContext | None
+    # (connect, WebSocket handshake, READY/RESUMED) in seconds.
+    _timeouts: tuple[float, float, float]
+    _rng: random.Random
+    _log: ShardLogger
+    _emitter: Emitter
+
+    def __init__(self) -> None:
+        self._state = ShardState.IDLE
+        self._conn: GatewayConnection | None = None
+        self._reconnector: Reconnector | None = None
+        self._closed: Closed | None = None
+        self._deadline = StepDeadline()
+        self._resuming = False
+        self._connect_error = ""
+        self._mailbox = Mailbox()
+        self._thread: threading.Thread | None = None
+        self._helpers: list[threading.Thread] = []
+        self._stopping = threading.Event()
+        # Set as the I/O thread's very last action.
+        self._finished = threading.Event()
+        # Set to cut a reconnect backoff short (reconnect() or disconnect()).
+        self._kick = threading.Event()
+        self._restart: int | None = None
+        self._error: BaseException | None = None
+        #: Called on the I/O thread as it ends (a cluster collects errors with it).
+        self._on_stopped: Callable[[Shard], None] | None = None
+        # Accepted by send(), not written yet: carried over to the next connection.
+        self._unsent = UnsentCommands()
+        #: Called after every state change (a cluster paces its spawns with it).
+        self._on_state: Callable[[Shard], None] | None = None
+
+    # -- the thread's life ---------------------------------------------------------
+
+    def _run_thread(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:
+            self._error = exc
+            if self._state is not ShardState.STOPPED:
+                self._set_state(ShardState.STOPPED, str(exc))
+                self._emit(DISCONNECT, self._stop_report(str(exc), error=exc))
+            if not isinstance(exc, GatewayError):
+                # A bug must not die silently in a thread; expected errors are
+                # logged once where they arise and raised from connect().
+                self._log.exception("shard %d: the I/O thread failed", self.id)
+        finally:
+            self._stopping.set()
+            for helper in self._helpers:
+                helper.join()
+            self._helpers.clear()
+            self._reject_sends("the shard stopped")
+            self._conn = None
+            if self._mailbox.waker is not None:
+                # Late wake() calls on a closed waker are harmless no-ops.
+                self._mailbox.waker.close()
+            if self._on_stopped is not None:
+                self._on_stopped(self._as_shard())
+            # The shard's own iterators end with it (a cluster's end on close()).
+            self._emitter.end_streams()
+            self._finished.set()
+
+    def _run(self) -> None:
+        if not self._url_given:
+            info = self.gateway.fetch()
+            self._config = dataclasses.replace(self._config, url=info.url)
+        reconnector = self._reconnector = Reconnector(
+            self._config, session=self._session, rng=self._rng, backoff=Backoff(self._rng)
+        )
+        # One dict, shared: the core counts reconnects by cause, the driver adds its own.
+        self.counters.reconnects = reconnector.reconnects
+        while True:
+            conn = reconnector.new_connection()
+            self._requeue(conn)
+            closed = self._run_connection(conn, reconnector)
+            self._reject_sends(f"shard {self.id} is not connected")
+            delay: float | None
+            if closed is None:
+                delay = reconnector.after_connect_failure(self._connect_error)
+                reason = f"connect failed ({self._connect_error})"
+            elif self._restart is not None and not self._stopping.is_set():
+                # shard.reconnect(): skip the policy, go again now (resuming what the
+                # Closed event left, which observe() already took).
+                self._restart = None
+                self.counters.count_reconnect("requested")
+                delay, reason = 0.0, "reconnect requested"
+            else:
+                delay = reconnector.after_close(closed)
+                reason = f"{closed.cause.value} (code {closed.code}): {closed.reason}"
+            # What the next connection resumes (None: it identifies).
+            self._session = reconnector.session
+            self._sync_counters()
+            if delay is None or self._stopping.is_set():
+                error = None if self._stopping.is_set() else reconnector.fatal_error
+                why = "disconnected" if error is None else str(error)
+                self._set_state(ShardState.STOPPED, why)
+                self._emit(DISCONNECT, self._stop_report(why, error=error, closed=closed))
+                if error is not None:
+                    self._log.error("stopping: %s", error)
+                    raise error
+                return
+            self._set_state(ShardState.RECONNECTING, f"{reason}; next attempt in {delay:.2f} s")
+            self._kick.clear()
+            if not self._stopping.is_set():  # disconnect() sets _stopping before _kick
+                self._kick.wait(delay)
+            if self._stopping.is_set():
+                self._set_state(ShardState.STOPPED, "disconnected")
+                self._emit(DISCONNECT, self._stop_report("disconnected", closed=closed))
+                return
+
+    def _run_connection(self, conn: GatewayConnection, reconnector: Reconnector) -> Closed | None:
+        url = conn.url
+        self._set_state(ShardState.CONNECTING, f"connecting to {url}")
+        waker = self._mailbox.waker
+        assert waker is not None
+        try:
+            sock = open_stream(
+                url,
+                ssl_context=self._ssl_context,
+                waker=waker,
+                should_stop=self._stopping.is_set,
+                timeout=self._timeouts[0],
+            )
+        except TransportClosedError:
+            self._connect_error = "stopped"
+            return None
+        except OSError as exc:
+            self._connect_error = f"{type(exc).__name__}: {exc}"
+            self._log.warning("connecting to %s failed: %r", url, exc)
+            self._emit(ERROR, exc)
+            return None
+        self.counters.connections += 1
+        self._conn, self._closed = conn, None
+        self._resuming = conn.session is not None
+        try:
+            pump(
+                conn,
+                sock,
+                waker,
+                self._deadline,
+                self._log,
+                handshake_timeout=self._timeouts[1],
+                handle_mailbox=lambda: self._handle_mailbox(conn),
+                handle_events=lambda: self._process(conn, reconnector),
+                closed=lambda: self._closed is not None,
+            )
+        finally:
+            close_stream(sock)
+        return self._closed
+
+    # -- what other threads ask (the mailbox) -------------------------------------------
+
+    def _handle_mailbox(self, conn: GatewayConnection) -> None:
+        for message in self._mailbox.drain():
+            now = time.monotonic()
+            if isinstance(message, SendRequest):
+                if self._closed is not None:
+                    message.done.set_exception(
+                        LocalProtocolError(f"shard {self.id} is not connected")
+                    )
+                    continue
+                try:
+                    conn.send(message.command, now)
+                except GatewayError as exc:
+                    message.done.set_exception(exc)
+                else:
+                    self._unsent.accepted(message.command)
+                    message.done.set_result(None)
+            elif isinstance(message, CloseRequest):
+                if message.restart:
+                    self._restart = message.code
+                if self._closed is None:
+                    # Already closing: the pending close ends the connection anyway.
+                    with contextlib.suppress(GatewayError):
+                        conn.close(message.code, now=now)
+            elif message.connection is conn and self._closed is None:
+                conn.identify(now)
+                self._deadline.set(now + self._timeouts[2], "READY did not arrive in time")
+
+    def _reject_sends(self, why: str) -> None:
+        # Between connections nothing can take a command; say so instead of holding
+        # the caller. Other messages (close, permits) are moot once the connection ends.
+        for message in self._mailbox.drain():
+            if isinstance(message, SendRequest):
+                message.done.set_exception(LocalProtocolError(why))
+            elif (
+                isinstance(message, CloseRequest)
+                and message.restart
+                and not self._stopping.is_set()
+            ):
+                self._restart = message.code
+
+    # -- what the core reports ------------------------------------------------------------
+
+    def _process(self, conn: GatewayConnection, reconnector: Reconnector) -> None:
+        for event in conn.events():
+            reconnector.observe(event)
+            if isinstance(event, Dispatch):
+                self.counters.dispatches += 1
+                if event.name in ("READY", "RESUMED"):
+                    self._deadline.clear()
+                    resumed = event.name == "RESUMED"
+                    self._set_state(ShardState.READY, event.name)
+                    self._emit(CONNECT, Connected(resumed, conn.session))
+                self._emit(event.name, event.data, event.sequence)
+                self._emit(RECEIVE, event)
+            elif isinstance(event, PayloadSent):
+                self._unsent.observe(event)
+                self._sync_counters()  # the core counts IDENTIFY and RESUME payloads
+                self._emit(SEND, {"op": event.opcode, "d": event.data})
+            elif isinstance(event, IdentifyNeeded):
+                self._set_state(ShardState.IDENTIFYING, "waiting for an identify permit")
+                self._start_identify(conn)
+            elif isinstance(event, Opened):
+                self._deadline.clear()  # HELLO is the core's to time
+                self._emit(OPEN, conn.url)
+                if self._resuming:
+                    self._set_state(ShardState.RESUMING, "resuming the session")
+                    self._deadline.set(
+                        time.monotonic() + self._timeouts[2],
+                        "RESUMED did not arrive in time",
+                    )
+            elif isinstance(event, Closed):
+                self._closed = event
+                self._deadline.clear()
+                level = logging.ERROR if event.error is not None else logging.INFO
+                self._log.log(
+                    level,
+                    "connection closed: %s (code %s, %s)",
+                    event.reason,
+                    event.code,
+                    event.cause.value,
+                )
+                self._emit(CLOSE, event)
+            else:
+                self._emit(RECEIVE, event)
+
+    def _start_identify(self, conn: GatewayConnection) -> None:
+        limiter = self._limiter
+
+        def wait_for_permit() -> None:
+            try:
+                limiter.acquire(
+                    self.id,
+                    on_wait=lambda wait: self._emit(IDENTIFY_WAIT, wait),
+                    cancel=self._stopping,
+                )
+            except IdentifyCancelledError:
+                return
+            self._mailbox.post(IdentifyPermit(conn))
+
+        # The wait happens off the I/O thread, so a long one never delays heartbeats.
+        helper = threading.Thread(
+            target=wait_for_permit, name=f"gateway-shard-{self.id}-identify", daemon=True
+        )
+        self._helpers = [h for h in self._helpers if h.is_alive()]
+        self._helpers.append(helper)
+        helper.start()
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def _as_shard(self) -> Shard:
+        # Only Shard instantiates this class; the cluster's hooks take the Shard.
+        return cast("Shard", self)
+
+    def _emit(self, name: str, data: Any, sequence: int | None = None) -> None:
+        self._emitter.emit(GatewayEvent(name, self.id, data, sequence, self))
+
+    def _set_state(self, new: ShardState, reason: str) -> None:
+        old, self._state = self._state, new
+        if old is not new:
+            self._log.info("%s -> %s: %s", old.value, new.value, reason)
+            self._emit(STATE, StateChange(old, new, reason))
+            if self._on_state is not None:
+                self._on_state(self._as_shard())
+
+    def _sync_counters(self) -> None:
+        reconnector = self._reconnector
+        if reconnector is not None:
+            self.counters.identifies = reconnector.identifies
+            self.counters.resumes = reconnector.resumes
+
+    def _requeue(self, conn: GatewayConnection) -> None:
+        """Hand the commands the last connection did not write to ``conn``."""
+        if self._unsent:
+            refused = self._unsent.requeue(conn, time.monotonic())
+            self._log.info("re-queued %d unsent command(s)", len(self._unsent))
+            if refused:
+                self._log.warning("dropped %d unsent command(s): queue full", len(refused))
+
+    def _stop_report(
+        self, reason: str, *, error: BaseException | None = None, closed: Closed | None = None
+    ) -> Stopped:
+        """Build the ``disconnect`` payload, with the commands that never went out."""
+        unsent = self._unsent.take()
+        if unsent:
+            self._log.warning("stopped with %d command(s) not sent", len(unsent))
+        return Stopped(reason, error=error, closed=closed, unsent=unsent)
