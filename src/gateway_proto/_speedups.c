@@ -1,20 +1,22 @@
 /*
- * gateway_proto._speedups: the wire layer's hot path in C (optional).
+ * gateway_proto._speedups: the wire layer's input buffer, with its hot path in C.
  *
- * One call takes the bytes the connection buffered and the offset of the next
- * frame, and, if that frame is the common case, returns the decoded payload:
- * a whole unmasked FIN text or binary frame, a zlib-stream message that ends
- * with the Z_SYNC_FLUSH suffix while nothing is pending (or no compression),
- * and a JSON (or ETF) payload; op 0 comes back as a Dispatch, any other op as
- * an (op, d, s, t) tuple.  Anything else, and every frame that is not
- * whole yet, is left to the Python code in _wire.py (it returns None and has
- * consumed nothing), which is also the reference: this file must make exactly
- * the decisions _wire.Wire._parse makes, and tests/proto/test_speedups.py
- * checks that it does on arbitrary input.
+ * A Scanner holds the bytes the connection buffered (`data`) and the offset of
+ * the next frame (`pos`), as the pure-Python _wire._PlainInput does. Its
+ * `next()` takes the frame at `pos` if it is the common case and returns the
+ * decoded payload: a whole unmasked FIN text or binary frame, a zlib-stream
+ * message that ends with the Z_SYNC_FLUSH suffix while nothing is pending (or no
+ * compression), and a JSON (or ETF) payload; op 0 comes back as a Dispatch, any
+ * other op as an (op, d, s, t) tuple. Anything else, and every frame that is not
+ * whole yet, it leaves alone (returns None, `pos` unchanged) for the Python code
+ * in _wire.py, which is also the reference: this file must make exactly the
+ * decisions _wire.Wire._parse makes, and tests/proto/test_speedups.py checks
+ * that it does on arbitrary input.
  *
- * It does no I/O and keeps no state between calls beyond its configuration:
- * the inflate context, the decoder and the checks are Python callables it is
- * given, so every error they raise is the same one the Python path sees.
+ * It does no I/O and keeps no state beyond the buffer: the inflate context, the
+ * decoder and the checks are Python callables it is given, and every error they
+ * raise goes to the `on_error` callable, which turns it into the same item the
+ * Python path gives (or raises it again).
  *
  * Bounds: every read of `data` is checked against its size before it is made;
  * a frame's length is compared with the size cap before any offset arithmetic
@@ -22,6 +24,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -35,12 +38,15 @@ typedef struct {
     PyObject *pending;
     PyObject *decode;     /* bytes -> object (JSON loads), or bytes -> item (ETF) */
     PyObject *envelope;   /* object -> item, raising the precise error */
+    PyObject *on_error;   /* exception -> item (a WireFailed), or raises it again */
+    PyObject *data;       /* bytes: the buffered input */
+    Py_ssize_t pos;       /* where the next frame starts */
+    char fragmenting;     /* a fragmented message is in progress: take nothing */
     PyObject *check;
     PyObject *limit;      /* max_size + 1: decompress's max_length */
     Py_ssize_t max_size;
     int inflate;          /* binary messages are compressed */
     int decoded;          /* `decode` returns the (op, d, s, t) item itself */
-    Py_ssize_t end;       /* where the last frame taken ended */
     PyObject *dispatch;   /* the Dispatch class, or NULL: op 0 stays a tuple */
     /* Its slot descriptors: setting them is object.__setattr__ without the lookup
      * (Dispatch is frozen, so its own __setattr__ refuses). */
@@ -52,15 +58,15 @@ static PyObject *str_op, *str_d, *str_s, *str_t;
 static int
 Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"decode", "envelope", "max_size", "inflate", "decoded",
-                             "zlib_stream", "dispatch", NULL};
-    PyObject *decode, *envelope, *zlib_stream = Py_None, *dispatch = Py_None;
+    static char *kwlist[] = {"decode", "envelope", "on_error", "max_size", "inflate",
+                             "decoded", "zlib_stream", "dispatch", NULL};
+    PyObject *decode, *envelope, *on_error, *zlib_stream = Py_None, *dispatch = Py_None;
     PyObject *decompress = NULL, *pending = NULL, *check = NULL;
     Py_ssize_t max_size;
     int inflate, decoded;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOnpp|OO:Scanner", kwlist, &decode,
-                                     &envelope, &max_size, &inflate, &decoded, &zlib_stream,
-                                     &dispatch)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnpp|OO:Scanner", kwlist, &decode,
+                                     &envelope, &on_error, &max_size, &inflate, &decoded,
+                                     &zlib_stream, &dispatch)) {
         return -1;
     }
     if (max_size < 0 || max_size == PY_SSIZE_T_MAX) {
@@ -91,13 +97,20 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->decode, decode);
     Py_INCREF(envelope);
     Py_XSETREF(self->envelope, envelope);
+    Py_INCREF(on_error);
+    Py_XSETREF(self->on_error, on_error);
+    Py_XSETREF(self->data, PyBytes_FromStringAndSize(NULL, 0));
+    if (self->data == NULL) {
+        return -1;
+    }
+    self->pos = 0;
+    self->fragmenting = 0;
     Py_XSETREF(self->decompress, decompress);
     Py_XSETREF(self->pending, pending);
     Py_XSETREF(self->check, check);
     self->max_size = max_size;
     self->inflate = inflate;
     self->decoded = decoded;
-    self->end = 0;
     if (dispatch != Py_None) {
         if (!PyType_Check(dispatch)) {
             PyErr_SetString(PyExc_TypeError, "dispatch must be a class");
@@ -142,6 +155,7 @@ Scanner_traverse(Scanner *self, visitproc visit, void *arg)
     Py_VISIT(self->decode);
     Py_VISIT(self->envelope);
     Py_VISIT(self->check);
+    Py_VISIT(self->on_error);
     Py_VISIT(self->dispatch);
     Py_VISIT(self->name_slot);
     Py_VISIT(self->data_slot);
@@ -158,6 +172,8 @@ Scanner_clear(Scanner *self)
     Py_CLEAR(self->envelope);
     Py_CLEAR(self->check);
     Py_CLEAR(self->limit);
+    Py_CLEAR(self->on_error);
+    Py_CLEAR(self->data);
     Py_CLEAR(self->dispatch);
     Py_CLEAR(self->name_slot);
     Py_CLEAR(self->data_slot);
@@ -217,27 +233,22 @@ envelope_of(Scanner *self, PyObject *obj)
     return PyObject_CallOneArg(self->envelope, obj);
 }
 
-/* scan(data, pos) -> item | None: decode the frame at data[pos:] if it is the
- * common case (then `end` is where it ended), else None (nothing consumed). */
+/* The item of the frame at data[pos:] if it is the common case (then `pos` is
+ * moved past it, even if decoding it fails), a new reference to None if not
+ * (nothing consumed), or NULL with an exception set. */
 static PyObject *
-Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
+take(Scanner *self)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "scan(data, pos) takes two arguments");
-        return NULL;
-    }
-    PyObject *data = args[0];
-    if (!PyBytes_CheckExact(data)) {
-        PyErr_SetString(PyExc_TypeError, "scan() needs bytes");
-        return NULL;
-    }
-    Py_ssize_t pos = PyLong_AsSsize_t(args[1]);
-    if (pos == -1 && PyErr_Occurred()) {
-        return NULL;
+    /* `payload` below points into `data`; it is copied before any Python code
+     * runs (which could replace `self->data`). */
+    PyObject *data = self->data;
+    Py_ssize_t pos = self->pos;
+    if (self->fragmenting || data == NULL) {
+        Py_RETURN_NONE;
     }
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
     Py_ssize_t size = PyBytes_GET_SIZE(data);
-    if (pos < 0 || pos > size || size - pos < 2) {
+    if (pos < 0 || pos > size || size - pos < 2) { /* `pos` is settable: never trust it */
         Py_RETURN_NONE;
     }
     unsigned char first = buf[pos];
@@ -289,7 +300,7 @@ Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
             Py_RETURN_NONE; /* zstd, a split payload, or one pending: Python's feed() */
         }
         /* From here on the frame is taken, whatever the outcome. */
-        self->end = end;
+        self->pos = end;
         PyObject *compressed = PyBytes_FromStringAndSize((const char *)payload, length);
         if (compressed == NULL) {
             return NULL;
@@ -314,7 +325,7 @@ Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     else {
-        self->end = end;
+        self->pos = end;
         message = PyBytes_FromStringAndSize((const char *)payload, length);
         if (message == NULL) {
             return NULL;
@@ -332,27 +343,69 @@ Scanner_scan(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
     return item;
 }
 
+/* next() -> item | None: take the common-case frame at `pos`, or None. */
+static PyObject *
+Scanner_next(Scanner *self, PyObject *unused)
+{
+    PyObject *item = take(self);
+    if (item != NULL) {
+        return item;
+    }
+    /* A peer fault (or a bug) while decoding a frame it took: the Python side
+     * decides which, as it does for its own path. */
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    item = PyObject_CallOneArg(self->on_error, value);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    return item;
+}
+
 static PyMethodDef Scanner_methods[] = {
-    {"scan", (PyCFunction)(void (*)(void))Scanner_scan, METH_FASTCALL,
-     "scan(data, pos) -> item or None: decode the common-case frame at data[pos:]."},
+    {"next", (PyCFunction)Scanner_next, METH_NOARGS,
+     "next() -> item or None: decode the common-case frame at data[pos:]."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyObject *
-Scanner_get_end(Scanner *self, void *closure)
+Scanner_get_data(Scanner *self, void *closure)
 {
-    return PyLong_FromSsize_t(self->end);
+    return Py_NewRef(self->data);
+}
+
+static int
+Scanner_set_data(Scanner *self, PyObject *value, void *closure)
+{
+    if (value == NULL || !PyBytes_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "data must be bytes");
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(self->data, value);
+    return 0;
 }
 
 static PyGetSetDef Scanner_getset[] = {
-    {"end", (getter)Scanner_get_end, NULL, "Where the frame last taken by scan() ended.", NULL},
+    {"data", (getter)Scanner_get_data, (setter)Scanner_set_data, "The buffered input.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef Scanner_members[] = {
+    {"pos", T_PYSSIZET, offsetof(Scanner, pos), 0, "Where the next frame starts."},
+    {"fragmenting", T_BOOL, offsetof(Scanner, fragmenting), 0,
+     "A fragmented message is in progress (next() takes nothing)."},
+    {NULL, 0, 0, 0, NULL},
 };
 
 static PyTypeObject ScannerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "gateway_proto._speedups.Scanner",
-    .tp_doc = "The wire layer's hot path: common-case frames to decoded payloads.",
+    .tp_doc = "The wire layer's input buffer, with its hot path: common frames to payloads.",
     .tp_basicsize = sizeof(Scanner),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
@@ -362,6 +415,7 @@ static PyTypeObject ScannerType = {
     .tp_clear = (inquiry)Scanner_clear,
     .tp_methods = Scanner_methods,
     .tp_getset = Scanner_getset,
+    .tp_members = Scanner_members,
 };
 
 static struct PyModuleDef speedups_module = {

@@ -1,4 +1,4 @@
-"""The wire layer's hot path in C (optional; ``_wire.py`` is the reference)."""
+"""The wire layer's input buffer, with its hot path in C (optional; see ``_wire.py``)."""
 
 from collections.abc import Callable
 from typing import Any
@@ -7,20 +7,25 @@ from .compression import ZlibStreamInflater
 from .events import Dispatch
 
 class Scanner:
-    """The wire layer's hot path: common-case frames to decoded payloads."""
+    """The wire layer's input buffer, with its hot path: common frames to payloads."""
+
+    #: The buffered input.
+    data: bytes
+    #: Where the next frame starts.
+    pos: int
+    #: A fragmented message is in progress (``next()`` takes nothing).
+    fragmenting: bool
 
     def __init__(
         self,
         decode: Callable[[bytes], Any],
         envelope: Callable[[Any], Any],
+        on_error: Callable[[BaseException], Any],
         max_size: int,
         inflate: bool,
         decoded: bool,
         zlib_stream: ZlibStreamInflater | None = ...,
         dispatch: type[Dispatch] | None = ...,
     ) -> None: ...
-    @property
-    def end(self) -> int:
-        """Where the frame last taken by :meth:`scan` ended."""
-    def scan(self, data: bytes, pos: int, /) -> Any:
-        """Decode the common-case frame at ``data[pos:]``, or return ``None``."""
+    def next(self) -> Any:
+        """Decode the common-case frame at ``data[pos:]`` and move past it, or return ``None``."""

@@ -29,7 +29,7 @@ allocation that the caller does not keep.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -161,6 +161,17 @@ def _json_error(exc: Exception) -> DecodeError:
     return DecodeError(f"invalid JSON payload ({exc.__class__.__name__})")
 
 
+class _PlainInput:
+    """The input buffer without the C hot path (the same attributes as its ``Scanner``)."""
+
+    __slots__ = ("data", "fragmenting", "pos")
+
+    def __init__(self) -> None:
+        self.data = b""
+        self.pos = 0
+        self.fragmenting = False  # a fragmented message is in progress (careful path only)
+
+
 class _HandshakeBroken(Exception):
     """The upgrade reply cannot be parsed (internal)."""
 
@@ -189,15 +200,14 @@ class Wire:
         self._zlib = self._inflater if isinstance(self._inflater, ZlibStreamInflater) else None
         # JSON is decoded inline on the hot path; ETF goes through its codec.
         self._loads = self._codec.loads if isinstance(self._codec, JsonCodec) else None
-        # Input waiting to be parsed: ``_data[_pos:_size]`` holds whole frames (and
-        # maybe the start of one more); ``_buffer`` an incomplete frame's bytes,
-        # which wait there until ``_need`` bytes have arrived.
-        self._data = b""
-        self._pos = 0
-        self._size = 0
+        # Input waiting to be parsed: ``_input.data[_input.pos:]`` holds whole frames
+        # (and maybe the start of one more); ``_buffer`` an incomplete frame's
+        # bytes, which wait there until ``_need`` bytes have arrived.
+        self._input: _Scanner | _PlainInput = _PlainInput()
+        #: The C hot path's ``next()`` (``None`` without it): see :meth:`next_item`.
+        self.fast_next: Callable[[], WireItem | None] | None = None
         self._buffer = bytearray()
         self._need = 0
-        self._fragmenting = False  # a fragmented message is in progress (careful path only)
         self._opcode = OP_BINARY if self._codec.binary else OP_TEXT
         self._handshake: WSConnection | None = WSConnection(ConnectionType.CLIENT)
         self._head = bytearray()  # handshake bytes not yet given to wsproto
@@ -205,35 +215,54 @@ class Wire:
         self._dead = False
         self._close_sent = False
         self._close_received = False
-        self._scanner = self._new_scanner()
+        self._set_up_input()
         self._parser = self._parse()
 
-    def _new_scanner(self) -> _Scanner | None:
-        """Make the C hot path for this connection's settings (``None`` without it)."""
+    def _set_up_input(self) -> None:
+        """Make the input buffer: the C hot path's when it is built, else a plain one.
+
+        Called again (before any input) by tools that swap the codec.
+        """
         if Scanner is None:
-            return None
+            self._input = _PlainInput()
+            self.fast_next = None
+            return
         loads = self._loads
-        return Scanner(
+        scanner = Scanner(
             decode=loads or self._decode_item,
             envelope=_envelope_item,
+            on_error=self._fast_path_failed,
             max_size=self._max_size,
             inflate=self._inflater is not None,
             decoded=loads is None,
             zlib_stream=self._zlib,
             dispatch=Dispatch,
         )
+        self._input = scanner
+        self.fast_next = scanner.next
+
+    def _fast_path_failed(self, exc: BaseException) -> WireFailed:
+        """Turn what the C hot path raised into the item the Python path gives, or raise it."""
+        if isinstance(exc, ProtocolError):
+            return self._failed(exc)
+        if isinstance(exc, zlib.error):
+            return self._failed(_zlib_error(exc))
+        if isinstance(exc, (ValueError, TypeError, RecursionError)) and self._loads is not None:
+            return self._failed(_json_error(exc))
+        raise exc  # as on the Python path: not the peer's fault, the connection's bug
 
     def _decode_item(self, message: bytes) -> Message:
         return _as_item(self._codec.decode(message))
 
     @property
     def parser(self) -> Iterator[WireItem | None]:
-        """The parser behind :meth:`next_item`: ``next(parser)`` is ``next_item()``.
+        """The Python parser behind :meth:`next_item`, for what :attr:`fast_next` leaves.
 
-        It never ends: it yields ``None`` whenever no whole item is buffered, and
-        carries on from there after the next :meth:`feed`. Read it again after
-        :meth:`feed` or :meth:`discard`: they replace it when it holds bytes they
-        change (the connection does neither while an item is unprocessed).
+        ``next_item()`` is ``fast_next()``, then ``next(parser)`` if that gave
+        ``None`` (or ``next(parser)`` alone without the C hot path). It never
+        ends: it yields ``None`` whenever no whole item is buffered, and carries
+        on from there after the next :meth:`feed`. Read it again after
+        :meth:`discard`, which replaces it.
         """
         return self._parser
 
@@ -289,14 +318,13 @@ class Wire:
                 return items
             data = bytes(buffer)
             buffer.clear()
-        elif self._pos < self._size:
-            # Unparsed bytes still wait (fed twice without draining): keep them
-            # first, and restart the parser, whose locals hold the old bytes.
-            data = self._data[self._pos :] + data
-            self._parser = self._parse()
-        self._data = data
-        self._pos = 0
-        self._size = len(data)
+        else:
+            held = self._input
+            if held.pos < len(held.data):
+                # Unparsed bytes still wait (fed twice without draining): keep them first.
+                data = held.data[held.pos :] + data
+        self._input.data = data
+        self._input.pos = 0
         return items
 
     def next_item(self) -> WireItem | None:
@@ -305,9 +333,14 @@ class Wire:
         Never raises for anything the peer sends: a broken frame, compression,
         payload or size is a :class:`WireFailed` (after which all input is
         ignored), the peer's close a :class:`PeerClosed` (the same). May append
-        pongs and close frames to the output buffer. ``next(wire.parser)`` does
-        the same without this method's frame (the connection's hot path).
+        pongs and close frames to the output buffer. The connection's hot path
+        does the same inline: :attr:`fast_next`, then ``next(parser)``.
         """
+        fast = self.fast_next
+        if fast is not None:
+            item = fast()
+            if item is not None:
+                return item
         return next(self._parser)
 
     def _parse(self) -> Generator[WireItem | None, None, None]:
@@ -317,6 +350,9 @@ class Wire:
         variables between messages. The hot path (a whole FIN text/binary frame,
         zlib-stream with the suffix and nothing pending, JSON) is inlined here;
         anything unusual goes to :meth:`_next_careful`, which follows wsproto.
+        With the C hot path built, it only sees the frames that ``fast_next()``
+        left; the input position is re-read after every yield, as
+        ``fast_next()`` or :meth:`feed` may have moved it meanwhile.
         """
         max_size = self._max_size
         limit = max_size + 1
@@ -335,32 +371,12 @@ class Wire:
         set_name = _set_name
         set_data = _set_data
         set_sequence = _set_sequence
-        scanner = self._scanner
+        held = self._input
         while True:
-            data = self._data
-            pos = self._pos
-            size = self._size
-            while size - pos > 1 and not self._fragmenting:
-                if scanner is not None:
-                    # The C hot path takes the common frames; it returns None,
-                    # having consumed nothing, for everything the code below does.
-                    try:
-                        item = scanner.scan(data, pos)
-                    except ProtocolError as exc:
-                        yield failed(exc)
-                        break
-                    except zlib.error as exc:
-                        yield failed(_zlib_error(exc))
-                        break
-                    except (ValueError, TypeError, RecursionError) as exc:
-                        if loads is None:
-                            raise  # as below: only JSON's errors are the peer's
-                        yield failed(_json_error(exc))
-                        break
-                    if item is not None:
-                        self._pos = pos = scanner.end
-                        yield item
-                        continue
+            data = held.data
+            pos = held.pos
+            size = len(data)
+            while size - pos > 1 and not held.fragmenting:
                 first = data[pos]
                 if first != _FIN_BINARY and first != _FIN_TEXT:  # noqa: PLR1714 - no tuple
                     break
@@ -386,7 +402,7 @@ class Wire:
                 end = start + length
                 if end > size or length > max_size:
                     break  # incomplete (buffered by the careful path), or too large
-                self._pos = pos = end
+                held.pos = pos = end
                 message = data[start:end]
                 try:
                     if first == _FIN_BINARY and inflate is not None:
@@ -407,7 +423,7 @@ class Wire:
                                 continue  # the payload goes on in the next message
                             message = inflated
                     if loads is None:
-                        yield as_item(decode(message))
+                        item = as_item(decode(message))
                     else:
                         try:
                             obj = loads(message)
@@ -440,14 +456,17 @@ class Wire:
                                 set_sequence(item, s)
                             else:
                                 item = (op, d, s, t)
-                        yield item
                 except ProtocolError as exc:
                     yield failed(exc)  # input is dropped: reload below
                     break
+                yield item
+                data = held.data  # moved on by fast_next() or feed() meanwhile?
+                pos = held.pos
+                size = len(data)
             else:
                 yield careful()  # less than a header left, or a fragmented message
                 continue
-            if self._pos == pos:
+            if held.pos == pos:
                 yield careful()  # an unusual frame at ``pos`` (else: it failed)
 
     def receive(self, data: bytes) -> list[WireItem]:
@@ -467,9 +486,10 @@ class Wire:
         if self._dead:
             return None
         reader = self._reader
-        data = self._data
-        size = self._size
-        pos = self._pos
+        held = self._input
+        data = held.data
+        size = len(data)
+        pos = held.pos
         need = 0
         try:
             while True:
@@ -481,8 +501,8 @@ class Wire:
                 if consumed < 0:
                     need = -consumed
                     break
-                self._pos = pos = consumed
-                self._fragmenting = reader.fragmenting
+                held.pos = pos = consumed
+                held.fragmenting = reader.fragmenting
                 if reader.error is not None:
                     raise reader.error
                 for opcode, message in frames:  # at most one: a frame completes one thing
@@ -505,8 +525,8 @@ class Wire:
         return None
 
     def _drop_input(self) -> None:
-        self._data = b""
-        self._pos = self._size = 0
+        self._input.data = b""
+        self._input.pos = 0
 
     def discard(self) -> None:
         """Forget buffered input and ignore all further input (the connection is closed)."""

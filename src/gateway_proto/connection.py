@@ -303,6 +303,7 @@ class GatewayConnection:
         """
         events = self._events
         popleft = events.popleft
+        fast = self._wire.fast_next
         parser = self._wire.parser
         while True:
             if events:
@@ -310,10 +311,11 @@ class GatewayConnection:
                 continue
             if not self._pending:
                 return
-            # _step() inlined for the hot path: a Dispatch from the wire is
-            # handed out without passing through the queue.
+            # _step() inlined for the hot path (Wire.next_item() too): a Dispatch
+            # from the wire is handed out without passing through the queue.
             try:
-                item = next(parser)
+                if fast is None or (item := fast()) is None:
+                    item = next(parser)
             except Exception as exc:  # the wire's own bug must not escape as a peer fault
                 self._wire_bug(exc)
                 continue

@@ -150,7 +150,7 @@ def _run(config_options: dict[str, Any], chunks: list[bytes], scanner: Any) -> l
         config = make_config(**config_options)
         out = bytearray()
         wire = Wire(config, config.gateway_url(), out)
-        assert (wire._scanner is None) == (scanner is None)
+        assert (wire.fast_next is None) == (scanner is None)
         wire.initiate()
         wire.receive(accept(bytes(out)))
     finally:
@@ -230,20 +230,31 @@ def test_arbitrary_bytes_match_the_python_path(data: bytes, cuts: list[int]) -> 
 # -- the scanner on its own ---------------------------------------------------------
 
 
+def _reraise(exc: BaseException) -> Any:
+    raise exc
+
+
 def _plain_scanner(decode: Callable[[bytes], Any] = json.loads) -> Any:
     return Scanner(
-        decode=decode, envelope=_envelope, max_size=4096, inflate=False, decoded=False,
+        decode=decode,
+        envelope=_envelope,
+        on_error=_reraise,
+        max_size=4096,
+        inflate=False,
+        decoded=False,
         dispatch=Dispatch,
     )
 
 
-def test_scanner_takes_a_whole_frame_and_says_where_it_ended() -> None:
+def test_scanner_takes_a_whole_frame_and_moves_past_it() -> None:
     frame = server_frame(0x1, b'{"op":0,"d":{"a":1},"s":5,"t":"MESSAGE_CREATE"}')
     scanner = _plain_scanner()
-    data = b"xx" + frame + b"\x81"
-    assert scanner.scan(data, 2) == Dispatch("MESSAGE_CREATE", {"a": 1}, 5)
-    assert scanner.end == 2 + len(frame)
-    assert scanner.scan(data, scanner.end) is None  # half a header: left alone
+    scanner.data = b"xx" + frame + b"\x81"
+    scanner.pos = 2
+    assert scanner.next() == Dispatch("MESSAGE_CREATE", {"a": 1}, 5)
+    assert scanner.pos == 2 + len(frame)
+    assert scanner.next() is None  # half a header: left alone
+    assert scanner.pos == 2 + len(frame)
 
 
 @pytest.mark.parametrize(
@@ -262,46 +273,60 @@ def test_scanner_takes_a_whole_frame_and_says_where_it_ended() -> None:
 )
 def test_scanner_leaves_the_unusual_to_python(frame: bytes) -> None:
     scanner = _plain_scanner()
-    before = scanner.end
-    assert scanner.scan(frame, 0) is None
-    assert scanner.end == before
+    scanner.data = frame
+    assert scanner.next() is None
+    assert scanner.pos == 0
 
 
-def test_scanner_returns_other_ops_as_tuples_and_refuses_bad_arguments() -> None:
+def test_scanner_takes_nothing_while_a_fragmented_message_is_in_progress() -> None:
     scanner = _plain_scanner()
-    assert scanner.scan(server_frame(0x1, b'{"op":11,"d":null,"s":null,"t":null}'), 0) == (
-        11,
-        None,
-        None,
-        None,
-    )
-    for pos in (-1, 10**6):
-        assert scanner.scan(b"\x81\x00", pos) is None
+    scanner.data = server_frame(0x1, b'{"op":11,"d":null,"s":null,"t":null}')
+    scanner.fragmenting = True
+    assert scanner.next() is None
+    scanner.fragmenting = False
+    assert scanner.next() == (11, None, None, None)  # any other op: a tuple
+
+
+def test_scanner_distrusts_its_settable_state() -> None:
+    scanner = _plain_scanner()
+    scanner.data = b"\x81\x00"
+    for pos in (-1, 3, 10**6):
+        scanner.pos = pos
+        assert scanner.next() is None
     with pytest.raises(TypeError):
-        scanner.scan(bytearray(b"\x81\x00"), 0)
-    with pytest.raises(TypeError):
-        scanner.scan(b"\x81\x00")
+        scanner.data = bytearray(b"\x81\x00")
     with pytest.raises(AttributeError):
-        Scanner(json.loads, _envelope, 4096, True, False, zlib_stream=object())  # type: ignore[arg-type]
+        Scanner(json.loads, _envelope, _reraise, 4096, True, False, zlib_stream=object())  # type: ignore[arg-type]
     not_a_bytearray = SimpleNamespace(decompress=len, pending=b"", check=len)
     with pytest.raises(TypeError, match="bytearray"):
-        Scanner(json.loads, _envelope, 4096, True, False, zlib_stream=not_a_bytearray)  # type: ignore[arg-type]
+        Scanner(json.loads, _envelope, _reraise, 4096, True, False, zlib_stream=not_a_bytearray)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_size"):
-        Scanner(json.loads, _envelope, -1, False, False)
+        Scanner(json.loads, _envelope, _reraise, -1, False, False)
 
 
-def test_scanner_passes_decoder_errors_through() -> None:
+def test_scanner_hands_errors_to_on_error_after_taking_the_frame() -> None:
     def broken(data: bytes) -> Any:
         raise ValueError("nope")
 
+    seen: list[BaseException] = []
+    scanner = Scanner(
+        decode=broken, envelope=_envelope, on_error=seen.append, max_size=4096,
+        inflate=False, decoded=False,
+    )
+    scanner.data = server_frame(0x1, b"{}")
+    assert scanner.next() is None  # what on_error returned
+    assert [str(e) for e in seen] == ["nope"]
+    assert scanner.pos == len(scanner.data)
+    strict = _plain_scanner(broken)  # on_error raises it again
+    strict.data = scanner.data
     with pytest.raises(ValueError, match="nope"):
-        _plain_scanner(broken).scan(server_frame(0x1, b"{}"), 0)
+        strict.next()
 
 
 def test_python_path_fixture_switches_the_scanner_off(wire_path: str) -> None:
     config = make_config()
     wire = Wire(config, config.gateway_url(), bytearray())
-    assert (wire._scanner is None) == (wire_path == "python")
+    assert (wire.fast_next is None) == (wire_path == "python")
 
 
 def test_peer_close_is_the_same_on_both_paths() -> None:
