@@ -9,6 +9,10 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 PY="$VENV/bin/python"
 CC="${CC:-gcc}"
+if ! command -v "$CC" >/dev/null; then
+    echo "sanitize: no C compiler ($CC); not run" >&2
+    exit 0
+fi
 asan=$("$CC" -print-file-name=libasan.so)
 ubsan=$("$CC" -print-file-name=libubsan.so)
 if [ ! -e "$asan" ] || [ ! -e "$ubsan" ]; then
