@@ -33,23 +33,27 @@
 
 typedef struct {
     PyObject_HEAD
-    /* The ZlibStreamInflater's decompress, pending (bytearray) and check, or NULL. */
-    PyObject *decompress;
-    PyObject *pending;
-    PyObject *decode;     /* bytes -> object (JSON loads), or bytes -> item (ETF) */
-    PyObject *envelope;   /* object -> item, raising the precise error */
-    PyObject *on_error;   /* exception -> item (a WireFailed), or raises it again */
+    /* The input buffer (the attributes the Python parser shares). */
     PyObject *data;       /* bytes: the buffered input */
     Py_ssize_t pos;       /* where the next frame starts */
     char fragmenting;     /* a fragmented message is in progress: take nothing */
-    PyObject *check;
-    PyObject *limit;      /* max_size + 1: decompress's max_length */
-    Py_ssize_t max_size;
-    int inflate;          /* binary messages are compressed */
+    /* What to do with a frame: all Python callables, so errors stay Python's. */
+    PyObject *decode;     /* bytes -> object (JSON loads), or bytes -> item (ETF) */
+    PyObject *envelope;   /* object -> item, raising the precise error */
+    PyObject *on_error;   /* exception -> item (a WireFailed), or raises it again */
     int decoded;          /* `decode` returns the (op, d, s, t) item itself */
-    PyObject *dispatch;   /* the Dispatch class, or NULL: op 0 stays a tuple */
-    /* Its slot descriptors: setting them is object.__setattr__ without the lookup
-     * (Dispatch is frozen, so its own __setattr__ refuses). */
+    /* Compression: binary messages are inflated; with zlib-stream, the inflater's
+     * decompress, pending (bytearray) and check, else NULL (Python does it). */
+    int inflate;
+    PyObject *decompress;
+    PyObject *pending;
+    PyObject *check;
+    Py_ssize_t max_size;
+    PyObject *limit;      /* max_size + 1: decompress's max_length */
+    /* The Dispatch class (or NULL: op 0 stays a tuple) and its slot descriptors:
+     * setting them is object.__setattr__ without the lookup (Dispatch is frozen,
+     * so its own __setattr__ refuses). */
+    PyObject *dispatch;
     PyObject *name_slot, *data_slot, *sequence_slot;
 } Scanner;
 
@@ -243,7 +247,7 @@ take(Scanner *self)
      * runs (which could replace `self->data`). */
     PyObject *data = self->data;
     Py_ssize_t pos = self->pos;
-    if (self->fragmenting || data == NULL) {
+    if (self->fragmenting || data == NULL || self->on_error == NULL) { /* or no __init__ */
         Py_RETURN_NONE;
     }
     const unsigned char *buf = (const unsigned char *)PyBytes_AS_STRING(data);
@@ -375,6 +379,9 @@ static PyMethodDef Scanner_methods[] = {
 static PyObject *
 Scanner_get_data(Scanner *self, void *closure)
 {
+    if (self->data == NULL) { /* __init__ never ran */
+        return PyBytes_FromStringAndSize(NULL, 0);
+    }
     return Py_NewRef(self->data);
 }
 

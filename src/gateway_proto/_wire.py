@@ -5,7 +5,8 @@ writes the HTTP upgrade request, reads the reply with wsproto (only the reply's
 head is ever given to wsproto, so bytes read past the 101 go straight to the frame
 reader), then parses frames with the lean :class:`~gateway_proto._frames.FrameReader`,
 inflates binary messages (:mod:`gateway_proto.compression`) and decodes payloads
-(:mod:`gateway_proto.codecs`) into plain ``(op, d, s, t)`` tuples.
+(:mod:`gateway_proto.codecs`): op 0 into :class:`~gateway_proto.events.Dispatch`
+events, any other op into plain ``(op, d, s, t)`` tuples.
 
 Parsing is on demand: :meth:`Wire.feed` only buffers the bytes (the handshake's
 small reply head aside), and :meth:`Wire.next_item` parses exactly one message
@@ -22,8 +23,11 @@ a close frame has been written with a code that keeps the session resumable
 (1002, 1007 or 1009: never 1000/1001).
 
 Per message, the hot path (a FIN binary frame, zlib-stream, JSON) costs one slice,
-one ``decompress``, one ``loads``, one envelope check and one tuple: no object
-allocation that the caller does not keep.
+one ``decompress``, one ``loads``, one envelope check and one ``Dispatch``. When the
+optional C extension :mod:`gateway_proto._speedups` is built, its ``Scanner`` holds
+the input buffer and takes those common frames itself (:attr:`Wire.fast_next`),
+calling the same ``decompress``, ``loads`` and checks; the Python parser here then
+sees only what it leaves, and stays the reference for both.
 """
 
 from __future__ import annotations

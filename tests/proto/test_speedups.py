@@ -304,6 +304,13 @@ def test_scanner_distrusts_its_settable_state() -> None:
         Scanner(json.loads, _envelope, _reraise, -1, False, False)
 
 
+def test_a_scanner_whose_init_never_ran_takes_nothing() -> None:
+    scanner = Scanner.__new__(Scanner)
+    assert scanner.data == b""
+    scanner.data = server_frame(0x1, b'{"op":11,"d":null,"s":null,"t":null}')
+    assert scanner.next() is None
+
+
 def test_scanner_hands_errors_to_on_error_after_taking_the_frame() -> None:
     def broken(data: bytes) -> Any:
         raise ValueError("nope")
