@@ -17,6 +17,7 @@ from gateway_proto.driver_support import (
     ShardState,
     SpawnSpec,
     StartOrder,
+    note_identify_sent,
     plan_shards,
 )
 from gateway_proto.identify import IDENTIFY_WINDOW
@@ -54,6 +55,10 @@ class _PacingLimiter:
             await self._limiter.acquire(shard_id, on_wait=on_wait)
         finally:
             self._passed(shard_id)
+
+    def identify_sent(self, shard_id: int) -> None:
+        """Pass the news of a written IDENTIFY on (if the limiter keeps track)."""
+        note_identify_sent(self._limiter, shard_id)
 
 
 class Cluster:

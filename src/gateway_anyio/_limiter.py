@@ -7,6 +7,12 @@ the order among waiters of one bucket (lowest shard id first) is
 :class:`IdentifyLimiter` is the interface a shard talks to, so a limiter shared
 across processes or machines (Redis, a broker) can be plugged in without touching
 the shard. Resumes never ask it.
+
+A limiter may also have a non-blocking ``identify_sent(shard_id)``
+(``gateway_proto.driver_support.TracksIdentifySends``): the shard calls it right
+after writing the IDENTIFY its permit allowed, so the window can be counted from
+the send, as Discord counts it from the arrival. :class:`InProcessIdentifyLimiter`
+does, and adds ``gateway_proto.identify.IDENTIFY_MARGIN``.
 """
 
 from __future__ import annotations

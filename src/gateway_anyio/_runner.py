@@ -6,8 +6,11 @@ received bytes (``b""`` at EOF) to the core, and a *timer* that sleeps until the
 core's ``next_deadline()`` (or a wake-up) and calls ``handle_timeout``. After every
 input the runner drains the core's events (handing them to handlers and streams,
 which never block it) and writes ``data_to_send()`` under a lock, so writes keep
-their order. When the core reports ``Closed``, the ``Reconnector`` (also core) says
-whether and when to connect again, resume or identify; the runner only sleeps.
+their order. What each event means for the shard (state, lifecycle events, the
+READY/RESUMED timer) ``driver_support.ConnectionReactor`` says; when the core
+reports ``Closed``, ``driver_support.after_connection`` and the ``Reconnector``
+(both pure) say whether and when to connect again, resume or identify; the runner
+only does it, and sleeps.
 Identify permits come from an :class:`~gateway_anyio.IdentifyLimiter`, in a task of
 their own, so waiting for one never delays heartbeats.
 
@@ -20,7 +23,6 @@ aborted, which the core treats as a dropped connection (resumable).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import random
 import ssl
 from typing import TYPE_CHECKING
@@ -33,22 +35,23 @@ from gateway_proto.commands import Command
 from gateway_proto.config import ShardConfig
 from gateway_proto.connection import GatewayConnection
 from gateway_proto.driver_support import (
-    CLOSE,
-    CONNECT,
     DISCONNECT,
     ERROR,
+    HANDSHAKE_TIMED_OUT,
     IDENTIFY_WAIT,
-    OPEN,
     RECEIVE,
-    SEND,
-    Connected,
+    ConnectionReactor,
     IdentifyWait,
+    Reaction,
     ShardState,
+    StepDeadline,
     Stopped,
     UnsentCommands,
+    after_connection,
+    note_identify_sent,
 )
 from gateway_proto.errors import GatewayError, LocalProtocolError
-from gateway_proto.events import CloseCause, Closed, Dispatch, IdentifyNeeded, Opened, PayloadSent
+from gateway_proto.events import Closed, Dispatch
 from gateway_proto.reconnect import Reconnector
 from gateway_proto.session import Session
 
@@ -98,11 +101,11 @@ class ShardRunner:
         self._stream: anyio.abc.ByteStream | None = None
         self._write_lock: anyio.Lock | None = None
         self._wake = _Signal()
-        self._deadline: tuple[float, str] | None = None
+        self._deadline = StepDeadline()
         self._closed: Closed | None = None
         self._stopping = False
         self._restart: int | None = None
-        self._resuming = False
+        self._reactor: ConnectionReactor
         self._reconnector: Reconnector
         self._task_group: anyio.abc.TaskGroup
         # Accepted by send(), not written yet: carried over to the next connection.
@@ -136,16 +139,16 @@ class ShardRunner:
     def request_stop(self, code: int) -> bool:
         """Stop after the current connection; close it with ``code``.
 
-        Returns ``False`` when there is no connection to close.
+        Call it only while the shard runs: the request lasts until the run ends
+        (:meth:`finish`). Returns ``False`` when there is no connection to close.
         """
         self._stopping = True
         return self._close_current(code)
 
     def request_restart(self, code: int) -> None:
         """Close the current connection with ``code`` and connect again at once."""
-        self._restart = code
-        if not self._close_current(code):
-            self._restart = None
+        if self._close_current(code):
+            self._restart = code
 
     def finish(self) -> None:
         """Forget the last connection: the shard has stopped."""
@@ -156,10 +159,7 @@ class ShardRunner:
         self, reason: str, *, error: BaseException | None = None, closed: Closed | None = None
     ) -> Stopped:
         """Build the ``disconnect`` payload, with the commands that never went out."""
-        unsent = self._unsent.take()
-        if unsent:
-            self._log.warning("stopped with %d command(s) not sent", len(unsent))
-        return Stopped(reason, error=error, closed=closed, unsent=unsent)
+        return self._unsent.stop_report(reason, error=error, closed=closed, log=self._log)
 
     # -- the loop ------------------------------------------------------------------
 
@@ -183,55 +183,46 @@ class ShardRunner:
         # One dict, shared: the core counts reconnects by cause, the driver adds its own.
         self._counters.reconnects = reconnector.reconnects
         while True:
-            resuming = reconnector.session is not None
             conn = reconnector.new_connection()
             self._requeue(conn)
             closed: Closed | None = None
+            failure: Exception | None = None
             try:
-                ended = await self._run_connection(conn, resuming)
+                closed = await self._run_connection(conn)
             except (*TRANSPORT_ERRORS, TimeoutError) as exc:
                 self._log.warning("connecting to %s failed: %r", conn.url, exc)
                 shard._emit(ERROR, exc)
-                delay: float | None = reconnector.after_connect_failure(repr(exc))
-                reason = f"connect failed ({type(exc).__name__})"
-            else:
-                closed = ended
-                restart, self._restart = self._restart, None
-                if restart is not None and ended.cause is CloseCause.REQUESTED:
-                    # shard.reconnect(): skip the policy, go again now (resuming what
-                    # the Closed event left, which observe() already took).
-                    self._counters.count_reconnect("requested")
-                    delay, reason = 0.0, "reconnect requested"
-                else:
-                    delay = reconnector.after_close(ended)
-                    reason = f"{ended.cause.value} (code {ended.code}): {ended.reason}"
+                failure = exc
+            restart, self._restart = self._restart is not None, None
+            step = after_connection(
+                reconnector,
+                closed,
+                connect_error=failure,
+                restart=restart,
+                stopping=self._stopping,
+            )
             self._session = reconnector.session
             self._sync_counters()
-            if delay is None or self._stopping:
-                error = None if self._stopping else reconnector.fatal_error
-                why = "disconnected" if error is None else str(error)
-                shard._set_state(ShardState.STOPPED, why)
-                shard._emit(DISCONNECT, self.stop_report(why, error=error, closed=closed))
-                if error is not None:
-                    self._log.error("stopping: %s", error)
-                    raise error
+            shard._set_state(step.state, step.state_reason)
+            if step.delay is None:
+                shard._emit(DISCONNECT, step.stopped(self._unsent, closed, self._log))
+                step.raise_error()
                 return
-            shard._set_state(ShardState.RECONNECTING, f"{reason}; next attempt in {delay:.2f} s")
-            await anyio.sleep(delay)
+            await anyio.sleep(step.delay)
 
-    async def _run_connection(self, conn: GatewayConnection, resuming: bool) -> Closed:
+    async def _run_connection(self, conn: GatewayConnection) -> Closed:
         self._shard._set_state(ShardState.CONNECTING, f"connecting to {conn.url}")
         stream = await open_stream(
             conn.url, ssl_context=self._ssl_context, connect_timeout=self._timeouts[0]
         )
         self._counters.connections += 1
         self._conn, self._stream, self._closed = conn, stream, None
-        self._resuming = resuming
+        self._reactor = ConnectionReactor(conn, ready_timeout=self._timeouts[2])
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 now = anyio.current_time()
-                self._deadline = (now + self._timeouts[1], "the WebSocket handshake timed out")
+                self._deadline.set(now + self._timeouts[1], HANDSHAKE_TIMED_OUT)
                 conn.connect(now)
                 await self._flush(conn)
                 tg.start_soon(self._reader, conn, stream)
@@ -258,18 +249,15 @@ class ShardRunner:
 
     async def _timer(self, conn: GatewayConnection) -> None:
         while self._closed is None:
-            deadline = conn.next_deadline()
-            if self._deadline is not None:
-                mine = self._deadline[0]
-                deadline = mine if deadline is None else min(deadline, mine)
+            deadline = self._deadline.earliest(conn.next_deadline())
             with anyio.CancelScope(deadline=deadline if deadline is not None else float("inf")):
                 await self._wake.wait()
             now = anyio.current_time()
-            if self._deadline is not None and now >= self._deadline[0]:
+            stuck = self._deadline.expired(now)
+            if stuck is not None:
                 # A step only the driver can time is stuck: drop the transport, which
                 # the core handles like any lost connection (resumable).
-                self._log.warning("%s; dropping the connection", self._deadline[1])
-                self._deadline = None
+                self._log.warning(stuck)
                 conn.receive_data(b"", now)
             core_deadline = conn.next_deadline()
             if core_deadline is not None and now >= core_deadline:
@@ -295,51 +283,37 @@ class ShardRunner:
     def _process(self, conn: GatewayConnection) -> None:
         shard = self._shard
         observe = self._reconnector.observe
+        react = self._reactor.react
         # Checked once per batch: most applications don't listen to "receive", and
         # building an event nobody reads costs as much as the dispatch's own.
         receive = shard._emitter.wants(RECEIVE)
         for event in conn.events():
             observe(event)
-            if isinstance(event, Dispatch):
+            if type(event) is not Dispatch:
+                self._unsent.observe(event)
+                self._sync_counters()  # the core counts IDENTIFY and RESUME payloads
+            reaction = react(event)
+            if reaction is not None:
+                self._apply(reaction, conn)
+            if type(event) is Dispatch:
                 self._counters.dispatches += 1
-                if event.name in ("READY", "RESUMED"):
-                    self._deadline = None
-                    resumed = event.name == "RESUMED"
-                    shard._set_state(ShardState.READY, event.name)
-                    shard._emit(CONNECT, Connected(resumed, conn.session))
                 shard._emit(event.name, event.data, event.sequence)
                 if receive:
                     shard._emit(RECEIVE, event)
-            elif isinstance(event, PayloadSent):
-                self._unsent.observe(event)
-                self._sync_counters()
-                shard._emit(SEND, {"op": event.opcode, "d": event.data})
-            elif isinstance(event, IdentifyNeeded):
-                shard._set_state(ShardState.IDENTIFYING, "waiting for an identify permit")
-                self._task_group.start_soon(self._identify, conn)
-            elif isinstance(event, Opened):
-                self._deadline = None  # HELLO is the core's to time
-                shard._emit(OPEN, conn.url)
-                if self._resuming:
-                    shard._set_state(ShardState.RESUMING, "resuming the session")
-                    self._deadline = (
-                        anyio.current_time() + self._timeouts[2],
-                        "RESUMED did not arrive in time",
-                    )
-            elif isinstance(event, Closed):
-                self._closed = event
-                self._deadline = None
-                level = logging.ERROR if event.error is not None else logging.INFO
-                self._log.log(
-                    level,
-                    "connection closed: %s (code %s, %s)",
-                    event.reason,
-                    event.code,
-                    event.cause.value,
-                )
-                shard._emit(CLOSE, event)
-            else:
-                shard._emit(RECEIVE, event)
+
+    def _apply(self, reaction: Reaction, conn: GatewayConnection) -> None:
+        """Do what the core's last event asks of the shard (see ``ConnectionReactor``)."""
+        self._deadline.follow(reaction, anyio.current_time())
+        if reaction.log is not None:
+            self._log.log(*reaction.log)
+        if reaction.state is not None:
+            self._shard._set_state(reaction.state, reaction.reason)
+        if reaction.emit is not None:
+            self._shard._emit(*reaction.emit)
+        if reaction.identify:
+            self._task_group.start_soon(self._identify, conn)
+        if reaction.closed is not None:
+            self._closed = reaction.closed
 
     def _sync_counters(self) -> None:
         self._counters.identifies = self._reconnector.identifies
@@ -349,11 +323,11 @@ class ShardRunner:
         await self._limiter.acquire(self._shard.id, on_wait=self._identify_wait)
         if self._conn is not conn or self._closed is not None:
             return
-        now = anyio.current_time()
-        conn.identify(now)
-        self._deadline = (now + self._timeouts[2], "READY did not arrive in time")
+        conn.identify(anyio.current_time())
         self._process(conn)
         await self._flush(conn)
+        # Written: the limiter measures the identify window from now, not from the permit.
+        note_identify_sent(self._limiter, self._shard.id)
         self._wake.set()
 
     def _identify_wait(self, wait: IdentifyWait) -> None:

@@ -245,7 +245,11 @@ class Shard:
 
         ``1000``/``1001`` end the session (the bot goes offline); any other code
         keeps it resumable, and :attr:`session` can be handed to a new shard.
+        On a shard that is not running (never connected, or stopped) it does nothing.
         """
+        if not self._running:
+            # Nothing to stop; a stop request left behind would end the next run.
+            return
         if not self._runner.request_stop(code) and self._run_scope is not None:
             self._run_scope.cancel()
         if self._stopped is not None:

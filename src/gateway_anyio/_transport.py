@@ -7,11 +7,12 @@ stall; the WebSocket upgrade on top is the core's to speak and the runner's to t
 from __future__ import annotations
 
 import ssl
-from urllib.parse import urlsplit
 
 import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
+
+from gateway_proto.driver_support import split_gateway_url
 
 __all__ = ["TRANSPORT_ERRORS", "open_stream"]
 
@@ -24,15 +25,13 @@ async def open_stream(
 ) -> anyio.abc.ByteStream:
     """Connect to ``url``'s host; ``connect_timeout`` bounds TCP, then again TLS.
 
-    ``ssl_context`` ``None`` means verified system trust.
+    ``ssl_context`` ``None`` means verified system trust. A URL that names no
+    address raises ``GatewayUrlError`` (an ``OSError``, like a refused connection).
     """
-    parts = urlsplit(url)
-    secure = parts.scheme == "wss"
-    host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
+    host, port, tls = split_gateway_url(url)
     with anyio.fail_after(connect_timeout):
         tcp = await anyio.connect_tcp(host, port)
-    if not secure:
+    if not tls:
         return tcp
     try:
         with anyio.fail_after(connect_timeout):

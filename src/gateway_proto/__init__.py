@@ -72,11 +72,17 @@ from .events import (
     ReconnectRequested,
 )
 from .heartbeat import Heartbeater
-from .identify import IDENTIFY_WINDOW, IdentifySchedule, IdentifySlot, SessionStartLimit
+from .identify import (
+    IDENTIFY_MARGIN,
+    IDENTIFY_WINDOW,
+    IdentifySchedule,
+    IdentifySlot,
+    SessionStartLimit,
+)
 from .intents import Intents
 from .opcodes import Opcode
 from .ratelimit import COMMAND_LIMIT, COMMAND_WINDOW, CommandRateLimiter, heartbeat_reserve
-from .reconnect import CONNECT_FAILED, Reconnector
+from .reconnect import CONNECT_FAILED, RESTART_REQUESTED, Reconnector
 from .session import Session
 
 __version__ = "0.1.0.dev0"
@@ -87,7 +93,9 @@ __all__ = [
     "CONNECT_FAILED",
     "DEFAULT_GATEWAY_URL",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "IDENTIFY_MARGIN",
     "IDENTIFY_WINDOW",
+    "RESTART_REQUESTED",
     "RESUMABLE_CLOSE",
     "Activity",
     "ActivityType",

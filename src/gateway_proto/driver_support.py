@@ -1,6 +1,9 @@
 """What both drivers share that does no I/O (names, buffers, parsing, redaction).
 
-Event names, the event envelope, the handler registry, bounded event buffers,
+Event names, the event envelope, the handler registry, bounded event buffers, what
+each core event means for a shard (:class:`ConnectionReactor`), the steps only a
+driver can time (:class:`StepDeadline`), what to do when a connection ends
+(:func:`after_connection`), where a gateway URL points (:func:`split_gateway_url`),
 ``/gateway/bot`` parsing, shard planning, the identify wait queue and start order,
 the unsent-command backlog, member-chunk collection and token redaction.
 
@@ -21,17 +24,30 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Generic,
+    Literal,
+    NamedTuple,
+    Protocol,
+    TypeVar,
+    cast,
+    runtime_checkable,
+)
+from urllib.parse import urlsplit
 
 from .backoff import Backoff
 from .commands import Command
-from .errors import GatewayError
-from .events import Closed, PayloadSent
+from .errors import FatalCloseError, GatewayError
+from .events import Closed, Dispatch, Event, IdentifyNeeded, Opened, PayloadSent
 from .identify import IdentifySchedule, IdentifySlot, SessionStartLimit
+from .opcodes import Opcode
 from .session import Session
 
 if TYPE_CHECKING:
     from .connection import GatewayConnection
+    from .reconnect import Reconnector
 
     _LoggerAdapter = logging.LoggerAdapter[logging.Logger]
 else:  # LoggerAdapter is subscriptable at run time only from Python 3.11
@@ -43,20 +59,26 @@ __all__ = [
     "CONNECT",
     "DISCONNECT",
     "ERROR",
+    "HANDSHAKE_TIMED_OUT",
     "IDENTIFY_WAIT",
     "LIFECYCLE_EVENTS",
     "OPEN",
+    "READY_TIMED_OUT",
     "RECEIVE",
+    "RESUMED_TIMED_OUT",
     "SEND",
     "STATE",
     "ChunkOutcome",
     "Connected",
+    "ConnectionReactor",
     "DropOldestBuffer",
+    "GatewayAddress",
     "GatewayBase",
     "GatewayEvent",
     "GatewayFetch",
     "GatewayInfo",
     "GatewayRequestError",
+    "GatewayUrlError",
     "HandlerRegistry",
     "IdentifyGrant",
     "IdentifyQueue",
@@ -65,6 +87,8 @@ __all__ = [
     "InProcessLimiterBase",
     "InvalidTokenError",
     "MemberChunkCollector",
+    "NextAttempt",
+    "Reaction",
     "RedactingFilter",
     "ShardCounters",
     "ShardLogger",
@@ -72,11 +96,17 @@ __all__ = [
     "SpawnSpec",
     "StartOrder",
     "StateChange",
+    "StepDeadline",
     "Stopped",
+    "TracksIdentifySends",
     "UnsentCommands",
+    "after_connection",
+    "describe_error",
+    "note_identify_sent",
     "parse_retry_after",
     "plan_shards",
     "redact",
+    "split_gateway_url",
 ]
 
 # -- event names ---------------------------------------------------------------------
@@ -232,6 +262,300 @@ class ShardCounters:
     def count_reconnect(self, cause: str) -> None:
         """Count one reconnect caused by ``cause``."""
         self.reconnects[cause] = self.reconnects.get(cause, 0) + 1
+
+
+# -- one connection, as a shard sees it -----------------------------------------------
+
+#: Log lines of the steps only a driver can time (see :class:`StepDeadline`).
+HANDSHAKE_TIMED_OUT = "the WebSocket handshake timed out"
+READY_TIMED_OUT = "READY did not arrive in time"
+RESUMED_TIMED_OUT = "RESUMED did not arrive in time"
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """What a driver does about one core event besides delivering it (see ConnectionReactor).
+
+    A driver applies the fields in this order: the timer (:meth:`StepDeadline.follow`),
+    the log line, the state change, the lifecycle event, then the identify wait.
+
+    Attributes:
+        state: the shard's new state, or ``None`` to keep it.
+        reason: why the state changes (for the :data:`STATE` event and the log).
+        emit: a lifecycle event to emit, as ``(name, data)``, or ``None``.
+        timer: start timing a step only the driver can see, replacing any running one:
+            ``(seconds from now, what to log if it stalls)``.
+        stop_timer: stop timing (the step is done, or the core times what follows).
+        identify: get an identify permit, then call the connection's ``identify``.
+        log: ``(level, message)`` to log, or ``None``.
+        closed: the connection's ``Closed`` event, once it ended (nothing follows it).
+
+    """
+
+    state: ShardState | None = None
+    reason: str = ""
+    emit: tuple[str, Any] | None = None
+    timer: tuple[float, str] | None = None
+    stop_timer: bool = False
+    identify: bool = False
+    log: tuple[int, str] | None = None
+    closed: Closed | None = None
+
+
+_IDENTIFY_NEEDED = Reaction(ShardState.IDENTIFYING, "waiting for an identify permit", identify=True)
+
+
+class ConnectionReactor:
+    """Maps one connection's core events to what the driver does (a :class:`Reaction`).
+
+    Theory of operation: the drivers feed every event of ``conn.events()`` to
+    :meth:`react` and apply what comes back; the decisions live here once:
+
+    - ``Opened``: emit :data:`OPEN` (the URL); the HELLO wait is the core's to time.
+      When the connection resumes, the shard is ``RESUMING`` and RESUMED must come
+      within ``ready_timeout``.
+    - ``IdentifyNeeded``: the shard is ``IDENTIFYING`` and waits for a permit.
+    - ``PayloadSent``: emit :data:`SEND`; after IDENTIFY, READY must come within
+      ``ready_timeout``.
+    - READY or RESUMED: the session is live: state ``READY``, emit :data:`CONNECT`.
+    - ``Closed``: log it (an error if it carried one), emit :data:`CLOSE`.
+    - Anything else from the server: emit :data:`RECEIVE`.
+
+    Ordinary dispatches give ``None``, so the hot path allocates nothing: the driver
+    delivers them itself (by name, then :data:`RECEIVE`).
+
+    Args:
+        conn: the connection, before it connects (it resumes if it holds a session).
+        ready_timeout: seconds from IDENTIFY/RESUME to READY/RESUMED.
+
+    """
+
+    __slots__ = ("_conn", "_ready_timeout", "resuming")
+
+    def __init__(self, conn: GatewayConnection, *, ready_timeout: float) -> None:
+        self._conn = conn
+        self._ready_timeout = ready_timeout
+        #: Whether the connection resumes a session (else it identifies).
+        self.resuming = conn.session is not None
+
+    def react(self, event: Event) -> Reaction | None:
+        """Return what the driver does about ``event`` (``None``: only deliver the dispatch)."""
+        if type(event) is Dispatch:  # first and cheap: nearly every event is one
+            name = event.name
+            if name != "READY" and name != "RESUMED":  # noqa: PLR1714 (hot path)
+                return None
+            live = Connected(name == "RESUMED", self._conn.session)
+            return Reaction(ShardState.READY, name, emit=(CONNECT, live), stop_timer=True)
+        if isinstance(event, PayloadSent):
+            emit = (SEND, {"op": event.opcode, "d": event.data})
+            if event.opcode == Opcode.IDENTIFY:
+                return Reaction(emit=emit, timer=(self._ready_timeout, READY_TIMED_OUT))
+            return Reaction(emit=emit)
+        if isinstance(event, IdentifyNeeded):
+            return _IDENTIFY_NEEDED
+        if isinstance(event, Opened):
+            opened = (OPEN, self._conn.url)
+            if self.resuming:
+                return Reaction(
+                    ShardState.RESUMING,
+                    "resuming the session",
+                    emit=opened,
+                    timer=(self._ready_timeout, RESUMED_TIMED_OUT),
+                )
+            return Reaction(emit=opened, stop_timer=True)
+        if isinstance(event, Closed):
+            level = logging.ERROR if event.error is not None else logging.INFO
+            line = f"connection closed: {event.reason} (code {event.code}, {event.cause.value})"
+            return Reaction(emit=(CLOSE, event), stop_timer=True, log=(level, line), closed=event)
+        return Reaction(emit=(RECEIVE, event))
+
+
+class StepDeadline:
+    """When the step the driver is timing must be done, and what to log if it is not.
+
+    The core times HELLO, heartbeats and the closing handshake. The WebSocket
+    handshake and READY/RESUMED after IDENTIFY/RESUME only the driver can time:
+    whoever starts such a step sets this, whoever sees it done clears it, and the
+    driver drops the transport once it passes (:meth:`expired`), which the core
+    handles like any lost connection (resumable).
+    """
+
+    __slots__ = ("current",)
+
+    def __init__(self) -> None:
+        #: ``(time, why)`` of the step being timed, or ``None``.
+        self.current: tuple[float, str] | None = None
+
+    def set(self, at: float, why: str) -> None:
+        """Time a step: it must be done by ``at`` (on the driver's clock)."""
+        self.current = (at, why)
+
+    def clear(self) -> None:
+        """Stop timing: the step is done, or the core times what follows."""
+        self.current = None
+
+    def follow(self, reaction: Reaction, now: float) -> None:
+        """Apply a :class:`Reaction`'s timer change, at ``now``."""
+        if reaction.timer is not None:
+            seconds, why = reaction.timer
+            self.current = (now + seconds, why)
+        elif reaction.stop_timer:
+            self.current = None
+
+    def earliest(self, core_deadline: float | None) -> float | None:
+        """Return when the driver must wake: the core's deadline or this one, whichever is first."""
+        current = self.current
+        if current is None:
+            return core_deadline
+        return current[0] if core_deadline is None else min(core_deadline, current[0])
+
+    def expired(self, now: float) -> str | None:
+        """If the step is overdue at ``now``, stop timing it and return what to log."""
+        current = self.current
+        if current is None or now < current[0]:
+            return None
+        self.current = None
+        return f"{current[1]}; dropping the connection"
+
+
+# -- between connections ---------------------------------------------------------------
+
+
+def describe_error(error: BaseException) -> str:
+    """Return ``"TypeName: message"`` (the bare name when the message is empty)."""
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class NextAttempt:
+    """What a shard does once a connection, or an attempt at one, ended.
+
+    Attributes:
+        delay: seconds to wait before connecting again; ``None``: stop for good.
+        reason: why: the ``reconnecting`` state's reason (see :attr:`state_reason`),
+            or ``Stopped.reason``.
+        error: the fatal error that stops the shard (the driver raises it), if any.
+
+    """
+
+    delay: float | None
+    reason: str
+    error: FatalCloseError | None = None
+
+    @property
+    def state(self) -> ShardState:
+        """The shard's state until the next attempt: ``RECONNECTING`` or ``STOPPED``."""
+        return ShardState.STOPPED if self.delay is None else ShardState.RECONNECTING
+
+    @property
+    def state_reason(self) -> str:
+        """The reason of that state change (with the wait, when there is one)."""
+        if self.delay is None:
+            return self.reason
+        return f"{self.reason}; next attempt in {self.delay:.2f} s"
+
+    def stopped(
+        self, unsent: UnsentCommands, closed: Closed | None, log: logging.Logger | _LoggerAdapter
+    ) -> Stopped:
+        """Return the :data:`DISCONNECT` payload of this stop; log the fatal error, if any."""
+        if self.error is not None:
+            log.error("stopping: %s", self.error)
+        return unsent.stop_report(self.reason, error=self.error, closed=closed, log=log)
+
+    def raise_error(self) -> None:
+        """Raise the fatal error that stops the shard, if there is one."""
+        if self.error is not None:
+            raise self.error
+
+
+def after_connection(
+    reconnector: Reconnector,
+    closed: Closed | None,
+    *,
+    connect_error: BaseException | None = None,
+    restart: bool = False,
+    stopping: bool = False,
+) -> NextAttempt:
+    """Decide, at the end of a connection, whether and when the shard connects again.
+
+    Args:
+        reconnector: the shard's reconnect policy (it saw every event of the connection).
+        closed: the connection's ``Closed`` event, or ``None`` if it never opened
+            (TCP, TLS or a timeout failed: ``connect_error`` says how).
+        connect_error: what failed when ``closed`` is ``None``.
+        restart: ``shard.reconnect()`` asked for this close and the connection
+            accepted it (``close()`` returned while the connection was open).
+        stopping: ``shard.disconnect()`` (or the owner) asked the shard to stop.
+
+    The rules, in order:
+
+    1. Stopping wins: stop, without asking the policy (nothing is counted as a
+       reconnect, and a fatal close that raced the stop is not raised).
+    2. An attempt that never opened goes to
+       :meth:`~gateway_proto.reconnect.Reconnector.after_connect_failure`.
+    3. A restart skips the backoff policy: connect again at once, resuming what the
+       ``Closed`` event left, counted as ``"requested"``. Whatever ended the
+       connection after the restart's close (the close handshake, a timeout, EOF)
+       still counts as that restart, unless the connection ended with a fatal error.
+    4. Otherwise :meth:`~gateway_proto.reconnect.Reconnector.after_close` decides;
+       ``None`` there stops the shard, with the fatal error if there was one.
+
+    """
+    if stopping:
+        return NextAttempt(None, "disconnected")
+    if closed is None:
+        what = describe_error(connect_error) if connect_error is not None else "unknown error"
+        return NextAttempt(reconnector.after_connect_failure(what), f"connect failed ({what})")
+    if restart and not isinstance(closed.error, FatalCloseError):
+        return NextAttempt(reconnector.after_restart(closed), "reconnect requested")
+    delay = reconnector.after_close(closed)
+    if delay is None:
+        error = reconnector.fatal_error
+        return NextAttempt(None, "disconnected" if error is None else str(error), error)
+    return NextAttempt(delay, f"{closed.cause.value} (code {closed.code}): {closed.reason}")
+
+
+# -- where to connect --------------------------------------------------------------------
+
+
+class GatewayUrlError(OSError, ValueError):
+    """A gateway URL that names no reachable address (no host, a bad port, not ws/wss).
+
+    An ``OSError`` too, so that a driver treats it like any address it cannot
+    reach: a bad ``resume_gateway_url`` from the server then costs one failed
+    attempt (the next one resumes on the base URL), never the shard.
+    """
+
+
+class GatewayAddress(NamedTuple):
+    """Where a gateway URL points: the host, the TCP port and whether to speak TLS."""
+
+    host: str
+    port: int
+    tls: bool
+
+
+def split_gateway_url(url: str) -> GatewayAddress:
+    """Return the address of a ``ws://`` (port 80) or ``wss://`` (port 443, TLS) URL.
+
+    Raises:
+        GatewayUrlError: the scheme is not ``ws``/``wss``, there is no host, or the
+            port is not a valid number.
+
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("ws", "wss"):
+        raise GatewayUrlError(f"not a ws:// or wss:// URL: {url!r}")
+    tls = parts.scheme == "wss"
+    try:
+        port = parts.port
+    except ValueError:
+        raise GatewayUrlError(f"URL has a bad port: {url!r}") from None
+    host = parts.hostname or ""
+    if not host:
+        raise GatewayUrlError(f"URL has no host: {url!r}")
+    return GatewayAddress(host, port or (443 if tls else 80), tls)
 
 
 # -- handler registry ------------------------------------------------------------------
@@ -730,7 +1054,6 @@ class IdentifyQueue:
         return None
 
 
-
 @dataclass(frozen=True, slots=True)
 class IdentifyGrant:
     """One identify permit, as an in-process identify limiter recorded it.
@@ -745,6 +1068,27 @@ class IdentifyGrant:
     shard_id: int
     bucket: int
     at: float
+
+
+@runtime_checkable
+class TracksIdentifySends(Protocol):
+    """An identify limiter that wants to know when each IDENTIFY was actually written.
+
+    Optional for an identify limiter: a limiter that has this method is told, right
+    after the shard wrote the IDENTIFY its permit allowed, and can measure the
+    window from then instead of from the permit (Discord measures it as IDENTIFYs
+    arrive; see :mod:`gateway_proto.identify`). The in-process limiters do.
+    """
+
+    def identify_sent(self, shard_id: int) -> None:
+        """``shard_id``'s IDENTIFY was written just now; must not block."""
+        ...
+
+
+def note_identify_sent(limiter: object, shard_id: int) -> None:
+    """Tell ``limiter`` that ``shard_id``'s IDENTIFY was written, if it keeps track."""
+    if isinstance(limiter, TracksIdentifySends):
+        limiter.identify_sent(shard_id)
 
 
 class InProcessLimiterBase:
@@ -780,6 +1124,14 @@ class InProcessLimiterBase:
         """Session starts left, if a budget is tracked."""
         return self._schedule.remaining
 
+    def identify_sent(self, shard_id: int) -> None:
+        """Note that ``shard_id``'s IDENTIFY was just written (see :class:`TracksIdentifySends`).
+
+        Its bucket is held for a full window (plus
+        :data:`~gateway_proto.identify.IDENTIFY_MARGIN`) from now, on this limiter's clock.
+        """
+        self._schedule.identified(shard_id, now=self._clock())
+
     def _record(self, ticket: IdentifyTicket) -> None:
         slot = ticket.slot
         assert slot is not None
@@ -800,6 +1152,7 @@ class InProcessLimiterBase:
             )
         if on_wait is not None:
             on_wait(wait)
+
 
 # -- commands across connections ---------------------------------------------------------
 
@@ -864,6 +1217,23 @@ class UnsentCommands:
         commands = tuple(self._commands)
         self._commands.clear()
         return commands
+
+    def stop_report(
+        self,
+        reason: str,
+        *,
+        error: BaseException | None = None,
+        closed: Closed | None = None,
+        log: logging.Logger | _LoggerAdapter | None = None,
+    ) -> Stopped:
+        """Empty the backlog into the :data:`DISCONNECT` payload of a shard that stopped.
+
+        Warns on ``log`` (if given) when commands were left unsent.
+        """
+        unsent = self.take()
+        if unsent and log is not None:
+            log.warning("stopped with %d command(s) not sent", len(unsent))
+        return Stopped(reason, error=error, closed=closed, unsent=unsent)
 
 
 # -- request guild members -------------------------------------------------------------

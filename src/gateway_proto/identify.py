@@ -8,6 +8,15 @@ processes and machines, so they cannot live inside one connection. This module
 keeps the arithmetic, with time passed in; drivers wrap it in a lock (one process)
 or in a shared store (many machines), sleep until the slot it hands out, then call
 ``GatewayConnection.identify(now)``. Resumes never take a slot.
+
+Whose clock: Discord measures the window between IDENTIFYs as they *arrive*, and a
+slot is handed out a moment before its IDENTIFY leaves (the permit has to reach
+the shard, the shard has to write). Two identifies one window apart by the slots
+can land less than a window apart at Discord when the first one took longer to
+get out, and Discord then refuses the second (op 9). So a driver reports when the
+IDENTIFY was actually written (:meth:`IdentifySchedule.identified`): the bucket
+is then held for a full window from that moment, plus :data:`IDENTIFY_MARGIN` for
+the jitter of the way to Discord, which no client can see.
 """
 
 from __future__ import annotations
@@ -15,10 +24,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["IDENTIFY_WINDOW", "IdentifySchedule", "IdentifySlot", "SessionStartLimit"]
+__all__ = [
+    "IDENTIFY_MARGIN",
+    "IDENTIFY_WINDOW",
+    "IdentifySchedule",
+    "IdentifySlot",
+    "SessionStartLimit",
+]
 
 #: Seconds each bucket is held after an identify.
 IDENTIFY_WINDOW = 5.0
+#: Seconds added to the window after an IDENTIFY was written (see
+#: :meth:`IdentifySchedule.identified`): covers the jitter of its way to Discord.
+IDENTIFY_MARGIN = 0.1
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,6 +100,8 @@ class IdentifySchedule:
         window: seconds a bucket stays taken after an identify (5 on Discord).
         limit: the session start budget, or ``None`` to ignore it.
         now: the time at which ``limit`` was fetched (its ``reset_after`` counts from it).
+        margin: seconds added to the window when the caller reports the identify's
+            send (:meth:`identified`).
 
     """
 
@@ -92,13 +112,17 @@ class IdentifySchedule:
         window: float = IDENTIFY_WINDOW,
         limit: SessionStartLimit | None = None,
         now: float = 0.0,
+        margin: float = IDENTIFY_MARGIN,
     ) -> None:
         if max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
         if window <= 0:
             raise ValueError("window must be positive")
+        if margin < 0:
+            raise ValueError("margin must not be negative")
         self.max_concurrency = max_concurrency
         self.window = window
+        self.margin = margin
         self._bucket_free: dict[int, float] = {}
         self._total: int | None = None
         self._remaining = 0
@@ -138,13 +162,25 @@ class IdentifySchedule:
         self._bucket_free[slot.bucket] = slot.at + self.window
         return slot
 
+    def identified(self, shard_id: int, *, now: float) -> None:
+        """Note that the shard's IDENTIFY was written at ``now`` (after its :meth:`reserve`).
+
+        The shard's bucket is then held until ``now + window + margin``, or longer
+        if it already was: the window is measured from the send, not from the
+        slot, so the time the permit took to become an IDENTIFY on the wire can't
+        bring the next identify of the bucket inside Discord's window.
+        """
+        bucket = self.bucket(shard_id)
+        held = now + self.window + self.margin
+        self._bucket_free[bucket] = max(self._bucket_free.get(bucket, held), held)
+
     def peek(self, shard_id: int, *, now: float) -> IdentifySlot:
         """Return the slot :meth:`reserve` would hand out at ``now``, reserving nothing."""
         return self._plan(shard_id, now)[0]
 
     def copy(self) -> IdentifySchedule:
         """Return an independent copy (to try reservations out without spending them)."""
-        clone = IdentifySchedule(self.max_concurrency, window=self.window)
+        clone = IdentifySchedule(self.max_concurrency, window=self.window, margin=self.margin)
         clone._bucket_free = dict(self._bucket_free)
         clone._total, clone._remaining = self._total, self._remaining
         clone._reset_at, clone._reset_every = self._reset_at, self._reset_every

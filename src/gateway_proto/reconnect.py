@@ -35,9 +35,10 @@ What it decides:
 - **Whether.** ``None`` after a fatal close code (``fatal_error`` then holds the
   typed :class:`~gateway_proto.errors.FatalCloseError` to raise or report) and after
   a close the caller asked for (``Closed.can_reconnect`` is false). A driver that
-  restarts on purpose (``shard.reconnect()``) skips :meth:`Reconnector.after_close`
-  and calls :meth:`Reconnector.new_connection` at once; the session it resumes
-  comes from the ``Closed`` event :meth:`Reconnector.observe` saw.
+  restarts on purpose (``shard.reconnect()``) calls :meth:`Reconnector.after_restart`
+  instead of :meth:`Reconnector.after_close`: no backoff, and the session it resumes
+  comes from the ``Closed`` event. ``gateway_proto.driver_support.after_connection``
+  makes this choice for both drivers.
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ from .events import Closed, Dispatch, Event, Opened, PayloadSent
 from .opcodes import Opcode
 from .session import Session
 
-__all__ = ["CONNECT_FAILED", "Reconnector"]
+__all__ = ["CONNECT_FAILED", "RESTART_REQUESTED", "Reconnector"]
 
 #: The key of :attr:`Reconnector.reconnects` for attempts that never opened.
 CONNECT_FAILED = "connect_failed"
+#: The key of :attr:`Reconnector.reconnects` for restarts the caller asked for.
+RESTART_REQUESTED = "requested"
 
 
 class Reconnector:
@@ -75,8 +78,9 @@ class Reconnector:
             fatal close code; the driver should raise or report it.
         identifies: IDENTIFY payloads sent so far (new sessions started).
         resumes: RESUME payloads sent so far.
-        reconnects: reconnects counted by ``CloseCause`` value, and
-            :data:`CONNECT_FAILED` for attempts that never opened.
+        reconnects: reconnects counted by ``CloseCause`` value,
+            :data:`CONNECT_FAILED` for attempts that never opened, and
+            :data:`RESTART_REQUESTED` for restarts the caller asked for.
         last_error: the text given to the last :meth:`after_connect_failure`.
 
     """
@@ -167,6 +171,19 @@ class Reconnector:
             if self._failed_resumes >= self.max_resume_attempts:
                 self._drop_session()
         return max(self.backoff.next_delay(), closed.retry_after)
+
+    def after_restart(self, closed: Closed) -> float:
+        """Return ``0.0``: the caller closed this connection to connect again at once.
+
+        Call it instead of :meth:`after_close` when the close was a restart
+        (``shard.reconnect()``): the backoff policy is skipped (that close could
+        not reconnect otherwise), the restart is counted under
+        :data:`RESTART_REQUESTED`, and the next connection resumes what ``closed``
+        left (or identifies, after a ``1000``/``1001`` restart).
+        """
+        self.session = closed.session
+        self._count(RESTART_REQUESTED)
+        return 0.0
 
     def after_connect_failure(self, error_text: str = "") -> float:
         """Return the seconds to wait after an attempt that never opened the WebSocket.

@@ -15,6 +15,7 @@ from gateway_proto.driver_support import (
     ShardState,
     SpawnSpec,
     StartOrder,
+    note_identify_sent,
     plan_shards,
 )
 from gateway_proto.identify import IDENTIFY_WINDOW
@@ -53,6 +54,10 @@ class _PacingLimiter:
             self._limiter.acquire(shard_id, on_wait=on_wait, cancel=cancel)
         finally:
             self._passed(shard_id)
+
+    def identify_sent(self, shard_id: int) -> None:
+        """Pass the news of a written IDENTIFY on (if the limiter keeps track)."""
+        note_identify_sent(self._limiter, shard_id)
 
 
 class Cluster:

@@ -5,9 +5,10 @@ socket, the core's ``GatewayConnection`` and the ``Reconnector``. Per connection
 opens the transport (``_transport``) and hands it to :func:`~gateway_sync._pump.pump`,
 which moves the bytes and keeps the clocks; this module supplies what the pump
 cannot know: what the core's events mean for the shard (state, handlers,
-deadlines) and what the mailbox's messages ask (``_mailbox``). When the core
-reports ``Closed``, the ``Reconnector`` says whether and when to connect again,
-resume or identify; the shard only sleeps.
+deadlines: ``driver_support.ConnectionReactor`` decides, this module does it) and
+what the mailbox's messages ask (``_mailbox``). When the core reports ``Closed``,
+``driver_support.after_connection`` and the ``Reconnector`` say whether and when to
+connect again, resume or identify; the shard only sleeps.
 
 User handlers run on their own threads (``_events``) and identify permits are
 awaited on a helper thread (``_limiter``), so neither can delay a heartbeat.
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import random
 import ssl
 import threading
@@ -35,26 +35,26 @@ from gateway_proto.backoff import Backoff
 from gateway_proto.config import ShardConfig
 from gateway_proto.connection import GatewayConnection
 from gateway_proto.driver_support import (
-    CLOSE,
-    CONNECT,
     DISCONNECT,
     ERROR,
     IDENTIFY_WAIT,
-    OPEN,
     RECEIVE,
-    SEND,
     STATE,
-    Connected,
+    ConnectionReactor,
     GatewayEvent,
+    Reaction,
     ShardCounters,
     ShardLogger,
     ShardState,
     StateChange,
+    StepDeadline,
     Stopped,
     UnsentCommands,
+    after_connection,
+    note_identify_sent,
 )
 from gateway_proto.errors import GatewayError, LocalProtocolError
-from gateway_proto.events import Closed, Dispatch, IdentifyNeeded, Opened, PayloadSent
+from gateway_proto.events import Closed, Dispatch
 from gateway_proto.reconnect import Reconnector
 from gateway_proto.session import Session
 
@@ -62,7 +62,7 @@ from ._events import Emitter
 from ._gateway import Gateway
 from ._limiter import IdentifyCancelledError, IdentifyLimiter
 from ._mailbox import CloseRequest, IdentifyPermit, Mailbox, SendRequest
-from ._pump import StepDeadline, pump
+from ._pump import pump
 from ._transport import TransportClosedError, close_stream, open_stream
 
 if TYPE_CHECKING:
@@ -103,8 +103,8 @@ class ShardIO:
         self._reconnector: Reconnector | None = None
         self._closed: Closed | None = None
         self._deadline = StepDeadline()
-        self._resuming = False
-        self._connect_error = ""
+        self._reactor: ConnectionReactor | None = None
+        self._connect_error: BaseException | None = None
         self._mailbox = Mailbox()
         self._thread: threading.Thread | None = None
         self._helpers: list[threading.Thread] = []
@@ -166,35 +166,25 @@ class ShardIO:
             self._requeue(conn)
             closed = self._run_connection(conn, reconnector)
             self._reject_sends(f"shard {self.id} is not connected")
-            delay: float | None
-            if closed is None:
-                delay = reconnector.after_connect_failure(self._connect_error)
-                reason = f"connect failed ({self._connect_error})"
-            elif self._restart is not None and not self._stopping.is_set():
-                # shard.reconnect(): skip the policy, go again now (resuming what the
-                # Closed event left, which observe() already took).
-                self._restart = None
-                self.counters.count_reconnect("requested")
-                delay, reason = 0.0, "reconnect requested"
-            else:
-                delay = reconnector.after_close(closed)
-                reason = f"{closed.cause.value} (code {closed.code}): {closed.reason}"
+            restart, self._restart = self._restart is not None, None
+            step = after_connection(
+                reconnector,
+                closed,
+                connect_error=self._connect_error,
+                restart=restart,
+                stopping=self._stopping.is_set(),
+            )
             # What the next connection resumes (None: it identifies).
             self._session = reconnector.session
             self._sync_counters()
-            if delay is None or self._stopping.is_set():
-                error = None if self._stopping.is_set() else reconnector.fatal_error
-                why = "disconnected" if error is None else str(error)
-                self._set_state(ShardState.STOPPED, why)
-                self._emit(DISCONNECT, self._stop_report(why, error=error, closed=closed))
-                if error is not None:
-                    self._log.error("stopping: %s", error)
-                    raise error
+            self._set_state(step.state, step.state_reason)
+            if step.delay is None:
+                self._emit(DISCONNECT, step.stopped(self._unsent, closed, self._log))
+                step.raise_error()
                 return
-            self._set_state(ShardState.RECONNECTING, f"{reason}; next attempt in {delay:.2f} s")
             self._kick.clear()
             if not self._stopping.is_set():  # disconnect() sets _stopping before _kick
-                self._kick.wait(delay)
+                self._kick.wait(step.delay)
             if self._stopping.is_set():
                 self._set_state(ShardState.STOPPED, "disconnected")
                 self._emit(DISCONNECT, self._stop_report("disconnected", closed=closed))
@@ -213,17 +203,17 @@ class ShardIO:
                 should_stop=self._stopping.is_set,
                 timeout=self._timeouts[0],
             )
-        except TransportClosedError:
-            self._connect_error = "stopped"
+        except TransportClosedError as exc:
+            self._connect_error = exc  # the shard is stopping: no warning
             return None
         except OSError as exc:
-            self._connect_error = f"{type(exc).__name__}: {exc}"
+            self._connect_error = exc
             self._log.warning("connecting to %s failed: %r", url, exc)
             self._emit(ERROR, exc)
             return None
         self.counters.connections += 1
         self._conn, self._closed = conn, None
-        self._resuming = conn.session is not None
+        self._reactor = ConnectionReactor(conn, ready_timeout=self._timeouts[2])
         try:
             pump(
                 conn,
@@ -259,73 +249,57 @@ class ShardIO:
                     self._unsent.accepted(message.command)
                     message.done.set_result(None)
             elif isinstance(message, CloseRequest):
-                if message.restart:
-                    self._restart = message.code
                 if self._closed is None:
                     # Already closing: the pending close ends the connection anyway.
                     with contextlib.suppress(GatewayError):
                         conn.close(message.code, now=now)
+                        if message.restart:  # the connection took the restart's close
+                            self._restart = message.code
             elif message.connection is conn and self._closed is None:
                 conn.identify(now)
-                self._deadline.set(now + self._timeouts[2], "READY did not arrive in time")
+                # Written at once (the pump flushes before it blocks): the limiter
+                # measures the identify window from now, not from the permit.
+                note_identify_sent(self._limiter, self.id)
 
     def _reject_sends(self, why: str) -> None:
         # Between connections nothing can take a command; say so instead of holding
-        # the caller. Other messages (close, permits) are moot once the connection ends.
+        # the caller. Other messages (close, permits) are moot once the connection
+        # ends: a restart whose close came too late gets the reconnect policy's wait.
         for message in self._mailbox.drain():
             if isinstance(message, SendRequest):
                 message.done.set_exception(LocalProtocolError(why))
-            elif (
-                isinstance(message, CloseRequest)
-                and message.restart
-                and not self._stopping.is_set()
-            ):
-                self._restart = message.code
 
     # -- what the core reports ------------------------------------------------------------
 
     def _process(self, conn: GatewayConnection, reconnector: Reconnector) -> None:
+        reactor = self._reactor
+        assert reactor is not None
         for event in conn.events():
             reconnector.observe(event)
-            if isinstance(event, Dispatch):
-                self.counters.dispatches += 1
-                if event.name in ("READY", "RESUMED"):
-                    self._deadline.clear()
-                    resumed = event.name == "RESUMED"
-                    self._set_state(ShardState.READY, event.name)
-                    self._emit(CONNECT, Connected(resumed, conn.session))
-                self._emit(event.name, event.data, event.sequence)
-                self._emit(RECEIVE, event)
-            elif isinstance(event, PayloadSent):
+            if type(event) is not Dispatch:
                 self._unsent.observe(event)
                 self._sync_counters()  # the core counts IDENTIFY and RESUME payloads
-                self._emit(SEND, {"op": event.opcode, "d": event.data})
-            elif isinstance(event, IdentifyNeeded):
-                self._set_state(ShardState.IDENTIFYING, "waiting for an identify permit")
-                self._start_identify(conn)
-            elif isinstance(event, Opened):
-                self._deadline.clear()  # HELLO is the core's to time
-                self._emit(OPEN, conn.url)
-                if self._resuming:
-                    self._set_state(ShardState.RESUMING, "resuming the session")
-                    self._deadline.set(
-                        time.monotonic() + self._timeouts[2],
-                        "RESUMED did not arrive in time",
-                    )
-            elif isinstance(event, Closed):
-                self._closed = event
-                self._deadline.clear()
-                level = logging.ERROR if event.error is not None else logging.INFO
-                self._log.log(
-                    level,
-                    "connection closed: %s (code %s, %s)",
-                    event.reason,
-                    event.code,
-                    event.cause.value,
-                )
-                self._emit(CLOSE, event)
-            else:
+            reaction = reactor.react(event)
+            if reaction is not None:
+                self._react(reaction, conn)
+            if type(event) is Dispatch:
+                self.counters.dispatches += 1
+                self._emit(event.name, event.data, event.sequence)
                 self._emit(RECEIVE, event)
+
+    def _react(self, reaction: Reaction, conn: GatewayConnection) -> None:
+        # Do what the core's last event asks of the shard (see ConnectionReactor).
+        self._deadline.follow(reaction, time.monotonic())
+        if reaction.log is not None:
+            self._log.log(*reaction.log)
+        if reaction.state is not None:
+            self._set_state(reaction.state, reaction.reason)
+        if reaction.emit is not None:
+            self._emit(*reaction.emit)
+        if reaction.identify:
+            self._start_identify(conn)
+        if reaction.closed is not None:
+            self._closed = reaction.closed
 
     def _start_identify(self, conn: GatewayConnection) -> None:
         limiter = self._limiter
@@ -384,7 +358,4 @@ class ShardIO:
         self, reason: str, *, error: BaseException | None = None, closed: Closed | None = None
     ) -> Stopped:
         """Build the ``disconnect`` payload, with the commands that never went out."""
-        unsent = self._unsent.take()
-        if unsent:
-            self._log.warning("stopped with %d command(s) not sent", len(unsent))
-        return Stopped(reason, error=error, closed=closed, unsent=unsent)
+        return self._unsent.stop_report(reason, error=error, closed=closed, log=self._log)

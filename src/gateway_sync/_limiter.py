@@ -9,6 +9,12 @@ waiters of one bucket (lowest shard id first) is
 shard talks to, so a limiter shared across processes or machines can be plugged in
 without touching the shard. Resumes never ask it.
 
+A limiter may also have a non-blocking ``identify_sent(shard_id)``
+(``gateway_proto.driver_support.TracksIdentifySends``): the shard calls it right
+after writing the IDENTIFY its permit allowed, so the window can be counted from
+the send, as Discord counts it from the arrival. :class:`InProcessIdentifyLimiter`
+does, and adds ``gateway_proto.identify.IDENTIFY_MARGIN``.
+
 A shard calls ``acquire`` from a short-lived helper thread, never from its I/O
 thread, so waiting for a slot (a whole window, or the daily reset) never delays a
 heartbeat; the ``cancel`` event lets the shard stop such a wait when it closes.
@@ -102,6 +108,11 @@ class InProcessIdentifyLimiter(InProcessLimiterBase):
         """Take a freshly fetched session start budget into account."""
         with self._lock:
             self._schedule.update_limit(limit, now=self._clock())
+
+    def identify_sent(self, shard_id: int) -> None:
+        """Note that ``shard_id``'s IDENTIFY was just written: its window starts now."""
+        with self._lock:
+            super().identify_sent(shard_id)
 
     def acquire(
         self,

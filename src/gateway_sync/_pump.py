@@ -18,41 +18,16 @@ import time
 from collections.abc import Callable
 
 from gateway_proto.connection import GatewayConnection
-from gateway_proto.driver_support import ShardLogger
+from gateway_proto.driver_support import HANDSHAKE_TIMED_OUT, ShardLogger, StepDeadline
 
 from ._transport import Waker, recv_some, send_some
 
-__all__ = ["WRITE_STALL_TIMEOUT", "StepDeadline", "pump"]
+__all__ = ["WRITE_STALL_TIMEOUT", "pump"]
 
 #: Reads (of up to 256 KiB each) per wake-up before the loop looks at its mailbox again.
 _MAX_READS_PER_WAKE = 64
 #: Seconds a write may stay stuck (the peer reads nothing) before the transport is dropped.
 WRITE_STALL_TIMEOUT = 30.0
-
-
-class StepDeadline:
-    """When the step the driver is timing must be done, and what to log if it is not.
-
-    The core times HELLO, heartbeats and the closing handshake. The WebSocket
-    handshake and READY/RESUMED after IDENTIFY/RESUME only the driver can time:
-    whoever starts such a step sets this, whoever sees it done clears it, and
-    :func:`pump` drops the transport once it passes, which the core handles like
-    any lost connection (resumable).
-    """
-
-    __slots__ = ("current",)
-
-    def __init__(self) -> None:
-        #: ``(monotonic time, why)`` of the step being timed, or ``None``.
-        self.current: tuple[float, str] | None = None
-
-    def set(self, at: float, why: str) -> None:
-        """Time a step: it must be done by ``at`` (``time.monotonic()``)."""
-        self.current = (at, why)
-
-    def clear(self) -> None:
-        """Stop timing: the step is done, or the core times what follows."""
-        self.current = None
 
 
 def pump(
@@ -88,7 +63,7 @@ def pump(
         selector.register(sock, selectors.EVENT_READ)
         selector.register(waker.fileno(), selectors.EVENT_READ)
         now = time.monotonic()
-        step.set(now + handshake_timeout, "WebSocket handshake timed out")
+        step.set(now + handshake_timeout, HANDSHAKE_TIMED_OUT)
         conn.connect(now)
         while True:
             handle_mailbox()
@@ -116,10 +91,7 @@ def pump(
                     outgoing.clear()
                     continue
             core_deadline = conn.next_deadline()
-            deadline = core_deadline
-            if step.current is not None:
-                mine = step.current[0]
-                deadline = mine if deadline is None else min(deadline, mine)
+            deadline = step.earliest(core_deadline)
             timeout = None if deadline is None else max(0.0, deadline - now)
             if tls is not None and tls.pending():
                 # Decrypted bytes already buffered in the TLS layer are invisible
@@ -139,16 +111,13 @@ def pump(
                 elif mask & selectors.EVENT_READ:
                     readable = True
             # Judged before reading: the events _read drains must not change it.
-            stuck = step.current
-            if stuck is not None and now < stuck[0]:
-                stuck = None  # not due yet
+            stuck = step.expired(now)
             if readable:
                 _read(conn, sock, now, handle_events)
             if stuck is not None:
                 # A step only the driver can time is stuck: drop the transport,
                 # which the core handles like any lost connection (resumable).
-                log.warning("%s; dropping the connection", stuck[1])
-                step.clear()
+                log.warning(stuck)
                 conn.receive_data(b"", now)
             core_deadline = conn.next_deadline()
             if core_deadline is not None and (core_due or now >= core_deadline):

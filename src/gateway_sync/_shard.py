@@ -273,7 +273,8 @@ class Shard(ShardIO):
         ``1000``/``1001`` end the session (the bot goes offline); any other code
         keeps it resumable, and :attr:`session` can be handed to a new shard.
         Thread-safe; from one of this shard's handlers it does not wait for the
-        stop (a handler cannot wait for its own thread).
+        stop (a handler cannot wait for its own thread). On a shard that is not
+        running (never started, or stopped) it only waits for its handlers.
         """
         self._request_stop(code)
         if self._emitter.is_handler_thread():
@@ -283,6 +284,8 @@ class Shard(ShardIO):
 
     def _request_stop(self, code: int) -> None:
         """Ask the I/O thread to close with ``code`` and stop; do not wait."""
+        if not self.running:
+            return  # nothing to stop: a request left behind must not reach the next run
         self._stopping.set()
         self._kick.set()
         self._mailbox.post(CloseRequest(code, restart=False))

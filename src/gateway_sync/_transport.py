@@ -18,7 +18,8 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+
+from gateway_proto.driver_support import split_gateway_url
 
 __all__ = [
     "TransportClosedError",
@@ -28,7 +29,6 @@ __all__ = [
     "open_stream",
     "recv_some",
     "send_some",
-    "split_url",
 ]
 
 _RECV_SIZE = 256 * 1024
@@ -73,16 +73,6 @@ class Waker:
         """Close both ends."""
         self._r.close()
         self._w.close()
-
-
-def split_url(url: str) -> tuple[str, int, bool]:
-    """Return ``(host, port, tls)`` of a ``ws://`` or ``wss://`` URL."""
-    parts = urlsplit(url)
-    tls = parts.scheme == "wss"
-    host = parts.hostname or ""
-    if not host:
-        raise ValueError(f"URL has no host: {url!r}")
-    return host, parts.port or (443 if tls else 80), tls
 
 
 def _wait(
@@ -131,11 +121,12 @@ def open_stream(
     Raises:
         TransportTimeoutError: the deadline passed.
         TransportClosedError: the owner asked to stop.
-        OSError: the connection failed (refused, unreachable, TLS verification, ...).
+        OSError: the connection failed (refused, unreachable, TLS verification, ...),
+            or the URL names no address (``GatewayUrlError``).
 
     """
     deadline = time.monotonic() + timeout
-    host, port, tls = split_url(url)
+    host, port, tls = split_gateway_url(url)
     # Name resolution has no non-blocking form in the standard library; on
     # loopback and with a warm resolver cache it is immediate.
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

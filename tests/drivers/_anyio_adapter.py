@@ -26,6 +26,8 @@ class _Running:
         self.shards: dict[int, Shard] = {}
         self.errors: dict[int, BaseException] = {}
         self.cluster: Cluster | None = None
+        #: Starts ``connect()`` of a shard in the adapter's task group.
+        self.start: Callable[[int], None] | None = None
 
     # -- recording ------------------------------------------------------------
 
@@ -119,6 +121,15 @@ class _Running:
                 members.append(member)
         return members
 
+    async def disconnect(self, code: int = 1000, *, shard_id: int = 0) -> None:
+        with anyio.fail_after(DEFAULT_TIMEOUT):
+            await self.shard(shard_id).disconnect(code)
+
+    async def connect_again(self, *, shard_id: int = 0) -> None:
+        assert self.start is not None, "connect_again() works on a lone shard"
+        self.start(shard_id)
+        await self._until(lambda: self.shard(shard_id)._running, "the shard to start", 5.0)
+
 
 def _slow_handler(running: _Running, name: str, seconds: float) -> Callable[[GatewayEvent], Any]:
     async def slow(event: GatewayEvent) -> None:
@@ -146,6 +157,7 @@ class AnyioAdapter:
         ssl_context: Any = None,
         slow_handlers: Mapping[str, float] | None = None,
         rest_verify: Any = None,
+        disconnect_first: bool = False,
         **options: Any,
     ) -> AsyncIterator[_Running]:
         verify = rest_verify if rest_verify is not None else (ssl_context or True)
@@ -171,8 +183,16 @@ class AnyioAdapter:
             except Exception as exc:
                 running.errors[shard_id] = exc
 
+        if disconnect_first:
+            with anyio.fail_after(DEFAULT_TIMEOUT):
+                await shard.disconnect()
         async with anyio.create_task_group() as tg:
-            tg.start_soon(run)
+
+            def start(_: int) -> None:
+                tg.start_soon(run)
+
+            running.start = start
+            start(shard_id)
             try:
                 yield running
             finally:

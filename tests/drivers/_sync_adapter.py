@@ -188,6 +188,14 @@ class _Running:
         with anyio.fail_after(timeout + 1.0):
             return await anyio.to_thread.run_sync(collect)
 
+    async def disconnect(self, code: int = 1000, *, shard_id: int = 0) -> None:
+        with anyio.fail_after(DEFAULT_TIMEOUT):
+            await anyio.to_thread.run_sync(self.shard(shard_id).disconnect, code)
+
+    async def connect_again(self, *, shard_id: int = 0) -> None:
+        assert self.cluster is None, "connect_again() works on a lone shard"
+        self.shard(shard_id).start()
+
 
 def _slow_handler(running: _Running, name: str, seconds: float) -> Callable[[GatewayEvent], None]:
     def slow(event: GatewayEvent) -> None:
@@ -215,6 +223,7 @@ class SyncAdapter:
         intents: int = 513,
         ssl_context: Any = None,
         slow_handlers: Mapping[str, float] | None = None,
+        disconnect_first: bool = False,
         **options: Any,
     ) -> AsyncIterator[_Running]:
         leaks = LeakCheck()
@@ -236,6 +245,9 @@ class SyncAdapter:
         shard.on("*", running.record)
         for name, seconds in (slow_handlers or {}).items():
             shard.on(name, _slow_handler(running, name, seconds))
+        if disconnect_first:
+            with anyio.fail_after(DEFAULT_TIMEOUT):
+                await anyio.to_thread.run_sync(shard.disconnect)
         shard.start()
         try:
             yield running

@@ -127,6 +127,17 @@ class Running(Protocol):
         """Collect everything ``shard.request_guild_members(guild_id, **options)`` yields."""
         ...
 
+    async def disconnect(self, code: int = 1000, *, shard_id: int = 0) -> None:
+        """Call the shard's ``disconnect(code)`` and wait until it returned."""
+        ...
+
+    async def connect_again(self, *, shard_id: int = 0) -> None:
+        """Start a stopped shard again, as its owner would (``connect()``/``start()``).
+
+        Returns once the new run started; wait for its events as usual.
+        """
+        ...
+
 
 class DriverAdapter(Protocol):
     """How the scenarios start a driver against a fake gateway."""
@@ -146,6 +157,7 @@ class DriverAdapter(Protocol):
         ssl_context: Any = None,
         slow_handlers: Mapping[str, float] | None = None,
         rest_verify: Any = None,
+        disconnect_first: bool = False,
         **options: Any,
     ) -> AbstractAsyncContextManager[Running]:
         """Start one shard against ``fake`` (REST: ``fake.api_base``); stop it on exit.
@@ -163,6 +175,8 @@ class DriverAdapter(Protocol):
             rest_verify: the ``verify`` of the ``Gateway``'s REST client; ``None`` means
                 ``ssl_context`` if given, else ``True`` (lets a scenario trust REST but
                 not the gateway, to prove the gateway verifies by default).
+            disconnect_first: call the shard's ``disconnect()`` once before it is
+                started (it is not running then), and wait for that call.
             options: passed to the ``Shard`` constructor as is.
 
         The shard is connecting when the context is entered; wait for ``"READY"``.

@@ -138,6 +138,33 @@ async def test_op9_invalid_session(driver: DriverAdapter, resumable: bool) -> No
         assert counters.reconnects == {"invalid_session": 1}
 
 
+async def test_disconnect_while_not_running_does_not_stop_the_next_run(
+    driver: DriverAdapter,
+) -> None:
+    # Regression: disconnect() on a shard that was not running (not started yet, or
+    # stopped already) left a stop request behind, and the next run stopped at its
+    # first close instead of reconnecting.
+    async with fake() as gw, driver.start_shard(gw, disconnect_first=True) as run:
+        await run.wait_for("READY")
+        await gw.connections[0].reconnect()  # op 7: resume, don't stop
+        await run.wait_for("RESUMED")
+        await run.disconnect(4000)  # a real stop, the session stays resumable
+        assert [s.name for s in run.seen].count("disconnect") == 1
+        await run.disconnect(4000)  # the shard is stopped: nothing to do
+        await run.connect_again()
+        await run.wait_for("RESUMED", count=2)
+        await gw.connections[2].reconnect()
+        await run.wait_for("RESUMED", count=3)
+        assert [c.cause for c in closes(run)] == [
+            CloseCause.RECONNECT_REQUESTED,
+            CloseCause.REQUESTED,
+            CloseCause.RECONNECT_REQUESTED,
+        ]
+        assert [s.name for s in run.seen].count("disconnect") == 1
+        assert all(conn.resumed for conn in gw.connections[1:])
+        assert run.shard().state.value == "ready"
+
+
 FATAL = {
     4004: errors.AuthenticationFailedError,
     4010: errors.InvalidShardError,
@@ -218,9 +245,9 @@ async def test_tls_verification_is_on_by_default(driver: DriverAdapter) -> None:
 
 async def test_cluster_identifies_bucket_by_bucket(driver: DriverAdapter) -> None:
     window = 0.3
-    # The fake measures the window on arrival, a hair after the limiter granted the
-    # slot; a slightly shorter window there keeps loopback jitter from causing op 9s.
-    gw = fake(shards=8, max_concurrency=2, identify_window=window * 0.8)
+    # The same window on both sides: the limiter measures it from each IDENTIFY's
+    # send (plus a margin), so the fake, which measures arrivals, never refuses one.
+    gw = fake(shards=8, max_concurrency=2, identify_window=window)
     async with gw, driver.start_cluster(gw, 8, identify_window=window) as run:
         await run.wait_for("READY", count=8, timeout=20)
         log = run.identify_log
@@ -315,7 +342,7 @@ async def test_spawn_ids_with_a_pinned_shard_count(driver: DriverAdapter) -> Non
 
 async def test_cluster_asks_for_identifies_in_shard_id_order(driver: DriverAdapter) -> None:
     window = 0.1
-    gw = fake(shards=4, max_concurrency=1, identify_window=window * 0.8)
+    gw = fake(shards=4, max_concurrency=1, identify_window=window)
     async with gw, driver.start_cluster(gw, 4, identify_window=window) as run:
         await run.wait_for("READY", count=4)
         # One bucket: every identify waits for the one before, in shard id order.

@@ -35,7 +35,6 @@ from gateway_sync._transport import (
     open_stream,
     recv_some,
     send_some,
-    split_url,
 )
 
 from ._sync_adapter import LeakCheck, driver_threads, open_sockets
@@ -334,13 +333,6 @@ def test_iterator_blocks_until_an_event_from_another_thread() -> None:
 
 
 # -- transport --------------------------------------------------------------------------
-
-
-def test_split_url() -> None:
-    assert split_url("wss://gateway.discord.gg/?v=10") == ("gateway.discord.gg", 443, True)
-    assert split_url("ws://127.0.0.1:8080/") == ("127.0.0.1", 8080, False)
-    with pytest.raises(ValueError, match="no host"):
-        split_url("ws:///path")
 
 
 def test_waker_wakes_a_select_from_another_thread() -> None:

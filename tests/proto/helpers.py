@@ -32,10 +32,13 @@ from wsproto.events import (
 )
 
 from gateway_proto import (
+    CloseCause,
     Closed,
+    CloseInitiator,
     ConnectionState,
     Event,
     GatewayConnection,
+    GatewayError,
     PayloadSent,
     Session,
     ShardConfig,
@@ -304,3 +307,19 @@ def closed_event(evs: Sequence[object]) -> Closed:
     last = evs[-1]
     assert isinstance(last, Closed), evs
     return last
+
+
+def make_closed(
+    cause: CloseCause = CloseCause.SERVER_CLOSED,
+    *,
+    session: Session | None,
+    code: int | None = 4000,
+    can_reconnect: bool = True,
+    retry_after: float = 0.0,
+    error: GatewayError | None = None,
+) -> Closed:
+    """A ``Closed`` event by the peer (reason ``"x"``), resumable when ``session`` is given."""
+    fields: dict[str, Any] = {"reason": "x", "initiator": CloseInitiator.PEER, "cause": cause}
+    fields.update(code=code, session=session, can_resume=session is not None)
+    fields.update(can_reconnect=can_reconnect, retry_after=retry_after, error=error)
+    return Closed(**fields)

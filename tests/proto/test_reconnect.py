@@ -10,7 +10,6 @@ from gateway_proto import (
     Backoff,
     CloseCause,
     Closed,
-    CloseInitiator,
     Dispatch,
     Hello,
     Opened,
@@ -19,7 +18,15 @@ from gateway_proto import (
     Session,
 )
 
-from .helpers import RESUME_URL, FixedRandom, closed_event, drive, events, make_config
+from .helpers import (
+    RESUME_URL,
+    FixedRandom,
+    closed_event,
+    drive,
+    events,
+    make_closed,
+    make_config,
+)
 
 SESSION = Session(session_id="s", sequence=9, resume_url=RESUME_URL)
 BASE = "wss://gateway.example.test/?v=10&encoding=json&compress=zlib-stream"
@@ -34,14 +41,10 @@ def _closed(
     retry_after: float = 0.0,
     error: Exception | None = None,
 ) -> Closed:
-    return Closed(
-        code=4000,
-        reason="x",
-        initiator=CloseInitiator.PEER,
-        cause=cause,
-        can_reconnect=can_reconnect,
-        can_resume=session is not None,
+    return make_closed(
+        cause,
         session=session,
+        can_reconnect=can_reconnect,
         retry_after=retry_after,
         error=error,  # type: ignore[arg-type]
     )
