@@ -1,0 +1,150 @@
+"""What both drivers share that does no I/O (names, buffers, parsing, redaction).
+
+Theory of operation: ``gateway_anyio`` and ``gateway_sync`` expose the same API name
+for name; only ``async``/``await`` and the concurrency primitives differ. Every
+decision they would otherwise both have to make lives here, as plain data and pure
+functions, so the two drivers cannot drift apart. Nothing here reads the clock,
+touches a socket or takes a lock: the drivers wrap these objects in their own
+locks, events and conditions.
+
+Every public name is importable from this package; each lives in one module, by job:
+
+- :mod:`.shard_events`: the lifecycle event names (:data:`OPEN`, :data:`CLOSE`, ...,
+  :data:`LIFECYCLE_EVENTS`), the envelope :class:`GatewayEvent`, the payloads
+  (:class:`StateChange`, :class:`Connected`, :class:`Stopped`, :class:`IdentifyWait`),
+  :class:`ShardState` and :class:`ShardCounters`.
+- :mod:`.handlers`: the handler registry (:class:`HandlerRegistry`).
+- :mod:`.buffers`: bounded event buffers (:class:`DropOldestBuffer`).
+- :mod:`.reactor`: what each core event means for a shard (:class:`ConnectionReactor`,
+  :class:`Reaction`) and the steps only a driver can time (:class:`StepDeadline`,
+  :data:`HANDSHAKE_TIMED_OUT`, :data:`READY_TIMED_OUT`, :data:`RESUMED_TIMED_OUT`).
+- :mod:`.after_close`: what to do when a connection ends (:func:`after_connection`,
+  :class:`NextAttempt`, :func:`describe_error`).
+- :mod:`.urls`: where a gateway URL points (:func:`split_gateway_url`,
+  :class:`GatewayAddress`, :class:`GatewayUrlError`).
+- :mod:`.gateway_info`: ``GET /gateway/bot`` parsing and its fetch retry policy
+  (:class:`GatewayInfo`, :class:`GatewayBase`, :class:`GatewayFetch`,
+  :func:`parse_retry_after`, :class:`GatewayRequestError`, :class:`InvalidTokenError`).
+- :mod:`.planning`: shard planning and start order (:func:`plan_shards`,
+  :data:`SpawnSpec`, :class:`StartOrder`).
+- :mod:`.identify_permits`: the identify wait queue and the in-process limiters'
+  bookkeeping (:class:`IdentifyQueue`, :class:`IdentifyTicket`, :class:`IdentifyGrant`,
+  :class:`InProcessLimiterBase`), and identify-sent tracking
+  (:class:`TracksIdentifySends`, :func:`note_identify_sent`).
+- :mod:`.unsent`: the unsent-command backlog across connections (:class:`UnsentCommands`).
+- :mod:`.member_chunks`: member-chunk collection (:class:`MemberChunkCollector`,
+  :class:`ChunkOutcome`).
+- :mod:`.redaction`: token redaction (:func:`redact`, :class:`RedactingFilter`) and the
+  shard's logger (:class:`ShardLogger`).
+"""
+
+from __future__ import annotations
+
+from .after_close import NextAttempt, after_connection, describe_error
+from .buffers import DropOldestBuffer
+from .gateway_info import (
+    GatewayBase,
+    GatewayFetch,
+    GatewayInfo,
+    GatewayRequestError,
+    InvalidTokenError,
+    parse_retry_after,
+)
+from .handlers import HandlerRegistry
+from .identify_permits import (
+    IdentifyGrant,
+    IdentifyQueue,
+    IdentifyTicket,
+    InProcessLimiterBase,
+    TracksIdentifySends,
+    note_identify_sent,
+)
+from .member_chunks import ChunkOutcome, MemberChunkCollector
+from .planning import SpawnSpec, StartOrder, plan_shards
+from .reactor import (
+    HANDSHAKE_TIMED_OUT,
+    READY_TIMED_OUT,
+    RESUMED_TIMED_OUT,
+    ConnectionReactor,
+    Reaction,
+    StepDeadline,
+)
+from .redaction import RedactingFilter, ShardLogger, redact
+from .shard_events import (
+    ANY_EVENT,
+    CLOSE,
+    CONNECT,
+    DISCONNECT,
+    ERROR,
+    IDENTIFY_WAIT,
+    LIFECYCLE_EVENTS,
+    OPEN,
+    RECEIVE,
+    SEND,
+    STATE,
+    Connected,
+    GatewayEvent,
+    IdentifyWait,
+    ShardCounters,
+    ShardState,
+    StateChange,
+    Stopped,
+)
+from .unsent import UnsentCommands
+from .urls import GatewayAddress, GatewayUrlError, split_gateway_url
+
+__all__ = [
+    "ANY_EVENT",
+    "CLOSE",
+    "CONNECT",
+    "DISCONNECT",
+    "ERROR",
+    "HANDSHAKE_TIMED_OUT",
+    "IDENTIFY_WAIT",
+    "LIFECYCLE_EVENTS",
+    "OPEN",
+    "READY_TIMED_OUT",
+    "RECEIVE",
+    "RESUMED_TIMED_OUT",
+    "SEND",
+    "STATE",
+    "ChunkOutcome",
+    "Connected",
+    "ConnectionReactor",
+    "DropOldestBuffer",
+    "GatewayAddress",
+    "GatewayBase",
+    "GatewayEvent",
+    "GatewayFetch",
+    "GatewayInfo",
+    "GatewayRequestError",
+    "GatewayUrlError",
+    "HandlerRegistry",
+    "IdentifyGrant",
+    "IdentifyQueue",
+    "IdentifyTicket",
+    "IdentifyWait",
+    "InProcessLimiterBase",
+    "InvalidTokenError",
+    "MemberChunkCollector",
+    "NextAttempt",
+    "Reaction",
+    "RedactingFilter",
+    "ShardCounters",
+    "ShardLogger",
+    "ShardState",
+    "SpawnSpec",
+    "StartOrder",
+    "StateChange",
+    "StepDeadline",
+    "Stopped",
+    "TracksIdentifySends",
+    "UnsentCommands",
+    "after_connection",
+    "describe_error",
+    "note_identify_sent",
+    "parse_retry_after",
+    "plan_shards",
+    "redact",
+    "split_gateway_url",
+]

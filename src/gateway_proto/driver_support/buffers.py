@@ -1,0 +1,42 @@
+"""Bounded event buffers that drop their oldest item rather than block the reader."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class DropOldestBuffer(Generic[T]):
+    """A bounded FIFO that drops its oldest item when full, and counts the drops.
+
+    Why drop instead of blocking: the shard's reader must never wait for a
+    consumer, or heartbeat ACKs would go unread and the connection would be
+    declared a zombie. A consumer that falls behind loses the oldest events and
+    sees the count in ``dropped``.
+    """
+
+    def __init__(self, maxlen: int) -> None:
+        if maxlen < 1:
+            raise ValueError("maxlen must be at least 1")
+        self._items: deque[T] = deque()
+        self.maxlen = maxlen
+        self.dropped = 0
+
+    def append(self, item: T) -> bool:
+        """Add an item; return ``True`` if the oldest one was dropped to make room."""
+        dropped = False
+        if len(self._items) >= self.maxlen:
+            self._items.popleft()
+            self.dropped += 1
+            dropped = True
+        self._items.append(item)
+        return dropped
+
+    def popleft(self) -> T:
+        """Remove and return the oldest item (``IndexError`` if empty)."""
+        return self._items.popleft()
+
+    def __len__(self) -> int:
+        return len(self._items)

@@ -1,0 +1,170 @@
+"""Lifecycle event names, the event envelope and the payloads a shard's events carry.
+
+The names a driver emits besides Discord's dispatch names (:data:`OPEN`,
+:data:`CLOSE`, ...), the envelope handlers receive (:class:`GatewayEvent`), the
+data each lifecycle event carries (:class:`StateChange`, :class:`Connected`,
+:class:`Stopped`, :class:`IdentifyWait`), where a shard is in its life
+(:class:`ShardState`) and the counters it keeps (:class:`ShardCounters`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway_proto.commands import Command
+from gateway_proto.events import Closed
+from gateway_proto.session import Session
+
+#: The WebSocket to the gateway opened (data: the URL, without the token).
+OPEN = "open"
+#: A connection ended (data: the core's :class:`~gateway_proto.events.Closed`).
+CLOSE = "close"
+#: Something went wrong that the shard survives or that stops it (data: the exception).
+ERROR = "error"
+#: A payload was sent (data: ``{"op": ..., "d": ...}`` before encoding, token redacted).
+SEND = "send"
+#: The core decoded something from the server (data: the core's event object:
+#: ``Hello``, ``Dispatch``, ``HeartbeatAck``, ``ReconnectRequested``, ``InvalidSession``).
+RECEIVE = "receive"
+#: The session is live: READY or RESUMED arrived (data: :class:`Connected`).
+CONNECT = "connect"
+#: The shard stopped for good and will not reconnect (data: :class:`Stopped`).
+DISCONNECT = "disconnect"
+#: The shard's state changed (data: :class:`StateChange`, with the reason).
+STATE = "state"
+#: The identify limiter makes the shard wait (data: :class:`IdentifyWait`).
+IDENTIFY_WAIT = "identify_wait"
+#: Register a handler under this name to get every event.
+ANY_EVENT = "*"
+
+#: The driver's own event names; every other name is a Discord dispatch name.
+LIFECYCLE_EVENTS = frozenset(
+    {OPEN, CLOSE, ERROR, SEND, RECEIVE, CONNECT, DISCONNECT, STATE, IDENTIFY_WAIT}
+)
+
+
+class ShardState(enum.Enum):
+    """Where a driver's shard is in its life (coarser than the connection's state)."""
+
+    #: Built, not connected yet.
+    IDLE = "idle"
+    #: Opening TCP/TLS and the WebSocket, waiting for HELLO.
+    CONNECTING = "connecting"
+    #: Waiting for an identify permit, or for READY after IDENTIFY.
+    IDENTIFYING = "identifying"
+    #: RESUME sent, waiting for RESUMED (replayed dispatches arrive meanwhile).
+    RESUMING = "resuming"
+    #: The session is live.
+    READY = "ready"
+    #: The connection ended; waiting out the backoff before the next attempt.
+    RECONNECTING = "reconnecting"
+    #: Stopped for good (``disconnect()``, a fatal close, or the owner closed).
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayEvent:
+    """What handlers and ``events()`` receive: one event of one shard.
+
+    Attributes:
+        name: a Discord dispatch name (``"MESSAGE_CREATE"``) or a lifecycle name
+            (:data:`OPEN`, :data:`CLOSE`, ...).
+        shard_id: the shard it came from.
+        data: the dispatch's ``d``, or the lifecycle event's payload (see the names).
+        sequence: the dispatch's sequence number; ``None`` for lifecycle events.
+        shard: the driver's ``Shard`` object (not part of equality or ``repr``).
+
+    """
+
+    name: str
+    shard_id: int
+    data: Any
+    sequence: int | None = None
+    shard: Any = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """Payload of :data:`STATE`: the shard moved from ``old`` to ``new`` because of ``reason``."""
+
+    old: ShardState
+    new: ShardState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """Payload of :data:`CONNECT`.
+
+    Attributes:
+        resumed: ``True`` after RESUMED, ``False`` after READY (a new session).
+        session: the live session.
+
+    """
+
+    resumed: bool
+    session: Session | None
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """Payload of :data:`DISCONNECT`: why the shard stopped for good.
+
+    Attributes:
+        reason: a short description.
+        error: the fatal error, if one stopped it.
+        closed: the last connection's close, if there was one.
+        unsent: commands whose ``send()`` returned but that no connection wrote
+            before the shard stopped (oldest first); they were not sent.
+
+    """
+
+    reason: str
+    error: BaseException | None = None
+    closed: Closed | None = None
+    unsent: tuple[Command, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyWait:
+    """Payload of :data:`IDENTIFY_WAIT`: the shard waits before it may identify.
+
+    Attributes:
+        delay: seconds until the permit.
+        bucket: the shard's bucket (``shard_id % max_concurrency``).
+        waits_for_reset: ``True`` when the session start budget is spent and the
+            wait lasts until it resets (identifying anyway would reset the token).
+
+    """
+
+    delay: float
+    bucket: int
+    waits_for_reset: bool
+
+
+@dataclass(slots=True)
+class ShardCounters:
+    """Counters a shard keeps, for metrics and tests.
+
+    Attributes:
+        identifies: IDENTIFYs sent (new sessions started).
+        resumes: RESUMEs attempted.
+        connections: transport connections opened.
+        dispatches: dispatches delivered.
+        reconnects: reconnects by cause (``CloseCause`` values and ``"connect_failed"``).
+        dropped_events: events dropped because a consumer fell behind.
+
+    """
+
+    identifies: int = 0
+    resumes: int = 0
+    connections: int = 0
+    dispatches: int = 0
+    reconnects: dict[str, int] = field(default_factory=dict)
+    dropped_events: int = 0
+
+    def count_reconnect(self, cause: str) -> None:
+        """Count one reconnect caused by ``cause``."""
+        self.reconnects[cause] = self.reconnects.get(cause, 0) + 1

@@ -1,0 +1,96 @@
+"""Commands across connections: what a shard accepted that no connection wrote yet."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import TYPE_CHECKING
+
+from gateway_proto.commands import Command
+from gateway_proto.errors import GatewayError
+from gateway_proto.events import Closed, PayloadSent
+
+from .redaction import _LoggerAdapter
+from .shard_events import Stopped
+
+if TYPE_CHECKING:
+    from gateway_proto.connection import GatewayConnection
+
+
+class UnsentCommands:
+    """Commands a shard accepted (its ``send()`` returned) that no connection wrote yet.
+
+    Why: a connection drops the commands still queued in it when it closes (they
+    wait for READY/RESUMED or for the 120 per 60 s limiter). A ``send()`` that
+    returned must not silently vanish across a reconnect, so the driver records
+    every command the connection accepted, feeds this every ``PayloadSent`` (a
+    connection writes its commands first in, first out), hands what is left to the
+    shard's next connection (:meth:`requeue`), and reports what is still left when
+    the shard stops for good (``Stopped.unsent``).
+    """
+
+    def __init__(self) -> None:
+        self._commands: deque[Command] = deque()
+
+    def __len__(self) -> int:
+        return len(self._commands)
+
+    @property
+    def commands(self) -> tuple[Command, ...]:
+        """The unsent commands, oldest first."""
+        return tuple(self._commands)
+
+    def accepted(self, command: Command) -> None:
+        """Record a command that a connection's ``send()`` accepted."""
+        self._commands.append(command)
+
+    def observe(self, event: object) -> None:
+        """Feed every event of the connection: a written command leaves the backlog."""
+        if (
+            isinstance(event, PayloadSent)
+            and self._commands
+            and event.opcode == self._commands[0].opcode
+        ):
+            self._commands.popleft()
+
+    def requeue(self, connection: GatewayConnection, now: float) -> list[Command]:
+        """Queue the backlog on a shard's new ``connection`` (before anything else).
+
+        They go out, in their order, once that connection's session is live (resumed
+        or new). Returns the commands it refused (``max_pending_commands``), which
+        leave the backlog: the caller should say they were dropped.
+        """
+        refused: list[Command] = []
+        kept: deque[Command] = deque()
+        for command in self._commands:
+            try:
+                connection.send(command, now)
+            except GatewayError:
+                refused.append(command)
+            else:
+                kept.append(command)
+        self._commands = kept
+        return refused
+
+    def take(self) -> tuple[Command, ...]:
+        """Empty the backlog and return what it held (the shard stopped)."""
+        commands = tuple(self._commands)
+        self._commands.clear()
+        return commands
+
+    def stop_report(
+        self,
+        reason: str,
+        *,
+        error: BaseException | None = None,
+        closed: Closed | None = None,
+        log: logging.Logger | _LoggerAdapter | None = None,
+    ) -> Stopped:
+        """Empty the backlog into the :data:`DISCONNECT` payload of a shard that stopped.
+
+        Warns on ``log`` (if given) when commands were left unsent.
+        """
+        unsent = self.take()
+        if unsent and log is not None:
+            log.warning("stopped with %d command(s) not sent", len(unsent))
+        return Stopped(reason, error=error, closed=closed, unsent=unsent)
