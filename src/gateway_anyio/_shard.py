@@ -23,13 +23,11 @@ from gateway_proto.commands import Command, RequestGuildMembers, Snowflake, Upda
 from gateway_proto.config import Compression, Encoding, ShardConfig
 from gateway_proto.driver_support import (
     DISCONNECT,
-    STATE,
-    GatewayEvent,
     MemberChunkCollector,
     ShardCounters,
     ShardLogger,
+    ShardReporting,
     ShardState,
-    StateChange,
 )
 from gateway_proto.session import Session
 
@@ -43,7 +41,7 @@ __all__ = ["Shard"]
 _H = TypeVar("_H", bound=Handler)
 
 
-class Shard:
+class Shard(ShardReporting):
     """One shard: connects, heartbeats, resumes and reconnects until told to stop.
 
     Args:
@@ -70,6 +68,8 @@ class Shard:
             (``hello_timeout``, ``close_timeout``, ``max_message_size``, ...).
 
     """
+
+    _emitter: Emitter
 
     def __init__(
         self,
@@ -325,17 +325,6 @@ class Shard:
                     return
 
     # -- reporting -------------------------------------------------------------------
-
-    def _emit(self, name: str, data: Any, sequence: int | None = None) -> None:
-        self._emitter.emit(GatewayEvent(name, self.id, data, sequence, self))
-
-    def _set_state(self, new: ShardState, reason: str) -> None:
-        old, self._state = self._state, new
-        if old is not new:
-            self._log.info("%s -> %s: %s", old.value, new.value, reason)
-            self._emit(STATE, StateChange(old, new, reason))
-            if self._on_state is not None:
-                self._on_state(self)
 
     def _count_drop(self, count: int) -> None:
         self.counters.dropped_events += count

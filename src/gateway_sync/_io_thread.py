@@ -29,7 +29,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, cast
 
 from gateway_proto.backoff import Backoff
 from gateway_proto.config import ShardConfig
@@ -39,14 +39,12 @@ from gateway_proto.driver_support import (
     ERROR,
     IDENTIFY_WAIT,
     RECEIVE,
-    STATE,
     ConnectionReactor,
-    GatewayEvent,
     Reaction,
     ShardCounters,
     ShardLogger,
+    ShardReporting,
     ShardState,
-    StateChange,
     StepDeadline,
     Stopped,
     UnsentCommands,
@@ -71,7 +69,7 @@ if TYPE_CHECKING:
 __all__ = ["ShardIO"]
 
 
-class ShardIO:
+class ShardIO(ShardReporting):
     """What a :class:`~gateway_sync.Shard` does on its I/O thread.
 
     ``Shard`` subclasses it and adds the public API, which runs on the caller's
@@ -328,17 +326,6 @@ class ShardIO:
     def _as_shard(self) -> Shard:
         # Only Shard instantiates this class; the cluster's hooks take the Shard.
         return cast("Shard", self)
-
-    def _emit(self, name: str, data: Any, sequence: int | None = None) -> None:
-        self._emitter.emit(GatewayEvent(name, self.id, data, sequence, self))
-
-    def _set_state(self, new: ShardState, reason: str) -> None:
-        old, self._state = self._state, new
-        if old is not new:
-            self._log.info("%s -> %s: %s", old.value, new.value, reason)
-            self._emit(STATE, StateChange(old, new, reason))
-            if self._on_state is not None:
-                self._on_state(self._as_shard())
 
     def _sync_counters(self) -> None:
         reconnector = self._reconnector

@@ -12,7 +12,8 @@ Every public name is importable from this package; each lives in one module, by 
 - :mod:`.shard_events`: the lifecycle event names (:data:`OPEN`, :data:`CLOSE`, ...,
   :data:`LIFECYCLE_EVENTS`), the envelope :class:`GatewayEvent`, the payloads
   (:class:`StateChange`, :class:`Connected`, :class:`Stopped`, :class:`IdentifyWait`),
-  :class:`ShardState` and :class:`ShardCounters`.
+  :class:`ShardState` and :class:`ShardCounters`; :class:`ShardReporting`, how a
+  shard emits its events and changes state.
 - :mod:`.handlers`: the handler registry (:class:`HandlerRegistry`).
 - :mod:`.buffers`: bounded event buffers (:class:`DropOldestBuffer`).
 - :mod:`.reactor`: what each core event means for a shard (:class:`ConnectionReactor`,
@@ -86,6 +87,7 @@ from .shard_events import (
     GatewayEvent,
     IdentifyWait,
     ShardCounters,
+    ShardReporting,
     ShardState,
     StateChange,
     Stopped,
@@ -132,6 +134,7 @@ __all__ = [
     "RedactingFilter",
     "ShardCounters",
     "ShardLogger",
+    "ShardReporting",
     "ShardState",
     "SpawnSpec",
     "StartOrder",

@@ -10,12 +10,16 @@ data each lifecycle event carries (:class:`StateChange`, :class:`Connected`,
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway_proto.commands import Command
 from gateway_proto.events import Closed
 from gateway_proto.session import Session
+
+if TYPE_CHECKING:
+    from .redaction import ShardLogger
 
 #: The WebSocket to the gateway opened (data: the URL, without the token).
 OPEN = "open"
@@ -168,3 +172,33 @@ class ShardCounters:
     def count_reconnect(self, cause: str) -> None:
         """Count one reconnect caused by ``cause``."""
         self.reconnects[cause] = self.reconnects.get(cause, 0) + 1
+
+
+class _Emits(Protocol):
+    def emit(self, event: GatewayEvent) -> None: ...
+
+
+class ShardReporting:
+    """How a driver's shard reports: emit one of its events, and change its state.
+
+    A mixin for both drivers' shard classes, which set the attributes it names.
+    A state change is logged, emitted as :data:`STATE` with a :class:`StateChange`,
+    and passed on to ``_on_state`` (a cluster's hook), in that order.
+    """
+
+    id: int
+    _state: ShardState
+    _log: ShardLogger
+    _emitter: _Emits
+    _on_state: Callable[[Any], None] | None
+
+    def _emit(self, name: str, data: Any, sequence: int | None = None) -> None:
+        self._emitter.emit(GatewayEvent(name, self.id, data, sequence, self))
+
+    def _set_state(self, new: ShardState, reason: str) -> None:
+        old, self._state = self._state, new
+        if old is not new:
+            self._log.info("%s -> %s: %s", old.value, new.value, reason)
+            self._emit(STATE, StateChange(old, new, reason))
+            if self._on_state is not None:
+                self._on_state(self)
