@@ -184,7 +184,7 @@ class ShardRunner:
         self._counters.reconnects = reconnector.reconnects
         while True:
             conn = reconnector.new_connection()
-            self._requeue(conn)
+            self._unsent.requeue(conn, anyio.current_time(), log=self._log)
             closed: Closed | None = None
             failure: Exception | None = None
             try:
@@ -351,10 +351,3 @@ class ShardRunner:
         self._wake.set()
         return True
 
-    def _requeue(self, conn: GatewayConnection) -> None:
-        """Hand the commands the last connection did not write to ``conn``."""
-        if self._unsent:
-            refused = self._unsent.requeue(conn, anyio.current_time())
-            self._log.info("re-queued %d unsent command(s)", len(self._unsent))
-            if refused:
-                self._log.warning("dropped %d unsent command(s): queue full", len(refused))

@@ -161,7 +161,7 @@ class ShardIO(ShardReporting):
         self.counters.reconnects = reconnector.reconnects
         while True:
             conn = reconnector.new_connection()
-            self._requeue(conn)
+            self._unsent.requeue(conn, time.monotonic(), log=self._log)
             closed = self._run_connection(conn, reconnector)
             self._reject_sends(f"shard {self.id} is not connected")
             restart, self._restart = self._restart is not None, None
@@ -333,13 +333,6 @@ class ShardIO(ShardReporting):
             self.counters.identifies = reconnector.identifies
             self.counters.resumes = reconnector.resumes
 
-    def _requeue(self, conn: GatewayConnection) -> None:
-        """Hand the commands the last connection did not write to ``conn``."""
-        if self._unsent:
-            refused = self._unsent.requeue(conn, time.monotonic())
-            self._log.info("re-queued %d unsent command(s)", len(self._unsent))
-            if refused:
-                self._log.warning("dropped %d unsent command(s): queue full", len(refused))
 
     def _stop_report(
         self, reason: str, *, error: BaseException | None = None, closed: Closed | None = None

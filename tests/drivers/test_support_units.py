@@ -69,6 +69,29 @@ def test_unsent_commands_follow_what_the_connection_wrote() -> None:
     assert len(unsent) == 0
 
 
+def test_unsent_commands_requeue_on_the_next_connection(caplog: pytest.LogCaptureFixture) -> None:
+    from gateway_proto import GatewayConnection, ShardConfig
+
+    log = logging.getLogger("gateway_test.unsent")
+    caplog.set_level(logging.INFO, logger="gateway_test.unsent")
+    config = ShardConfig(token=TOKEN, intents=1, max_pending_commands=1)
+    unsent = UnsentCommands()
+    assert unsent.requeue(GatewayConnection(config), 0.0, log=log) == []
+    assert caplog.records == []  # nothing to re-queue, nothing said
+    presence, voice = UpdatePresence(status="idle"), UpdateVoiceState(guild_id=1, channel_id=None)
+    unsent.accepted(presence)
+    unsent.accepted(voice)
+    conn = GatewayConnection(config)
+    conn.connect(0.0)
+    assert unsent.requeue(conn, 0.0, log=log) == [voice]  # room for one only
+    assert conn.pending_commands == (presence,)
+    assert list(unsent.commands) == [presence]
+    assert [r.getMessage() for r in caplog.records] == [
+        "re-queued 1 unsent command(s)",
+        "dropped 1 unsent command(s): queue full",
+    ]
+
+
 def test_shard_logger_is_shared_and_redacts(caplog: pytest.LogCaptureFixture) -> None:
     import gateway_anyio
     import gateway_sync

@@ -53,13 +53,22 @@ class UnsentCommands:
         ):
             self._commands.popleft()
 
-    def requeue(self, connection: GatewayConnection, now: float) -> list[Command]:
+    def requeue(
+        self,
+        connection: GatewayConnection,
+        now: float,
+        *,
+        log: logging.Logger | _LoggerAdapter | None = None,
+    ) -> list[Command]:
         """Queue the backlog on a shard's new ``connection`` (before anything else).
 
         They go out, in their order, once that connection's session is live (resumed
         or new). Returns the commands it refused (``max_pending_commands``), which
-        leave the backlog: the caller should say they were dropped.
+        leave the backlog; on ``log`` (if given) it says how many were re-queued and
+        warns about those dropped.
         """
+        if not self._commands:
+            return []
         refused: list[Command] = []
         kept: deque[Command] = deque()
         for command in self._commands:
@@ -70,6 +79,10 @@ class UnsentCommands:
             else:
                 kept.append(command)
         self._commands = kept
+        if log is not None:
+            log.info("re-queued %d unsent command(s)", len(kept))
+            if refused:
+                log.warning("dropped %d unsent command(s): queue full", len(refused))
         return refused
 
     def take(self) -> tuple[Command, ...]:
