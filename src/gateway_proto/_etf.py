@@ -3,7 +3,8 @@
 Theory of operation: one recursive pass over the bytes builds exactly what the
 JSON codec would build: ``str`` keys and strings (binaries and atoms), ``None``/
 ``True``/``False`` for the atoms ``nil``/``true``/``false``, ``list`` for lists and
-tuples, and integers above ``2**53 - 1`` as ``str`` (see :mod:`gateway_proto.codecs`).
+tuples, and integers beyond ``2**53 - 1`` (either sign) as ``str`` (see
+:mod:`gateway_proto.codecs`); an integer of more than 255 bytes is refused.
 
 Why it exists next to ``erlpack``: erlpack's C decoder recurses without a limit
 and crashes the interpreter (SIGSEGV) on a deeply nested term, which a hostile or
@@ -24,6 +25,10 @@ from .errors import DecodeError
 __all__ = ["decode"]
 
 _THRESHOLD: Final = 2**53 - 1
+#: The longest bignum accepted, in bytes (2040 bits, what SMALL_BIG_EXT holds):
+#: its decimal form (614 digits) is cheap to build and within every
+#: ``sys.set_int_max_str_digits`` setting (at least 640); a snowflake needs 8.
+_MAX_BIG_BYTES: Final = 255
 _ATOMS: Final[dict[str, Any]] = {"nil": None, "true": True, "false": False}
 _unpack_double = struct.Struct(">d").unpack_from
 _from_bytes = int.from_bytes
@@ -59,11 +64,27 @@ def decode(data: bytes, max_size: int) -> Any:
         raise DecodeError("an ETF binary or atom that is not UTF-8") from None
     except (IndexError, ValueError, KeyError, struct.error, zlib.error):
         raise DecodeError("a truncated or malformed ETF payload") from None
+    except TypeError:  # a list or map as a map key: not hashable, nor a JSON key
+        raise DecodeError("an ETF map key that is not a string, number or atom") from None
     except RecursionError:
         raise DecodeError("an ETF payload nested too deeply") from None
     if end != len(data):
         raise DecodeError("a truncated ETF term, or trailing bytes after it")
     return value
+
+
+def _big(data: bytes, start: int, end: int, negative: int) -> int | str:
+    """Return the bignum in ``data[start:end]``: as ``str`` beyond ``2**53 - 1`` either way.
+
+    The same rule for both signs, so no integer a JSON encoder could not carry
+    exactly (and no integer too long for ``json.dumps``) reaches the caller.
+    """
+    if end > len(data):
+        raise IndexError
+    value = _from_bytes(data[start:end], "little")
+    if value > _THRESHOLD:
+        return f"-{value}" if negative else str(value)
+    return -value if negative else value
 
 
 def _term(data: bytes, pos: int) -> tuple[Any, int]:
@@ -123,14 +144,8 @@ def _term(data: bytes, pos: int) -> tuple[Any, int]:
             append(tail)  # an improper list: keep the tail as erlpack does
         return items, pos
     if tag == 110:  # SMALL_BIG_EXT: snowflakes
-        n = data[pos + 1]
-        end = pos + 3 + n
-        if end > len(data):
-            raise IndexError
-        value = _from_bytes(data[pos + 3 : end], "little")
-        if data[pos + 2]:
-            value = -value
-        return (str(value) if value > _THRESHOLD else value), end
+        end = pos + 3 + data[pos + 1]
+        return _big(data, pos + 3, end, data[pos + 2]), end
     if tag == 98:  # INTEGER_EXT
         return _from_bytes(data[pos + 1 : pos + 5], "big", signed=True), pos + 5
     if tag == 106:  # NIL_EXT: the empty list
@@ -160,13 +175,10 @@ def _term(data: bytes, pos: int) -> tuple[Any, int]:
         return list(data[pos + 3 : end]), end
     if tag == 111:  # LARGE_BIG_EXT
         n = _from_bytes(data[pos + 1 : pos + 5], "big")
+        if n > _MAX_BIG_BYTES:
+            raise DecodeError(f"an ETF integer of {n} bytes (at most {_MAX_BIG_BYTES})")
         end = pos + 6 + n
-        if end > len(data):
-            raise IndexError
-        value = _from_bytes(data[pos + 6 : end], "little")
-        if data[pos + 5]:
-            value = -value
-        return (str(value) if value > _THRESHOLD else value), end
+        return _big(data, pos + 6, end, data[pos + 5]), end
     if tag == 99:  # FLOAT_EXT: a 31-byte decimal string
         return float(data[pos + 1 : pos + 32].rstrip(b"\x00")), pos + 32
     raise DecodeError(f"unsupported ETF tag {tag}")

@@ -211,6 +211,21 @@ new_dispatch(Scanner *self, PyObject *t, PyObject *d, PyObject *s)
     return event;
 }
 
+/* Whether `s` is a sequence number codecs._envelope accepts: an int (not a
+ * bool) from 0 to MAX_SEQUENCE (codecs.MAX_SEQUENCE, 2**53 - 1). */
+#define MAX_SEQUENCE ((1LL << 53) - 1)
+
+static int
+sequence_ok(PyObject *s)
+{
+    if (!PyLong_CheckExact(s)) {
+        return 0;
+    }
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(s, &overflow);
+    return !overflow && value >= 0 && value <= MAX_SEQUENCE;
+}
+
 /* The item of a decoded JSON object: inline when it has Discord's
  * shape, else whatever the Python envelope check returns or raises. */
 static PyObject *
@@ -224,14 +239,17 @@ envelope_of(Scanner *self, PyObject *obj)
         if (d == NULL && PyErr_Occurred()) {
             return NULL;
         }
-        if (d != NULL && PyLong_CheckExact(op) && (s == Py_None || PyLong_CheckExact(s))
+        if (d != NULL && PyLong_CheckExact(op) && (s == Py_None || sequence_ok(s))
             && (t == Py_None || PyUnicode_CheckExact(t))) {
             int overflow;
-            if (self->dispatch != NULL && PyLong_AsLongAndOverflow(op, &overflow) == 0
-                && !overflow) {
+            if (self->dispatch == NULL || PyLong_AsLongAndOverflow(op, &overflow) != 0
+                || overflow) {
+                return PyTuple_Pack(4, op, d, s, t);
+            }
+            if (t != Py_None) {
                 return new_dispatch(self, t, d, s);
             }
-            return PyTuple_Pack(4, op, d, s, t);
+            /* op 0 without a name: the envelope check raises the precise error */
         }
     }
     return PyObject_CallOneArg(self->envelope, obj);

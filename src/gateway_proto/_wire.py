@@ -54,7 +54,7 @@ from ._frames import (
     build_frame,
     parse_close,
 )
-from .codecs import JsonCodec, Payload, make_codec
+from .codecs import MAX_SEQUENCE, JsonCodec, Payload, make_codec
 from .codecs import _envelope as envelope
 from .compression import ZLIB_SUFFIX, ZlibStreamInflater, make_inflater
 from .config import ShardConfig
@@ -375,6 +375,7 @@ class Wire:
         set_name = _set_name
         set_data = _set_data
         set_sequence = _set_sequence
+        s_limit = MAX_SEQUENCE + 1
         held = self._input
         while True:
             data = held.data
@@ -449,17 +450,19 @@ class Wire:
                             if (
                                 op.__class__ is not int
                                 or obj.__class__ is not dict
-                                or not (s is None or s.__class__ is int)
+                                or not (s is None or (s.__class__ is int and -1 < s < s_limit))
                                 or not (t is None or t.__class__ is str)
                             ):
                                 item = as_item(envelope(obj))
-                            elif op == 0:
+                            elif op != 0:
+                                item = (op, d, s, t)
+                            elif t is not None:
                                 item = new_object(Dispatch)  # _as_item(), inlined
                                 set_name(item, t)
                                 set_data(item, d)
                                 set_sequence(item, s)
                             else:
-                                item = (op, d, s, t)
+                                item = as_item(envelope(obj))  # raises: a dispatch needs a name
                 except ProtocolError as exc:
                     yield failed(exc)  # input is dropped: reload below
                     break

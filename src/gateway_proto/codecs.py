@@ -11,7 +11,8 @@ with JSON and with ETF: ``str`` keys, ``str`` strings, ``None``/``True``/``False
 snowflake as a 64-bit integer where JSON sends a string; the rule that maps them
 together is by *magnitude*:
 
-    an ETF integer greater than ``2**53 - 1`` is turned into its decimal ``str``.
+    an ETF integer beyond ``2**53 - 1`` in magnitude (either sign) is turned into
+    its decimal ``str``; one of more than 255 bytes is a ``DecodeError``.
 
 Why this rule, and not one keyed on field names (``id``, ``*_id``, ``roles``...):
 Discord sends snowflakes as JSON strings *because* they do not fit the 53-bit
@@ -23,6 +24,12 @@ launched. Name-based rules break on real fields: a poll's ``answer_id`` and a
 component's ``id`` are small *integers* in JSON. Small integers that JSON itself
 sends in id positions (``not_found`` of GUILD_MEMBERS_CHUNK, PROTOCOL.md 4.3)
 stay integers in both encodings, so they compare equal without any rewriting.
+
+JSON integers are left as the JSON library gives them, either sign: rewriting
+them would cost a walk over every payload, and Discord never sends one beyond
+``2**53 - 1``. stdlib ``json`` keeps any integer of up to 4300 digits exact (and
+refuses a longer one: a ``DecodeError``); ``orjson`` turns one beyond 64 bits
+into a ``float``. Only the envelope's ``s`` is checked (:data:`MAX_SEQUENCE`).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from .errors import DecodeError, InvalidCommandError
 
 __all__ = [
     "MAX_OUTBOUND_SIZE",
+    "MAX_SEQUENCE",
     "SNOWFLAKE_THRESHOLD",
     "EtfCodec",
     "JsonCodec",
@@ -49,8 +57,12 @@ Payload = tuple[int, Any, "int | None", "str | None"]
 
 #: Discord closes with 4002 on a payload over 4096 bytes (PROTOCOL.md 0).
 MAX_OUTBOUND_SIZE: Final = 4096
-#: ETF integers above this become ``str`` (see the module docstring).
+#: ETF integers beyond this, either sign, become ``str`` (see the module docstring).
 SNOWFLAKE_THRESHOLD: Final = 2**53 - 1
+#: The largest sequence number (``s``) accepted; a bool, a negative or a larger
+#: ``s`` is a :class:`~gateway_proto.errors.DecodeError`, so the session, the
+#: heartbeat and RESUME only ever carry an integer every codec can encode.
+MAX_SEQUENCE: Final = 2**53 - 1
 
 try:  # orjson is the fast path (the ``speed`` extra); stdlib json always works
     import orjson as _orjson
@@ -76,9 +88,11 @@ def _envelope(obj: Any) -> Payload:
     if op.__class__ is not int:
         raise DecodeError("a gateway payload needs an integer 'op'")
     s = obj.get("s")
+    if not (s is None or (s.__class__ is int and 0 <= s <= MAX_SEQUENCE)):
+        raise DecodeError("a gateway payload's 's' must be null or an integer from 0 to 2**53 - 1")
     t = obj.get("t")
-    if not (s is None or s.__class__ is int) or not (t is None or t.__class__ is str):
-        raise DecodeError("a gateway payload's 's' must be an integer and 't' a string")
+    if not (t is None or t.__class__ is str) or (t is None and op == 0):
+        raise DecodeError("a gateway payload's 't' must be a string (a dispatch's name) or null")
     return (op, obj.get("d"), s, t)
 
 
@@ -155,7 +169,7 @@ class EtfCodec:
     Decoding uses the pure-Python decoder :mod:`gateway_proto._etf`, which builds
     the JSON-equal values directly (module docstring): binaries and atoms become
     ``str`` (``nil``/``true``/``false`` are ``None``/``True``/``False``), tuples
-    become lists, integers above ``2**53 - 1`` become ``str``. It is faster than
+    become lists, integers beyond ``2**53 - 1`` (either sign) become ``str``. It is faster than
     ``erlpack.unpack`` followed by a normalising walk, and unlike erlpack it cannot
     be crashed by a deeply nested term. Encoding packs ``str`` keys as binaries:
     Discord closes with 4002 on atom keys.

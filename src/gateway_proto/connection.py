@@ -67,7 +67,7 @@ from .events import (
     PayloadSent,
     ReconnectRequested,
 )
-from .heartbeat import Heartbeater
+from .heartbeat import MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS, Heartbeater
 from .opcodes import Opcode
 from .ratelimit import CommandRateLimiter
 from .session import Session
@@ -78,6 +78,20 @@ _S = ConnectionState
 _CLOSED = ConnectionState.CLOSED
 _REDACTED = "[REDACTED]"
 _RESERVED_OPS = frozenset({Opcode.HEARTBEAT, Opcode.IDENTIFY, Opcode.RESUME})
+#: The longest READY ``session_id`` kept (Discord's have 32 characters): the RESUME
+#: carrying a longer one could pass the 4096-byte payload limit and fail to encode.
+_MAX_SESSION_ID = 256
+
+
+def _resumable_id(value: Any) -> bool:
+    r"""Whether READY's ``session_id`` can go into a RESUME; if not, the session is not kept.
+
+    A str of 1 to 256 printable characters (a lone surrogate, which stdlib json
+    decodes from ``"\ud800"``, is not printable and could not be encoded back).
+    """
+    return value.__class__ is str and 0 < len(value) <= _MAX_SESSION_ID and value.isprintable()
+
+
 class GatewayConnection:
     """One gateway connection: WebSocket, compression, codec, heartbeats, session, limits.
 
@@ -587,7 +601,7 @@ class GatewayConnection:
 
     def _on_session_dispatch(self, t: str, d: Any, now: float) -> None:
         if t == "READY":
-            if isinstance(d, dict) and isinstance(d.get("session_id"), str):
+            if isinstance(d, dict) and _resumable_id(d.get("session_id")):
                 self._session_id = d["session_id"]
                 url = d.get("resume_gateway_url")
                 if isinstance(url, str) and url.startswith(("ws://", "wss://")):
@@ -640,8 +654,15 @@ class GatewayConnection:
 
     def _on_hello(self, d: Any, now: float) -> None:
         interval = d.get("heartbeat_interval") if isinstance(d, dict) else None
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-            error = DecodeError("HELLO without a positive heartbeat_interval")
+        # Compared before any arithmetic: NaN fails both compares, and an int too
+        # large for a float (10**400) never reaches the division.
+        if (
+            interval.__class__ is not int and interval.__class__ is not float
+        ) or not MIN_HEARTBEAT_INTERVAL_MS <= interval <= MAX_HEARTBEAT_INTERVAL_MS:
+            error = DecodeError(
+                "HELLO without a heartbeat_interval between "
+                f"{MIN_HEARTBEAT_INTERVAL_MS} and {MAX_HEARTBEAT_INTERVAL_MS} ms"
+            )
             self._abort(error.close_code, str(error), CloseCause.PROTOCOL_ERROR, error)
             return
         seconds = interval / 1000.0

@@ -15,7 +15,16 @@ monotonic clock) and the connection calls them from ``receive_data`` and
 
 from __future__ import annotations
 
-__all__ = ["Heartbeater"]
+__all__ = ["MAX_HEARTBEAT_INTERVAL_MS", "MIN_HEARTBEAT_INTERVAL_MS", "Heartbeater"]
+
+#: The shortest ``heartbeat_interval`` (milliseconds) a HELLO may carry. Discord
+#: sends 41,250; test servers send tens of milliseconds. Below one millisecond
+#: the schedule is meaningless (and a denormal like ``1e-322`` divides to zero).
+MIN_HEARTBEAT_INTERVAL_MS = 1
+#: The longest ``heartbeat_interval`` (milliseconds) a HELLO may carry: one hour.
+#: Every deadline the connection hands out stays within it of ``now``, so a driver
+#: can always pass it to ``select()`` or a timer (a 1e11 ms interval overflowed them).
+MAX_HEARTBEAT_INTERVAL_MS = 3_600_000
 
 
 class Heartbeater:

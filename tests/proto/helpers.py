@@ -158,6 +158,10 @@ class GatewayPeer:
             raw: bytes = erlpack.pack(envelope)
         else:
             raw = json.dumps(envelope, separators=(",", ":")).encode()
+        return self.encoded(raw, split=split)
+
+    def encoded(self, raw: bytes, *, split: int = 1) -> bytes:
+        """Compress and frame an already encoded payload (JSON text or an ETF term)."""
         if self.compression == "zlib-stream":
             blob = self._zlib.compress(raw) + self._zlib.flush(zlib.Z_SYNC_FLUSH)
         elif self.compression == "zstd-stream":

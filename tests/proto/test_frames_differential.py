@@ -174,7 +174,11 @@ _envelopes = st.fixed_dictionaries(
         "op": st.sampled_from([0, 1, 7, 9, 10, 11]),
         "d": st.one_of(st.none(), st.text(max_size=30), st.integers()),
     },
-    optional={"s": st.integers(0, 10**6), "t": st.sampled_from(["READY", "MESSAGE_CREATE"])},
+    optional={
+        # The sequence's bounds too: the C hot path must refuse exactly what Python does.
+        "s": st.integers(0, 10**6) | st.sampled_from([-1, 2**53 - 1, 2**53, 2**64, -(2**64)]),
+        "t": st.sampled_from(["READY", "MESSAGE_CREATE"]),
+    },
 )
 _json_payloads = st.one_of(
     _envelopes.map(dumps),
@@ -195,8 +199,10 @@ def _oracle_wire(chunks: list[bytes]) -> list[Outcome]:
                 out.append(("error", 1007))
                 return out
             ok = isinstance(obj, dict) and type(obj.get("op")) is int
-            ok = ok and (obj.get("s") is None or type(obj.get("s")) is int)
+            s = obj.get("s") if isinstance(obj, dict) else None
+            ok = ok and (s is None or (type(s) is int and 0 <= s <= 2**53 - 1))
             ok = ok and (obj.get("t") is None or type(obj.get("t")) is str)
+            ok = ok and not (obj.get("op") == 0 and obj.get("t") is None)  # a dispatch's name
             if not ok:
                 out.append(("error", 1007))
                 return out

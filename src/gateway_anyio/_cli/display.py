@@ -18,6 +18,7 @@ monotonic clock), so the status arithmetic is tested without sleeping.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -59,13 +60,95 @@ class EventRecord:
     sequence: int | None
 
     def to_json(self) -> str:
-        """Return the record as one line of JSON (no trailing newline)."""
-        return json.dumps(
-            {"shard": self.shard_id, "seq": self.sequence, "event": self.name, "data": self.data},
-            ensure_ascii=False,
-            separators=(",", ":"),
-            default=str,  # ETF may hand over values json does not know; never crash on output
-        )
+        """Return the record as one line of strict JSON (no trailing newline).
+
+        Values JSON cannot carry are written as strings: NaN and the infinities
+        as ``"NaN"``, ``"Infinity"``, ``"-Infinity"``, an integer too long for
+        ``str()`` in hexadecimal (``"-0x1f..."``), nesting deeper than 100 levels
+        as ``"…"``; anything else the decoder could hand over by its ``str()``.
+        """
+        record = {
+            "shard": self.shard_id,
+            "seq": self.sequence,
+            "event": self.name,
+            "data": self.data,
+        }
+        try:  # the common case: one C-speed call
+            return json.dumps(
+                record, ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=str
+            )
+        except (ValueError, TypeError, RecursionError, OverflowError):
+            # A server sent what JSON cannot carry: write the closest strict JSON.
+            return json.dumps(_jsonable(record, 0), ensure_ascii=False, separators=(",", ":"))
+
+
+#: How deep the fallback JSON and summaries go into a payload.
+_MAX_DEPTH = 100
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def _number_text(value: int) -> str:
+    """``str(value)``, or hexadecimal for an integer longer than ``str()`` allows."""
+    try:
+        return str(value)
+    except ValueError:  # beyond sys.get_int_max_str_digits()
+        return hex(value)
+
+
+def _jsonable(value: Any, depth: int) -> Any:
+    """Return ``value`` with everything strict JSON cannot carry replaced by a string."""
+    if value is None or value.__class__ in (str, bool):
+        return value
+    if isinstance(value, int):
+        try:
+            str(value)  # what json.dumps will do: it refuses the same integers
+        except ValueError:
+            return hex(value)
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _NON_FINITE.get(value, "NaN")
+    if depth >= _MAX_DEPTH:
+        return "…"
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {_json_key(key): _jsonable(item, depth + 1) for key, item in value.items()}
+    return _plain_text(value)
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    value = _jsonable(key, _MAX_DEPTH)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _plain_text(value: Any) -> str:
+    """``str(value)`` for what a decoder may hand over, never raising."""
+    try:
+        return str(value)
+    except Exception:
+        return f"<{type(value).__name__}>"
+
+
+def _shown(value: Any, depth: int = 0) -> str:
+    """Return a short, bounded text for any value (a piece of a summary); never raises."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return _number_text(value)
+    if isinstance(value, float):
+        return repr(value)
+    if depth >= 3:
+        return "…"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_shown(v, depth + 1) for v in value[:4]) + "]"
+    if isinstance(value, dict):
+        items = list(value.items())[:4]
+        return "{" + ", ".join(f"{_shown(k, 3)}: {_shown(v, depth + 1)}" for k, v in items) + "}"
+    return _plain_text(value)
 
 
 def _get(data: Any, *path: str) -> Any:
@@ -96,7 +179,15 @@ def _shorten(text: str, width: int = _CONTENT_WIDTH) -> str:
 
 
 def summarize(name: str, data: Any) -> str:
-    """Return a short, one-line, human summary of a dispatch."""
+    """Return a short, one-line, human summary of a dispatch (never raises)."""
+    try:
+        return _summarize(name, data)
+    except (ValueError, TypeError, RecursionError, OverflowError):
+        # A field held what str() refuses (an integer of thousands of digits...).
+        return _shorten(_shown(data))
+
+
+def _summarize(name: str, data: Any) -> str:
     if name == "READY":
         guilds = _get(data, "guilds")
         count = len(guilds) if isinstance(guilds, list) else 0
@@ -144,9 +235,9 @@ def summarize(name: str, data: Any) -> str:
 
 def _generic_summary(data: Any) -> str:
     if not isinstance(data, dict):
-        return _shorten(repr(data))
+        return _shorten(_shown(data) if not isinstance(data, str) else repr(data))
     parts = [
-        f"{key}={value}"
+        f"{_shown(key)}={_shown(value)}"
         for key, value in data.items()
         if isinstance(value, (str, int, float, bool)) and key != "nonce"
     ]
@@ -401,40 +492,51 @@ class Display:
         if self.mode == "jsonl":
             line = record.to_json()
         elif self.mode == "plain":
-            seq = "" if record.sequence is None else str(record.sequence)
+            seq = "" if record.sequence is None else _shown(record.sequence)
             summary = summarize(record.name, record.data).replace("\t", " ")
-            line = f"{record.shard_id}\t{seq}\t{record.name}\t{summary}"
+            line = f"{record.shard_id}\t{seq}\t{_shown(record.name)}\t{summary}"
         else:
-            seq = "" if record.sequence is None else f"#{record.sequence}"
+            seq = "" if record.sequence is None else f"#{_shown(record.sequence)}"
             prefix = self._paint(f"[{record.shard_id}] {seq:>6}", _DIM)
-            name = self._paint(f"{record.name:<22}", _CYAN)
+            name = self._paint(f"{_shown(record.name):<22}", _CYAN)
             line = f"{prefix} {name} {summarize(record.name, record.data)}"
-        self.out.write(line + "\n")
-        self.out.flush()  # a pipe reader (jq, a test) sees each event as it happens
+        _write(self.out, line)
 
     # -- messages --------------------------------------------------------------------
 
     def notice(self, text: str, *, style: str = _DIM) -> None:
         """Write a status or progress line to stderr (only when status is on)."""
         if self.status:
-            self.err.write(self._paint(f"· {text}", style) + "\n")
-            self.err.flush()
+            _write(self.err, self._paint(f"· {text}", style))
 
     def warning(self, text: str) -> None:
         """Write a warning to stderr, whatever the mode."""
-        self.err.write(self._paint(f"warning: {text}", _YELLOW) + "\n")
-        self.err.flush()
+        _write(self.err, self._paint(f"warning: {text}", _YELLOW))
 
     def error(self, text: str) -> None:
         """Write an error to stderr, whatever the mode."""
-        self.err.write(self._paint(f"error: {text}", _RED + _BOLD) + "\n")
-        self.err.flush()
+        _write(self.err, self._paint(f"error: {text}", _RED + _BOLD))
 
     def finish(self, now: float, *, reason: str) -> None:
         """Print the closing summary (status mode only)."""
         if self.status:
             count = self.board.events
             self.notice(f"{reason}; {count} event{'s' if count != 1 else ''} received")
+
+
+def _write(stream: TextIO, line: str) -> None:
+    r"""Write one line and flush it (a pipe reader, jq or a test, sees it at once).
+
+    A lone surrogate (stdlib json decodes ``"\ud800"``) cannot be encoded to
+    UTF-8: it is written escaped, as ``\ud800``, instead of failing the write.
+    """
+    if not line.isascii():
+        try:
+            line.encode()
+        except UnicodeEncodeError:
+            line = line.encode("utf-8", "backslashreplace").decode()
+    stream.write(line + "\n")
+    stream.flush()
 
 
 def _isatty(stream: TextIO) -> bool:

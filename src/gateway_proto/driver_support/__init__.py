@@ -34,7 +34,7 @@ Every public name is importable from this package; each lives in one module, by 
   (:class:`TracksIdentifySends`, :func:`note_identify_sent`).
 - :mod:`.unsent`: the unsent-command backlog across connections (:class:`UnsentCommands`).
 - :mod:`.member_chunks`: member-chunk collection (:class:`MemberChunkCollector`,
-  :class:`ChunkOutcome`).
+  :class:`ChunkOutcome`; a ``RATE_LIMITED`` wait is clamped to ``MAX_RETRY_AFTER``).
 - :mod:`.redaction`: token redaction (:func:`redact`, :class:`RedactingFilter`) and the
   shard's logger (:class:`ShardLogger`).
 """

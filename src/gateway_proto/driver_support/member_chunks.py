@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
+
+__all__ = ["MAX_RETRY_AFTER", "ChunkOutcome", "MemberChunkCollector", "retry_after"]
+
+#: The longest wait a ``RATE_LIMITED`` answer can impose, in seconds; a longer
+#: ``retry_after`` (1e10 overflowed the sync driver's wait) is cut to this.
+#: Discord's member-request window is well under it.
+MAX_RETRY_AFTER: Final = 60.0
+#: The opcode ``RATE_LIMITED.opcode`` names for a member request.
+_REQUEST_GUILD_MEMBERS: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +62,36 @@ class MemberChunkCollector:
             return ChunkOutcome(list(members) if isinstance(members, list) else [], done)
         if name == "RATE_LIMITED":
             meta = data.get("meta")
-            if not isinstance(meta, Mapping):
+            opcode = data.get("opcode", _REQUEST_GUILD_MEMBERS)
+            if not isinstance(meta, Mapping) or opcode.__class__ is not int:
                 return None
+            if opcode != _REQUEST_GUILD_MEMBERS:
+                return None  # another command was limited
             # The nonce is optional in meta; fall back to the guild for old servers.
             nonce = meta.get("nonce")
-            if nonce == self.nonce or (
-                nonce is None and str(meta.get("guild_id")) == self.guild_id
-            ):
-                retry = data.get("retry_after")
-                delay = float(retry) if isinstance(retry, (int, float)) else 1.0
-                return ChunkOutcome([], False, retry_after=max(0.0, delay))
+            if nonce == self.nonce or (nonce is None and self._is_guild(meta.get("guild_id"))):
+                return ChunkOutcome([], False, retry_after=retry_after(data.get("retry_after")))
         return None
+
+    def _is_guild(self, guild_id: Any) -> bool:
+        # A snowflake as a str, or as an int (ETF below 2**53): str() only on a
+        # bounded int, as a 20,000-bit one would raise.
+        if guild_id.__class__ is int and -(2**64) < guild_id < 2**64:
+            guild_id = str(guild_id)
+        return guild_id.__class__ is str and guild_id == self.guild_id
+
+
+def retry_after(value: Any) -> float:
+    """Return the seconds a ``RATE_LIMITED`` ``retry_after`` asks to wait, made safe to sleep.
+
+    A number is clamped to ``[0, MAX_RETRY_AFTER]`` (an infinity or an integer too
+    large for a float too: compared before any conversion); anything else (a
+    missing value, NaN, a bool, a string) means the default of 1 s.
+    """
+    if value.__class__ is not int and value.__class__ is not float:
+        return 1.0
+    if math.isnan(value):
+        return 1.0
+    if value >= MAX_RETRY_AFTER:
+        return MAX_RETRY_AFTER
+    return max(0.0, float(value))
