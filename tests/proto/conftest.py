@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from gateway_proto import GatewayConnection, GatewayError, _wire
 from gateway_proto.events import Event
@@ -14,6 +15,12 @@ from gateway_proto.events import Event
 from .helpers import TOKEN
 
 _SECRETS = (TOKEN, TOKEN.rsplit(".", 1)[-1])
+
+# Longer fuzzing (docs/testing.md): HYPOTHESIS_PROFILE=long, or --hypothesis-profile=long.
+# Loaded here, before the test modules are imported, as their settings read it.
+settings.register_profile("long", max_examples=6_000, deadline=None)
+if os.environ.get("HYPOTHESIS_PROFILE"):
+    settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
 
 
 def _check(thing: object) -> None:

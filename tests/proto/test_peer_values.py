@@ -245,6 +245,7 @@ def _rate_limited(retry_after: Any, **fields: Any) -> dict[str, Any]:
         (float("inf"), MAX_RETRY_AFTER),
         (float("nan"), 1.0),
         (-3, 0.0),
+        (-(10**400), 0.0),
         (True, 1.0),
         ("5", 1.0),
         (2.5, 2.5),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -90,8 +89,10 @@ def retry_after(value: Any) -> float:
     """
     if value.__class__ is not int and value.__class__ is not float:
         return 1.0
-    if math.isnan(value):
+    if value != value:  # noqa: PLR0124 - NaN (math.isnan would overflow on a bignum)
         return 1.0
     if value >= MAX_RETRY_AFTER:
         return MAX_RETRY_AFTER
-    return max(0.0, float(value))
+    if value <= 0:
+        return 0.0
+    return float(value)
