@@ -264,7 +264,7 @@ class FrameReader:
                 raise _fail("client received a masked frame")
             if not control:
                 self._check_sequence(opcode)
-                self._check_size(length, fin and opcode != OP_CONTINUATION)
+                self._check_size(length, bool(fin) and opcode != OP_CONTINUATION)
             end = start + length
             if end > size:
                 return self._wait(pos, end)
