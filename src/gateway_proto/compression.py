@@ -7,8 +7,9 @@ span several messages). One inflater belongs to one connection: its context is
 never shared or reused (PROTOCOL.md 6.5).
 
 Every inflater enforces ``max_size`` twice: on the decompressed payload
-(decompression runs with ``max_length`` / a counting sink, so a bomb never
-allocates much past the cap) and on compressed input buffered while waiting for a
+(zlib runs with ``max_length``, zstd on input slices sized so that the output
+can pass the cap by at most one 128 KiB block: a bomb never allocates much past
+the cap) and on compressed input buffered while waiting for a
 payload's end. Exceeding it raises :class:`~gateway_proto.errors.MessageTooLargeError`;
 corrupt input raises :class:`~gateway_proto.errors.CompressionError`.
 

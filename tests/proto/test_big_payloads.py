@@ -23,8 +23,8 @@ import erlpack
 import pytest
 import zstandard
 
-from gateway_proto import Closed, Dispatch, GatewayConnection
-from gateway_proto.errors import DecodeError
+from gateway_proto import Closed, Dispatch, GatewayConnection, ShardConfig
+from gateway_proto.errors import DecodeError, MessageTooLargeError
 
 from ._wire_helpers import accept, server_frame
 from .helpers import FixedRandom, make_config, without_sent
@@ -152,9 +152,10 @@ def _chunks(data: bytes, rng: random.Random, count: int) -> list[bytes]:
     return [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
 
 
-def _run(case: Case, chunks: list[bytes]) -> list[object]:
+def _run(case: Case, chunks: list[bytes], config: ShardConfig | None = None) -> list[object]:
     """Connect, take HELLO, identify, feed ``chunks``; return the events after IDENTIFY."""
-    config = make_config(encoding=case.encoding, compression=case.compression)
+    if config is None:
+        config = make_config(encoding=case.encoding, compression=case.compression)
     conn = GatewayConnection(config, rng=FixedRandom(0.5))
     conn.connect(0.0)
     conn.receive_data(accept(conn.data_to_send()), 0.0)
@@ -191,3 +192,29 @@ def test_any_decoded_size_in_random_chunks(case: Case) -> None:
         assert big.data == case.data  # every byte, none glued to the next message
         assert dispatches[2].data == _AFTER["d"]
         assert not any(isinstance(e, Closed) for e in events)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compression"),
+    [(e, c) for e in ("json", "etf") for c in _COMPRESSIONS if (e, c) != ("etf", "payload")],
+)
+def test_exactly_the_cap_passes_and_one_byte_more_is_refused(
+    encoding: str, compression: str | None
+) -> None:
+    """``max_length`` and slice limits at their edge: the cap itself is a legal size."""
+    cap = 1 << 18
+    for size, fits in ((cap, True), (cap + 1, False)):
+        server = _Server(encoding, compression)
+        raw, data = big_payload(size, encoding)
+        hello = server.frame(_encode(_HELLO, encoding))
+        ready = server.frame(_encode({"op": 0, "s": 1, "t": "READY", "d": _READY}, encoding))
+        stream = Case(encoding, compression, size, hello, ready + server.frame(raw), data)
+        config = make_config(encoding=encoding, compression=compression, max_message_size=cap)
+        events = _run(stream, [stream.rest], config)
+        last = events[-1]
+        if fits:
+            assert isinstance(last, Dispatch)
+            assert last.data == data
+        else:
+            assert isinstance(last, Closed)
+            assert isinstance(last.error, MessageTooLargeError), last
