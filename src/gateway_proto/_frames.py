@@ -21,6 +21,13 @@ the close code wsproto would use: 1002, 1007 for bad UTF-8, and 1009 for a
 message over ``max_size``, which is our own cap). The frames before it are
 still returned. After a close frame, nothing more is parsed (as in wsproto).
 
+A fragmented message is gathered into one ``bytearray``, so it costs about its
+own size however many frames carry it. The size cap counts every fragment as at
+least :data:`MIN_FRAGMENT_CHARGE` bytes: empty or tiny fragments, which cost a
+parse each but no buffer space, cannot go on without end (at most
+``max_size // 64`` fragments per message: about a million at the default cap,
+and 1 KiB fragments of a 20 MB message count at their own size).
+
 Text payloads are returned as UTF-8 *bytes*; an unfragmented text frame is not
 validated here (the JSON codec does it, with the same close code, 1007), a
 fragmented one is, fragment by fragment, as wsproto does.
@@ -37,6 +44,7 @@ from wsproto.frame_protocol import CloseReason
 from .errors import MessageTooLargeError, ProtocolError
 
 __all__ = [
+    "MIN_FRAGMENT_CHARGE",
     "OP_BINARY",
     "OP_CLOSE",
     "OP_CONTINUATION",
@@ -64,6 +72,8 @@ _KNOWN_CLOSE_CODES: Final = frozenset(int(code) for code in CloseReason)
 _LOCAL_ONLY_CLOSE_CODES: Final = frozenset((1005, 1006, 1015))
 _NO_STATUS: Final = 1005
 _UTF8_DECODER = codecs.getincrementaldecoder("utf-8")
+#: The fewest bytes a fragment of a fragmented message counts for against the cap.
+MIN_FRAGMENT_CHARGE: Final = 64
 
 
 def _fail(message: str, code: int = 1002) -> ProtocolError:
@@ -130,7 +140,8 @@ class FrameReader:
         #: Whether a close frame was parsed (the reader parses nothing after it).
         self.closed = False
         self._fragment_opcode: int | None = None
-        self._fragments: list[bytes] = []
+        # The fragments so far, joined, and what they count for against the cap.
+        self._fragments = bytearray()
         self._fragment_size = 0
         self._utf8: codecs.IncrementalDecoder | None = None
 
@@ -253,11 +264,7 @@ class FrameReader:
                 raise _fail("client received a masked frame")
             if not control:
                 self._check_sequence(opcode)
-                if self._fragment_size + length > self.max_size:
-                    raise MessageTooLargeError(
-                        f"a WebSocket message exceeds the cap of {self.max_size} bytes "
-                        "(max_message_size)"
-                    )
+                self._check_size(length, bool(fin) and opcode != OP_CONTINUATION)
             end = start + length
             if end > size:
                 return self._wait(pos, end)
@@ -285,6 +292,20 @@ class FrameReader:
         elif opcode != OP_CONTINUATION:
             raise _fail(f"expected CONTINUATION, got {opcode:#x}")
 
+    def _check_size(self, length: int, whole: bool) -> None:
+        """Refuse a data frame that takes its message over the cap (``whole``: unfragmented)."""
+        if whole:
+            if length > self.max_size:
+                raise MessageTooLargeError(
+                    f"a WebSocket message exceeds the cap of {self.max_size} bytes "
+                    "(max_message_size)"
+                )
+        elif self._fragment_size + max(length, MIN_FRAGMENT_CHARGE) > self.max_size:
+            raise MessageTooLargeError(
+                f"a fragmented WebSocket message exceeds the cap of {self.max_size} bytes "
+                f"(max_message_size; each fragment counts as at least {MIN_FRAGMENT_CHARGE} bytes)"
+            )
+
     def _data_frame(
         self, opcode: int, payload: bytes, fin: bool, out: list[tuple[int, bytes]]
     ) -> None:
@@ -296,15 +317,16 @@ class FrameReader:
                 self._utf8.decode(payload, fin)
             except UnicodeDecodeError:
                 raise _fail("text message is not UTF-8", 1007) from None
-        if fin and not self._fragments:
-            out.append((opcode, payload))
+        if fin and opcode != OP_CONTINUATION:
+            out.append((opcode, payload))  # a whole message in one frame
         else:
-            self._fragments.append(payload)
-            self._fragment_size += len(payload)
+            self._fragments += payload
+            self._fragment_size += max(len(payload), MIN_FRAGMENT_CHARGE)
             if fin:
                 assert self._fragment_opcode is not None
-                out.append((self._fragment_opcode, b"".join(self._fragments)))
-                self._fragments.clear()
+                out.append((self._fragment_opcode, bytes(self._fragments)))
+                # A new buffer: clearing the old one would keep its capacity.
+                self._fragments = bytearray()
                 self._fragment_size = 0
         if fin:
             self._fragment_opcode = None

@@ -7,8 +7,9 @@ span several messages). One inflater belongs to one connection: its context is
 never shared or reused (PROTOCOL.md 6.5).
 
 Every inflater enforces ``max_size`` twice: on the decompressed payload
-(decompression runs with ``max_length`` / a counting sink, so a bomb never
-allocates much past the cap) and on compressed input buffered while waiting for a
+(zlib runs with ``max_length``, zstd on input slices sized so that the output
+can pass the cap by at most one 128 KiB block: a bomb never allocates much past
+the cap) and on compressed input buffered while waiting for a
 payload's end. Exceeding it raises :class:`~gateway_proto.errors.MessageTooLargeError`;
 corrupt input raises :class:`~gateway_proto.errors.CompressionError`.
 
@@ -110,25 +111,6 @@ class ZlibStreamInflater:
         return out
 
 
-class _CappedSink:
-    """A ``write()`` target for zstandard's stream writer that refuses to grow past a cap."""
-
-    __slots__ = ("cap", "parts", "size")
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self.parts: list[bytes] = []
-        self.size = 0
-
-    def write(self, chunk: bytes) -> int:
-        size = self.size + len(chunk)
-        if size > self.cap:
-            raise _too_large("a decompressed payload", size, self.cap)
-        self.size = size
-        self.parts.append(bytes(chunk))
-        return len(chunk)
-
-
 def _import_zstandard() -> Any:
     try:
         import zstandard  # noqa: PLC0415 - an optional extra, imported only when used
@@ -140,28 +122,41 @@ def _import_zstandard() -> Any:
     return zstandard
 
 
+#: zstd's largest block (``ZSTD_BLOCKSIZE_MAX``): no block decodes to more bytes.
+_ZSTD_BLOCK: Final = 128 * 1024
+
+
 class ZstdStreamInflater:
     """``zstd-stream``: one decompression context per connection; one payload per message.
 
-    Output goes to a sink that raises once the payload passes ``max_size``, so a
-    bomb allocates at most the cap plus one output chunk (128 KiB), never more.
-    A frame that ends (a server that closes the frame per message) simply lets
-    the next bytes start a new frame: zstd's streaming context does that itself.
+    Decompression runs through zstandard's ``decompressobj``, which drains the
+    context until it has nothing left to give: a payload comes out whole whatever
+    its size (``stream_writer`` left whatever did not fit its last 128 KiB output
+    buffer inside the context, glued to the front of the next message). With
+    ``read_across_frames``, a frame that ends (a server that ends the frame after
+    each message) simply lets the next bytes start a new one.
+
+    ``decompressobj`` has no output limit, so a message is fed in slices small
+    enough that the output can pass the cap by at most one block: every zstd block
+    decodes to at most 128 KiB and needs at least 3 bytes of header, so a slice of
+    ``3 * k + 2`` bytes completes at most ``k + 1`` blocks (the one already begun,
+    and ``k`` new ones). A message of up to ``3 * (max_size // 128 KiB) + 2`` bytes
+    (1538 at the default cap: nearly every message) is one slice, one call.
 
     Args:
         max_size: the largest decompressed payload (and compressed message).
 
     """
 
-    __slots__ = ("_error", "_sink", "_writer", "max_size")
+    __slots__ = ("_decompress", "_error", "_one_slice", "max_size")
 
     def __init__(self, max_size: int) -> None:
         zstandard = _import_zstandard()
         self.max_size = max_size
-        self._sink = _CappedSink(max_size)
-        self._writer = zstandard.ZstdDecompressor().stream_writer(
-            self._sink, write_size=131072, write_return_read=True
+        self._decompress = (
+            zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress
         )
+        self._one_slice = 3 * (max_size // _ZSTD_BLOCK) + 2
         self._error: type[Exception] = zstandard.ZstdError
 
     def feed(self, data: bytes) -> bytes:
@@ -172,21 +167,39 @@ class ZstdStreamInflater:
             MessageTooLargeError: the message or its payload is over the cap.
 
         """
-        if len(data) > self.max_size:
-            raise _too_large("a compressed message", len(data), self.max_size)
-        sink = self._sink
+        cap = self.max_size
+        size = len(data)
+        if size > cap:
+            raise _too_large("a compressed message", size, cap)
         try:
-            self._writer.write(data)
-        except MessageTooLargeError:
-            raise
+            if size <= self._one_slice:
+                out: bytes = self._decompress(data)
+            else:
+                out = self._sliced(data)
         except self._error as exc:
             raise CompressionError(f"corrupt zstd-stream data: {exc}") from None
-        finally:
-            parts = sink.parts
-            sink.parts = []
-            sink.size = 0
-        if len(parts) == 1:
-            return parts[0]
+        if len(out) > cap:
+            raise _too_large("a decompressed payload", len(out), cap)
+        return out
+
+    def _sliced(self, data: bytes) -> bytes:
+        """Decompress a long message slice by slice, stopping soon after the cap."""
+        cap = self.max_size
+        decompress = self._decompress
+        view = memoryview(data)
+        parts: list[bytes] = []
+        produced = 0
+        pos = 0
+        size = len(data)
+        while pos < size:
+            # Whole blocks that still fit under the cap: the slice may finish one more.
+            step = 3 * ((cap - produced) // _ZSTD_BLOCK) + 2
+            part = decompress(view[pos : pos + step])
+            pos += step
+            produced += len(part)
+            if produced > cap:
+                raise _too_large("a decompressed payload", produced, cap)
+            parts.append(part)
         return b"".join(parts)
 
 

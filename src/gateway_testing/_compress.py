@@ -4,9 +4,10 @@ Theory of operation (PROTOCOL.md 9): one compressor lives for the whole connecti
 zlib-stream flushes every payload with ``Z_SYNC_FLUSH``, so each ends with
 ``00 00 ff ff`` and a client may inflate once that suffix arrives. zstd-stream
 flushes every payload as a block (``COMPRESSOBJ_FLUSH_BLOCK``) and never ends the
-frame: one WebSocket message is exactly one payload. Payload compression (Identify
-``compress: true``, JSON only) deflates large payloads one by one, with no shared
-context, and sends them as binary frames.
+frame: one WebSocket message is exactly one payload (with ``end_frames``, as some
+other servers do, each payload ends its frame and the next starts a new one).
+Payload compression (Identify ``compress: true``, JSON only) deflates large
+payloads one by one, with no shared context, and sends them as binary frames.
 """
 
 from __future__ import annotations
@@ -24,20 +25,30 @@ PAYLOAD_COMPRESSION_THRESHOLD = 1024
 
 
 class Compressor:
-    """The per-connection transport compressor (``kind`` ``None`` means no compression)."""
+    """The per-connection transport compressor (``kind`` ``None`` means no compression).
 
-    def __init__(self, kind: str | None) -> None:
+    Args:
+        kind: ``"zlib-stream"``, ``"zstd-stream"`` or ``None``.
+        end_frames: zstd-stream only: end the zstd frame after every payload.
+
+    """
+
+    def __init__(self, kind: str | None, *, end_frames: bool = False) -> None:
         self.kind = kind
         self._zlib: Any = None
         self._zstd: Any = None
+        self._zstd_context: Any = None
         self._flush_mode = 0
+        self._end_frames = end_frames
         if kind == "zlib-stream":
             self._zlib = zlib.compressobj()
         elif kind == "zstd-stream":
             zstandard = require("zstd-stream")
             assert zstandard is not None
-            self._zstd = zstandard.ZstdCompressor().compressobj()
-            self._flush_mode = zstandard.COMPRESSOBJ_FLUSH_BLOCK
+            self._zstd_context = zstandard.ZstdCompressor()
+            self._zstd = self._zstd_context.compressobj()
+            finish, block = zstandard.COMPRESSOBJ_FLUSH_FINISH, zstandard.COMPRESSOBJ_FLUSH_BLOCK
+            self._flush_mode = finish if end_frames else block
         elif kind is not None:
             raise ValueError(f"unknown compression {kind!r}")
 
@@ -50,7 +61,11 @@ class Compressor:
             out: bytes = self._zlib.compress(raw) + self._zlib.flush(zlib.Z_SYNC_FLUSH)
             return out
         out = self._zstd.compress(raw)
-        return out + bytes(self._zstd.flush(self._flush_mode))
+        out += self._zstd.flush(self._flush_mode)
+        if self._end_frames:
+            # A finished compressobj takes nothing more: the next frame needs a new one.
+            self._zstd = self._zstd_context.compressobj()
+        return bytes(out)
 
     def corrupted(self) -> bytes:
         """Return a message that cannot be decompressed (nor decoded) by a correct client."""

@@ -433,8 +433,14 @@ class FakeConnection:
 
     async def _send_messages(self, messages: list[str | bytes]) -> None:
         frames = max(1, self.fragment_frames)
+        fragment_size = self.fake.options.fragment_size
         for message in messages:
-            parts = list(_split(message, frames))
+            if fragment_size is not None and len(message) > fragment_size:
+                parts = [
+                    message[i : i + fragment_size] for i in range(0, len(message), fragment_size)
+                ]
+            else:
+                parts = list(_split(message, frames))
             for index, part in enumerate(parts):
                 last = index == len(parts) - 1
                 event: Message[Any] = (

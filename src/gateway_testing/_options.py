@@ -53,6 +53,17 @@ class FakeOptions:
     encodings: tuple[str, ...] = ("json", "etf")
     compressions: tuple[str | None, ...] = (None, "zlib-stream", "zstd-stream")
 
+    # -- wire-bigpayloads (issue 10): how other servers compress and frame; all off --
+    #: zstd-stream: end the zstd frame after every message, so each message is a
+    #: frame of its own (one server reimplementation does this; Discord keeps one
+    #: frame open for the whole connection).
+    zstd_end_frames: bool = False
+    #: Send every WebSocket message longer than this many bytes (characters, for a
+    #: text message) as continuation fragments of that size; ``1024`` is what one
+    #: server reimplementation does with zlib-stream. ``None``: one frame per message
+    #: (``FakeConnection.fragment_frames`` still applies).
+    fragment_size: int | None = None
+
     def __post_init__(self) -> None:
         if self.shards < 1 or self.max_concurrency < 1:
             raise ValueError("shards and max_concurrency must be at least 1")
@@ -60,6 +71,8 @@ class FakeOptions:
             raise ValueError("heartbeat_interval must be positive (seconds)")
         if self.event_rate is not None and self.event_rate <= 0:
             raise ValueError("event_rate must be positive (events per second) or None")
+        if self.fragment_size is not None and self.fragment_size < 1:
+            raise ValueError("fragment_size must be at least 1 (bytes per fragment) or None")
 
     @property
     def grace(self) -> float:

@@ -55,7 +55,7 @@ def decode_client(message: str | bytes, encoding: str) -> dict[str, Any]:
 def make_compressor(conn: FakeConnection) -> Compressor:
     """Return the connection's compressor (none if the query's choice is unusable)."""
     try:
-        return Compressor(conn.compress)
+        return Compressor(conn.compress, end_frames=conn.fake.options.zstd_end_frames)
     except (ValueError, MissingDependency):
         return Compressor(None)  # open_connection closes with the reason
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import tracemalloc
 import zlib
 
 import pytest
@@ -207,14 +209,20 @@ def test_zstd_bomb_refused_within_the_cap() -> None:
         inflater.feed(bomb)
 
 
-def test_zstd_sink_stops_before_growing_past_the_cap() -> None:
+def test_zstd_bomb_never_allocates_far_past_the_cap() -> None:
+    """The message is inflated in slices: a bomb is refused about one block past the cap."""
     (bomb,) = _zstd_messages(b"\x00" * (64 * CAP))
     inflater = ZstdStreamInflater(CAP)
-    sink = inflater._sink
-    with pytest.raises(MessageTooLargeError):
-        inflater.feed(bomb)
-    # What was kept when it stopped never exceeded the cap (chunks of 128 KiB).
-    assert sink.size <= CAP
+    tracemalloc.start()
+    try:
+        with pytest.raises(MessageTooLargeError):
+            inflater.feed(bomb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # The parts kept (at most cap + 128 KiB) and the last slice's own output and
+    # join; inflating it whole would take the full 64 MiB.
+    assert peak < 3 * CAP
 
 
 def test_zstd_compressed_message_over_the_cap() -> None:
@@ -248,6 +256,58 @@ def test_payload_mode_bomb() -> None:
 def test_payload_mode_corrupt_truncated_or_trailing(data: bytes) -> None:
     with pytest.raises(CompressionError):
         PayloadInflater(CAP).feed(data)
+
+
+# -- every inflater at the sizes where buffers end ----------------------------------
+
+#: Both sides of zstandard's 128 KiB output chunk and of zlib's output growth steps.
+_BOUNDARY_SIZES = (0, 1, 131_071, 131_072, 131_073, 262_144, 262_145, CAP - 1, CAP)
+
+
+def _filler(size: int) -> bytes:
+    """Random hex: cheap, and only 2:1 compressible (a whole message stays under the cap)."""
+    return random.Random(size).randbytes((size + 1) // 2).hex()[:size].encode()
+
+
+def _compressed(kind: str, payloads: list[bytes]) -> list[bytes]:
+    if kind == "zlib-stream":
+        return _stream(*payloads)
+    if kind == "zstd-stream":
+        return _zstd_messages(*payloads)
+    return [zlib.compress(p) for p in payloads]
+
+
+@pytest.mark.parametrize("size", _BOUNDARY_SIZES)
+@pytest.mark.parametrize("kind", ["zlib-stream", "zstd-stream", "payload"])
+def test_every_size_comes_out_whole_and_alone(kind: str, size: int) -> None:
+    """Regression: zstd-stream cut every payload over 128 KiB and glued the rest to the next."""
+    payloads = [b"before", _filler(size), b"after", b"x" * size, b"last"]
+    inflater = make_inflater(kind, CAP)
+    assert inflater is not None
+    assert [inflater.feed(m) for m in _compressed(kind, payloads)] == payloads
+
+
+@pytest.mark.parametrize("kind", ["zlib-stream", "zstd-stream", "payload"])
+def test_one_byte_over_the_cap_is_refused(kind: str) -> None:
+    inflater = make_inflater(kind, CAP)
+    assert inflater is not None
+    (message,) = _compressed(kind, [_filler(CAP + 1)])
+    with pytest.raises(MessageTooLargeError, match="decompressed payload"):
+        inflater.feed(message)
+
+
+def test_zstd_big_payloads_in_frames_ended_per_message() -> None:
+    payloads = [_filler(n) for n in (131_073, 300_000, 5, 131_072)]
+    inflater = ZstdStreamInflater(CAP)
+    messages = [zstandard.ZstdCompressor().compress(p) for p in payloads]
+    assert [inflater.feed(m) for m in messages] == payloads
+
+
+def test_zstd_long_message_at_the_smallest_cap() -> None:
+    """At a 4 KiB cap every slice is 2 bytes: slow, but exact."""
+    payloads = [_filler(4000), b"next"]
+    inflater = ZstdStreamInflater(4096)
+    assert [inflater.feed(m) for m in _zstd_messages(*payloads)] == payloads
 
 
 def test_make_inflater() -> None:

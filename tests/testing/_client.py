@@ -63,7 +63,8 @@ class Decoder:
         self.compress = compress
         self.buffer = bytearray()
         self.zlib = zlib.decompressobj()
-        self.zstd = zstandard.ZstdDecompressor().decompressobj()
+        # Across frames: a fake with zstd_end_frames ends one after every message.
+        self.zstd = zstandard.ZstdDecompressor().decompressobj(read_across_frames=True)
         self.messages: list[str | bytes] = []
 
     def feed(self, message: str | bytes) -> dict[str, Any] | None:
