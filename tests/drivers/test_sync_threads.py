@@ -229,9 +229,11 @@ def test_a_shard_hammered_from_other_threads_delivers_everything_once(wire_path:
                     shard.reconnect()
                     until(lambda: shard.counters.resumes == 1, "the RESUME")
                     until(lambda: shard.state is ShardState.READY, "RESUMED")
-                    threading.Thread(target=shard.disconnect).start()
+                    stopper = threading.Thread(target=shard.disconnect)
+                    stopper.start()
                     until(lambda: not shard.running, "the stop")
                     again.stop()
+                    stopper.join()
             assert hammer.surprises == again.surprises == []
             assert hammer.calls > 0
         assert fake.connections[1].connection.resumed
@@ -288,9 +290,11 @@ def test_a_cluster_hammered_from_other_threads_delivers_everything_once(wire_pat
                     until(
                         lambda: cluster.shards[1].state is ShardState.READY, "the second shard"
                     )
-                    threading.Thread(target=cluster.close).start()
+                    closer = threading.Thread(target=cluster.close)
+                    closer.start()
                     runner.join(STREAM_TIMEOUT)
                     again.stop()
+                    closer.join()
             assert hammer.surprises == again.surprises == []
             assert cluster.errors == {}
         assert not runner.is_alive()
