@@ -516,7 +516,7 @@ class GatewayConnection:
         if self._state is _S.ACTIVE:
             self._flush_commands(now)
 
-    def close(self, code: int = 1000, reason: str = "", *, now: float) -> None:
+    def close(self, code: int = 1000, reason: str = "", *, now: float) -> bool:
         """Start the closing handshake with ``code``: state becomes CLOSING.
 
         1000 and 1001 invalidate the session (``session`` becomes ``None``); any
@@ -534,6 +534,11 @@ class GatewayConnection:
         stands, with its code and its effect on the session. So a ``stop()`` that
         runs twice, or races the peer's close, needs no guard.
 
+        Returns:
+            ``True`` if this call closed (started the handshake, or ended a
+            connection whose WebSocket was not open yet); ``False`` if the
+            connection was already closing or closed and nothing was done.
+
         Raises:
             LocalProtocolError: for a close code one may not send (e.g. 1005,
                 1006, 2000) or a reason over 123 bytes, in any state.
@@ -546,7 +551,7 @@ class GatewayConnection:
         if self._pending:
             self._process_input()
         if self._state is _S.CLOSING or self._state is _CLOSED:
-            return
+            return False
         self._now = now
         if not keeps_session(code):
             self._forget_session()
@@ -555,8 +560,9 @@ class GatewayConnection:
             self._finish(
                 code, text, CloseInitiator.LOCAL, CloseCause.REQUESTED, can_reconnect=False
             )
-            return
+            return True
         self._start_close(code, text, CloseCause.REQUESTED, now, can_reconnect=False, wire=reason)
+        return True
 
     # -- internals ---------------------------------------------------------------------
 

@@ -297,10 +297,11 @@ class ShardIO(ShardReporting):
                     message.done.set_result(None)
             elif isinstance(message, CloseRequest):
                 if self._closed is None:
-                    # Already closing: the pending close ends the connection anyway.
+                    # Already closing (close() returns False): the pending close
+                    # ends the connection anyway, and it is no restart.
                     with contextlib.suppress(GatewayError):
-                        conn.close(message.code, now=now)
-                        if message.restart:  # the connection took the restart's close
+                        started = conn.close(message.code, now=now)
+                        if started and message.restart:  # the connection took it
                             self._restart = message.code
             elif message.connection is conn and self._closed is None:
                 conn.identify(now)
