@@ -145,6 +145,8 @@ class GatewayProtocol(asyncio.Protocol):
     def stop(self) -> None:
         """Close with 1000: the session ends and the bot goes offline."""
         if not self.closed.done():
+            # May run again before Closed arrives (a later dispatch of the same
+            # read, the duration timer): closing what is closing does nothing.
             self.conn.close(1000, now=self.loop.time())
             self.pump()
 

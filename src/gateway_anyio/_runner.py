@@ -344,7 +344,8 @@ class ShardRunner:
         if conn is None or self._closed is not None or self._stream is None:
             return False
         try:
-            conn.close(code, now=anyio.current_time())
+            if not conn.close(code, now=anyio.current_time()):
+                return False  # already closing: that close ends the connection
         except GatewayError:
             return False
         self._process(conn)

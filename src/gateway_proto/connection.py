@@ -14,14 +14,22 @@ handed out (and can be dropped) before the next one is decoded, as a bare
 ``decompress`` + ``loads`` loop does. Processing uses the *arrival* time (latency
 and zombie detection need it), never the time the events are drained.
 
-Every other method and property first processes all pending input
-(:meth:`GatewayConnection._process_input`), so what a caller observes does not
+Every other *method* first processes all pending input
+(:meth:`GatewayConnection._process_input`), so what the connection does does not
 depend on whether, or when, events were drained: the state machine sees the same
 inputs, in the same order, at the same times as if everything had been parsed in
 ``receive_data``. The connection answers on its own where the protocol says so
 (heartbeats, the RESUME after HELLO, close replies), and it holds commands until
 the session is live and the rate limiter allows them, so everything goes out
 through one buffer, in order.
+
+The read-only *properties* (``state``, ``session``, ``sequence``, ``latency``,
+``heartbeat_interval``, ``pending_commands``) and ``repr()`` never parse: reading
+them changes nothing, and they describe the input processed so far, as h11's
+state reflects the events ``next_event`` returned. ``events()`` parses a message
+just before handing out its events, so while draining they are as of the event in
+hand (``sequence`` is the last ``Dispatch``'s); after a full drain, or after any
+method, they reflect everything received.
 
 Every state change is a row of :data:`gateway_proto._state.TRANSITIONS`.
 """
@@ -148,8 +156,6 @@ class GatewayConnection:
         self._closing: dict[str, Any] | None = None  # Closed's fields once the peer answers
 
     def __repr__(self) -> str:
-        if self._pending:
-            self._process_input()
         shard_id, count = self._config.shard
         return (
             f"<GatewayConnection shard={shard_id}/{count} state={self._state.name} "
@@ -157,24 +163,21 @@ class GatewayConnection:
         )
 
     # -- read-only views ---------------------------------------------------------------
-    # Each one first processes pending input (see the module docstring), so it
-    # reflects every byte received so far, drained as events or not.
+    # None of them parses pending input (see the module docstring): reading one
+    # never changes what the connection delivers, and they describe the input
+    # processed so far, i.e. the events handed out, unless a method processed more.
 
     @property
     def state(self) -> ConnectionState:
-        """The current :class:`ConnectionState` (processes pending input first)."""
-        if self._pending:
-            self._process_input()
+        """The current :class:`ConnectionState`, as of the input processed so far."""
         return self._state
 
     @property
     def session(self) -> Session | None:
         """The session to resume with, carrying the last sequence seen (``None``: identify).
 
-        Processes pending input first.
+        As of the input processed so far.
         """
-        if self._pending:
-            self._process_input()
         return self._current_session()
 
     def _current_session(self) -> Session | None:
@@ -191,45 +194,39 @@ class GatewayConnection:
 
     @property
     def sequence(self) -> int | None:
-        """The last non-null sequence number received (``None`` before any).
+        """The last non-null sequence number processed (``None`` before any).
 
-        Processes pending input first.
+        While draining :meth:`events`, the sequence of the last ``Dispatch`` handed out.
         """
-        if self._pending:
-            self._process_input()
         return self._seq
 
     @property
     def latency(self) -> float | None:
         """Seconds between the last acknowledged heartbeat and its ACK (``None`` before one).
 
-        Processes pending input first.
+        As of the input processed so far; measured at the ACK's arrival time.
         """
-        if self._pending:
-            self._process_input()
         return None if self._heart is None else self._heart.latency
 
     @property
     def heartbeat_interval(self) -> float | None:
-        """Seconds between heartbeats, from HELLO (``None`` before it); processes pending input."""
-        if self._pending:
-            self._process_input()
+        """Seconds between heartbeats, from HELLO (``None`` until HELLO is processed)."""
         return None if self._heart is None else self._heart.interval
 
     @property
     def pending_commands(self) -> tuple[Command, ...]:
         """Commands accepted by :meth:`send` and not written yet (waiting for READY or a permit).
 
-        Processes pending input first (a READY in it releases them).
+        As of the input processed so far: a READY still pending releases them when
+        it is processed.
         """
-        if self._pending:
-            self._process_input()
         return tuple(item[0] for item in self._queue)
 
     def rate_limit_available(self, now: float) -> int:
         """Return how many commands the rate limiter would let out at ``now``.
 
-        Processes pending input first.
+        Processes pending input first: an op 1 in it is answered with a heartbeat,
+        which takes a permit.
         """
         if self._pending:
             self._process_input()
@@ -255,8 +252,8 @@ class GatewayConnection:
 
         Only buffers the bytes, stamped with ``now`` (the WebSocket upgrade reply
         aside, which is handled at once): :meth:`events` and :meth:`next_event`
-        parse them one message at a time, and every other method or property
-        processes them all first, at ``now``, so heartbeat ACK latency and the
+        parse them one message at a time, and every other method (not the
+        properties) processes them all first, at ``now``, so heartbeat ACK latency and the
         zombie check use the arrival time, not the time of draining. Input still
         pending from an earlier call is processed before these bytes are buffered;
         EOF is processed after everything received before it.
@@ -313,7 +310,7 @@ class GatewayConnection:
         events are gone: a ``Dispatch`` is decoded just before it is handed out.
         Calling other methods of the connection while iterating is fine: they
         process the rest of the input first, and the iterator hands out what they
-        queued, in order.
+        queued, in order. Reading a property while iterating parses nothing.
         """
         events = self._events
         popleft = events.popleft
@@ -533,7 +530,7 @@ class GatewayConnection:
         if self._state is _S.ACTIVE:
             self._flush_commands(now)
 
-    def close(self, code: int = 1000, reason: str = "", *, now: float) -> None:
+    def close(self, code: int = 1000, reason: str = "", *, now: float) -> bool:
         """Start the closing handshake with ``code``: state becomes CLOSING.
 
         1000 and 1001 invalidate the session (``session`` becomes ``None``); any
@@ -546,19 +543,29 @@ class GatewayConnection:
         Before the WebSocket is open there is nothing to close politely: the
         ``Closed`` event is queued at once. Queued commands are dropped.
 
+        Closing what is already closing or closed (pending input included: a close
+        frame the peer sent is processed first) does nothing: the first close
+        stands, with its code and its effect on the session. So a ``stop()`` that
+        runs twice, or races the peer's close, needs no guard.
+
+        Returns:
+            ``True`` if this call closed (started the handshake, or ended a
+            connection whose WebSocket was not open yet); ``False`` if the
+            connection was already closing or closed and nothing was done.
+
         Raises:
-            LocalProtocolError: if already closing or closed, or for a close code
-                one may not send (e.g. 1005, 1006, 2000).
+            LocalProtocolError: for a close code one may not send (e.g. 1005,
+                1006, 2000) or a reason over 123 bytes, in any state.
 
         """
-        if self._pending:
-            self._process_input()
-        if self._state is _S.CLOSING or self._state is _CLOSED:
-            raise LocalProtocolError(f"cannot close: the connection is {self._state.name}")
         if not is_sendable(code):
             raise LocalProtocolError(f"{code} is not a close code a client may send")
         if len(reason.encode()) > 123:
             raise LocalProtocolError("the close reason must be at most 123 bytes in UTF-8")
+        if self._pending:
+            self._process_input()
+        if self._state is _S.CLOSING or self._state is _CLOSED:
+            return False
         self._now = now
         if not keeps_session(code):
             self._forget_session()
@@ -567,8 +574,9 @@ class GatewayConnection:
             self._finish(
                 code, text, CloseInitiator.LOCAL, CloseCause.REQUESTED, can_reconnect=False
             )
-            return
+            return True
         self._start_close(code, text, CloseCause.REQUESTED, now, can_reconnect=False, wire=reason)
+        return True
 
     # -- internals ---------------------------------------------------------------------
 

@@ -1,4 +1,11 @@
-"""``Cluster``: many shards of one bot in one process, sharing an identify limiter."""
+"""``Cluster``: many shards of one bot in one process, sharing an identify limiter.
+
+Thread ownership: the cluster's methods run on the caller's threads; its shards'
+I/O threads only call its hooks (pacing spawns, recording a shard's fatal error).
+The two dicts it exposes, :attr:`Cluster.shards` and :attr:`Cluster.errors`, are
+never changed in place: a new dict replaces the old one (under a lock, one
+assignment), so any thread may iterate them while shards are spawned or stop.
+"""
 
 from __future__ import annotations
 
@@ -112,10 +119,11 @@ class Cluster:
         self._limiter_args = (identify_window, limiter_clock, limiter_sleep)
         self._max_buffer = max_buffer
         self._shard_options = shard_options
-        #: The spawned shards, by id.
+        #: The spawned shards, by id (replaced whole on spawn, never changed in place).
         self.shards: dict[int, Shard] = {}
-        #: Errors that stopped shards for good, by shard id.
+        #: Errors that stopped shards for good, by shard id (replaced whole, likewise).
         self.errors: dict[int, BaseException] = {}
+        self._errors_lock = threading.Lock()
         self._emitter = Emitter(_log, max_pending=max_buffer, thread_prefix="gateway-cluster")
         self._lock = threading.Lock()
         self._closing = threading.Event()
@@ -210,6 +218,7 @@ class Cluster:
 
             limiter = _PacingLimiter(self.identify_limiter, passed)
             started = []
+            by_id = dict(self.shards)
             for shard_id in ids:
                 options = {"url": info.url, "max_buffer": self._max_buffer, **self._shard_options}
                 shard = Shard(
@@ -223,8 +232,9 @@ class Cluster:
                 shard._emitter.parents.append(self._emitter)
                 shard._on_stopped = self._shard_stopped
                 shard._on_state = on_state
-                self.shards[shard_id] = shard
+                by_id[shard_id] = shard
                 started.append(shard)
+            self.shards = by_id  # one assignment: readers see all the new shards or none
             # Per bucket, one after another: identifies are asked for in id order.
             for shard_id in order.first():
                 self.shards[shard_id].start()
@@ -274,6 +284,7 @@ class Cluster:
         error = shard.error
         if error is not None:
             # One shard's fatal error must not take the others down; it is reported.
-            self.errors[shard.id] = error
+            with self._errors_lock:  # I/O threads of several shards may stop at once
+                self.errors = {**self.errors, shard.id: error}
             _log.error("shard %d stopped: %s", shard.id, error)
             self._emitter.emit(GatewayEvent(ERROR, shard.id, error, None, shard))

@@ -13,6 +13,13 @@ connect again, resume or identify; the shard only sleeps.
 User handlers run on their own threads (``_events``) and identify permits are
 awaited on a helper thread (``_limiter``), so neither can delay a heartbeat.
 
+Thread ownership: only the I/O thread touches the connection, the socket, the
+``Reconnector`` and the run state below. What the public ``Shard`` API reads
+(state, session, latency, whether a connection is live) it publishes as a
+:class:`~gateway_sync._snapshot.ShardSnapshot` (``_publish``); what other threads
+ask for arrives through the mailbox. The identify helper hands the connection back
+in its permit only as a token of identity, to be compared, never called.
+
 Why one I/O thread per shard rather than one selector thread for a cluster: a
 shard's thread then only ever blocks on its own socket, one shard's slow TLS
 handshake or large READY never stalls another's heartbeats, and the shard keeps
@@ -61,6 +68,7 @@ from ._gateway import Gateway
 from ._limiter import IdentifyCancelledError, IdentifyLimiter
 from ._mailbox import CloseRequest, IdentifyPermit, Mailbox, SendRequest
 from ._pump import pump
+from ._snapshot import ShardSnapshot
 from ._transport import TransportClosedError, close_stream, open_stream
 
 if TYPE_CHECKING:
@@ -73,9 +81,9 @@ class ShardIO(ShardReporting):
     """What a :class:`~gateway_sync.Shard` does on its I/O thread.
 
     ``Shard`` subclasses it and adds the public API, which runs on the caller's
-    threads and reaches this side only through the mailbox and a few events.
-    ``Shard.__init__`` sets the configuration declared below, then calls
-    ``ShardIO.__init__`` for the run state.
+    threads and reaches this side only through the mailbox, the published
+    :class:`ShardSnapshot` and a few ``threading.Event`` s. ``Shard.__init__`` sets
+    the configuration declared below, then calls ``ShardIO.__init__`` for the run state.
     """
 
     # -- set by Shard.__init__: what the thread runs with --------------------------
@@ -96,7 +104,8 @@ class ShardIO(ShardReporting):
     _emitter: Emitter
 
     def __init__(self) -> None:
-        self._state = ShardState.IDLE
+        #: What other threads may read; replaced (never changed) by the I/O thread.
+        self._snapshot = ShardSnapshot(session=self._session)
         self._conn: GatewayConnection | None = None
         self._reconnector: Reconnector | None = None
         self._closed: Closed | None = None
@@ -120,6 +129,44 @@ class ShardIO(ShardReporting):
         #: Called after every state change (a cluster paces its spawns with it).
         self._on_state: Callable[[Shard], None] | None = None
 
+    # -- what other threads may read -------------------------------------------------
+
+    @property
+    def _state(self) -> ShardState:
+        # The state lives in the snapshot, so that every change (ShardReporting's
+        # _set_state assigns it) is published before it is logged or emitted.
+        return self._snapshot.state
+
+    @_state.setter
+    def _state(self, new: ShardState) -> None:
+        self._publish(new)
+
+    def _publish(self, state: ShardState | None = None) -> None:
+        """Publish a fresh :class:`ShardSnapshot` if anything in it changed (I/O thread only).
+
+        Called after each batch of events drained, on state changes, and when a
+        connection starts or ends: never per event.
+        """
+        old = self._snapshot
+        conn = self._conn
+        session = latency = None
+        if conn is not None:
+            # The core's properties never parse: reading them here, even while
+            # the I/O thread is inside conn.events(), changes nothing.
+            session, latency = conn.session, conn.latency
+        if session is None:
+            session = self._session
+        connected = conn is not None and self._closed is None
+        if state is None:
+            state = old.state
+        if (
+            state is not old.state
+            or session is not old.session
+            or latency != old.latency
+            or connected is not old.connected
+        ):
+            self._snapshot = ShardSnapshot(state, session, latency, connected)
+
     # -- the thread's life ---------------------------------------------------------
 
     def _run_thread(self) -> None:
@@ -141,6 +188,7 @@ class ShardIO(ShardReporting):
             self._helpers.clear()
             self._reject_sends("the shard stopped")
             self._conn = None
+            self._publish()
             if self._mailbox.waker is not None:
                 # Late wake() calls on a closed waker are harmless no-ops.
                 self._mailbox.waker.close()
@@ -157,8 +205,8 @@ class ShardIO(ShardReporting):
         reconnector = self._reconnector = Reconnector(
             self._config, session=self._session, rng=self._rng, backoff=Backoff(self._rng)
         )
-        # One dict, shared: the core counts reconnects by cause, the driver adds its own.
-        self.counters.reconnects = reconnector.reconnects
+        # Counted by the core; copied into the counters (see _sync_counters).
+        self.counters.reconnects = {}
         while True:
             conn = reconnector.new_connection()
             self._unsent.requeue(conn, time.monotonic(), log=self._log)
@@ -211,6 +259,7 @@ class ShardIO(ShardReporting):
             return None
         self.counters.connections += 1
         self._conn, self._closed = conn, None
+        self._publish()
         self._reactor = ConnectionReactor(conn, ready_timeout=self._timeouts[2])
         try:
             pump(
@@ -248,10 +297,11 @@ class ShardIO(ShardReporting):
                     message.done.set_result(None)
             elif isinstance(message, CloseRequest):
                 if self._closed is None:
-                    # Already closing: the pending close ends the connection anyway.
+                    # Already closing (close() returns False): the pending close
+                    # ends the connection anyway, and it is no restart.
                     with contextlib.suppress(GatewayError):
-                        conn.close(message.code, now=now)
-                        if message.restart:  # the connection took the restart's close
+                        started = conn.close(message.code, now=now)
+                        if started and message.restart:  # the connection took it
                             self._restart = message.code
             elif message.connection is conn and self._closed is None:
                 conn.identify(now)
@@ -284,6 +334,7 @@ class ShardIO(ShardReporting):
                 self.counters.dispatches += 1
                 self._emit(event.name, event.data, event.sequence)
                 self._emit(RECEIVE, event)
+        self._publish()  # once per batch: what other threads read of the connection
 
     def _react(self, reaction: Reaction, conn: GatewayConnection) -> None:
         # Do what the core's last event asks of the shard (see ConnectionReactor).
@@ -298,6 +349,7 @@ class ShardIO(ShardReporting):
             self._start_identify(conn)
         if reaction.closed is not None:
             self._closed = reaction.closed
+            self._publish()  # no longer connected: send() and reconnect() know at once
 
     def _start_identify(self, conn: GatewayConnection) -> None:
         limiter = self._limiter
@@ -332,6 +384,10 @@ class ShardIO(ShardReporting):
         if reconnector is not None:
             self.counters.identifies = reconnector.identifies
             self.counters.resumes = reconnector.resumes
+            if self.counters.reconnects != reconnector.reconnects:
+                # A copy, replaced whole: another thread iterating the dict must
+                # never see it change size under it.
+                self.counters.reconnects = dict(reconnector.reconnects)
 
 
     def _stop_report(

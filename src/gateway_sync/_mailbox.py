@@ -4,7 +4,9 @@ Only the I/O thread touches the socket and the core's ``GatewayConnection``, so
 ``send``, ``disconnect``, ``reconnect`` and the identify helper never call them:
 they post a message here, and the post writes a byte to the
 :class:`~gateway_sync._transport.Waker` that the I/O thread's ``select`` watches,
-so the message is read within one wake-up rather than at the next deadline.
+so the message is read within one wake-up rather than at the next deadline. What
+they read of the shard (state, session, latency) comes the other way, from the
+snapshot the I/O thread publishes (``_snapshot``).
 """
 
 from __future__ import annotations

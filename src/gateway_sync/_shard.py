@@ -3,9 +3,10 @@
 Everything here runs on the caller's threads. What the shard does on its I/O thread
 (connect, feed the core, reconnect) is :class:`~gateway_sync._io_thread.ShardIO`,
 which ``Shard`` extends; the methods here only start and stop that thread, read
-what it leaves behind (state, session, latency), and post to its mailbox
-(``send``, ``reconnect``, ``disconnect``), never touching the socket or the
-core's connection themselves. That is what makes them safe from any thread.
+the :class:`~gateway_sync._snapshot.ShardSnapshot` it publishes (state, session,
+latency, whether a connection is live), and post to its mailbox (``send``,
+``reconnect``, ``disconnect``), never touching the socket or the core's
+connection themselves. That is what makes them safe from any thread.
 """
 
 from __future__ import annotations
@@ -130,37 +131,36 @@ class Shard(ShardIO):
             thread_prefix=f"gateway-shard-{shard_id}",
         )
         self._max_buffer = max_buffer
+        self._start_lock = threading.Lock()
         super().__init__()
 
     def __repr__(self) -> str:
-        return f"<Shard {self.id}/{self._config.shard[1]} {self._state.value}>"
+        return f"<Shard {self.id}/{self._config.shard[1]} {self._snapshot.state.value}>"
 
     # -- observable state ------------------------------------------------------
+    # Read from the snapshot the I/O thread publishes after each batch of events
+    # and on every state change: safe from any thread, at most a batch old.
 
     @property
     def state(self) -> ShardState:
         """Where the shard is in its life (a :class:`~gateway_proto.driver_support.ShardState`)."""
-        return self._state
+        return self._snapshot.state
 
     @property
     def session(self) -> Session | None:
         """The session to resume with (``None`` before READY or after it was lost)."""
-        conn = self._conn
-        if conn is not None and conn.session is not None:
-            return conn.session
-        return self._session
+        return self._snapshot.session
 
     @property
     def seq(self) -> int | None:
         """The last sequence number received."""
-        session = self.session
+        session = self._snapshot.session
         return None if session is None else session.sequence
 
     @property
     def latency(self) -> float | None:
         """Seconds between the last heartbeat and its ACK (``None`` before the first)."""
-        conn = self._conn
-        return None if conn is None else conn.latency
+        return self._snapshot.latency
 
     @property
     def running(self) -> bool:
@@ -209,18 +209,20 @@ class Shard(ShardIO):
             RuntimeError: the shard is already running.
 
         """
-        if self.running:
-            raise RuntimeError(f"shard {self.id} is already running")
-        self._reject_sends(f"shard {self.id} is not connected")  # stale messages of a past run
-        self._stopping.clear()
-        self._finished.clear()
-        self._restart, self._error = None, None
-        self._mailbox.waker = Waker()
-        self._emitter.start()
-        self._thread = threading.Thread(
-            target=self._run_thread, name=f"gateway-shard-{self.id}", daemon=True
-        )
-        self._thread.start()
+        with self._start_lock:  # two threads must not both find it stopped and start it
+            if self.running:
+                raise RuntimeError(f"shard {self.id} is already running")
+            # No I/O thread runs: this thread may set up the next run's state.
+            self._reject_sends(f"shard {self.id} is not connected")  # a past run's messages
+            self._stopping.clear()
+            self._finished.clear()
+            self._restart, self._error = None, None
+            self._mailbox.waker = Waker()
+            self._emitter.start()
+            self._thread = threading.Thread(
+                target=self._run_thread, name=f"gateway-shard-{self.id}", daemon=True
+            )
+            self._thread.start()
 
     def connect(self) -> None:
         """Connect and stay connected until :meth:`disconnect`; return then.
@@ -296,7 +298,7 @@ class Shard(ShardIO):
         With the default (4000) the session is resumed; ``1000`` starts a new one.
         While the shard waits to reconnect, it cuts the wait short.
         """
-        if self._conn is None or self._closed is not None:
+        if not self._snapshot.connected:
             self._kick.set()
         else:
             self._mailbox.post(CloseRequest(code, restart=True))
@@ -315,7 +317,7 @@ class Shard(ShardIO):
             LocalProtocolError: the shard is not connected.
 
         """
-        if self._conn is None or self._closed is not None or not self.running:
+        if not self._snapshot.connected or not self.running:
             raise LocalProtocolError(f"shard {self.id} is not connected")
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._mailbox.post(SendRequest(command, done))

@@ -52,6 +52,8 @@ logger = logging.getLogger("gateway_testing")
 _MAX_REASON = 123
 #: Queue length below which a streaming producer may add more.
 _LOW_WATER = 128
+#: Bytes of frames a burst (:meth:`FakeConnection.send_burst`) puts in one socket write.
+_BURST_WRITE = 256 * 1024
 
 
 class FakeConnection:
@@ -270,6 +272,14 @@ class FakeConnection:
         """Queue a numbered dispatch."""
         self._enqueue("payload", {"t": dispatch.t, "s": dispatch.s, "op": 0, "d": dispatch.d})
 
+    def send_burst(self, dispatches: list[Dispatch]) -> None:
+        """Queue numbered dispatches to go out as a burst: many messages per socket write.
+
+        A client then gets hundreds of messages per read, as from a busy gateway;
+        the fault knobs do not apply to them (each is one whole frame).
+        """
+        self._enqueue("burst", [{"t": d.t, "s": d.s, "op": 0, "d": d.d} for d in dispatches])
+
     def close_with(self, code: int, reason: str = "") -> None:
         """Queue a close frame; nothing queued after it is sent."""
         if self._closing:
@@ -401,6 +411,8 @@ class FakeConnection:
             try:
                 if kind == "payload":
                     await self._send_payload(item)
+                elif kind == "burst":
+                    await self._send_burst(item)
                 else:
                     await self._send_messages([item])
             except (anyio.BrokenResourceError, anyio.ClosedResourceError, LocalProtocolError):
@@ -430,6 +442,33 @@ class FakeConnection:
         self.delivered.append(record)
         if record.op == 0 and record.t in ("READY", "RESUMED"):
             logger.debug("connection %d: %s (s=%s)", self.number, record.t, record.s)
+
+    async def _send_burst(self, payloads: list[dict[str, Any]]) -> None:
+        pending = deque(payloads)
+        while pending:
+            records: list[ServerPayload] = []
+            await self._write(partial(self._burst_frames, pending, records))
+            self.delivered.extend(records)
+
+    def _burst_frames(self, pending: deque[dict[str, Any]], records: list[ServerPayload]) -> bytes:
+        # Called under the write lock, as ws.send must be: frames never interleave.
+        compressor = self._compressor
+        assert compressor is not None
+        out = bytearray()
+        while pending and len(out) < _BURST_WRITE:
+            payload = pending.popleft()
+            message: str | bytes = encode(payload, self.encoding)
+            if compressor.kind is not None:
+                message = compressor.compress(message)
+            event: Message[Any]
+            if isinstance(message, str):
+                event = TextMessage(data=message)
+            else:
+                event = BytesMessage(data=message)
+            out += self._ws.send(event)
+            now = anyio.current_time()
+            records.append(ServerPayload(now, 0, payload["t"], payload["s"], payload["d"]))
+        return bytes(out)
 
     async def _send_messages(self, messages: list[str | bytes]) -> None:
         frames = max(1, self.fragment_frames)

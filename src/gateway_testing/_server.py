@@ -41,6 +41,8 @@ logger = logging.getLogger("gateway_testing")
 
 #: Connections whose queue is longer than this make :meth:`FakeGateway.stream` wait.
 _HIGH_WATER = 256
+#: Dispatches per queue item of :meth:`FakeGateway.burst`.
+_BURST_ITEM = 1000
 
 
 class FakeGateway:
@@ -268,6 +270,41 @@ class FakeGateway:
             if conn.session is not None and not conn.closed:
                 await conn.flush(timeout=60.0)
         return count
+
+    async def burst(
+        self,
+        events: Iterable[tuple[str, Any]],
+        *,
+        shard_id: int | None = None,
+        timeout: float = 60.0,
+    ) -> int:
+        """Push ``(name, data)`` dispatches to every identified live connection, in bursts.
+
+        Like :meth:`stream` without a rate, but hundreds of messages go out per socket
+        write (in queue items of ``_BURST_ITEM`` dispatches, so heartbeat ACKs still
+        get through between them): the load of a busy gateway, at a fraction of the
+        fake's cost per message. Only to shard ``shard_id``'s connections if given.
+        Returns the number of dispatches (per connection).
+        """
+        events = list(events)
+        targets = [
+            c
+            for c in self.connections
+            if c.session is not None
+            and not c.closed
+            and (shard_id is None or c.session.shard[0] == shard_id)
+        ]
+        for start in range(0, len(events), _BURST_ITEM):
+            chunk = events[start : start + _BURST_ITEM]
+            for conn in targets:
+                if conn.session is not None and not conn.closed:
+                    conn.send_burst([conn.session.number(t, d) for t, d in chunk])
+                    if conn.backlog > 4:
+                        await conn.wait_until(lambda c=conn: c.backlog <= 2, timeout)  # type: ignore[misc]
+        for conn in targets:
+            if not conn.closed:
+                await conn.flush(timeout=timeout)
+        return len(events)
 
     async def _lively(self, rate: float) -> None:
         """Stream the corpus's everyday events forever (the demo mode), routed by guild."""

@@ -190,6 +190,20 @@ class ThreadedFakeGateway:
         count: int = self._portal.call(self.fake.stream, list(events), rate)
         return count
 
+    def burst(
+        self,
+        events: Iterable[tuple[str, Any]],
+        *,
+        shard_id: int | None = None,
+        timeout: float = 60.0,
+    ) -> int:
+        """See :meth:`FakeGateway.burst`."""
+        items = list(events)
+        count: int = self._portal.call(
+            lambda: self.fake.burst(items, shard_id=shard_id, timeout=timeout)
+        )
+        return count
+
     def rate_limit_rest(self, count: int = 1, retry_after: float = 0.05) -> None:
         """See :meth:`FakeGateway.rate_limit_rest`."""
         self._portal.call(self._rate_limit, count, retry_after)

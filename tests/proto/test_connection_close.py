@@ -177,9 +177,35 @@ def test_close_argument_and_state_errors() -> None:
     assert conn.state is ConnectionState.ACTIVE
     conn.close(now=0.0)
     with pytest.raises(LocalProtocolError):
-        conn.close(now=0.0)
-    with pytest.raises(LocalProtocolError):
         conn.send(UpdatePresence(), 0.0)
+    with pytest.raises(LocalProtocolError):  # a bad code is misuse in any state
+        conn.close(1005, now=0.0)
+
+
+@pytest.mark.parametrize("second", [1000, 4000])
+def test_close_while_closing_is_a_no_op_and_the_first_close_stands(second: int) -> None:
+    conn, peer = ready_connection()
+    assert conn.close(4000, "restart", now=10.0) is True
+    assert conn.close(second, "again", now=11.0) is False  # e.g. a stop() re-entered
+    assert conn.state is ConnectionState.CLOSING
+    assert conn.session == LIVE  # 4000 kept it; the second close changed nothing
+    assert conn.next_deadline() == 15.0
+    drive(conn, peer)
+    assert peer.closes == [(4000, "restart")]  # one close frame
+    closed = closed_event(feed(conn, peer.reply_close(), 11.5))
+    assert (closed.code, closed.reason, closed.session) == (4000, "restart", LIVE)
+    assert conn.close(second, now=12.0) is False  # and after Closed
+    assert events(conn) == []
+    assert conn.data_to_send() == b""
+
+
+def test_close_is_a_no_op_once_the_peer_closed_even_undrained() -> None:
+    conn, peer = ready_connection()
+    conn.receive_data(peer.close(4000, "bye"), 1.0)
+    assert conn.close(1000, now=2.0) is False  # the pending close frame is processed first
+    closed = closed_event(events(conn))
+    assert (closed.code, closed.cause) == (4000, CloseCause.SERVER_CLOSED)
+    assert closed.session == LIVE  # our 1000 came too late to end the session
 
 
 def test_everything_after_closed_is_ignored() -> None:
@@ -191,8 +217,9 @@ def test_everything_after_closed_is_ignored() -> None:
     assert events(conn) == []
     assert conn.next_event() is None
     assert conn.next_deadline() is None
-    with pytest.raises(LocalProtocolError):
-        conn.close(now=3.0)
+    assert conn.close(now=3.0) is False  # closing what is closed: nothing to do
+    assert events(conn) == []
+    assert conn.data_to_send() == b""
 
 
 # -- the transport ends or misbehaves ----------------------------------------------------

@@ -426,6 +426,7 @@ def test_odd_ready_payloads(ready: object, session: str | None) -> None:
     conn.receive_data(peer.hello(), 0.0)
     conn.identify(0.0)
     conn.receive_data(peer.dispatch("READY", ready), 1.0)
+    events(conn)  # properties reflect the input processed (drained) so far
     assert state_of(conn) is ConnectionState.ACTIVE
     if session is None:
         assert conn.session is None
