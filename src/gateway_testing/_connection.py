@@ -67,6 +67,9 @@ class FakeConnection:
         what the client's close frame carried (``None`` if it never sent one).
         ``server_close_code``: the code the fake closed with. ``closed``: set once the
         socket is gone. ``dropped``: the fake dropped it without a close frame.
+        ``user_agent``: the upgrade's ``User-Agent`` header (``None`` without one).
+        ``hello_at``: when HELLO was queued (``None`` before). ``first_heartbeat_at``:
+        when the first heartbeat arrived (``None`` before).
 
     Fault knobs (set any time): ``acking`` (``False`` = a zombie server that never ACKs),
     ``fragment_frames`` (frames per WebSocket message), ``split_messages`` (zlib-stream
@@ -107,6 +110,9 @@ class FakeConnection:
         self.write_delay = 0.0
         self.opened_at = anyio.current_time()
         self.last_heartbeat = self.opened_at
+        self.user_agent: str | None = None
+        self.hello_at: float | None = None
+        self.first_heartbeat_at: float | None = None
         self._stream = stream
         self._ws = ws
         self._compressor: Compressor | None = None
@@ -465,11 +471,27 @@ class FakeConnection:
         while not self._closing:
             deadline = self.last_heartbeat + options.heartbeat_interval + grace
             now = anyio.current_time()
+            first = self.first_heartbeat_deadline()
+            if first is not None and now >= first:
+                self.first_heartbeat_late()
+                return
             if now >= deadline:
                 logger.info("connection %d: no heartbeat in time, closing 4009", self.number)
                 self.close_with(4009, "Session timed out.")
                 return
-            await anyio.sleep(deadline - now)
+            await anyio.sleep((deadline if first is None else min(deadline, first)) - now)
+
+    def first_heartbeat_deadline(self) -> float | None:
+        """When the first heartbeat is overdue (``first_heartbeat_limit``), while none came."""
+        limit = self.fake.options.first_heartbeat_limit
+        if limit is None or self.hello_at is None or self.first_heartbeat_at is not None:
+            return None
+        return self.hello_at + limit
+
+    def first_heartbeat_late(self) -> None:
+        """Close as the strict server does when the first heartbeat is late."""
+        logger.info("connection %d: first heartbeat late, closing 4000", self.number)
+        self.close_with(4000, "Heartbeat expired")
 
 
 def _split(message: str | bytes, parts: int) -> list[Any]:

@@ -452,7 +452,14 @@ class FakeGateway:
             }
             reply = rest_reply(req.method.decode(), path, auth, token=o.token, gateway=gateway)
         self.http_requests.append(
-            HttpRequest(anyio.current_time(), req.method.decode(), path, auth, reply.status)
+            HttpRequest(
+                anyio.current_time(),
+                req.method.decode(),
+                path,
+                auth,
+                reply.status,
+                header(req, b"user-agent"),
+            )
         )
         self._notify()
         for event in reply.events(keep_alive=True):
@@ -469,9 +476,11 @@ class FakeGateway:
         await stream.send(ws.send(AcceptConnection()))
         parts = urllib.parse.urlsplit(request.target)
         query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        agent = next((v for k, v in request.extra_headers if k.lower() == b"user-agent"), None)
         conn = FakeConnection(
             self, len(self.connections), stream=stream, ws=ws, path=parts.path or "/", query=query
         )
+        conn.user_agent = None if agent is None else agent.decode("latin-1")
         self.connections.append(conn)
         self._notify()
         logger.debug("connection %d: %s?%s", conn.number, conn.path, parts.query)

@@ -31,6 +31,7 @@ from wsproto.events import (
 )
 
 TOKEN = "test-token"
+USER_AGENT = (b"User-Agent", b"gateway-testing-client (tests)")
 SUFFIX = b"\x00\x00\xff\xff"
 
 
@@ -269,7 +270,10 @@ async def connect_wsproto(
     else:
         stream = await anyio.connect_tcp(url_host, port)
     ws = WSConnection(ConnectionType.CLIENT)
-    await stream.send(ws.send(Request(host=f"{url_host}:{port}", target=target)))
+    # The fake refuses an upgrade without a User-Agent (require_user_agent), as a real
+    # server does; websockets sends one of its own, so this client does too.
+    request = Request(host=f"{url_host}:{port}", target=target, extra_headers=[USER_AGENT])
+    await stream.send(ws.send(request))
     while True:
         ws.receive_data(await stream.receive())
         events = list(ws.events())
