@@ -61,7 +61,7 @@ def make_compressor(conn: FakeConnection) -> Compressor:
 
 
 def open_connection(conn: FakeConnection) -> None:
-    """Check the ``User-Agent``, ``v``, ``encoding`` and ``compress``; then send HELLO (or close)."""
+    """Check ``User-Agent``, ``v``, ``encoding``, ``compress``; then send HELLO (or close)."""
     options = conn.fake.options
     if options.require_user_agent and not conn.user_agent:
         conn.close_with(4002, "User-Agent header is required")
