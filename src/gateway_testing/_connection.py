@@ -330,6 +330,12 @@ class FakeConnection:
             await self._stream.aclose()
         self.closed = True
         self._queue.clear()
+        # The compression context is the bulk of a connection (~256 KiB for zlib):
+        # a closed one keeps only its records, so a long-running fake stays small.
+        self._compressor = None
+        if self.fake.options.history_limit is not None:
+            self.sent.clear()
+            self.delivered.clear()
         self.fake.connection_ended(self)
         self._notify()
 
@@ -391,6 +397,7 @@ class FakeConnection:
 
     def _record(self, record: ClientPayload) -> None:
         self.sent.append(record)
+        _trim(self.sent, self.fake.options.history_limit)
         self._notify()
 
     async def _writer(self) -> None:
@@ -434,6 +441,7 @@ class FakeConnection:
         )
         await self._send_messages(messages)
         self.delivered.append(record)
+        _trim(self.delivered, self.fake.options.history_limit)
         if record.op == 0 and record.t in ("READY", "RESUMED"):
             logger.debug("connection %d: %s (s=%s)", self.number, record.t, record.s)
 
@@ -492,6 +500,12 @@ class FakeConnection:
         """Close as the strict server does when the first heartbeat is late."""
         logger.info("connection %d: first heartbeat late, closing 4000", self.number)
         self.close_with(4000, "Heartbeat expired")
+
+
+def _trim(records: list[Any], limit: int | None) -> None:
+    """Keep the last ``limit`` records (``None``: all); trims in batches, so appends stay O(1)."""
+    if limit is not None and len(records) > 2 * limit:
+        del records[:-limit]
 
 
 def _split(message: str | bytes, parts: int) -> list[Any]:

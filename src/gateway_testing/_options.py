@@ -33,6 +33,11 @@ class FakeOptions:
     - ``fixed_command_window``: count ``command_limit`` payloads per fixed window of
       ``command_window`` seconds (starting at the first payload) instead of
       Discord's sliding window; either way, going over closes 4008.
+
+    ``history_limit`` bounds what a long-running fake keeps (``None``, the default
+    for tests, keeps everything): each connection keeps only its last
+    ``history_limit`` payload records each way while open, and none once closed.
+    A closed connection always gives back its compression context and buffers.
     """
 
     token: str = "test-token"
@@ -69,6 +74,7 @@ class FakeOptions:
     require_user_agent: bool = True
     first_heartbeat_limit: float | None = None
     fixed_command_window: bool = False
+    history_limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.shards < 1 or self.max_concurrency < 1:
@@ -79,6 +85,8 @@ class FakeOptions:
             raise ValueError("event_rate must be positive (events per second) or None")
         if self.first_heartbeat_limit is not None and self.first_heartbeat_limit <= 0:
             raise ValueError("first_heartbeat_limit must be positive (seconds) or None")
+        if self.history_limit is not None and self.history_limit < 1:
+            raise ValueError("history_limit must be at least 1 or None")
 
     @property
     def grace(self) -> float:

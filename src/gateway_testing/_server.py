@@ -390,7 +390,18 @@ class FakeGateway:
             if conn.close_code in (1000, 1001):
                 session.invalidated = True  # a clean client close ends the session
             session.detached_at = anyio.current_time()
+        self._forget_dead_sessions()
         self._notify()
+
+    def _forget_dead_sessions(self) -> None:
+        # A session that can never be resumed needs no replay buffer; with a
+        # history_limit (a long-running fake) it is forgotten altogether.
+        limited = self.options.history_limit is not None
+        for session_id, session in list(self.sessions.items()):
+            if session.invalidated:
+                session.buffer.clear()
+                if limited:
+                    del self.sessions[session_id]
 
     # -- serving -------------------------------------------------------------------------
 

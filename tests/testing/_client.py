@@ -261,8 +261,9 @@ async def connect_wsproto(
     encoding: str = "json",
     compress: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    bare: bool = False,
 ) -> WsprotoClient:
-    """Open a WebSocket to ``target`` with anyio + wsproto."""
+    """Open a WebSocket to ``target`` with anyio + wsproto (``bare``: no User-Agent)."""
     if ssl_context is not None:
         stream: ByteStream = await anyio.connect_tcp(
             url_host, port, ssl_context=ssl_context, tls_standard_compatible=False
@@ -272,7 +273,8 @@ async def connect_wsproto(
     ws = WSConnection(ConnectionType.CLIENT)
     # The fake refuses an upgrade without a User-Agent (require_user_agent), as a real
     # server does; websockets sends one of its own, so this client does too.
-    request = Request(host=f"{url_host}:{port}", target=target, extra_headers=[USER_AGENT])
+    headers = [] if bare else [USER_AGENT]
+    request = Request(host=f"{url_host}:{port}", target=target, extra_headers=headers)
     await stream.send(ws.send(request))
     while True:
         ws.receive_data(await stream.receive())

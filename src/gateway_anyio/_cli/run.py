@@ -306,6 +306,7 @@ def _fake_kwargs(options: ListenOptions) -> dict[str, Any]:
         "max_concurrency": max_concurrency,
         "event_rate": options.rate,
         "heartbeat_interval": OFFLINE_HEARTBEAT_INTERVAL,
+        "history_limit": 100,  # an offline run may last for hours: records stay bounded
     }
 
 
