@@ -86,7 +86,8 @@ class Cluster:
         limiter_sleep: the default limiter's sleep on that clock.
         max_buffer: per-consumer event buffer, for the cluster and its shards.
         shard_options: passed to every :class:`Shard` (``encoding``, ``compress``,
-            ``ssl_context``, timeouts, ...).
+            ``ssl_context``, timeouts, ``user_agent`` (also used by the cluster's
+            own ``GET /gateway/bot``), ...).
 
     """
 
@@ -201,7 +202,7 @@ class Cluster:
         if self._task_group is None or self._closing:
             raise RuntimeError("use the cluster as `async with Cluster(...) as cluster:`")
         plan_shards(shards, 1, shard_count=shard_count)  # a bad spec fails before REST
-        info = await self.gateway.fetch()
+        info = await self.gateway.fetch(user_agent=self._shard_options.get("user_agent"))
         ids, total = plan_shards(shards, info.shards, shard_count=shard_count)
         if any(shard_id in self.shards for shard_id in ids):
             raise ValueError(f"shards {sorted(set(ids) & set(self.shards))} are already running")

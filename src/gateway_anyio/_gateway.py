@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import anyio
 import httpx
 
+from gateway_proto.config import DEFAULT_USER_AGENT
 from gateway_proto.driver_support import GatewayBase, GatewayInfo
 
 __all__ = ["DEFAULT_API_BASE", "Gateway"]
@@ -34,6 +35,9 @@ class Gateway(GatewayBase):
         transport: an ``httpx.AsyncBaseTransport`` (tests inject a mock one).
         verify: TLS verification for REST: ``True``, ``False`` or an ``ssl.SSLContext``.
         backoff_base: the first retry's upper bound in seconds (doubling, capped at 10).
+        user_agent: the ``User-Agent`` of REST requests, and of the WebSocket upgrade
+            of every shard built on this gateway that is not given its own (default:
+            ``gateway_proto.DEFAULT_USER_AGENT``, Discord's ``DiscordBot (URL, version)``).
 
     """
 
@@ -49,6 +53,7 @@ class Gateway(GatewayBase):
         transport: httpx.AsyncBaseTransport | None = None,
         verify: Any = True,
         backoff_base: float = 0.5,
+        user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
         super().__init__(
             token,
@@ -56,6 +61,7 @@ class Gateway(GatewayBase):
             timeout=timeout,
             max_retries=max_retries,
             backoff_base=backoff_base,
+            user_agent=user_agent,
         )
         self._transport = transport
         self._verify = verify
@@ -70,18 +76,20 @@ class Gateway(GatewayBase):
             gateway = cls._instances[key] = cls(token, api_base=api_base, **options)
         return gateway
 
-    async def fetch(self) -> GatewayInfo:
+    async def fetch(self, *, user_agent: str | None = None) -> GatewayInfo:
         """``GET {api_base}/gateway/bot`` and return (and keep) the answer.
 
         A 429 waits the time Discord asks for; network errors and 5xx answers are
         retried ``max_retries`` times with capped, jittered exponential backoff.
+
+        ``user_agent`` replaces :attr:`user_agent` for this request (a shard passes its own).
 
         Raises:
             InvalidTokenError: Discord answered 401: the token is wrong.
             GatewayRequestError: any other failure, after the retries.
 
         """
-        fetch = self._fetch_policy(_log)
+        fetch = self._fetch_policy(_log, user_agent=user_agent)
         async with httpx.AsyncClient(
             timeout=self.timeout, transport=self._transport, verify=self._verify
         ) as client:

@@ -41,6 +41,7 @@ from gateway_proto.driver_support import (
     IDENTIFY_WAIT,
     RECEIVE,
     ConnectionReactor,
+    EarlyEnds,
     IdentifyWait,
     Reaction,
     ShardState,
@@ -110,6 +111,8 @@ class ShardRunner:
         self._task_group: anyio.abc.TaskGroup
         # Accepted by send(), not written yet: carried over to the next connection.
         self._unsent = UnsentCommands()
+        # Connections in a row that ended before READY/RESUMED (each one is reported).
+        self._early_ends = EarlyEnds(config.token)
 
     @property
     def session(self) -> Session | None:
@@ -175,7 +178,7 @@ class ShardRunner:
         self._restart = None
         self._write_lock = anyio.Lock()
         if not self._url_given:
-            info = await shard.gateway.fetch()
+            info = await shard.gateway.fetch(user_agent=self.config.user_agent)
             self.config = dataclasses.replace(self.config, url=info.url)
         reconnector = self._reconnector = Reconnector(
             self.config, session=self._session, rng=self._rng, backoff=Backoff(self._rng)
@@ -217,7 +220,9 @@ class ShardRunner:
         )
         self._counters.connections += 1
         self._conn, self._stream, self._closed = conn, stream, None
-        self._reactor = ConnectionReactor(conn, ready_timeout=self._timeouts[2])
+        self._reactor = ConnectionReactor(
+            conn, ready_timeout=self._timeouts[2], early_ends=self._early_ends
+        )
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
@@ -310,6 +315,8 @@ class ShardRunner:
             self._shard._set_state(reaction.state, reaction.reason)
         if reaction.emit is not None:
             self._shard._emit(*reaction.emit)
+        if reaction.error is not None:
+            self._shard._emit(ERROR, reaction.error)
         if reaction.identify:
             self._task_group.start_soon(self._identify, conn)
         if reaction.closed is not None:

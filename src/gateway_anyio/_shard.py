@@ -64,6 +64,8 @@ class Shard(ShardReporting):
         ready_timeout: seconds from IDENTIFY/RESUME to READY/RESUMED.
         max_buffer: per-consumer event buffer (see ``events()``).
         rng: randomness for heartbeat jitter and backoff (seed it in tests).
+        user_agent: the ``User-Agent`` of this shard's WebSocket upgrades and of its
+            ``GET /gateway/bot`` (default: the gateway's :attr:`~Gateway.user_agent`).
         config_options: more :class:`~gateway_proto.config.ShardConfig` fields
             (``hello_timeout``, ``close_timeout``, ``max_message_size``, ...).
 
@@ -91,6 +93,7 @@ class Shard(ShardReporting):
         ready_timeout: float = 60.0,
         max_buffer: int = DEFAULT_MAX_BUFFER,
         rng: random.Random | None = None,
+        user_agent: str | None = None,
         **config_options: Any,
     ) -> None:
         gateway = (
@@ -109,6 +112,7 @@ class Shard(ShardReporting):
             compression=compress,
             presence=presence,
             large_threshold=large_threshold,
+            user_agent=user_agent or gateway.user_agent,
             **config_options,
         )
         self._limiter = identify_limiter or InProcessIdentifyLimiter()

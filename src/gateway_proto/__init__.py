@@ -8,6 +8,7 @@ Drivers: ``gateway_anyio`` (async) and ``gateway_sync`` (blocking).
 from __future__ import annotations
 
 from ._state import ConnectionState
+from ._version import __version__
 from .backoff import Backoff
 from .close_codes import (
     RESUMABLE_CLOSE,
@@ -34,6 +35,7 @@ from .commands import (
 from .config import (
     DEFAULT_GATEWAY_URL,
     DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_USER_AGENT,
     Compression,
     Encoding,
     ShardConfig,
@@ -85,14 +87,13 @@ from .ratelimit import COMMAND_LIMIT, COMMAND_WINDOW, CommandRateLimiter, heartb
 from .reconnect import CONNECT_FAILED, RESTART_REQUESTED, Reconnector
 from .session import Session
 
-__version__ = "0.1.0.dev0"
-
 __all__ = [
     "COMMAND_LIMIT",
     "COMMAND_WINDOW",
     "CONNECT_FAILED",
     "DEFAULT_GATEWAY_URL",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_USER_AGENT",
     "IDENTIFY_MARGIN",
     "IDENTIFY_WINDOW",
     "RESTART_REQUESTED",

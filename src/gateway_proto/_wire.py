@@ -196,6 +196,7 @@ class Wire:
 
     def __init__(self, config: ShardConfig, url: str, out: bytearray) -> None:
         self._url = url
+        self._user_agent = config.user_agent
         self._out = out
         self._codec = make_codec(config.encoding, max_size=config.max_message_size)
         self._inflater = make_inflater(config.compression, config.max_message_size)
@@ -283,15 +284,24 @@ class Wire:
     def initiate(self) -> None:
         """Append the HTTP upgrade request (``GET`` with the URL's path and query) to ``out``.
 
-        No extension is offered: Discord does not use permessage-deflate.
+        No extension is offered: Discord does not use permessage-deflate. The
+        ``User-Agent`` is ``config.user_agent`` (some servers refuse an upgrade
+        without one).
         """
         assert self._handshake is not None, "initiate() is called once"
         parts = urlsplit(self._url)
         target = parts.path or "/"
         if parts.query:
             target = f"{target}?{parts.query}"
+        agent = (b"User-Agent", self._user_agent.encode("ascii"))
         self._out += self._handshake.send(
-            Request(host=parts.netloc, target=target, extensions=[], subprotocols=[])
+            Request(
+                host=parts.netloc,
+                target=target,
+                extensions=[],
+                subprotocols=[],
+                extra_headers=[agent],
+            )
         )
 
     def feed(self, data: bytes) -> Sequence[WireItem]:

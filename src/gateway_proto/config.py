@@ -7,15 +7,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from ._version import PROJECT_URL, __version__
 from .commands import UpdatePresence
 from .errors import LocalProtocolError
 
 __all__ = [
     "DEFAULT_GATEWAY_URL",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_USER_AGENT",
     "Compression",
     "Encoding",
     "ShardConfig",
+    "check_user_agent",
 ]
 
 #: Discord's gateway, used until ``GET /gateway/bot`` says otherwise.
@@ -24,6 +27,10 @@ DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
 #: room for that and still refuses a decompression bomb long before memory runs out.
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
 
+#: Discord's documented form for bots, ``DiscordBot ($url, $versionNumber)``: sent on
+#: the WebSocket upgrade and on REST. Some servers refuse an upgrade without one.
+DEFAULT_USER_AGENT = f"DiscordBot ({PROJECT_URL}, {__version__})"
+
 #: ``json`` (text frames) or ``etf`` (Erlang term format, binary frames; needs ``erlpack``).
 Encoding = Literal["json", "etf"]
 #: Transport compression (``zlib-stream``, ``zstd-stream``), per-payload zlib
@@ -31,6 +38,23 @@ Encoding = Literal["json", "etf"]
 Compression = Literal["zlib-stream", "zstd-stream", "payload"] | None
 
 _LIBRARY = "spectacles-gateway"
+
+
+def check_user_agent(value: object) -> str:
+    """Return ``value`` if it can be a ``User-Agent`` header, else raise.
+
+    Printable ASCII only: a header value with a line break would let the caller's
+    string write headers of its own, and other characters are not portable.
+
+    Raises:
+        LocalProtocolError: empty, not a str, or not printable ASCII.
+
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise LocalProtocolError("user_agent must be a non-empty str")
+    if not all(" " <= char <= "~" for char in value):
+        raise LocalProtocolError(f"user_agent must be printable ASCII, got {value!r}")
+    return value
 
 
 def _default_properties() -> dict[str, str]:
@@ -60,6 +84,8 @@ class ShardConfig:
             (or for READY) before ``send`` refuses more.
         hello_timeout: seconds to wait for HELLO after the WebSocket opens.
         close_timeout: seconds to wait for the peer's close frame after ours.
+        user_agent: the ``User-Agent`` header of the WebSocket upgrade (default:
+            :data:`DEFAULT_USER_AGENT`, Discord's ``DiscordBot (URL, version)``).
 
     """
 
@@ -77,6 +103,7 @@ class ShardConfig:
     max_pending_commands: int = 1000
     hello_timeout: float = 20.0
     close_timeout: float = 5.0
+    user_agent: str = DEFAULT_USER_AGENT
 
     def __post_init__(self) -> None:
         if not isinstance(self.token, str) or not self.token.strip():
@@ -112,6 +139,7 @@ class ShardConfig:
             raise LocalProtocolError("max_pending_commands must be at least 1")
         if self.hello_timeout <= 0 or self.close_timeout <= 0:
             raise LocalProtocolError("timeouts must be positive")
+        check_user_agent(self.user_agent)
 
     @property
     def query(self) -> dict[str, str]:

@@ -3,9 +3,13 @@
 Theory of operation (PROTOCOL.md section 6.1): when HELLO arrives the first
 heartbeat is due after ``interval * jitter`` (``jitter`` in ``[0, 1)``, drawn from an
 injected :class:`random.Random` so thousands of shards don't beat in step), then one
-every ``interval``. Each heartbeat must be acknowledged (op 11) before the next
-*periodic* one is due; if it isn't, the connection is a zombie and must be dropped
-(with a code that keeps the session). A heartbeat Discord asks for (a received
+every ``interval``. The first beat is never later than :data:`FIRST_BEAT_LATEST` of
+an interval: a server may close 4000 when the first heartbeat comes later than one
+interval after *its* HELLO (PROTOCOL.md 13b), and a jitter near 1 plus the trip
+both ways would land past that; the rest of the interval is the trip's margin.
+Each heartbeat must be acknowledged (op 11) before the next *periodic* one is due;
+if it isn't, the connection is a zombie and must be dropped (with a code that
+keeps the session). A heartbeat Discord asks for (a received
 op 1) goes out at once, doesn't move the periodic schedule, and its ACK counts too.
 
 :class:`Heartbeater` never reads a clock: every method takes ``now`` (seconds on any
@@ -15,7 +19,12 @@ monotonic clock) and the connection calls them from ``receive_data`` and
 
 from __future__ import annotations
 
-__all__ = ["MAX_HEARTBEAT_INTERVAL_MS", "MIN_HEARTBEAT_INTERVAL_MS", "Heartbeater"]
+__all__ = [
+    "FIRST_BEAT_LATEST",
+    "MAX_HEARTBEAT_INTERVAL_MS",
+    "MIN_HEARTBEAT_INTERVAL_MS",
+    "Heartbeater",
+]
 
 #: The shortest ``heartbeat_interval`` (milliseconds) a HELLO may carry. Discord
 #: sends 41,250; test servers send tens of milliseconds. Below one millisecond
@@ -25,6 +34,9 @@ MIN_HEARTBEAT_INTERVAL_MS = 1
 #: Every deadline the connection hands out stays within it of ``now``, so a driver
 #: can always pass it to ``select()`` or a timer (a 1e11 ms interval overflowed them).
 MAX_HEARTBEAT_INTERVAL_MS = 3_600_000
+#: The latest the first heartbeat may be due, as a fraction of the interval (4.1 s of
+#: Discord's 41.25 s are left for HELLO's and the heartbeat's trips).
+FIRST_BEAT_LATEST = 0.9
 
 
 class Heartbeater:
@@ -34,7 +46,7 @@ class Heartbeater:
         interval: seconds between heartbeats (HELLO's milliseconds / 1000).
         now: when HELLO arrived.
         jitter: a number in ``[0, 1)``; the first heartbeat is due at
-            ``now + interval * jitter``.
+            ``now + interval * min(jitter, FIRST_BEAT_LATEST)``.
 
     Attributes:
         interval: seconds between periodic heartbeats.
@@ -52,7 +64,7 @@ class Heartbeater:
         if not 0.0 <= jitter < 1.0:
             raise ValueError("jitter must be in [0, 1)")
         self.interval = interval
-        self.next_due = now + interval * jitter
+        self.next_due = now + interval * min(jitter, FIRST_BEAT_LATEST)
         self.latency: float | None = None
         # When the heartbeat awaiting its ACK was sent (None: nothing outstanding).
         self._sent_at: float | None = None

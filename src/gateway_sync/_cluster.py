@@ -93,7 +93,8 @@ class Cluster:
         limiter_sleep: the default limiter's sleep on that clock.
         max_buffer: per-consumer event buffer, for the cluster and its shards.
         shard_options: passed to every :class:`Shard` (``encoding``, ``compress``,
-            ``ssl_context``, timeouts, ...).
+            ``ssl_context``, timeouts, ``user_agent`` (also used by the cluster's
+            own ``GET /gateway/bot``), ...).
 
     """
 
@@ -188,7 +189,7 @@ class Cluster:
             raise RuntimeError("the cluster is closed")
         plan_shards(shards, 1, shard_count=shard_count)  # a bad spec fails before REST
         self._emitter.start()
-        info = self.gateway.fetch()
+        info = self.gateway.fetch(user_agent=self._shard_options.get("user_agent"))
         ids, total = plan_shards(shards, info.shards, shard_count=shard_count)
         with self._lock:
             if self.identify_limiter is None:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from gateway_proto.config import DEFAULT_USER_AGENT
 from gateway_proto.driver_support import GatewayBase, GatewayInfo
 
 __all__ = ["DEFAULT_API_BASE", "Gateway"]
@@ -40,6 +41,9 @@ class Gateway(GatewayBase):
         transport: an ``httpx.BaseTransport`` (tests inject a mock one).
         verify: TLS verification for REST: ``True``, ``False`` or an ``ssl.SSLContext``.
         backoff_base: the first retry's upper bound in seconds (doubling, capped at 10).
+        user_agent: the ``User-Agent`` of REST requests, and of the WebSocket upgrade
+            of every shard built on this gateway that is not given its own (default:
+            ``gateway_proto.DEFAULT_USER_AGENT``, Discord's ``DiscordBot (URL, version)``).
         sleep: how to wait between attempts (``time.sleep``; injectable for tests).
 
     """
@@ -57,6 +61,7 @@ class Gateway(GatewayBase):
         transport: httpx.BaseTransport | None = None,
         verify: Any = True,
         backoff_base: float = 0.5,
+        user_agent: str = DEFAULT_USER_AGENT,
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:
         super().__init__(
@@ -65,6 +70,7 @@ class Gateway(GatewayBase):
             timeout=timeout,
             max_retries=max_retries,
             backoff_base=backoff_base,
+            user_agent=user_agent,
         )
         self._transport = transport
         self._verify = verify
@@ -81,11 +87,13 @@ class Gateway(GatewayBase):
                 gateway = cls._instances[key] = cls(token, api_base=api_base, **options)
             return gateway
 
-    def fetch(self) -> GatewayInfo:
+    def fetch(self, *, user_agent: str | None = None) -> GatewayInfo:
         """``GET {api_base}/gateway/bot`` and return (and keep) the answer.
 
         A 429 waits the time Discord asks for; network errors and 5xx answers are
         retried ``max_retries`` times with capped, jittered exponential backoff.
+
+        ``user_agent`` replaces :attr:`user_agent` for this request (a shard passes its own).
 
         Raises:
             InvalidTokenError: Discord answered 401: the token is wrong.
@@ -98,11 +106,11 @@ class Gateway(GatewayBase):
                 timeout=self.timeout, transport=self._transport, verify=self._verify
             ) as client,
         ):
-            self._info = self._fetch(client)
+            self._info = self._fetch(client, user_agent)
             return self._info
 
-    def _fetch(self, client: httpx.Client) -> GatewayInfo:
-        fetch = self._fetch_policy(_log)
+    def _fetch(self, client: httpx.Client, user_agent: str | None) -> GatewayInfo:
+        fetch = self._fetch_policy(_log, user_agent=user_agent)
         outcome: GatewayInfo | float
         while True:
             try:

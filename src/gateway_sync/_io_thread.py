@@ -47,6 +47,7 @@ from gateway_proto.driver_support import (
     IDENTIFY_WAIT,
     RECEIVE,
     ConnectionReactor,
+    EarlyEnds,
     Reaction,
     ShardCounters,
     ShardLogger,
@@ -126,6 +127,8 @@ class ShardIO(ShardReporting):
         self._on_stopped: Callable[[Shard], None] | None = None
         # Accepted by send(), not written yet: carried over to the next connection.
         self._unsent = UnsentCommands()
+        # Connections in a row that ended before READY/RESUMED (each one is reported).
+        self._early_ends = EarlyEnds(self._config.token)
         #: Called after every state change (a cluster paces its spawns with it).
         self._on_state: Callable[[Shard], None] | None = None
 
@@ -200,7 +203,7 @@ class ShardIO(ShardReporting):
 
     def _run(self) -> None:
         if not self._url_given:
-            info = self.gateway.fetch()
+            info = self.gateway.fetch(user_agent=self._config.user_agent)
             self._config = dataclasses.replace(self._config, url=info.url)
         reconnector = self._reconnector = Reconnector(
             self._config, session=self._session, rng=self._rng, backoff=Backoff(self._rng)
@@ -260,7 +263,9 @@ class ShardIO(ShardReporting):
         self.counters.connections += 1
         self._conn, self._closed = conn, None
         self._publish()
-        self._reactor = ConnectionReactor(conn, ready_timeout=self._timeouts[2])
+        self._reactor = ConnectionReactor(
+            conn, ready_timeout=self._timeouts[2], early_ends=self._early_ends
+        )
         try:
             pump(
                 conn,
@@ -345,6 +350,8 @@ class ShardIO(ShardReporting):
             self._set_state(reaction.state, reaction.reason)
         if reaction.emit is not None:
             self._emit(*reaction.emit)
+        if reaction.error is not None:
+            self._emit(ERROR, reaction.error)
         if reaction.identify:
             self._start_identify(conn)
         if reaction.closed is not None:

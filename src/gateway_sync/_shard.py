@@ -69,6 +69,8 @@ class Shard(ShardIO):
         ready_timeout: seconds from IDENTIFY/RESUME to READY/RESUMED.
         max_buffer: per-consumer event buffer (see ``events()``).
         rng: randomness for heartbeat jitter and backoff (seed it in tests).
+        user_agent: the ``User-Agent`` of this shard's WebSocket upgrades and of its
+            ``GET /gateway/bot`` (default: the gateway's :attr:`~Gateway.user_agent`).
         config_options: more :class:`~gateway_proto.config.ShardConfig` fields
             (``hello_timeout``, ``close_timeout``, ``max_message_size``, ...).
 
@@ -94,6 +96,7 @@ class Shard(ShardIO):
         ready_timeout: float = 60.0,
         max_buffer: int = DEFAULT_MAX_BUFFER,
         rng: random.Random | None = None,
+        user_agent: str | None = None,
         **config_options: Any,
     ) -> None:
         gateway = (
@@ -113,6 +116,7 @@ class Shard(ShardIO):
             compression=compress,
             presence=presence,
             large_threshold=large_threshold,
+            user_agent=user_agent or gateway.user_agent,
             **config_options,
         )
         self._url_given = url is not None

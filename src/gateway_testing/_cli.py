@@ -77,6 +77,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+#: Payload records each connection of the served fake keeps (see ``history_limit``).
+SERVER_HISTORY = 100
+
+
 async def serve(args: argparse.Namespace) -> None:
     """Run the fake described by ``args`` until cancelled or ``--duration`` elapsed."""
     options: dict[str, object] = {
@@ -90,6 +94,8 @@ async def serve(args: argparse.Namespace) -> None:
         "guilds_per_shard": args.guilds_per_shard,
         "members_per_guild": args.members_per_guild,
         "seed": args.seed,
+        # It may serve for weeks: keep a short history, not every payload ever sent.
+        "history_limit": SERVER_HISTORY,
     }
     if args.encoding is not None:
         options["encodings"] = (args.encoding,)

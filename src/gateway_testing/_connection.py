@@ -69,6 +69,9 @@ class FakeConnection:
         what the client's close frame carried (``None`` if it never sent one).
         ``server_close_code``: the code the fake closed with. ``closed``: set once the
         socket is gone. ``dropped``: the fake dropped it without a close frame.
+        ``user_agent``: the upgrade's ``User-Agent`` header (``None`` without one).
+        ``hello_at``: when HELLO was queued (``None`` before). ``first_heartbeat_at``:
+        when the first heartbeat arrived (``None`` before).
 
     Fault knobs (set any time): ``acking`` (``False`` = a zombie server that never ACKs),
     ``fragment_frames`` (frames per WebSocket message), ``split_messages`` (zlib-stream
@@ -109,6 +112,9 @@ class FakeConnection:
         self.write_delay = 0.0
         self.opened_at = anyio.current_time()
         self.last_heartbeat = self.opened_at
+        self.user_agent: str | None = None
+        self.hello_at: float | None = None
+        self.first_heartbeat_at: float | None = None
         self._stream = stream
         self._ws = ws
         self._compressor: Compressor | None = None
@@ -334,6 +340,12 @@ class FakeConnection:
             await self._stream.aclose()
         self.closed = True
         self._queue.clear()
+        # The compression context is the bulk of a connection (~256 KiB for zlib):
+        # a closed one keeps only its records, so a long-running fake stays small.
+        self._compressor = None
+        if self.fake.options.history_limit is not None:
+            self.sent.clear()
+            self.delivered.clear()
         self.fake.connection_ended(self)
         self._notify()
 
@@ -395,6 +407,7 @@ class FakeConnection:
 
     def _record(self, record: ClientPayload) -> None:
         self.sent.append(record)
+        _trim(self.sent, self.fake.options.history_limit)
         self._notify()
 
     async def _writer(self) -> None:
@@ -440,6 +453,7 @@ class FakeConnection:
         )
         await self._send_messages(messages)
         self.delivered.append(record)
+        _trim(self.delivered, self.fake.options.history_limit)
         if record.op == 0 and record.t in ("READY", "RESUMED"):
             logger.debug("connection %d: %s (s=%s)", self.number, record.t, record.s)
 
@@ -510,11 +524,33 @@ class FakeConnection:
         while not self._closing:
             deadline = self.last_heartbeat + options.heartbeat_interval + grace
             now = anyio.current_time()
+            first = self.first_heartbeat_deadline()
+            if first is not None and now >= first:
+                self.first_heartbeat_late()
+                return
             if now >= deadline:
                 logger.info("connection %d: no heartbeat in time, closing 4009", self.number)
                 self.close_with(4009, "Session timed out.")
                 return
-            await anyio.sleep(deadline - now)
+            await anyio.sleep((deadline if first is None else min(deadline, first)) - now)
+
+    def first_heartbeat_deadline(self) -> float | None:
+        """When the first heartbeat is overdue (``first_heartbeat_limit``), while none came."""
+        limit = self.fake.options.first_heartbeat_limit
+        if limit is None or self.hello_at is None or self.first_heartbeat_at is not None:
+            return None
+        return self.hello_at + limit
+
+    def first_heartbeat_late(self) -> None:
+        """Close as the strict server does when the first heartbeat is late."""
+        logger.info("connection %d: first heartbeat late, closing 4000", self.number)
+        self.close_with(4000, "Heartbeat expired")
+
+
+def _trim(records: list[Any], limit: int | None) -> None:
+    """Keep the last ``limit`` records (``None``: all); trims in batches, so appends stay O(1)."""
+    if limit is not None and len(records) > 2 * limit:
+        del records[:-limit]
 
 
 def _split(message: str | bytes, parts: int) -> list[Any]:

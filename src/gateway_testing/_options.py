@@ -5,7 +5,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 
-from gateway_testing._session import SlidingWindow
+from gateway_testing._session import FixedWindow, SlidingWindow
 
 __all__ = ["ALL_INTENTS", "PRIVILEGED_INTENTS", "FakeOptions"]
 
@@ -20,6 +20,24 @@ class FakeOptions:
     """Configuration of a :class:`~gateway_testing.FakeGateway` (see its docstring).
 
     Times are float seconds (the wire carries milliseconds where Discord does).
+
+    Habits of real servers that are not Discord (PROTOCOL.md 13b), so a test can
+    check the client copes with them:
+
+    - ``require_user_agent`` (on by default): an upgrade without a ``User-Agent``
+      header is accepted, then closed with 4002 "User-Agent header is required".
+    - ``first_heartbeat_limit``: seconds after HELLO by which the *first*
+      heartbeat must arrive, else close 4000 "Heartbeat expired" (one server uses
+      exactly ``heartbeat_interval``, with no slack for the client's jitter);
+      ``None`` (default) applies only the usual interval-plus-grace rule.
+    - ``fixed_command_window``: count ``command_limit`` payloads per fixed window of
+      ``command_window`` seconds (starting at the first payload) instead of
+      Discord's sliding window; either way, going over closes 4008.
+
+    ``history_limit`` bounds what a long-running fake keeps (``None``, the default
+    for tests, keeps everything): each connection keeps only its last
+    ``history_limit`` payload records each way while open, and none once closed.
+    A closed connection always gives back its compression context and buffers.
     """
 
     token: str = "test-token"
@@ -52,6 +70,11 @@ class FakeOptions:
     event_rate: float | None = None
     encodings: tuple[str, ...] = ("json", "etf")
     compressions: tuple[str | None, ...] = (None, "zlib-stream", "zstd-stream")
+    # -- real-server habits (useragent helper): User-Agent, first heartbeat, fixed window
+    require_user_agent: bool = True
+    first_heartbeat_limit: float | None = None
+    fixed_command_window: bool = False
+    history_limit: int | None = None
 
     # -- wire-bigpayloads (issue 10): how other servers compress and frame; all off --
     #: zstd-stream: end the zstd frame after every message, so each message is a
@@ -73,12 +96,18 @@ class FakeOptions:
             raise ValueError("event_rate must be positive (events per second) or None")
         if self.fragment_size is not None and self.fragment_size < 1:
             raise ValueError("fragment_size must be at least 1 (bytes per fragment) or None")
+        if self.first_heartbeat_limit is not None and self.first_heartbeat_limit <= 0:
+            raise ValueError("first_heartbeat_limit must be positive (seconds) or None")
+        if self.history_limit is not None and self.history_limit < 1:
+            raise ValueError("history_limit must be at least 1 or None")
 
     @property
     def grace(self) -> float:
         """Seconds past the interval before a silent client is closed with 4009."""
         return self.heartbeat_interval if self.heartbeat_grace is None else self.heartbeat_grace
 
-    def command_window_limiter(self) -> SlidingWindow:
+    def command_window_limiter(self) -> SlidingWindow | FixedWindow:
         """Return a fresh per-connection limiter (120 payloads per 60 s by default)."""
+        if self.fixed_command_window:
+            return FixedWindow(self.command_limit, self.command_window)
         return SlidingWindow(self.command_limit, self.command_window)

@@ -61,8 +61,11 @@ def make_compressor(conn: FakeConnection) -> Compressor:
 
 
 def open_connection(conn: FakeConnection) -> None:
-    """Check ``v``, ``encoding`` and ``compress``; then send HELLO (or close)."""
+    """Check ``User-Agent``, ``v``, ``encoding``, ``compress``; then send HELLO (or close)."""
     options = conn.fake.options
+    if options.require_user_agent and not conn.user_agent:
+        conn.close_with(4002, "User-Agent header is required")
+        return
     if conn.query.get("v") != "10":
         conn.close_with(4012, "Invalid API version.")
         return
@@ -86,6 +89,7 @@ def open_connection(conn: FakeConnection) -> None:
         conn.fake.reconnects_before_hello -= 1
         conn.send_payload({"op": 7, "d": None})
         return
+    conn.hello_at = conn.last_heartbeat
     conn.send_payload(
         {"op": 10, "d": {"heartbeat_interval": round(options.heartbeat_interval * 1000)}}
     )
@@ -107,6 +111,12 @@ def _heartbeat(conn: FakeConnection, d: Any, now: float) -> None:
     if d is not None and (not isinstance(d, int) or isinstance(d, bool)):
         conn.close_with(4001, "Invalid heartbeat payload.")
         return
+    first = conn.first_heartbeat_deadline()
+    if first is not None and now > first:
+        conn.first_heartbeat_late()
+        return
+    if conn.first_heartbeat_at is None:
+        conn.first_heartbeat_at = now
     conn.last_heartbeat = now
     if conn.acking:
         conn.send_payload({"op": 11, "d": None})

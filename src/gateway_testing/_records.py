@@ -56,6 +56,7 @@ class HttpRequest:
         path: the request target without the query string.
         authorization: the ``Authorization`` header, or ``None``.
         status: the status code the fake answered with.
+        user_agent: the ``User-Agent`` header, or ``None``.
 
     """
 
@@ -64,3 +65,4 @@ class HttpRequest:
     path: str
     authorization: str | None
     status: int
+    user_agent: str | None = None

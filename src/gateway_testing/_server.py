@@ -427,7 +427,18 @@ class FakeGateway:
             if conn.close_code in (1000, 1001):
                 session.invalidated = True  # a clean client close ends the session
             session.detached_at = anyio.current_time()
+        self._forget_dead_sessions()
         self._notify()
+
+    def _forget_dead_sessions(self) -> None:
+        # A session that can never be resumed needs no replay buffer; with a
+        # history_limit (a long-running fake) it is forgotten altogether.
+        limited = self.options.history_limit is not None
+        for session_id, session in list(self.sessions.items()):
+            if session.invalidated:
+                session.buffer.clear()
+                if limited:
+                    del self.sessions[session_id]
 
     # -- serving -------------------------------------------------------------------------
 
@@ -489,7 +500,14 @@ class FakeGateway:
             }
             reply = rest_reply(req.method.decode(), path, auth, token=o.token, gateway=gateway)
         self.http_requests.append(
-            HttpRequest(anyio.current_time(), req.method.decode(), path, auth, reply.status)
+            HttpRequest(
+                anyio.current_time(),
+                req.method.decode(),
+                path,
+                auth,
+                reply.status,
+                header(req, b"user-agent"),
+            )
         )
         self._notify()
         for event in reply.events(keep_alive=True):
@@ -506,9 +524,11 @@ class FakeGateway:
         await stream.send(ws.send(AcceptConnection()))
         parts = urllib.parse.urlsplit(request.target)
         query = dict(urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+        agent = next((v for k, v in request.extra_headers if k.lower() == b"user-agent"), None)
         conn = FakeConnection(
             self, len(self.connections), stream=stream, ws=ws, path=parts.path or "/", query=query
         )
+        conn.user_agent = None if agent is None else agent.decode("latin-1")
         self.connections.append(conn)
         self._notify()
         logger.debug("connection %d: %s?%s", conn.number, conn.path, parts.query)

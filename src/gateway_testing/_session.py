@@ -14,7 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SESSION_ENDING_CODES", "Dispatch", "FakeSession", "SlidingWindow"]
+__all__ = ["SESSION_ENDING_CODES", "Dispatch", "FakeSession", "FixedWindow", "SlidingWindow"]
 
 #: Server close codes after which the session cannot be resumed (PROTOCOL.md 7).
 SESSION_ENDING_CODES = frozenset({4003, 4004, 4007, 4009, 4010, 4011, 4012, 4013, 4014})
@@ -92,3 +92,30 @@ class SlidingWindow:
             self._times.popleft()
         self._times.append(now)
         return len(self._times) <= self.limit
+
+
+class FixedWindow:
+    """At most ``limit`` events per fixed window of ``period`` seconds.
+
+    Windows start at the first event and follow each other back to back; the
+    count starts over at each boundary (what one server reimplementation does,
+    rather than Discord's sliding window: it lets up to ``2 * limit`` through
+    around a boundary, and never trips a client that keeps to a sliding window).
+    """
+
+    def __init__(self, limit: int, period: float) -> None:
+        self.limit = limit
+        self.period = period
+        self._start: float | None = None
+        self._count = 0
+
+    def hit(self, now: float) -> bool:
+        """Record an event at ``now``; return ``False`` if it goes over the limit."""
+        start = self._start
+        if start is None:
+            self._start = start = now
+        elif now >= start + self.period:
+            self._start = start = start + (now - start) // self.period * self.period
+            self._count = 0
+        self._count += 1
+        return self._count <= self.limit

@@ -149,6 +149,7 @@ def test_closed_is_logged_by_whether_it_carried_an_error(
     error: GatewayError | None, level: int
 ) -> None:
     reactor, _ = _reactor()
+    reactor.react(Dispatch("READY", {}, 1))  # live: an early end is test_early_ends.py's
     closed = _closed(CloseCause.ZOMBIE, error=error)
     assert reactor.react(closed) == Reaction(
         emit=(CLOSE, closed),

@@ -31,6 +31,7 @@ from wsproto.events import (
 )
 
 TOKEN = "test-token"
+USER_AGENT = (b"User-Agent", b"gateway-testing-client (tests)")
 SUFFIX = b"\x00\x00\xff\xff"
 
 
@@ -261,8 +262,9 @@ async def connect_wsproto(
     encoding: str = "json",
     compress: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    bare: bool = False,
 ) -> WsprotoClient:
-    """Open a WebSocket to ``target`` with anyio + wsproto."""
+    """Open a WebSocket to ``target`` with anyio + wsproto (``bare``: no User-Agent)."""
     if ssl_context is not None:
         stream: ByteStream = await anyio.connect_tcp(
             url_host, port, ssl_context=ssl_context, tls_standard_compatible=False
@@ -270,7 +272,11 @@ async def connect_wsproto(
     else:
         stream = await anyio.connect_tcp(url_host, port)
     ws = WSConnection(ConnectionType.CLIENT)
-    await stream.send(ws.send(Request(host=f"{url_host}:{port}", target=target)))
+    # The fake refuses an upgrade without a User-Agent (require_user_agent), as a real
+    # server does; websockets sends one of its own, so this client does too.
+    headers = [] if bare else [USER_AGENT]
+    request = Request(host=f"{url_host}:{port}", target=target, extra_headers=headers)
+    await stream.send(ws.send(request))
     while True:
         ws.receive_data(await stream.receive())
         events = list(ws.events())

@@ -38,8 +38,12 @@ async def connect(
     v: str | None = "10",
     ssl_context: ssl.SSLContext | None = None,
     transport: str | None = None,
+    bare: bool = False,
 ) -> Client:
-    """Open a gateway WebSocket to ``fake``: websockets on asyncio, wsproto otherwise."""
+    """Open a gateway WebSocket to ``fake``: websockets on asyncio, wsproto otherwise.
+
+    ``bare``: send no ``User-Agent`` (wsproto only; websockets always sends one).
+    """
     query: dict[str, str] = {"encoding": encoding}
     if v is not None:
         query["v"] = v
@@ -67,6 +71,7 @@ async def connect(
         encoding=encoding,
         compress=compress,
         ssl_context=ssl_context,
+        bare=bare,
     )
 
 

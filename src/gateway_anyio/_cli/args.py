@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from gateway_proto import __version__
+from gateway_proto.config import check_user_agent
+from gateway_proto.errors import LocalProtocolError
 from gateway_proto.intents import Intents
 
 __all__ = [
@@ -181,6 +183,8 @@ class ListenOptions:
         status: ``"auto"``, ``"on"`` or ``"off"``: the terminal status display.
         status_interval: seconds between status lines.
         verbose: log the library's INFO records (connections, state changes) to stderr.
+        user_agent: the ``User-Agent`` for REST and the WebSocket upgrade (``None``:
+            the library's ``DiscordBot (URL, version)``).
 
     """
 
@@ -200,6 +204,7 @@ class ListenOptions:
     status: Literal["auto", "on", "off"] = "auto"
     status_interval: float = 5.0
     verbose: bool = False
+    user_agent: str | None = None
 
     @property
     def compression(self) -> str | None:
@@ -293,6 +298,14 @@ def _count(text: str) -> int:
     return int(text)
 
 
+def parse_user_agent(text: str) -> str:
+    """Check a ``--user-agent`` value (printable ASCII, not empty)."""
+    try:
+        return check_user_agent(text)
+    except LocalProtocolError as exc:
+        raise ValueError(str(exc).replace("user_agent", "--user-agent", 1)) from None
+
+
 def _wrap(parse: Callable[[str], _T]) -> Callable[[str], _T]:
     """Adapt a ``ValueError``-raising parser to argparse (one-line error, exit 2)."""
 
@@ -366,6 +379,14 @@ def _add_listen(sub: argparse._SubParsersAction[_Parser]) -> None:
         metavar="URL",
         help="REST base that serves GET /gateway/bot (default: Discord's); point it at "
         "a running `spectacles-gateway fake` (e.g. http://127.0.0.1:8765/api/v10). Needs a token",
+    )
+    conn.add_argument(
+        "--user-agent",
+        type=_wrap(parse_user_agent),
+        default=None,
+        metavar="TEXT",
+        help="User-Agent for REST and the WebSocket upgrade "
+        "(default: DiscordBot (URL, version), Discord's form)",
     )
     conn.add_argument(
         "--shards",
@@ -589,6 +610,7 @@ def _listen_options(
         status=ns.status,
         status_interval=ns.status_interval,
         verbose=ns.verbose,
+        user_agent=ns.user_agent,
     )
 
 

@@ -254,6 +254,8 @@ class ShardView:
         latency: the last heartbeat round trip, in seconds.
         ready: whether READY or RESUMED arrived (at least once).
         identify_at: when the shard may identify, while it waits for its bucket.
+        rejected: why the server refused the shard's last connection before READY
+            (close code and reason), until the shard is ready again.
 
     """
 
@@ -262,6 +264,7 @@ class ShardView:
     latency: float | None = None
     ready: bool = False
     identify_at: float | None = None
+    rejected: str | None = None
 
 
 @dataclass(slots=True)
@@ -327,6 +330,11 @@ class StatusBoard:
                 f"; {len(waits)} waiting for identify buckets "
                 f"(next: shard {shard_id} in {wait:.1f} s)"
             )
+        rejected = [v for v in self.shards.values() if v.rejected is not None]
+        if rejected:
+            first = min(rejected, key=lambda v: v.shard_id)
+            others = f" (and {len(rejected) - 1} more)" if len(rejected) > 1 else ""
+            line += f"; shard {first.shard_id} rejected: {first.rejected}{others}"
         return line
 
     def status_line(self, now: float) -> str:
@@ -353,7 +361,8 @@ def _ms(seconds: float) -> str:
 
 def _shard_cell(view: ShardView) -> str:
     latency = _ms(view.latency) if view.latency is not None else "-"
-    return f"#{view.shard_id} {view.state} {latency}"
+    state = view.state if view.rejected is None else f"rejected: {view.rejected}"
+    return f"#{view.shard_id} {state} {latency}"
 
 
 class Display:
@@ -445,10 +454,16 @@ class Display:
         self.board.view(shard_id).identify_at = until
         self._progress(now)
 
+    def shard_rejected(self, shard_id: int, reason: str, now: float) -> None:
+        """Record that the server refused a shard's connection before READY."""
+        self.board.view(shard_id).rejected = reason
+        self._progress(now)
+
     def shard_ready(self, shard_id: int, now: float) -> None:
         """Record READY or RESUMED on a shard."""
         view = self.board.view(shard_id)
         view.ready = True
+        view.rejected = None
         view.state = "ready"  # the drivers' ShardState.READY value
         view.identify_at = None
         self._progress(now)

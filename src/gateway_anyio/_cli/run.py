@@ -9,8 +9,9 @@ objects, so :class:`_Listener` turns them into display calls once, for both.
 
 Exit statuses: 0 after a clean stop (``--duration`` elapsed, or the gateway let
 every shard go), 1 when a shard stopped on a fatal error (bad token, disallowed
-intents, ...) or the gateway could not be reached, 2 for bad input, 130 after
-Ctrl-C (closed cleanly all the same). No path prints a traceback.
+intents, ...), the gateway could not be reached, or no shard ever became ready
+(the server refused every connection: the last reason is named), 2 for bad
+input, 130 after Ctrl-C (closed cleanly all the same). No path prints a traceback.
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ from typing import Any
 import anyio
 
 from gateway_anyio import DEFAULT_API_BASE, Cluster, Gateway
+from gateway_proto.config import DEFAULT_USER_AGENT
 from gateway_proto.driver_support import (
     CLOSE,
+    CONNECT,
     DISCONNECT,
     ERROR,
     IDENTIFY_WAIT,
     LIFECYCLE_EVENTS,
     STATE,
+    ConnectionRejectedError,
     GatewayEvent,
     GatewayInfo,
     GatewayRequestError,
@@ -208,6 +212,10 @@ class _Outcome:
     reason: str = ""
     status: int = EXIT_OK
     errors: dict[int, BaseException] = dataclasses.field(default_factory=dict)
+    #: Whether any shard got READY or RESUMED during the run.
+    ever_ready: bool = False
+    #: The last refusal before READY of each shard (close code and reason).
+    rejections: dict[int, str] = dataclasses.field(default_factory=dict)
 
     def stop(self, reason: str, status: int = EXIT_OK) -> None:
         if not self.reason:  # the first reason wins: later ones are consequences
@@ -248,6 +256,12 @@ class _Listener:
             )
             code = "no close frame" if data.code is None else f"code {data.code}"
             display.notice(f"shard {event.shard_id}: closed ({code}, {data.reason}); {action}")
+        elif event.name == CONNECT:
+            self.outcome.ever_ready = True
+        elif event.name == ERROR and isinstance(data, ConnectionRejectedError):
+            # The library logged it as a warning (a notice here): only the board changes.
+            self.outcome.rejections[event.shard_id] = data.summary
+            display.shard_rejected(event.shard_id, data.summary, now)
         elif event.name == ERROR and isinstance(data, BaseException):
             if not isinstance(data, FatalCloseError | GatewayRequestError):
                 display.notice(f"shard {event.shard_id}: {explain(data)}")
@@ -269,6 +283,11 @@ def _summary(outcome: _Outcome, options: ListenOptions, display: Display) -> int
             seen.add(message)
             display.error(message if len(outcome.errors) == 1 else f"shard {shard_id}: {message}")
         status = EXIT_FAILURE
+    if status == EXIT_OK and not outcome.ever_ready:
+        # Exiting 0 here would tell a script that all went well with nothing connected.
+        why = "; ".join(f"shard {k} rejected: {v}" for k, v in sorted(outcome.rejections.items()))
+        display.error(f"no shard became ready ({why or 'no READY from the gateway'})")
+        status = EXIT_FAILURE
     return status
 
 
@@ -287,7 +306,12 @@ def _fake_kwargs(options: ListenOptions) -> dict[str, Any]:
         "max_concurrency": max_concurrency,
         "event_rate": options.rate,
         "heartbeat_interval": OFFLINE_HEARTBEAT_INTERVAL,
+        "history_limit": 100,  # an offline run may last for hours: records stay bounded
     }
+
+
+def _user_agent(options: ListenOptions) -> str:
+    return options.user_agent or DEFAULT_USER_AGENT
 
 
 def _plan(options: ListenOptions, info: GatewayInfo) -> tuple[list[int], int]:
@@ -368,7 +392,7 @@ async def _listen_anyio(options: ListenOptions, display: Display) -> int:
             token, api_base = options.token, options.api_base or DEFAULT_API_BASE
             where = "Discord" if options.api_base is None else api_base
 
-        gateway = Gateway(token, api_base=api_base)
+        gateway = Gateway(token, api_base=api_base, user_agent=_user_agent(options))
         try:
             info = await gateway.fetch()
         except (GatewayRequestError, OSError) as exc:
@@ -477,7 +501,9 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
             assert options.token is not None
             token, api_base = options.token, options.api_base or gateway_sync.DEFAULT_API_BASE
             where = "Discord" if options.api_base is None else api_base
-        gateway = gateway_sync.Gateway(token, api_base=api_base)
+        gateway = gateway_sync.Gateway(
+            token, api_base=api_base, user_agent=_user_agent(options)
+        )
         try:
             info = gateway.fetch()
         except (GatewayRequestError, OSError) as exc:

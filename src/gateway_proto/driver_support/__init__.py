@@ -19,6 +19,8 @@ Every public name is importable from this package; each lives in one module, by 
 - :mod:`.reactor`: what each core event means for a shard (:class:`ConnectionReactor`,
   :class:`Reaction`) and the steps only a driver can time (:class:`StepDeadline`,
   :data:`HANDSHAKE_TIMED_OUT`, :data:`READY_TIMED_OUT`, :data:`RESUMED_TIMED_OUT`).
+- :mod:`.rejections`: connections that end before READY/RESUMED, counted and
+  reported (:class:`EarlyEnds`, :class:`ConnectionRejectedError`).
 - :mod:`.after_close`: what to do when a connection ends (:func:`after_connection`,
   :class:`NextAttempt`, :func:`describe_error`).
 - :mod:`.urls`: where a gateway URL points (:func:`split_gateway_url`,
@@ -71,6 +73,7 @@ from .reactor import (
     StepDeadline,
 )
 from .redaction import RedactingFilter, ShardLogger, redact
+from .rejections import ConnectionRejectedError, EarlyEnds
 from .shard_events import (
     ANY_EVENT,
     CLOSE,
@@ -113,7 +116,9 @@ __all__ = [
     "ChunkOutcome",
     "Connected",
     "ConnectionReactor",
+    "ConnectionRejectedError",
     "DropOldestBuffer",
+    "EarlyEnds",
     "GatewayAddress",
     "GatewayBase",
     "GatewayEvent",

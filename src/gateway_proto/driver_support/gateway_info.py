@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway_proto.backoff import Backoff
+from gateway_proto.config import DEFAULT_USER_AGENT, check_user_agent
 from gateway_proto.errors import GatewayError
 from gateway_proto.identify import SessionStartLimit
 
@@ -99,11 +100,19 @@ class GatewayBase:
     """What both drivers' ``Gateway`` share: the token, the settings, the last answer.
 
     The drivers add only ``fetch`` (with their own HTTP client and sleep) and the
-    per-token registry.
+    per-token registry. :attr:`user_agent` goes on every REST request, and shards
+    built on this gateway send it on the WebSocket upgrade too, unless given their own.
     """
 
     def __init__(
-        self, token: str, *, api_base: str, timeout: float, max_retries: int, backoff_base: float
+        self,
+        token: str,
+        *,
+        api_base: str,
+        timeout: float,
+        max_retries: int,
+        backoff_base: float,
+        user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
         token = token.strip()
         if token.startswith("Bot "):
@@ -115,6 +124,8 @@ class GatewayBase:
         self.timeout = timeout
         self.max_retries = max_retries
         self._backoff_base = backoff_base
+        #: The ``User-Agent`` of REST requests and (by default) of the shards' upgrades.
+        self.user_agent = check_user_agent(user_agent)
         self._info: GatewayInfo | None = None
 
     def __repr__(self) -> str:
@@ -157,10 +168,16 @@ class GatewayBase:
         """Identifies allowed per 5 s window (the number of buckets)."""
         return self.info.max_concurrency
 
-    def _fetch_policy(self, log: logging.Logger) -> GatewayFetch:
-        """Return a fresh retry policy for one ``fetch``."""
+    def _fetch_policy(self, log: logging.Logger, *, user_agent: str | None = None) -> GatewayFetch:
+        """Return a fresh retry policy for one ``fetch`` (``user_agent``: else this gateway's)."""
         backoff = Backoff(random.Random(), base=self._backoff_base, cap=10.0)
-        return GatewayFetch(self._token, max_retries=self.max_retries, backoff=backoff, log=log)
+        return GatewayFetch(
+            self._token,
+            max_retries=self.max_retries,
+            backoff=backoff,
+            log=log,
+            user_agent=check_user_agent(user_agent or self.user_agent),
+        )
 
 
 class GatewayFetch:
@@ -176,9 +193,15 @@ class GatewayFetch:
     """
 
     def __init__(
-        self, token: str, *, max_retries: int, backoff: Backoff, log: logging.Logger
+        self,
+        token: str,
+        *,
+        max_retries: int,
+        backoff: Backoff,
+        log: logging.Logger,
+        user_agent: str = DEFAULT_USER_AGENT,
     ) -> None:
-        self.headers = {"Authorization": f"Bot {token}", "User-Agent": "spectacles-gateway"}
+        self.headers = {"Authorization": f"Bot {token}", "User-Agent": user_agent}
         self._token = token
         self._max_retries = max_retries
         self._backoff = backoff

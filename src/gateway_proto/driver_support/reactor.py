@@ -12,9 +12,11 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gateway_proto.errors import GatewayError
 from gateway_proto.events import Closed, Dispatch, Event, IdentifyNeeded, Opened, PayloadSent
 from gateway_proto.opcodes import Opcode
 
+from .rejections import EarlyEnds
 from .shard_events import CLOSE, CONNECT, OPEN, RECEIVE, SEND, Connected, ShardState
 
 if TYPE_CHECKING:
@@ -32,7 +34,8 @@ class Reaction:
     """What a driver does about one core event besides delivering it (see ConnectionReactor).
 
     A driver applies the fields in this order: the timer (:meth:`StepDeadline.follow`),
-    the log line, the state change, the lifecycle event, then the identify wait.
+    the log line, the state change, the lifecycle event, the error event, then the
+    identify wait.
 
     Attributes:
         state: the shard's new state, or ``None`` to keep it.
@@ -44,6 +47,8 @@ class Reaction:
         identify: get an identify permit, then call the connection's ``identify``.
         log: ``(level, message)`` to log, or ``None``.
         closed: the connection's ``Closed`` event, once it ended (nothing follows it).
+        error: emit it as an :data:`~.shard_events.ERROR` event (a connection that
+            ended before READY: see :class:`~.rejections.ConnectionRejectedError`).
 
     """
 
@@ -55,6 +60,7 @@ class Reaction:
     identify: bool = False
     log: tuple[int, str] | None = None
     closed: Closed | None = None
+    error: GatewayError | None = None
 
 
 _IDENTIFY_NEEDED = Reaction(ShardState.IDENTIFYING, "waiting for an identify permit", identify=True)
@@ -73,7 +79,9 @@ class ConnectionReactor:
     - ``PayloadSent``: emit :data:`SEND`; after IDENTIFY, READY must come within
       ``ready_timeout``.
     - READY or RESUMED: the session is live: state ``READY``, emit :data:`CONNECT`.
-    - ``Closed``: log it (an error if it carried one), emit :data:`CLOSE`.
+    - ``Closed``: log it (an error if it carried one), emit :data:`CLOSE`. If the
+      session never went live on this connection, ask ``early_ends`` whether to
+      report it too (:class:`~.rejections.EarlyEnds`): a warning and an error event.
     - Anything else from the server: emit :data:`RECEIVE`.
 
     Ordinary dispatches give ``None``, so the hot path allocates nothing: the driver
@@ -82,14 +90,24 @@ class ConnectionReactor:
     Args:
         conn: the connection, before it connects (it resumes if it holds a session).
         ready_timeout: seconds from IDENTIFY/RESUME to READY/RESUMED.
+        early_ends: the shard's count of connections in a row that ended before
+            READY/RESUMED (give each connection's reactor the same one).
 
     """
 
-    __slots__ = ("_conn", "_ready_timeout", "resuming")
+    __slots__ = ("_conn", "_early_ends", "_live", "_ready_timeout", "resuming")
 
-    def __init__(self, conn: GatewayConnection, *, ready_timeout: float) -> None:
+    def __init__(
+        self,
+        conn: GatewayConnection,
+        *,
+        ready_timeout: float,
+        early_ends: EarlyEnds | None = None,
+    ) -> None:
         self._conn = conn
         self._ready_timeout = ready_timeout
+        self._early_ends = early_ends if early_ends is not None else EarlyEnds()
+        self._live = False
         #: Whether the connection resumes a session (else it identifies).
         self.resuming = conn.session is not None
 
@@ -100,6 +118,8 @@ class ConnectionReactor:
             if name != "READY" and name != "RESUMED":  # noqa: PLR1714 (hot path)
                 return None
             live = Connected(name == "RESUMED", self._conn.session)
+            self._live = True
+            self._early_ends.live()
             return Reaction(ShardState.READY, name, emit=(CONNECT, live), stop_timer=True)
         if isinstance(event, PayloadSent):
             emit = (SEND, {"op": event.opcode, "d": event.data})
@@ -121,7 +141,18 @@ class ConnectionReactor:
         if isinstance(event, Closed):
             level = logging.ERROR if event.error is not None else logging.INFO
             line = f"connection closed: {event.reason} (code {event.code}, {event.cause.value})"
-            return Reaction(emit=(CLOSE, event), stop_timer=True, log=(level, line), closed=event)
+            early = None
+            if not self._live:
+                early = self._early_ends.ended(event, resuming=self.resuming)
+                if early is not None:
+                    level, line = logging.WARNING, str(early)
+            return Reaction(
+                emit=(CLOSE, event),
+                stop_timer=True,
+                log=(level, line),
+                closed=event,
+                error=early,
+            )
         return Reaction(emit=(RECEIVE, event))
 
 
