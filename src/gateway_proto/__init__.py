@@ -55,6 +55,7 @@ from .errors import (
     MessageTooLargeError,
     ProtocolError,
     ShardingRequiredError,
+    UnsafeResumeUrlError,
     fatal_error_for,
 )
 from .events import (
@@ -69,6 +70,7 @@ from .events import (
     InvalidSession,
     Opened,
     PayloadSent,
+    ProtocolWarning,
     ReconnectRequested,
 )
 from .heartbeat import Heartbeater
@@ -138,6 +140,7 @@ __all__ = [
     "Opened",
     "PayloadSent",
     "ProtocolError",
+    "ProtocolWarning",
     "ReconnectRequested",
     "Reconnector",
     "RequestChannelInfo",
@@ -149,6 +152,7 @@ __all__ = [
     "ShardingRequiredError",
     "Snowflake",
     "Status",
+    "UnsafeResumeUrlError",
     "UpdatePresence",
     "UpdateVoiceState",
     "__version__",

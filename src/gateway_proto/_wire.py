@@ -54,6 +54,7 @@ from ._frames import (
     build_frame,
     parse_close,
 )
+from ._urls import host_of
 from .codecs import JsonCodec, Payload, make_codec
 from .codecs import _envelope as envelope
 from .compression import ZLIB_SUFFIX, ZlibStreamInflater, make_inflater
@@ -291,7 +292,8 @@ class Wire:
         if parts.query:
             target = f"{target}?{parts.query}"
         self._out += self._handshake.send(
-            Request(host=parts.netloc, target=target, extensions=[], subprotocols=[])
+            # Never a ``user:password@`` in the Host header.
+            Request(host=host_of(parts.netloc), target=target, extensions=[], subprotocols=[])
         )
 
     def feed(self, data: bytes) -> Sequence[WireItem]:

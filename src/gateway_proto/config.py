@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from ._urls import host_of
 from .commands import UpdatePresence
 from .errors import LocalProtocolError
 
@@ -125,11 +126,12 @@ class ShardConfig:
         """Return ``base`` (default: ``url``) with this config's query string.
 
         The same query goes on the resume URL, ``compress`` included: a resume
-        URL without it gets uncompressed frames.
+        URL without it gets uncompressed frames. A ``user:password@`` is dropped:
+        it must never become the ``Host`` header or reach a log line.
         """
         parts = urlsplit(base or self.url)
         return urlunsplit(
-            (parts.scheme, parts.netloc, parts.path or "/", urlencode(self.query), "")
+            (parts.scheme, host_of(parts.netloc), parts.path or "/", urlencode(self.query), "")
         )
 
     def identify_payload(self) -> dict[str, Any]:
