@@ -14,6 +14,7 @@ from .errors import LocalProtocolError
 __all__ = [
     "DEFAULT_GATEWAY_URL",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_RESUME_AGE",
     "Compression",
     "Encoding",
     "ShardConfig",
@@ -24,6 +25,11 @@ DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
 #: READY and GUILD_CREATE of very large guilds have gone past 5 MB; 64 MiB leaves
 #: room for that and still refuses a decompression bomb long before memory runs out.
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+#: Seconds a lost session is tried again (RESUME) before the shard identifies anew.
+#: Discord keeps a session resumable "for a few minutes" after its connection drops;
+#: trying longer only costs a refused RESUME (op 9) when the server comes back,
+#: giving up early loses every event it would have replayed.
+DEFAULT_MAX_RESUME_AGE = 300.0
 
 #: ``json`` (text frames) or ``etf`` (Erlang term format, binary frames; needs ``erlpack``).
 Encoding = Literal["json", "etf"]
@@ -61,6 +67,9 @@ class ShardConfig:
             (or for READY) before ``send`` refuses more.
         hello_timeout: seconds to wait for HELLO after the WebSocket opens.
         close_timeout: seconds to wait for the peer's close frame after ours.
+        max_resume_age: seconds after its connection was lost during which the
+            reconnect policy (:class:`~gateway_proto.reconnect.Reconnector`) keeps
+            resuming the session through failed connects, before it identifies anew.
 
     """
 
@@ -78,6 +87,7 @@ class ShardConfig:
     max_pending_commands: int = 1000
     hello_timeout: float = 20.0
     close_timeout: float = 5.0
+    max_resume_age: float = DEFAULT_MAX_RESUME_AGE
 
     def __post_init__(self) -> None:
         if not isinstance(self.token, str) or not self.token.strip():
@@ -113,6 +123,8 @@ class ShardConfig:
             raise LocalProtocolError("max_pending_commands must be at least 1")
         if self.hello_timeout <= 0 or self.close_timeout <= 0:
             raise LocalProtocolError("timeouts must be positive")
+        if not self.max_resume_age > 0:  # NaN too
+            raise LocalProtocolError("max_resume_age must be a positive number of seconds")
 
     @property
     def query(self) -> dict[str, str]:

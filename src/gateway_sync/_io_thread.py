@@ -171,6 +171,7 @@ class ShardIO(ShardReporting):
                 connect_error=self._connect_error,
                 restart=restart,
                 stopping=self._stopping.is_set(),
+                now=time.monotonic(),
             )
             # What the next connection resumes (None: it identifies).
             self._session = reconnector.session
@@ -284,6 +285,7 @@ class ShardIO(ShardReporting):
                 self.counters.dispatches += 1
                 self._emit(event.name, event.data, event.sequence)
                 self._emit(RECEIVE, event)
+        self._sync_counters()  # once per batch: replayed duplicates are dropped silently
 
     def _react(self, reaction: Reaction, conn: GatewayConnection) -> None:
         # Do what the core's last event asks of the shard (see ConnectionReactor).
@@ -332,6 +334,7 @@ class ShardIO(ShardReporting):
         if reconnector is not None:
             self.counters.identifies = reconnector.identifies
             self.counters.resumes = reconnector.resumes
+            self.counters.duplicates_dropped = reconnector.duplicates_dropped
 
 
     def _stop_report(

@@ -8,6 +8,7 @@ out a ``resume_gateway_url`` that is plain ``ws://`` or carries ``user:password@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pytest
@@ -18,10 +19,17 @@ from gateway_proto import (
     Event,
     GatewayConnection,
     ProtocolWarning,
+    Reconnector,
     Session,
     UnsafeResumeUrlError,
 )
-from gateway_proto.driver_support import GatewayUrlError, split_gateway_url
+from gateway_proto.driver_support import (
+    ERROR,
+    ConnectionReactor,
+    GatewayUrlError,
+    Reaction,
+    split_gateway_url,
+)
 
 from .helpers import (
     RESUME_URL,
@@ -255,3 +263,30 @@ def test_an_unreachable_url_is_reported_without_its_credentials() -> None:
         split_gateway_url("wss://user:s3cret@host.example:99999/")
     assert "s3cret" not in str(caught.value)
     assert split_gateway_url("wss://user:s3cret@host.example:8443/").host == "host.example"
+
+
+# -- what the drivers see --------------------------------------------------------------------
+
+
+def test_a_protocol_warning_is_logged_and_surfaced_as_an_error_event() -> None:
+    conn, evs = _ready_with("ws://resume.example.test/")
+    warning = evs[-1]
+    assert isinstance(warning, ProtocolWarning)
+    reaction = ConnectionReactor(conn, ready_timeout=1.0).react(warning)
+    assert reaction == Reaction(
+        emit=(ERROR, warning.error), log=(logging.WARNING, str(warning.error))
+    )
+
+
+def test_the_reconnector_sums_the_duplicates_of_every_connection() -> None:
+    rec = Reconnector(make_config(), session=SESSION, rng=FixedRandom())
+    for expected in (1, 2):
+        conn = rec.new_connection()
+        conn.connect(0.0)
+        peer = GatewayPeer()
+        drive(conn, peer)
+        conn.receive_data(peer.accept() + peer.hello(), 0.0)
+        conn.receive_data(peer.dispatch("X", {}, s=41) + peer.dispatch("RESUMED", None, s=42), 0.0)
+        for event in events(conn):
+            rec.observe(event)
+        assert rec.duplicates_dropped == expected

@@ -12,10 +12,18 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gateway_proto.events import Closed, Dispatch, Event, IdentifyNeeded, Opened, PayloadSent
+from gateway_proto.events import (
+    Closed,
+    Dispatch,
+    Event,
+    IdentifyNeeded,
+    Opened,
+    PayloadSent,
+    ProtocolWarning,
+)
 from gateway_proto.opcodes import Opcode
 
-from .shard_events import CLOSE, CONNECT, OPEN, RECEIVE, SEND, Connected, ShardState
+from .shard_events import CLOSE, CONNECT, ERROR, OPEN, RECEIVE, SEND, Connected, ShardState
 
 if TYPE_CHECKING:
     from gateway_proto.connection import GatewayConnection
@@ -74,6 +82,8 @@ class ConnectionReactor:
       ``ready_timeout``.
     - READY or RESUMED: the session is live: state ``READY``, emit :data:`CONNECT`.
     - ``Closed``: log it (an error if it carried one), emit :data:`CLOSE`.
+    - ``ProtocolWarning``: log it as a warning, emit :data:`ERROR` with its error
+      (the connection carries on).
     - Anything else from the server: emit :data:`RECEIVE`.
 
     Ordinary dispatches give ``None``, so the hot path allocates nothing: the driver
@@ -122,6 +132,8 @@ class ConnectionReactor:
             level = logging.ERROR if event.error is not None else logging.INFO
             line = f"connection closed: {event.reason} (code {event.code}, {event.cause.value})"
             return Reaction(emit=(CLOSE, event), stop_timer=True, log=(level, line), closed=event)
+        if isinstance(event, ProtocolWarning):
+            return Reaction(emit=(ERROR, event.error), log=(logging.WARNING, str(event.error)))
         return Reaction(emit=(RECEIVE, event))
 
 
