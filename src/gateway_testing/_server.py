@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -65,6 +65,18 @@ class FakeGateway:
         event_rate: if set, stream the lively corpus to identified sessions at this
             many dispatches per second (the demo mode).
         seed: the seed of every generated payload.
+        zero_sequence_ready: READY, READY_SUPPLEMENTAL (then sent too) and
+            GUILD_CREATE carry ``s`` = 0 and stay out of the replay buffer, as a
+            server that exists does.
+        resume_unsupported: answer every RESUME with op 9 ``false`` (and end the session).
+        replay_inclusive: replay from the RESUME's ``seq`` inclusive: the client's
+            last dispatch comes a second time.
+        sessions_replace_before_ready: send a SESSIONS_REPLACE dispatch before READY.
+        resume_url: READY's ``resume_gateway_url`` as given (``{port}`` becomes the
+            fake's port) instead of this fake on ``resume_path``: e.g. a ``ws://``
+            URL for a TLS fake, or one with ``user:password@``.
+
+    :meth:`unreachable` takes the fake off the network for a while (an outage).
 
     """
 
@@ -97,6 +109,9 @@ class FakeGateway:
         self._port = 0
         self._changed: anyio.Event | None = None
         self._stack: contextlib.AsyncExitStack | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._listen_scope: anyio.CancelScope | None = None
+        self._not_listening: anyio.Event | None = None  # set once the listener is closed
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -105,15 +120,9 @@ class FakeGateway:
         self._changed = anyio.Event()
         self._session_reset_at = anyio.current_time() + o.session_start_reset
         async with contextlib.AsyncExitStack() as stack:
-            tcp = await anyio.create_tcp_listener(local_host=o.host, local_port=o.port)
-            await stack.enter_async_context(tcp)
-            self._port = tcp.extra(SocketAttribute.local_port)
-            listener: anyio.abc.Listener[Any] = tcp
-            if o.ssl_context is not None:
-                listener = TLSListener(tcp, o.ssl_context, standard_compatible=False)
-            tg = await stack.enter_async_context(anyio.create_task_group())
+            tg = self._task_group = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
-            tg.start_soon(listener.serve, self._serve_tcp)
+            await tg.start(self._listen, o.port)
             if o.event_rate is not None:
                 tg.start_soon(self._lively, o.event_rate)
             self._stack = stack.pop_all()
@@ -132,6 +141,50 @@ class FakeGateway:
             # it is, not wrapped in an ExceptionGroup, which reads better in test output.
             await stack.aclose()
         return None
+
+    async def _listen(
+        self, port: int, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen on ``port`` (0: a free one) and serve every connection, until cancelled."""
+        o = self.options
+        closed = self._not_listening = anyio.Event()
+        try:
+            with anyio.CancelScope() as scope:
+                self._listen_scope = scope
+                tcp = await anyio.create_tcp_listener(local_host=o.host, local_port=port)
+                async with tcp:
+                    self._port = tcp.extra(SocketAttribute.local_port)
+                    listener: anyio.abc.Listener[Any] = tcp
+                    if o.ssl_context is not None:
+                        listener = TLSListener(tcp, o.ssl_context, standard_compatible=False)
+                    task_status.started()
+                    await listener.serve(self._serve_tcp)
+        finally:
+            closed.set()
+
+    @contextlib.asynccontextmanager
+    async def unreachable(self) -> AsyncIterator[None]:
+        """Take the fake off the network while the block runs (an outage), then back.
+
+        Every connection is dropped without a close frame and the port is closed,
+        so new connections are refused at once; sessions stay resumable (for
+        ``session_ttl``). On leaving, the fake listens on the same port again.
+        """
+        scope, tg, closed = self._listen_scope, self._task_group, self._not_listening
+        assert scope is not None, "the fake is not running"
+        assert tg is not None
+        assert closed is not None
+        scope.cancel()
+        # The port is closed and the connections ended (their sessions detached)
+        # before the block starts.
+        await closed.wait()
+        await self.wait_until(lambda: all(c.closed for c in self.connections))
+        logger.info("fake gateway unreachable (port %d closed)", self._port)
+        try:
+            yield
+        finally:
+            await tg.start(self._listen, self._port)
+            logger.info("fake gateway reachable again on port %d", self._port)
 
     def run_in_thread(self) -> contextlib.AbstractContextManager[Any]:
         """Run this fake on an event loop in a background thread (for synchronous tests).
@@ -161,7 +214,12 @@ class FakeGateway:
 
     @property
     def resume_gateway_url(self) -> str:
-        """The ``resume_gateway_url`` READY carries: this fake, on ``resume_path``."""
+        """The ``resume_gateway_url`` READY carries: this fake, on ``resume_path``.
+
+        Or ``resume_url`` if that option is set (``{port}`` replaced by :attr:`port`).
+        """
+        if self.options.resume_url is not None:
+            return self.options.resume_url.replace("{port}", str(self._port))
         return self._origin("ws") + self.options.resume_path
 
     @property
