@@ -98,7 +98,7 @@ async def test_unreachable_drops_refuses_and_comes_back_on_the_same_port(
         port = fake.port
         async with fake.unreachable():
             assert conn.closed
-            with pytest.raises(OSError):
+            with pytest.raises(OSError, match="connection attempts failed"):
                 await anyio.connect_tcp("127.0.0.1", port)
         assert fake.port == port
         replay = await _resume(fake, payloads[0]["d"]["session_id"], 4)
