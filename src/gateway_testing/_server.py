@@ -14,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import socket
+import struct
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
@@ -109,9 +111,7 @@ class FakeGateway:
         self._port = 0
         self._changed: anyio.Event | None = None
         self._stack: contextlib.AsyncExitStack | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
-        self._listen_scope: anyio.CancelScope | None = None
-        self._not_listening: anyio.Event | None = None  # set once the listener is closed
+        self._down = False  # unreachable(): every new connection is reset at once
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -120,9 +120,15 @@ class FakeGateway:
         self._changed = anyio.Event()
         self._session_reset_at = anyio.current_time() + o.session_start_reset
         async with contextlib.AsyncExitStack() as stack:
-            tg = self._task_group = await stack.enter_async_context(anyio.create_task_group())
+            tcp = await anyio.create_tcp_listener(local_host=o.host, local_port=o.port)
+            await stack.enter_async_context(tcp)
+            self._port = tcp.extra(SocketAttribute.local_port)
+            listener: anyio.abc.Listener[Any] = tcp
+            if o.ssl_context is not None:
+                listener = TLSListener(tcp, o.ssl_context, standard_compatible=False)
+            tg = await stack.enter_async_context(anyio.create_task_group())
             stack.callback(tg.cancel_scope.cancel)
-            await tg.start(self._listen, o.port)
+            tg.start_soon(listener.serve, self._serve_tcp)
             if o.event_rate is not None:
                 tg.start_soon(self._lively, o.event_rate)
             self._stack = stack.pop_all()
@@ -142,49 +148,26 @@ class FakeGateway:
             await stack.aclose()
         return None
 
-    async def _listen(
-        self, port: int, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Listen on ``port`` (0: a free one) and serve every connection, until cancelled."""
-        o = self.options
-        closed = self._not_listening = anyio.Event()
-        try:
-            with anyio.CancelScope() as scope:
-                self._listen_scope = scope
-                tcp = await anyio.create_tcp_listener(local_host=o.host, local_port=port)
-                async with tcp:
-                    self._port = tcp.extra(SocketAttribute.local_port)
-                    listener: anyio.abc.Listener[Any] = tcp
-                    if o.ssl_context is not None:
-                        listener = TLSListener(tcp, o.ssl_context, standard_compatible=False)
-                    task_status.started()
-                    await listener.serve(self._serve_tcp)
-        finally:
-            closed.set()
-
     @contextlib.asynccontextmanager
     async def unreachable(self) -> AsyncIterator[None]:
         """Take the fake off the network while the block runs (an outage), then back.
 
-        Every connection is dropped without a close frame and the port is closed,
-        so new connections are refused at once; sessions stay resumable (for
-        ``session_ttl``). On leaving, the fake listens on the same port again.
+        Every connection is dropped without a close frame, and each new one is
+        reset (RST) as soon as it is accepted, before a byte of HTTP, as a load
+        balancer without a backend does: a client's attempt fails at once. The
+        listening socket itself stays, so no descriptor changes hands. Sessions
+        stay resumable (for ``session_ttl``).
         """
-        scope, tg, closed = self._listen_scope, self._task_group, self._not_listening
-        assert scope is not None, "the fake is not running"
-        assert tg is not None
-        assert closed is not None
-        scope.cancel()
-        # The port is closed and the connections ended (their sessions detached)
-        # before the block starts.
-        await closed.wait()
-        await self.wait_until(lambda: all(c.closed for c in self.connections))
-        logger.info("fake gateway unreachable (port %d closed)", self._port)
+        self._down = True
         try:
+            for conn in list(self.connections):
+                if not conn.closed:
+                    await conn.drop()
+            logger.info("fake gateway unreachable")
             yield
         finally:
-            await tg.start(self._listen, self._port)
-            logger.info("fake gateway reachable again on port %d", self._port)
+            self._down = False
+            logger.info("fake gateway reachable again")
 
     def run_in_thread(self) -> contextlib.AbstractContextManager[Any]:
         """Run this fake on an event loop in a background thread (for synchronous tests).
@@ -453,6 +436,12 @@ class FakeGateway:
     # -- serving -------------------------------------------------------------------------
 
     async def _serve_tcp(self, stream: anyio.abc.ByteStream) -> None:
+        if self._down:
+            with contextlib.suppress(Exception):
+                sock = stream.extra(SocketAttribute.raw_socket)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await anyio.aclose_forcefully(stream)
+            return
         h = h11.Connection(h11.SERVER)
         raw = bytearray()
         try:
@@ -530,6 +519,7 @@ class FakeGateway:
         conn = FakeConnection(
             self, len(self.connections), stream=stream, ws=ws, path=parts.path or "/", query=query
         )
+        conn.host = request.host
         self.connections.append(conn)
         self._notify()
         logger.debug("connection %d: %s?%s", conn.number, conn.path, parts.query)

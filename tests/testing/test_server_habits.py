@@ -90,17 +90,16 @@ async def test_resume_url_as_given(anyio_backend: str) -> None:
         await client.aclose()
 
 
-async def test_unreachable_drops_refuses_and_comes_back_on_the_same_port(
-    anyio_backend: str,
-) -> None:
+async def test_unreachable_drops_and_resets_then_comes_back(anyio_backend: str) -> None:
     async with FakeGateway(**{**FAST, "session_ttl": 60.0}) as fake:
         client, conn, payloads = await identified(fake)
-        port = fake.port
         async with fake.unreachable():
             assert conn.closed
-            with pytest.raises(OSError, match="connection attempts failed"):
-                await anyio.connect_tcp("127.0.0.1", port)
-        assert fake.port == port
+            assert conn.dropped
+            async with await anyio.connect_tcp("127.0.0.1", fake.port) as stream:
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await stream.receive()
+        assert len(fake.connections) == 1  # the reset one never became a connection
         replay = await _resume(fake, payloads[0]["d"]["session_id"], 4)
         assert [p["t"] for p in replay] == ["RESUMED"]
         await client.aclose()
