@@ -157,7 +157,7 @@ class ScriptedReconnector:
         self.session = None
         self.fatal_error: GatewayError | None = None
         self.reconnects: dict[str, int] = {}
-        self.identifies = self.resumes = 0
+        self.identifies = self.resumes = self.duplicates_dropped = 0
 
     def new_connection(self) -> ScriptedConnection:
         return ScriptedConnection(self.url)
