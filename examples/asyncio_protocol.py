@@ -201,10 +201,11 @@ class App:
                 closed = await protocol.closed
             if self.stopping:
                 return 0
+            now = asyncio.get_running_loop().time()  # times how long a lost session is resumed
             delay = (
-                self.reconnector.after_connect_failure()
+                self.reconnector.after_connect_failure(now=now)
                 if closed is None
-                else self.reconnector.after_close(closed)
+                else self.reconnector.after_close(closed, now=now)
             )
             if delay is None:  # a fatal close: bad token, disallowed intents, ...
                 error = self.reconnector.fatal_error

@@ -203,6 +203,7 @@ class ShardRunner:
                 connect_error=failure,
                 restart=restart,
                 stopping=self._stopping,
+                now=anyio.current_time(),
             )
             self._session = reconnector.session
             self._sync_counters()
@@ -305,6 +306,7 @@ class ShardRunner:
                 shard._emit(event.name, event.data, event.sequence)
                 if receive:
                     shard._emit(RECEIVE, event)
+        self._sync_counters()  # once per batch: replayed duplicates are dropped silently
 
     def _apply(self, reaction: Reaction, conn: GatewayConnection) -> None:
         """Do what the core's last event asks of the shard (see ``ConnectionReactor``)."""
@@ -325,6 +327,7 @@ class ShardRunner:
     def _sync_counters(self) -> None:
         self._counters.identifies = self._reconnector.identifies
         self._counters.resumes = self._reconnector.resumes
+        self._counters.duplicates_dropped = self._reconnector.duplicates_dropped
 
     async def _identify(self, conn: GatewayConnection) -> None:
         await self._limiter.acquire(self._shard.id, on_wait=self._identify_wait)

@@ -57,6 +57,7 @@ from .errors import (
     MessageTooLargeError,
     ProtocolError,
     ShardingRequiredError,
+    UnsafeResumeUrlError,
     fatal_error_for,
 )
 from .events import (
@@ -71,6 +72,7 @@ from .events import (
     InvalidSession,
     Opened,
     PayloadSent,
+    ProtocolWarning,
     ReconnectRequested,
 )
 from .heartbeat import Heartbeater
@@ -139,6 +141,7 @@ __all__ = [
     "Opened",
     "PayloadSent",
     "ProtocolError",
+    "ProtocolWarning",
     "ReconnectRequested",
     "Reconnector",
     "RequestChannelInfo",
@@ -150,6 +153,7 @@ __all__ = [
     "ShardingRequiredError",
     "Snowflake",
     "Status",
+    "UnsafeResumeUrlError",
     "UpdatePresence",
     "UpdateVoiceState",
     "__version__",

@@ -54,6 +54,7 @@ from ._frames import (
     build_frame,
     parse_close,
 )
+from ._urls import host_of
 from .codecs import MAX_SEQUENCE, JsonCodec, Payload, make_codec
 from .codecs import _envelope as envelope
 from .compression import ZLIB_SUFFIX, ZlibStreamInflater, make_inflater
@@ -295,8 +296,9 @@ class Wire:
             target = f"{target}?{parts.query}"
         agent = (b"User-Agent", self._user_agent.encode("ascii"))
         self._out += self._handshake.send(
+            # Never a ``user:password@`` in the Host header.
             Request(
-                host=parts.netloc,
+                host=host_of(parts.netloc),
                 target=target,
                 extensions=[],
                 subprotocols=[],

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
+from ._urls import host_of
 from ._version import PROJECT_URL, __version__
 from .commands import UpdatePresence
 from .errors import LocalProtocolError
@@ -14,6 +15,7 @@ from .errors import LocalProtocolError
 __all__ = [
     "DEFAULT_GATEWAY_URL",
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_MAX_RESUME_AGE",
     "DEFAULT_USER_AGENT",
     "Compression",
     "Encoding",
@@ -26,6 +28,11 @@ DEFAULT_GATEWAY_URL = "wss://gateway.discord.gg/"
 #: READY and GUILD_CREATE of very large guilds have gone past 5 MB; 64 MiB leaves
 #: room for that and still refuses a decompression bomb long before memory runs out.
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+#: Seconds a lost session is tried again (RESUME) before the shard identifies anew.
+#: Discord keeps a session resumable "for a few minutes" after its connection drops;
+#: trying longer only costs a refused RESUME (op 9) when the server comes back,
+#: giving up early loses every event it would have replayed.
+DEFAULT_MAX_RESUME_AGE = 300.0
 
 #: Discord's documented form for bots, ``DiscordBot ($url, $versionNumber)``: sent on
 #: the WebSocket upgrade and on REST. Some servers refuse an upgrade without one.
@@ -86,6 +93,9 @@ class ShardConfig:
         close_timeout: seconds to wait for the peer's close frame after ours.
         user_agent: the ``User-Agent`` header of the WebSocket upgrade (default:
             :data:`DEFAULT_USER_AGENT`, Discord's ``DiscordBot (URL, version)``).
+        max_resume_age: seconds after its connection was lost during which the
+            reconnect policy (:class:`~gateway_proto.reconnect.Reconnector`) keeps
+            resuming the session through failed connects, before it identifies anew.
 
     """
 
@@ -104,6 +114,7 @@ class ShardConfig:
     hello_timeout: float = 20.0
     close_timeout: float = 5.0
     user_agent: str = DEFAULT_USER_AGENT
+    max_resume_age: float = DEFAULT_MAX_RESUME_AGE
 
     def __post_init__(self) -> None:
         if not isinstance(self.token, str) or not self.token.strip():
@@ -140,6 +151,8 @@ class ShardConfig:
         if self.hello_timeout <= 0 or self.close_timeout <= 0:
             raise LocalProtocolError("timeouts must be positive")
         check_user_agent(self.user_agent)
+        if not self.max_resume_age > 0:  # NaN too
+            raise LocalProtocolError("max_resume_age must be a positive number of seconds")
 
     @property
     def query(self) -> dict[str, str]:
@@ -153,11 +166,12 @@ class ShardConfig:
         """Return ``base`` (default: ``url``) with this config's query string.
 
         The same query goes on the resume URL, ``compress`` included: a resume
-        URL without it gets uncompressed frames.
+        URL without it gets uncompressed frames. A ``user:password@`` is dropped:
+        it must never become the ``Host`` header or reach a log line.
         """
         parts = urlsplit(base or self.url)
         return urlunsplit(
-            (parts.scheme, parts.netloc, parts.path or "/", urlencode(self.query), "")
+            (parts.scheme, host_of(parts.netloc), parts.path or "/", urlencode(self.query), "")
         )
 
     def identify_payload(self) -> dict[str, Any]:

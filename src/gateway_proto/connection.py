@@ -36,6 +36,7 @@ Every state change is a row of :data:`gateway_proto._state.TRANSITIONS`.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections import deque
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ._state import HEARTBEATING, ConnectionState, Input, next_state
+from ._urls import downgrades, without_userinfo
 from ._wire import HandshakeAccepted, HandshakeRejected, PeerClosed, Wire, WireFailed
 from .close_codes import (
     RESUMABLE_CLOSE,
@@ -59,6 +61,7 @@ from .errors import (
     GatewayError,
     InvalidCommandError,
     LocalProtocolError,
+    UnsafeResumeUrlError,
     fatal_error_for,
 )
 from .events import (
@@ -73,6 +76,7 @@ from .events import (
     InvalidSession,
     Opened,
     PayloadSent,
+    ProtocolWarning,
     ReconnectRequested,
 )
 from .heartbeat import MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS, Heartbeater
@@ -100,6 +104,7 @@ def _resumable_id(value: Any) -> bool:
     return value.__class__ is str and 0 < len(value) <= _MAX_SESSION_ID and value.isprintable()
 
 
+_log = logging.getLogger(__name__)
 class GatewayConnection:
     """One gateway connection: WebSocket, compression, codec, heartbeats, session, limits.
 
@@ -135,12 +140,19 @@ class GatewayConnection:
         self._session_id = None if session is None else session.session_id
         self._resume_url = None if session is None else session.resume_url
         self._seq: int | None = None if session is None else session.sequence
+        # The last positive sequence delivered in this session (0: none): a dispatch
+        # numbered at or below it is a replayed duplicate. s <= 0 means "no sequence"
+        # (some servers number READY and GUILD_CREATE 0), so it never moves this.
+        self._last_s = self._seq if self._seq is not None and self._seq > 0 else 0
+        self._duplicates = 0
         self._session_cache: Session | None = session
+        self._events: deque[Event] = deque()
+        if url is None and self._resume_url is not None:
+            url = self._safe_resume_url(self._resume_url, config.url)
         #: The WebSocket URL, query string included: the resume URL when resuming.
         self.url = config.gateway_url(url or self._resume_url)
         self._out = bytearray()
         self._wire = Wire(config, self.url, self._out)
-        self._events: deque[Event] = deque()
         # Whether the wire may hold unparsed input, and when that input arrived
         # (receive_data processes older input first, so one time stamp is enough).
         self._pending = False
@@ -199,6 +211,17 @@ class GatewayConnection:
         While draining :meth:`events`, the sequence of the last ``Dispatch`` handed out.
         """
         return self._seq
+
+    @property
+    def duplicates_dropped(self) -> int:
+        """Dispatches dropped as replayed duplicates: in this session, ``s`` not above the last.
+
+        Within one session each dispatch is delivered once: a server that replays
+        from the resumed ``seq`` inclusive sends the last one again. A dispatch with
+        ``s`` of 0 or less carries no sequence and is never a duplicate; READY starts
+        a new session (and its numbering). Does not process pending input.
+        """
+        return self._duplicates
 
     @property
     def latency(self) -> float | None:
@@ -336,12 +359,16 @@ class GatewayConnection:
             if type(item) is Dispatch:  # not isinstance(): exact, and faster
                 s = item.sequence
                 if s is not None:
-                    self._seq = s
+                    # One compare per dispatch; the rest only for s <= the last one.
+                    if s > self._last_s:
+                        self._seq = self._last_s = s
+                    elif s > 0 and self._replayed(item):
+                        continue
                 t = item.name
                 # Two length-mismatched compares beat hashing a fresh str (~10 ns).
                 if t == "READY" or t == "RESUMED":  # noqa: PLR1714
                     events.append(item)
-                    self._on_session_dispatch(t, item.data, self._arrival)
+                    self._on_session_dispatch(t, item.data, self._arrival, s)
                     continue
                 yield item
             elif type(item) is tuple:
@@ -361,11 +388,15 @@ class GatewayConnection:
             return False
         now = self._arrival
         if type(item) is Dispatch:
-            if item.sequence is not None:
-                self._seq = item.sequence
+            s = item.sequence
+            if s is not None:
+                if s > self._last_s:
+                    self._seq = self._last_s = s
+                elif s > 0 and self._replayed(item):
+                    return True
             self._events.append(item)
             if item.name == "READY" or item.name == "RESUMED":  # noqa: PLR1714
-                self._on_session_dispatch(item.name, item.data, now)
+                self._on_session_dispatch(item.name, item.data, now, s)
         elif type(item) is tuple:
             self._on_control(item[0], item[1], now)
         else:
@@ -607,22 +638,46 @@ class GatewayConnection:
         self._state = new_state
         return True
 
-    def _on_session_dispatch(self, t: str, d: Any, now: float) -> None:
+    def _replayed(self, item: Dispatch) -> bool:
+        """Whether ``item`` (``0 < s <= the last s``) repeats one; count and log it if so."""
+        if item.name == "READY":
+            return False  # a new session: its numbering starts over (_on_session_dispatch)
+        self._duplicates += 1
+        _log.debug("dropped a replayed %s (s=%s, last %s)", item.name, item.sequence, self._seq)
+        return True
+
+    def _on_session_dispatch(self, t: str, d: Any, now: float, s: int | None) -> None:
         if t == "READY":
+            # A new session numbers its dispatches afresh.
+            self._last_s = s if s is not None and s > 0 else 0
+            self._seq = self._last_s or None
             if isinstance(d, dict) and _resumable_id(d.get("session_id")):
                 self._session_id = d["session_id"]
                 url = d.get("resume_gateway_url")
                 if isinstance(url, str) and url.startswith(("ws://", "wss://")):
-                    parts = urlsplit(url)
+                    parts = urlsplit(without_userinfo(url))
                     url = urlunsplit((parts.scheme, parts.netloc, parts.path or "/", "", ""))
+                    url = self._safe_resume_url(url, self.url)
                 else:
-                    url = self._config.url
+                    url = without_userinfo(self._config.url)
                 self._resume_url = url
             moved = self._transition(Input.RECV_READY)
         else:
             moved = self._transition(Input.RECV_RESUMED)
         if moved and self._queue:
             self._flush_commands(now)
+
+    def _safe_resume_url(self, url: str, current: str) -> str:
+        """Return ``url``, or the base URL (and queue a warning) if it would drop TLS."""
+        if not downgrades(url, current):
+            return url
+        base = without_userinfo(self._config.url)
+        error = UnsafeResumeUrlError(
+            f"refused resume_gateway_url {url!r}: the connection uses wss:// and the "
+            f"RESUME would carry the token in clear text; resuming on {base!r} instead"
+        )
+        self._events.append(ProtocolWarning(error))
+        return base
 
     def _on_control(self, op: int, d: Any, now: float) -> None:
         state = self._state

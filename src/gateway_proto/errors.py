@@ -98,6 +98,16 @@ class MessageTooLargeError(ProtocolError):
         super().__init__(message, close_code=1009)
 
 
+class UnsafeResumeUrlError(ProtocolError):
+    """READY's ``resume_gateway_url`` would lower the connection's security.
+
+    A ``ws://`` resume URL for a ``wss://`` connection would carry the token of the
+    RESUME in clear text: the connection resumes on the base URL instead and
+    reports this in a :class:`~gateway_proto.events.ProtocolWarning` (it does not
+    close). The URLs in the message carry no credentials.
+    """
+
+
 class FatalCloseError(GatewayError):
     """Discord closed the connection with a code that reconnecting will not fix.
 

@@ -11,7 +11,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import GatewayError
+from .errors import GatewayError, ProtocolError
 from .session import Session
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "InvalidSession",
     "Opened",
     "PayloadSent",
+    "ProtocolWarning",
     "ReconnectRequested",
 ]
 
@@ -121,6 +122,22 @@ class PayloadSent(Event):
 
     opcode: int
     data: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolWarning(Event):
+    """The peer broke a rule the connection worked around without closing.
+
+    For example an :class:`~gateway_proto.errors.UnsafeResumeUrlError`: READY's
+    ``resume_gateway_url`` was refused and the base URL is used instead. Drivers
+    log it as a warning and surface ``error`` as an ``error`` event.
+
+    Attributes:
+        error: what the peer did, as a typed error (never raised).
+
+    """
+
+    error: ProtocolError
 
 
 class CloseInitiator(enum.Enum):

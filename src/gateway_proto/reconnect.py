@@ -25,10 +25,14 @@ What it decides:
   ``false``, close 4003/4007/4009, a caller's 1000/1001).
 - **Where.** Resumes go to the session's resume URL. If *reaching* that host fails
   (TCP, TLS, a refused handshake, EOF before the WebSocket opened), the next
-  attempt resumes on the base ``config.url`` instead; if that fails too, the
-  session is dropped and the one after identifies there. A dead host is never
-  retried forever. Likewise ``max_resume_attempts`` resumes in a row that end
-  before RESUMED drop the session.
+  attempt resumes on the base ``config.url``, the one after on the resume URL
+  again, and so on: during an outage the session is kept, because only the
+  server can end it (op 9 ``false``, a close code that ends sessions) and a new
+  session loses every event a resume would have replayed. It is given up (the
+  next connection identifies) once it is older than ``config.max_resume_age``
+  seconds, counted from the end of its last live connection (the clock is the
+  ``now`` the driver passes), or after ``max_resume_attempts`` resumes in a row
+  that opened but ended before RESUMED.
 - **When.** Capped exponential backoff with full jitter (:class:`~.backoff.Backoff`),
   reset when READY or RESUMED arrives, and never less than ``Closed.retry_after``
   (e.g. the customary 1-5 s after a non-resumable op 9).
@@ -78,6 +82,8 @@ class Reconnector:
             fatal close code; the driver should raise or report it.
         identifies: IDENTIFY payloads sent so far (new sessions started).
         resumes: RESUME payloads sent so far.
+        duplicates_dropped: replayed dispatches its connections dropped (see
+            ``GatewayConnection.duplicates_dropped``), summed over all of them.
         reconnects: reconnects counted by ``CloseCause`` value,
             :data:`CONNECT_FAILED` for attempts that never opened, and
             :data:`RESTART_REQUESTED` for restarts the caller asked for.
@@ -107,6 +113,9 @@ class Reconnector:
         self.reconnects: dict[str, int] = {}
         self.last_error = ""
         self._on_base_url = False  # the next resume goes to config.url, not the resume URL
+        self._lost_at: float | None = None  # when the session's last live connection ended
+        self._conn: GatewayConnection | None = None
+        self._duplicates_before = 0  # dropped by the connections before _conn
         self._failed_resumes = 0  # resumes in a row that ended before RESUMED
         # The current attempt: did it open, did it resume, did it reach RESUMED/READY?
         self._opened = False
@@ -124,7 +133,16 @@ class Reconnector:
         self._opened = self._live = False
         self._resuming = session is not None
         url = self.config.url if session is not None and self._on_base_url else None
-        return GatewayConnection(self.config, session=session, rng=self._rng, url=url)
+        if self._conn is not None:
+            self._duplicates_before += self._conn.duplicates_dropped
+        conn = self._conn = GatewayConnection(self.config, session=session, rng=self._rng, url=url)
+        return conn
+
+    @property
+    def duplicates_dropped(self) -> int:
+        """Replayed dispatches dropped by this shard's connections so far (all of them)."""
+        current = 0 if self._conn is None else self._conn.duplicates_dropped
+        return self._duplicates_before + current
 
     def observe(self, event: Event) -> None:
         """Take note of one event of the current connection (call it for every event).
@@ -138,6 +156,7 @@ class Reconnector:
                 self._live = True
                 self._failed_resumes = 0
                 self._on_base_url = False
+                self._lost_at = None
                 self.backoff.reset()
         elif isinstance(event, PayloadSent):
             if event.opcode == Opcode.IDENTIFY:
@@ -149,13 +168,14 @@ class Reconnector:
         elif isinstance(event, Closed):
             self.session = event.session
 
-    def after_close(self, closed: Closed) -> float | None:
+    def after_close(self, closed: Closed, *, now: float | None = None) -> float | None:
         """Return the seconds to wait before the next connection, or ``None`` to stop.
 
         ``None`` after a fatal close (:attr:`fatal_error` is set) or a close the
         caller asked for. A connection that ended before its WebSocket opened
         (a refused handshake, EOF during it) counts as a connect failure (see
-        :meth:`after_connect_failure`).
+        :meth:`after_connect_failure`). ``now`` (the driver's clock) times the
+        session's age; without it, ``config.max_resume_age`` is not applied.
         """
         self.session = closed.session
         if isinstance(closed.error, FatalCloseError):
@@ -164,12 +184,13 @@ class Reconnector:
         if not closed.can_reconnect:
             return None
         if not self._opened:
-            return max(self.after_connect_failure(closed.reason), closed.retry_after)
+            return max(self.after_connect_failure(closed.reason, now=now), closed.retry_after)
         self._count(closed.cause.value)
         if self._resuming and not self._live and self.session is not None:
             self._failed_resumes += 1
             if self._failed_resumes >= self.max_resume_attempts:
                 self._drop_session()
+        self._check_age(now)
         return max(self.backoff.next_delay(), closed.retry_after)
 
     def after_restart(self, closed: Closed) -> float:
@@ -185,27 +206,36 @@ class Reconnector:
         self._count(RESTART_REQUESTED)
         return 0.0
 
-    def after_connect_failure(self, error_text: str = "") -> float:
+    def after_connect_failure(self, error_text: str = "", *, now: float | None = None) -> float:
         """Return the seconds to wait after an attempt that never opened the WebSocket.
 
-        Call it when TCP, TLS or the WebSocket handshake failed or timed out. If
-        the attempt was a resume on the resume URL, the next one resumes on the
-        base URL; if that was already the base URL, the session is dropped and
-        the next connection identifies.
+        Call it when TCP, TLS or the WebSocket handshake failed or timed out. A
+        resume keeps its session and alternates hosts: after the resume URL the
+        base URL, after the base URL the resume URL, with a growing backoff, until
+        the session is older than ``config.max_resume_age`` at ``now`` (the
+        driver's clock; without it there is no age limit).
         """
         self.last_error = error_text
         self._count(CONNECT_FAILED)
         if self.session is not None:
-            if self._on_base_url:
-                self._drop_session()
-            else:
-                self._on_base_url = True
+            # Either host may be the one that is down: take turns.
+            self._on_base_url = not self._on_base_url
+            self._check_age(now)
         return self.backoff.next_delay()
+
+    def _check_age(self, now: float | None) -> None:
+        if self.session is None or now is None:
+            return
+        if self._lost_at is None:
+            self._lost_at = now
+        elif now - self._lost_at > self.config.max_resume_age:
+            self._drop_session()
 
     def _drop_session(self) -> None:
         self.session = None
         self._on_base_url = False
         self._failed_resumes = 0
+        self._lost_at = None
 
     def _count(self, key: str) -> None:
         self.reconnects[key] = self.reconnects.get(key, 0) + 1

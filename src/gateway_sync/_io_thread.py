@@ -222,6 +222,7 @@ class ShardIO(ShardReporting):
                 connect_error=self._connect_error,
                 restart=restart,
                 stopping=self._stopping.is_set(),
+                now=time.monotonic(),
             )
             # What the next connection resumes (None: it identifies).
             self._session = reconnector.session
@@ -340,6 +341,7 @@ class ShardIO(ShardReporting):
                 self._emit(event.name, event.data, event.sequence)
                 self._emit(RECEIVE, event)
         self._publish()  # once per batch: what other threads read of the connection
+        self._sync_counters()  # once per batch: replayed duplicates are dropped silently
 
     def _react(self, reaction: Reaction, conn: GatewayConnection) -> None:
         # Do what the core's last event asks of the shard (see ConnectionReactor).
@@ -395,7 +397,7 @@ class ShardIO(ShardReporting):
                 # A copy, replaced whole: another thread iterating the dict must
                 # never see it change size under it.
                 self.counters.reconnects = dict(reconnector.reconnects)
-
+            self.counters.duplicates_dropped = reconnector.duplicates_dropped
 
     def _stop_report(
         self, reason: str, *, error: BaseException | None = None, closed: Closed | None = None

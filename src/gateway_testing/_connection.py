@@ -61,7 +61,8 @@ class FakeConnection:
 
     Records (read them in assertions):
         number: 0-based arrival order. ``path``: the request path (``"/"`` or the resume
-        path). ``query``: the parsed query string (last value wins). ``encoding`` and
+        path). ``host``: the upgrade request's ``Host`` header. ``query``: the parsed
+        query string (last value wins). ``encoding`` and
         ``compress``: what the query asked for. ``sent``: :class:`ClientPayload` records
         of everything the client sent. ``delivered``: :class:`ServerPayload` records of
         everything the fake wrote. ``session``: the session identified or resumed here.
@@ -92,6 +93,7 @@ class FakeConnection:
         self.number = number
         self.path = path
         self.query = query
+        self.host = ""
         self.encoding = query.get("encoding", "json")
         self.compress: str | None = query.get("compress") or None
         self.sent: list[ClientPayload] = []

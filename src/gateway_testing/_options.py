@@ -86,6 +86,13 @@ class FakeOptions:
     #: server reimplementation does with zlib-stream. ``None``: one frame per message
     #: (``FakeConnection.fragment_frames`` still applies).
     fragment_size: int | None = None
+    # Session habits of servers that exist (PROTOCOL.md 13b) and the resume URL READY
+    # carries; all off by default (see FakeGateway's docstring and docs/testing.md).
+    zero_sequence_ready: bool = False
+    resume_unsupported: bool = False
+    replay_inclusive: bool = False
+    sessions_replace_before_ready: bool = False
+    resume_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.shards < 1 or self.max_concurrency < 1:

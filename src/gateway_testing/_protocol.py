@@ -12,6 +12,13 @@ or closes it with Discord's close code (PROTOCOL.md 3, 4, 7, 8):
   max_concurrency``) get op 9 ``false``, so does a resume of an unknown session;
 * a full member list requested again within the window gets a RATE_LIMITED dispatch.
 
+Habits of servers that exist, each a :class:`~gateway_testing.FakeOptions` switch
+(off by default): READY, READY_SUPPLEMENTAL and GUILD_CREATE numbered 0
+(``zero_sequence_ready``), SESSIONS_REPLACE before READY
+(``sessions_replace_before_ready``), op 9 ``false`` for every RESUME
+(``resume_unsupported``), and a replay that starts at the client's ``seq``
+inclusive (``replay_inclusive``).
+
 Handlers never block: they only queue, so the reader keeps reading.
 """
 
@@ -27,6 +34,7 @@ from gateway_testing import corpus
 from gateway_testing._codec import DecodeFailure, MissingDependency, decode, require
 from gateway_testing._compress import Compressor
 from gateway_testing._options import ALL_INTENTS
+from gateway_testing._session import Dispatch
 
 if TYPE_CHECKING:
     from gateway_testing._connection import FakeConnection
@@ -184,11 +192,30 @@ def _identify(conn: FakeConnection, d: Any, now: float) -> None:
         shard=(shard[0], shard[1]),
         guild_ids=guild_ids,
     )
-    conn.send_dispatch(session.number("READY", ready))
+    zero = options.zero_sequence_ready
+
+    def number(t: str, data: Any) -> Dispatch:
+        # Numbered 0, a server that exists keeps them out of the sequence (and the replay).
+        return Dispatch(0, t, data) if zero else session.number(t, data)
+
+    if options.sessions_replace_before_ready:
+        conn.send_dispatch(number("SESSIONS_REPLACE", _sessions_replace(session.session_id)))
+    conn.send_dispatch(number("READY", ready))
+    if zero:
+        supplemental: dict[str, Any] = {"guilds": [], "merged_members": [], "merged_presences": {}}
+        conn.send_dispatch(number("READY_SUPPLEMENTAL", supplemental))
     for guild_id in guild_ids:
         data = corpus.guild_create(guild_id, seed=options.seed, members=options.members_per_guild)
-        conn.send_dispatch(session.number("GUILD_CREATE", data))
+        conn.send_dispatch(number("GUILD_CREATE", data))
     conn._notify()
+
+
+def _sessions_replace(session_id: str) -> list[dict[str, Any]]:
+    """SESSIONS_REPLACE's ``d``: the user's sessions (here: the one being started)."""
+    client_info = {"version": 0, "os": "other", "client": "bot"}
+    return [
+        {"session_id": session_id, "client_info": client_info, "status": "online", "activities": []}
+    ]
 
 
 def _resume(conn: FakeConnection, d: Any, now: float) -> None:
@@ -203,11 +230,19 @@ def _resume(conn: FakeConnection, d: Any, now: float) -> None:
         conn.close_with(4004, "Authentication failed.")
         return
     session = fake.live_session(d["session_id"], now)
+    if session is not None and fake.options.resume_unsupported:
+        session.invalidated = True  # no resume support at all: the session is over
+        session = None
     if session is None:
         conn.send_payload({"op": 9, "d": False})
         return
     seq = d.get("seq")
-    missed = session.missed(seq) if isinstance(seq, int) and not isinstance(seq, bool) else None
+    inclusive = fake.options.replay_inclusive
+    missed = (
+        session.missed(seq, inclusive=inclusive)
+        if isinstance(seq, int) and not isinstance(seq, bool)
+        else None
+    )
     if missed is None:
         session.invalidated = True
         conn.close_with(4007, "Invalid seq.")

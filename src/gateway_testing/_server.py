@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import socket
+import struct
 import urllib.parse
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -67,6 +69,18 @@ class FakeGateway:
         event_rate: if set, stream the lively corpus to identified sessions at this
             many dispatches per second (the demo mode).
         seed: the seed of every generated payload.
+        zero_sequence_ready: READY, READY_SUPPLEMENTAL (then sent too) and
+            GUILD_CREATE carry ``s`` = 0 and stay out of the replay buffer, as a
+            server that exists does.
+        resume_unsupported: answer every RESUME with op 9 ``false`` (and end the session).
+        replay_inclusive: replay from the RESUME's ``seq`` inclusive: the client's
+            last dispatch comes a second time.
+        sessions_replace_before_ready: send a SESSIONS_REPLACE dispatch before READY.
+        resume_url: READY's ``resume_gateway_url`` as given (``{port}`` becomes the
+            fake's port) instead of this fake on ``resume_path``: e.g. a ``ws://``
+            URL for a TLS fake, or one with ``user:password@``.
+
+    :meth:`unreachable` takes the fake off the network for a while (an outage).
 
     """
 
@@ -99,6 +113,7 @@ class FakeGateway:
         self._port = 0
         self._changed: anyio.Event | None = None
         self._stack: contextlib.AsyncExitStack | None = None
+        self._down = False  # unreachable(): every new connection is reset at once
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -135,6 +150,27 @@ class FakeGateway:
             await stack.aclose()
         return None
 
+    @contextlib.asynccontextmanager
+    async def unreachable(self) -> AsyncIterator[None]:
+        """Take the fake off the network while the block runs (an outage), then back.
+
+        Every connection is dropped without a close frame, and each new one is
+        reset (RST) as soon as it is accepted, before a byte of HTTP, as a load
+        balancer without a backend does: a client's attempt fails at once. The
+        listening socket itself stays, so no descriptor changes hands. Sessions
+        stay resumable (for ``session_ttl``).
+        """
+        self._down = True
+        try:
+            for conn in list(self.connections):
+                if not conn.closed:
+                    await conn.drop()
+            logger.info("fake gateway unreachable")
+            yield
+        finally:
+            self._down = False
+            logger.info("fake gateway reachable again")
+
     def run_in_thread(self) -> contextlib.AbstractContextManager[Any]:
         """Run this fake on an event loop in a background thread (for synchronous tests).
 
@@ -163,7 +199,12 @@ class FakeGateway:
 
     @property
     def resume_gateway_url(self) -> str:
-        """The ``resume_gateway_url`` READY carries: this fake, on ``resume_path``."""
+        """The ``resume_gateway_url`` READY carries: this fake, on ``resume_path``.
+
+        Or ``resume_url`` if that option is set (``{port}`` replaced by :attr:`port`).
+        """
+        if self.options.resume_url is not None:
+            return self.options.resume_url.replace("{port}", str(self._port))
         return self._origin("ws") + self.options.resume_path
 
     @property
@@ -443,6 +484,12 @@ class FakeGateway:
     # -- serving -------------------------------------------------------------------------
 
     async def _serve_tcp(self, stream: anyio.abc.ByteStream) -> None:
+        if self._down:
+            with contextlib.suppress(Exception):
+                sock = stream.extra(SocketAttribute.raw_socket)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            await anyio.aclose_forcefully(stream)
+            return
         h = h11.Connection(h11.SERVER)
         raw = bytearray()
         try:
@@ -529,6 +576,7 @@ class FakeGateway:
             self, len(self.connections), stream=stream, ws=ws, path=parts.path or "/", query=query
         )
         conn.user_agent = None if agent is None else agent.decode("latin-1")
+        conn.host = request.host
         self.connections.append(conn)
         self._notify()
         logger.debug("connection %d: %s?%s", conn.number, conn.path, parts.query)

@@ -63,14 +63,19 @@ class FakeSession:
             self.buffer.popleft()
         return dispatch
 
-    def missed(self, seq: int) -> list[Dispatch] | None:
-        """Return the dispatches after ``seq``, or ``None`` if ``seq`` cannot be resumed from."""
+    def missed(self, seq: int, *, inclusive: bool = False) -> list[Dispatch] | None:
+        """Return the dispatches after ``seq``, or ``None`` if ``seq`` cannot be resumed from.
+
+        ``inclusive``: start at ``seq`` itself, as a server that exists does (the
+        client gets its last dispatch a second time).
+        """
         if seq < 0 or seq > self.seq:
             return None
         oldest = self.buffer[0].s if self.buffer else self.seq + 1
         if seq + 1 < oldest:
             return None  # some of the missed dispatches were already dropped from the buffer
-        return [d for d in self.buffer if d.s > seq]
+        first = seq if inclusive else seq + 1
+        return [d for d in self.buffer if d.s >= first]
 
     def owns_guild(self, guild_id: str) -> bool:
         """Tell whether ``guild_id`` routes to this session's shard."""

@@ -157,7 +157,7 @@ class ScriptedReconnector:
         self.session = None
         self.fatal_error: GatewayError | None = None
         self.reconnects: dict[str, int] = {}
-        self.identifies = self.resumes = 0
+        self.identifies = self.resumes = self.duplicates_dropped = 0
 
     def new_connection(self) -> ScriptedConnection:
         return ScriptedConnection(self.url)
@@ -166,7 +166,7 @@ class ScriptedReconnector:
         if isinstance(event, PayloadSent) and event.opcode == 2:
             self.identifies += 1
 
-    def after_close(self, closed: Closed) -> float | None:
+    def after_close(self, closed: Closed, *, now: float | None = None) -> float | None:
         if closed.error is not None:
             self.fatal_error = closed.error
             return None
@@ -175,7 +175,7 @@ class ScriptedReconnector:
         self.reconnects[closed.cause.value] = self.reconnects.get(closed.cause.value, 0) + 1
         return 0.01
 
-    def after_connect_failure(self, error_text: str = "") -> float:
+    def after_connect_failure(self, error_text: str = "", *, now: float | None = None) -> float:
         self.reconnects["connect_failed"] = self.reconnects.get("connect_failed", 0) + 1
         return 0.01
 

@@ -192,7 +192,8 @@ def test_heartbeats_carry_the_last_sequence_seen(steps: list[tuple[str, int]]) -
     for kind, value in steps:
         if kind == "dispatch":
             conn.receive_data(peer.dispatch("X", None, s=value), now)
-            last = value
+            if value > (last or 0):  # s <= 0 is no sequence; s <= last a replayed duplicate
+                last = value
         elif kind == "null-seq":
             conn.receive_data(peer.payload(0, None, None, "Y"), now)
         elif kind == "op1":

@@ -12,6 +12,7 @@ from gateway_proto import (
     Closed,
     Dispatch,
     Hello,
+    LocalProtocolError,
     Opened,
     PayloadSent,
     Reconnector,
@@ -120,20 +121,94 @@ def test_observed_close_updates_the_session_for_a_restart() -> None:
     assert rec.new_connection().session == SESSION
 
 
-def test_a_dead_resume_host_falls_back_to_the_base_url_then_identifies() -> None:
+def test_a_dead_resume_host_falls_back_to_the_base_url() -> None:
     rec = _reconnector(SESSION)
     assert rec.new_connection().url == RESUME
-    assert rec.after_connect_failure("ConnectionRefusedError()") == 0.5
+    assert rec.after_connect_failure("ConnectionRefusedError()", now=0.0) == 0.5
     assert rec.last_error == "ConnectionRefusedError()"
     conn = rec.new_connection()
     assert conn.url == BASE  # same session, resumed on the base URL
     assert conn.session == SESSION
-    assert rec.after_connect_failure() == 1.0
+
+
+# Failed connects during an outage: (now, the next connection's URL, does it resume?).
+# The session is kept, resume URL and base URL take turns, and the backoff grows,
+# until the session is older than max_resume_age (here 60 s) after it was lost.
+OUTAGE = [
+    (0.0, BASE, True),
+    (1.0, RESUME, True),
+    (3.0, BASE, True),
+    (20.0, RESUME, True),
+    (45.0, BASE, True),
+    (60.0, RESUME, True),
+    (60.5, BASE, False),  # over 60 s since the session was lost: identify
+    (70.0, BASE, False),
+]
+
+
+def test_an_outage_keeps_resuming_until_the_session_is_too_old() -> None:
+    rec = Reconnector(
+        make_config(max_resume_age=60.0),
+        session=SESSION,
+        rng=FixedRandom(0.5),
+    )
+    assert rec.new_connection().url == RESUME
+    delays = []
+    for now, url, resumes in OUTAGE:
+        delays.append(rec.after_connect_failure("refused", now=now))
+        conn = rec.new_connection()
+        assert (now, conn.url, conn.session is not None) == (now, url, resumes)
+    assert delays[:7] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0]  # capped at 60 * 0.5
+    assert rec.reconnects == {CONNECT_FAILED: len(OUTAGE)}
+
+
+def test_the_age_counts_from_the_end_of_the_last_live_connection() -> None:
+    rec = Reconnector(make_config(max_resume_age=60.0), session=SESSION, rng=FixedRandom(0.5))
+    rec.new_connection()
+    rec.observe(Opened())
+    rec.observe(Dispatch("RESUMED", None, 10))
+    rec.after_close(_closed(), now=100.0)  # the session was lost at 100
+    for now in (110.0, 150.0, 160.0):
+        rec.new_connection()
+        rec.after_connect_failure(now=now)
+        assert rec.session == SESSION
+    rec.new_connection()
+    rec.observe(Opened())  # a resume that opened, then the server went away again
+    rec.after_close(_closed(), now=161.0)
+    assert rec.session is None
+    # Live again (a new session): the clock starts over when it is lost.
+    rec.new_connection()
+    rec.observe(Opened())
+    rec.observe(Dispatch("READY", {}, 1))
+    rec.after_close(_closed(), now=500.0)
+    rec.new_connection()
+    rec.after_connect_failure(now=559.0)
+    assert rec.session == SESSION
+
+
+def test_the_server_ending_the_session_ends_the_resumes() -> None:
+    rec = _reconnector(SESSION)
+    rec.new_connection()
+    rec.after_connect_failure(now=0.0)
+    rec.new_connection()
+    rec.observe(Opened())
+    rec.after_close(_closed(CloseCause.INVALID_SESSION, session=None, retry_after=2.0), now=1.0)
     conn = rec.new_connection()
-    assert conn.url == BASE
-    assert conn.session is None  # given up: identify
-    assert rec.after_connect_failure() == 2.0
-    assert rec.reconnects == {CONNECT_FAILED: 3}
+    assert (conn.url, conn.session) == (BASE, None)
+
+
+def test_without_a_clock_there_is_no_age_limit() -> None:
+    rec = Reconnector(make_config(max_resume_age=1.0), session=SESSION, rng=FixedRandom(0.5))
+    for _ in range(50):
+        rec.new_connection()
+        rec.after_connect_failure()
+    assert rec.session == SESSION
+
+
+@pytest.mark.parametrize("age", [0.0, -1.0, float("nan")])
+def test_bad_max_resume_age(age: float) -> None:
+    with pytest.raises(LocalProtocolError):
+        make_config(max_resume_age=age)
 
 
 def test_resumed_on_the_base_url_returns_to_the_resume_url_later() -> None:

@@ -77,6 +77,7 @@ def after_connection(
     connect_error: BaseException | None = None,
     restart: bool = False,
     stopping: bool = False,
+    now: float | None = None,
 ) -> NextAttempt:
     """Decide, at the end of a connection, whether and when the shard connects again.
 
@@ -88,6 +89,8 @@ def after_connection(
         restart: ``shard.reconnect()`` asked for this close and the connection
             accepted it (``close()`` returned while the connection was open).
         stopping: ``shard.disconnect()`` (or the owner) asked the shard to stop.
+        now: the driver's clock, which times how long a lost session is resumed
+            (``ShardConfig.max_resume_age``); ``None``: no age limit.
 
     The rules, in order:
 
@@ -107,10 +110,11 @@ def after_connection(
         return NextAttempt(None, "disconnected")
     if closed is None:
         what = describe_error(connect_error) if connect_error is not None else "unknown error"
-        return NextAttempt(reconnector.after_connect_failure(what), f"connect failed ({what})")
+        wait = reconnector.after_connect_failure(what, now=now)
+        return NextAttempt(wait, f"connect failed ({what})")
     if restart and not isinstance(closed.error, FatalCloseError):
         return NextAttempt(reconnector.after_restart(closed), "reconnect requested")
-    delay = reconnector.after_close(closed)
+    delay = reconnector.after_close(closed, now=now)
     if delay is None:
         error = reconnector.fatal_error
         return NextAttempt(None, "disconnected" if error is None else str(error), error)

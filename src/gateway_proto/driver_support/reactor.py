@@ -13,11 +13,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gateway_proto.errors import GatewayError
-from gateway_proto.events import Closed, Dispatch, Event, IdentifyNeeded, Opened, PayloadSent
+from gateway_proto.events import (
+    Closed,
+    Dispatch,
+    Event,
+    IdentifyNeeded,
+    Opened,
+    PayloadSent,
+    ProtocolWarning,
+)
 from gateway_proto.opcodes import Opcode
 
 from .rejections import EarlyEnds
-from .shard_events import CLOSE, CONNECT, OPEN, RECEIVE, SEND, Connected, ShardState
+from .shard_events import CLOSE, CONNECT, ERROR, OPEN, RECEIVE, SEND, Connected, ShardState
 
 if TYPE_CHECKING:
     from gateway_proto.connection import GatewayConnection
@@ -82,6 +90,8 @@ class ConnectionReactor:
     - ``Closed``: log it (an error if it carried one), emit :data:`CLOSE`. If the
       session never went live on this connection, ask ``early_ends`` whether to
       report it too (:class:`~.rejections.EarlyEnds`): a warning and an error event.
+    - ``ProtocolWarning``: log it as a warning, emit :data:`ERROR` with its error
+      (the connection carries on).
     - Anything else from the server: emit :data:`RECEIVE`.
 
     Ordinary dispatches give ``None``, so the hot path allocates nothing: the driver
@@ -153,6 +163,8 @@ class ConnectionReactor:
                 closed=event,
                 error=early,
             )
+        if isinstance(event, ProtocolWarning):
+            return Reaction(emit=(ERROR, event.error), log=(logging.WARNING, str(event.error)))
         return Reaction(emit=(RECEIVE, event))
 
 

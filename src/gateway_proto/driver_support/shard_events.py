@@ -159,6 +159,8 @@ class ShardCounters:
         dispatches: dispatches delivered.
         reconnects: reconnects by cause (``CloseCause`` values and ``"connect_failed"``).
         dropped_events: events dropped because a consumer fell behind.
+        duplicates_dropped: dispatches a server replayed that were already
+            delivered in the session (``s`` not above the last one), dropped.
 
     """
 
@@ -168,6 +170,7 @@ class ShardCounters:
     dispatches: int = 0
     reconnects: dict[str, int] = field(default_factory=dict)
     dropped_events: int = 0
+    duplicates_dropped: int = 0
 
     def count_reconnect(self, cause: str) -> None:
         """Count one reconnect caused by ``cause``."""
