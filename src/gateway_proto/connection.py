@@ -141,8 +141,9 @@ class GatewayConnection:
         self._resume_url = None if session is None else session.resume_url
         self._seq: int | None = None if session is None else session.sequence
         # The last positive sequence delivered in this session (0: none): a dispatch
-        # numbered at or below it is a replayed duplicate. s <= 0 means "no sequence"
-        # (some servers number READY and GUILD_CREATE 0), so it never moves this.
+        # numbered at or below it is a replayed duplicate. s = 0 means "no sequence"
+        # (some servers number READY and GUILD_CREATE 0), so it never moves this; the
+        # envelope check already refused a negative s.
         self._last_s = self._seq if self._seq is not None and self._seq > 0 else 0
         self._duplicates = 0
         self._session_cache: Session | None = session
