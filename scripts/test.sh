@@ -9,6 +9,21 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+# The Redis tests run against a real redis-server (Redis 7, Debian's package), which
+# their fixture starts on a free port: install it when it is missing. Without apt (or
+# root), say so and go on: those tests then fail loudly, they never skip.
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "== installing redis-server (Debian package) for the Redis tests"
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+    if command -v apt-get >/dev/null 2>&1; then
+        $SUDO apt-get update -qq >/dev/null || true
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server >/dev/null \
+            || echo "could not install redis-server: the Redis tests will fail" >&2
+    else
+        echo "no apt-get: install redis-server (Redis 7) yourself; the Redis tests will fail" >&2
+    fi
+fi
 echo "== ruff"
 "$VENV/bin/ruff" check --no-cache .
 echo "== mypy --strict"
