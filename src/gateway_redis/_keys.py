@@ -39,7 +39,7 @@ class Keys:
 
     # -- identify concurrency (gateway_redis.identify) ----------------------------------
     def identify_bucket(self, bucket: int) -> str:
-        """The key held for one identify window by the bucket's last identify."""
+        """Return the key held for one identify window by the bucket's last identify."""
         return f"{self.prefix}:identify:bucket:{bucket}"
 
     @property
@@ -49,19 +49,19 @@ class Keys:
 
     # -- shard leases and saved sessions (gateway_redis.leases, .sessions) --------------
     def lease(self, shard_count: int, shard_id: int) -> str:
-        """The lease of shard ``shard_id`` of ``shard_count``: its owner and fencing token."""
+        """Return the lease key of one shard: its owner and fencing token."""
         return f"{self.prefix}:lease:{shard_count}:{shard_id}"
 
     def fence(self, shard_count: int, shard_id: int) -> str:
-        """The counter that hands out increasing fencing tokens for one shard."""
+        """Return the counter that hands out increasing fencing tokens for one shard."""
         return f"{self.prefix}:fence:{shard_count}:{shard_id}"
 
     def process(self, owner: str) -> str:
-        """A gateway process's liveness record (what it runs, when it last said so)."""
+        """Return a gateway process's liveness record (what it runs, when it last said so)."""
         return f"{self.prefix}:process:{owner}"
 
     def session(self, shard_count: int, shard_id: int) -> str:
-        """The saved session (id, sequence, resume URL) of one shard."""
+        """Return the key of one shard's saved session (id, sequence, resume URL)."""
         return f"{self.prefix}:session:{shard_count}:{shard_id}"
 
     # -- events to workers and commands back (gateway_redis.streams, .commands) ---------
@@ -71,9 +71,9 @@ class Keys:
         return f"{self.prefix}:events"
 
     def events_named(self, name: str) -> str:
-        """The stream of one dispatch name (layout ``per-event``)."""
+        """Return the stream of one dispatch name (layout ``per-event``)."""
         return f"{self.prefix}:events:{name}"
 
     def commands(self, shard_id: int) -> str:
-        """The stream of commands workers send to one shard's owner."""
+        """Return the stream of commands workers send to one shard's owner."""
         return f"{self.prefix}:commands:{shard_id}"
