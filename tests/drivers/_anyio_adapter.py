@@ -168,7 +168,7 @@ class AnyioAdapter:
             shard_count=shard_count,
             intents=intents,
             ssl_context=ssl_context,
-            rng=random.Random(shard_id),
+            rng=options.pop("rng", None) or random.Random(shard_id),
             **options,
         )
         running = _Running()

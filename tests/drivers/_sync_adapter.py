@@ -237,7 +237,7 @@ class SyncAdapter:
             shard_count=shard_count,
             intents=intents,
             ssl_context=ssl_context,
-            rng=random.Random(shard_id),
+            rng=options.pop("rng", None) or random.Random(shard_id),
             **options,
         )
         running = _Running()

@@ -177,7 +177,8 @@ class DriverAdapter(Protocol):
                 not the gateway, to prove the gateway verifies by default).
             disconnect_first: call the shard's ``disconnect()`` once before it is
                 started (it is not running then), and wait for that call.
-            options: passed to the ``Shard`` constructor as is.
+            options: passed to the ``Shard`` constructor as is (``rng`` replaces the
+                adapter's ``random.Random(shard_id)``: a seeded soak passes its own).
 
         The shard is connecting when the context is entered; wait for ``"READY"``.
 

@@ -1,0 +1,491 @@
+"""The soak harness: one shard, a seeded random fault schedule, and a delivery ledger.
+
+Theory of operation: :func:`soak` starts a :class:`~gateway_testing.FakeGateway` and
+one shard of the driver under test (through the scenario adapter), then loops: a
+burst of numbered ``MESSAGE_CREATE`` dispatches (``d["n"]`` counts up over the whole
+run), one fault from the schedule, another burst. A fault that ends the connection
+is followed by more bursts until the client has said READY or RESUMED again, so
+dispatches keep arriving while the client is away (the fake buffers them for the
+RESUME). Faults: a TCP drop (FIN or RST), a zombie (no more heartbeat ACKs), op 7,
+op 9 ``true`` and ``false``, zlib messages split over several WebSocket messages,
+messages fragmented into several frames, and big dispatches (a few hundred KiB to
+1 MiB). Everything random comes from one seeded ``random.Random``, the shard's own
+(jitter, backoff) included, so a seed replays the same schedule.
+
+The :class:`Ledger` reads what the driver delivered, as it arrives, and compares it
+with the fake's own records (each :class:`~gateway_testing.FakeSession`'s numbered
+dispatches): per session, every dispatch exactly once and in order (``s`` = 1, 2,
+3, ... across resumes), the same name and the same ``n``; a new session (READY)
+only after the fake ended the previous one, and only once that one was delivered
+to its last dispatch. At the end, the live session is delivered to its last
+dispatch too, the client saw exactly the sessions the fake made, and
+:class:`Leaks` finds no anyio task, thread or file descriptor left behind.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from gateway_proto.events import CloseCause, Closed
+from gateway_testing import FakeConnection, FakeGateway, FakeSession
+
+from .adapter import TOKEN, DriverAdapter, Running, Seen
+
+__all__ = ["DISRUPTIVE", "FAULTS", "Leaks", "Ledger", "SoakConfig", "SoakFailure", "soak"]
+
+#: Faults that end the connection (the harness waits for READY/RESUMED after each).
+DISRUPTIVE = ("drop", "zombie", "op7", "op9-resumable", "op9-new-session")
+#: Faults that change how the next payloads travel (the connection stays).
+SHAPING = ("split", "fragment", "big")
+#: Every fault the schedule knows.
+FAULTS = DISRUPTIVE + SHAPING
+
+# A short heartbeat makes a zombie show up within a second; the fake's grace is
+# long, so a client that beats a little late under load is not closed with 4009
+# (which ends the session) while no fault asked for it.
+INTERVAL = 0.3
+GRACE = 10.0
+#: How far the fake may run ahead of what the client delivered (keeps memory and
+#: the replay buffer bounded, whatever the run's length).
+MAX_LEAD = 2000
+#: Seconds to wait for the client to come back after a fault, or to catch up.
+RECOVERY_TIMEOUT = 30.0
+#: Consumed entries of the adapter's event list are dropped past this many.
+_TRIM = 20_000
+#: Close causes a fault of the schedule can produce (ZOMBIE also comes, rarely,
+#: from an ACK late under load; that is a correct reaction, resumed like the rest).
+_EXPECTED_CAUSES = frozenset(
+    {
+        CloseCause.CONNECTION_LOST,
+        CloseCause.ZOMBIE,
+        CloseCause.RECONNECT_REQUESTED,
+        CloseCause.INVALID_SESSION,
+        CloseCause.REQUESTED,
+    }
+)
+
+
+class SoakFailure(AssertionError):
+    """The driver delivered something other than what the fake sent, or did not recover."""
+
+
+@dataclass(frozen=True, slots=True)
+class SoakConfig:
+    """One soak run.
+
+    Attributes:
+        seed: the seed of the schedule, the payloads and the shard's randomness.
+        seconds: how long to keep injecting faults (the ``must`` faults come first
+            and are always all injected, however long they take).
+        encoding: ``"json"`` or ``"etf"``.
+        compress: the shard's ``compress`` (``"zlib-stream"``, ``"zstd-stream"``,
+            ``"payload"`` or ``None``).
+        faults: the faults the random part of the schedule draws from.
+        must: faults injected (in a seeded order) before any random one.
+
+    """
+
+    seed: int
+    seconds: float
+    encoding: str
+    compress: str | None
+    faults: frozenset[str] = frozenset(FAULTS)
+    must: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = (self.faults | set(self.must)) - set(FAULTS)
+        if unknown:
+            raise ValueError(f"unknown faults {sorted(unknown)}; known: {FAULTS}")
+
+
+# -- leaks ---------------------------------------------------------------------------------
+
+# Idle workers of the thread pools anyio, asyncio and trio keep for reuse: they are
+# not the driver's and end on their own; every other new thread must be gone.
+_POOL_THREAD = re.compile(r"^(AnyIO worker thread|asyncio_\d+|Trio thread \d+|ThreadPoolExecutor)")
+
+
+def _fds() -> set[str]:
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.add(f"{fd}:{os.readlink(f'/proc/self/fd/{fd}')}")
+        except OSError:
+            continue  # the listing's own descriptor, gone already
+    return found
+
+
+@dataclass
+class Leaks:
+    """The anyio tasks, threads and file descriptors alive now; :meth:`check` compares."""
+
+    tasks: set[int] = field(default_factory=lambda: {t.id for t in anyio.get_running_tasks()})
+    threads: set[threading.Thread] = field(default_factory=lambda: set(threading.enumerate()))
+    fds: set[str] = field(default_factory=_fds)
+
+    def found(self) -> list[str]:
+        """Describe everything new since the snapshot (empty: nothing leaked)."""
+        tasks = [t.name for t in anyio.get_running_tasks() if t.id not in self.tasks]
+        threads = [
+            t.name
+            for t in threading.enumerate()
+            if t not in self.threads and t.is_alive() and not _POOL_THREAD.match(t.name)
+        ]
+        fds = sorted(_fds() - self.fds)
+        out = []
+        if tasks:
+            out.append(f"tasks {tasks}")
+        if threads:
+            out.append(f"threads {threads}")
+        if fds:
+            out.append(f"file descriptors {fds}")
+        return out
+
+    async def check(self, grace: float = 5.0) -> None:
+        """Fail unless all that is new ended within ``grace`` s (threads join, sockets close)."""
+        deadline = time.monotonic() + grace
+        while found := self.found():
+            if time.monotonic() > deadline:
+                raise SoakFailure("leaked " + "; ".join(found))
+            await anyio.sleep(0.02)
+
+
+# -- the ledger ----------------------------------------------------------------------------
+
+
+class Ledger:
+    """Checks, as they arrive, the dispatches the driver delivered against the fake's sessions."""
+
+    def __init__(self, gw: FakeGateway, run: Running) -> None:
+        self.gw = gw
+        self.run = run
+        #: The fake session the client is in (from its last READY), and its last ``s``.
+        self.session: FakeSession | None = None
+        self.last_s = 0
+        #: Session ids in the order the client began them (READY).
+        self.sessions: list[str] = []
+        #: READY and RESUMED delivered so far: the client's "I am live again" marks.
+        self.live_marks = 0
+        self.messages = 0
+        self.last_n = -1
+        self.closes: list[Closed] = []
+        #: Says which run this is (seed, faults so far) in every failure.
+        self.context: Callable[[], str] = str
+        self._cursor = 0
+
+    def fail(self, message: str) -> SoakFailure:
+        """Return the failure to raise, with where the client stands."""
+        sid = self.session.session_id[:8] if self.session else None
+        where = f"client in session {sid} at s={self.last_s}"
+        return SoakFailure(f"{message} ({where}; {self.context()})")
+
+    def consume(self) -> None:
+        """Check every event delivered since the last call (raises :class:`SoakFailure`)."""
+        seen = self.run.seen
+        while self._cursor < len(seen):
+            item = seen[self._cursor]
+            self._cursor += 1
+            if item.sequence is not None:
+                self._dispatch(item)
+            elif item.name == "close":
+                closed: Closed = item.data
+                self.closes.append(closed)
+                if closed.cause not in _EXPECTED_CAUSES:
+                    raise self.fail(f"a close no fault asked for: {closed!r}")
+            elif item.name == "error":
+                raise self.fail(f"an error event: {item.data!r}")
+        if self._cursor > _TRIM:
+            # The adapter's list only grows; what was checked is not needed again.
+            # (A slice deletion is one step under the GIL, so the sync driver's
+            # handler thread appending meanwhile loses nothing.)
+            del seen[: self._cursor]
+            self._cursor = 0
+
+    def _dispatch(self, item: Seen) -> None:
+        s = item.sequence
+        assert s is not None
+        if item.name == "READY":
+            self._begin(item.data["session_id"], s)
+            return
+        session = self.session
+        if session is None:
+            raise self.fail(f"{item.name} s={s} before any READY")
+        if s != self.last_s + 1:
+            kind = "a duplicate or out of order" if s <= self.last_s else "a gap (lost dispatches)"
+            raise self.fail(f"{item.name} s={s} after s={self.last_s}: {kind}")
+        sent = _numbered(session, s)
+        if sent is None:
+            raise self.fail(f"s={s} is not in the fake's record of the session")
+        if sent.t != item.name:
+            raise self.fail(f"s={s} delivered as {item.name}, the fake sent {sent.t}")
+        if item.name == "MESSAGE_CREATE":
+            self._message(item.data, sent.d, s)
+        elif item.name == "RESUMED":
+            self.live_marks += 1
+        self.last_s = s
+
+    def _message(self, got: Any, sent: Any, s: int) -> None:
+        n = got.get("n") if isinstance(got, dict) else None
+        if n != sent["n"]:
+            raise self.fail(f"s={s} carries n={n!r}, the fake sent n={sent['n']}")
+        if "content" in sent and got.get("content") != sent["content"]:
+            size = len(got.get("content") or "")
+            raise self.fail(f"s={s}: content of {size} chars, the fake sent {len(sent['content'])}")
+        if n <= self.last_n:
+            raise self.fail(f"n={n} after n={self.last_n}")
+        self.last_n = n
+        self.messages += 1
+
+    def _begin(self, session_id: str, s: int) -> None:
+        session = self.gw.sessions.get(session_id)
+        if session is None:
+            raise self.fail(f"READY of a session the fake never made ({session_id[:8]})")
+        if s != 1:
+            raise self.fail(f"READY with s={s}, not 1")
+        self.finish_session()
+        self.session, self.last_s = session, 1
+        self.sessions.append(session_id)
+        self.live_marks += 1
+
+    def finish_session(self) -> None:
+        """The client left its session: the fake must have ended it, and all of it delivered."""
+        old = self.session
+        if old is None:
+            return
+        if not old.invalidated:
+            raise self.fail(f"a new session while {old.session_id[:8]} was still resumable")
+        if self.last_s != old.seq:
+            raise self.fail(
+                f"session {old.session_id[:8]} ended at s={old.seq}, delivered to s={self.last_s}"
+            )
+
+    def lead(self) -> int:
+        """How many dispatches of the client's session the fake numbered and it did not deliver."""
+        return 0 if self.session is None else self.session.seq - self.last_s
+
+
+def _numbered(session: FakeSession, s: int) -> Any:
+    """Return the fake's record of dispatch ``s`` of ``session`` (``None`` if not kept)."""
+    buffer = session.buffer
+    if not buffer:
+        return None
+    index = s - buffer[0].s
+    return buffer[index] if 0 <= index < len(buffer) else None
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+def _live_connection(gw: FakeGateway) -> FakeConnection | None:
+    for conn in reversed(gw.connections):
+        if conn.session is not None and not conn.closed:
+            return conn
+    return None
+
+
+class _Soak:
+    def __init__(self, gw: FakeGateway, run: Running, config: SoakConfig, rng: random.Random):
+        self.gw = gw
+        self.run = run
+        self.config = config
+        self.rng = rng
+        self.ledger = Ledger(gw, run)
+        self.n = 0
+        self.new_sessions = 0
+        #: The schedule as it happened, for the failure message.
+        self.log: list[str] = []
+        # A few big contents, shared by every big dispatch (so the fake's records of
+        # a long run hold each only once): just over 128 KiB, then up to 1 MiB.
+        blob = rng.randbytes(512 * 1024).hex()
+        sizes = [131_073, *sorted(rng.randrange(200 * 1024, 1024 * 1024) for _ in range(3))]
+        self.big_contents = [blob[:size] for size in sizes]
+
+    async def until(self, check: Callable[[], bool], what: str, *, stream: bool) -> None:
+        """Wait (streaming bursts meanwhile if ``stream``) until ``check()``; fail after a while."""
+        deadline = anyio.current_time() + RECOVERY_TIMEOUT
+        while True:
+            self.ledger.consume()
+            if check():
+                return
+            if anyio.current_time() > deadline:
+                raise self.ledger.fail(f"timed out waiting for {what}")
+            if stream:
+                await self.burst(self.rng.randint(1, 10))
+            await anyio.sleep(0.005)
+
+    def send(self, t: str, d: Any) -> FakeConnection | None:
+        """Number ``(t, d)`` in every live session of shard 0, as ``FakeGateway.dispatch`` does.
+
+        Unlike it, this does not wait for the write: a session without a connection
+        (the client is reconnecting) keeps it for the replay.
+        """
+        now = anyio.current_time()
+        target = None
+        for session in list(self.gw.sessions.values()):
+            if self.gw.live_session(session.session_id, now) is session:
+                dispatch = session.number(t, d)
+                conn = self.gw.connection_of(session)
+                if conn is not None:
+                    conn.send_dispatch(dispatch)
+                    target = conn
+        return target
+
+    def _close_enough(self) -> bool:
+        return self.ledger.lead() <= MAX_LEAD // 2
+
+    async def burst(self, count: int) -> None:
+        """Send ``count`` numbered MESSAGE_CREATEs (waiting while the client is far behind)."""
+        for _ in range(count):
+            if self.ledger.lead() > MAX_LEAD:
+                await self.until(self._close_enough, "the client to catch up", stream=False)
+            conn = self.send("MESSAGE_CREATE", {"n": self.n, "content": f"message {self.n}"})
+            self.n += 1
+            if conn is not None and not conn.has_room():
+                with anyio.move_on_after(1.0):
+                    await conn.wait_until(conn.has_room, timeout=1.0)
+        await anyio.sleep(0)
+
+    async def main(self) -> None:
+        """Run the schedule, then let the client catch up and check the end state."""
+        await self.until(lambda: self.ledger.live_marks > 0, "READY", stream=False)
+        must = list(self.config.must)
+        self.rng.shuffle(must)
+        faults = sorted(self.config.faults)
+        deadline = anyio.current_time() + self.config.seconds
+        while must or (faults and anyio.current_time() < deadline):
+            kind = must.pop() if must else self.rng.choice(faults)
+            await self.burst(self.rng.randint(0, 40))
+            await self.inject(kind)
+            await self.burst(self.rng.randint(0, 40))
+        await self.settle()
+
+    async def inject(self, kind: str) -> None:
+        conn = _live_connection(self.gw)
+        if conn is None:
+            raise self.ledger.fail(f"no live connection to inject {kind} into")
+        marks = self.ledger.live_marks
+        self.log.append(f"{kind}@{conn.number}")
+        rng = self.rng
+        if kind == "drop":
+            await conn.drop(reset=rng.random() < 0.5)
+        elif kind == "zombie":
+            conn.stop_acking()
+        elif kind == "op7":
+            await conn.reconnect()
+        elif kind == "op9-resumable":
+            await conn.invalid_session(resumable=True)
+        elif kind == "op9-new-session":
+            self.new_sessions += 1
+            await conn.invalid_session(resumable=False)
+        elif kind == "split":
+            conn.split_messages = rng.randint(2, 6)  # zlib-stream only; else no effect
+        elif kind == "fragment":
+            conn.fragment_frames = rng.randint(2, 8)
+        elif kind == "big":
+            content = rng.choice(self.big_contents)
+            self.send("MESSAGE_CREATE", {"n": self.n, "content": content})
+            self.n += 1
+        if kind in DISRUPTIVE:
+
+            def back() -> bool:
+                live = _live_connection(self.gw)
+                return (
+                    self.ledger.live_marks > marks
+                    and live is not None
+                    and live.number > conn.number
+                )
+
+            await self.until(back, f"READY/RESUMED after {kind}", stream=True)
+
+    async def settle(self) -> None:
+        """Stop streaming; wait until the client delivered its session's last dispatch."""
+
+        def caught_up() -> bool:
+            live = _live_connection(self.gw)
+            session = None if live is None else live.session
+            return (
+                session is not None
+                and session is self.ledger.session
+                and (self.ledger.last_s == session.seq)
+            )
+
+        await self.until(caught_up, "the client to deliver the last dispatch", stream=False)
+        ledger = self.ledger
+        made = list(self.gw.sessions)
+        if ledger.sessions != made:
+            raise ledger.fail(f"the client began sessions {ledger.sessions}, the fake made {made}")
+        if len(made) != 1 + self.new_sessions:
+            raise ledger.fail(f"{len(made)} sessions for {self.new_sessions} op 9 false")
+
+
+def _identify_limiter(driver: DriverAdapter) -> Any:
+    # A short identify window: after op 9 false the shard identifies again at once
+    # (after the protocol's 1-5 s), not after Discord's 5 s bucket.
+    if driver.name == "sync":
+        from gateway_sync import InProcessIdentifyLimiter
+
+        return InProcessIdentifyLimiter(window=0.05)
+    from gateway_anyio._limiter import InProcessIdentifyLimiter as AnyioLimiter
+
+    return AnyioLimiter(window=0.05)
+
+
+@dataclass(frozen=True, slots=True)
+class SoakReport:
+    """What a finished run did (for the test's own assertions and its output)."""
+
+    messages: int
+    sessions: int
+    faults: Sequence[str]
+    closes: int
+
+
+async def soak(driver: DriverAdapter, config: SoakConfig) -> SoakReport:
+    """Run one soak of ``driver``; raise :class:`SoakFailure` (naming the seed) on any finding."""
+    replay = f"seed {config.seed} (replay: SPECTACLES_SOAK_SEED={config.seed})"
+    # Printed first, so that pytest shows it with any failure, even one not ours.
+    print(f"soak {driver.name} {config.encoding}/{config.compress}: {replay}")
+    # One stream of randomness per case: the same seed replays every case's schedule.
+    rng = random.Random(f"{config.seed}:{driver.name}:{config.encoding}:{config.compress}")
+    leaks = Leaks()
+    gw = FakeGateway(
+        token=TOKEN,
+        heartbeat_interval=INTERVAL,
+        heartbeat_grace=GRACE,
+        identify_window=0.05,
+        command_limit=1_000_000,  # a 0.3 s heartbeat would hit 120/60 s in a long run
+        resume_buffer=4 * MAX_LEAD + 1000,
+        seed=config.seed % 2**31,
+    )
+    async with (
+        gw,
+        driver.start_shard(
+            gw,
+            encoding=config.encoding,
+            compress=config.compress,
+            rng=random.Random(rng.getrandbits(64)),
+            identify_limiter=_identify_limiter(driver),
+        ) as run,
+    ):
+        state = _Soak(gw, run, config, rng)
+        state.ledger.context = lambda: f"{replay}; faults: {' '.join(state.log[-30:])}"
+        await state.main()
+    try:
+        await leaks.check()
+    except SoakFailure as exc:
+        raise SoakFailure(f"{exc} ({state.ledger.context()})") from None
+    return SoakReport(
+        messages=state.ledger.messages,
+        sessions=len(state.ledger.sessions),
+        faults=tuple(state.log),
+        closes=len(state.ledger.closes),
+    )
