@@ -43,7 +43,7 @@ from .adapter import TOKEN, DriverAdapter, Running, Seen
 __all__ = ["DISRUPTIVE", "FAULTS", "Leaks", "Ledger", "SoakConfig", "SoakFailure", "soak"]
 
 #: Faults that end the connection (the harness waits for READY/RESUMED after each).
-DISRUPTIVE = ("drop", "zombie", "op7", "op9-resumable", "op9-new-session")
+DISRUPTIVE = ("drop", "zombie", "op7", "op9-resumable", "op9-new-session", "drop-in-replay")
 #: Faults that change how the next payloads travel (the connection stays).
 SHAPING = ("split", "fragment", "big")
 #: Every fault the schedule knows.
@@ -263,10 +263,32 @@ class Ledger:
             return
         if not old.invalidated:
             raise self.fail(f"a new session while {old.session_id[:8]} was still resumable")
-        if self.last_s != old.seq:
+        end = self._end_of(old)
+        if self.last_s != end:
             raise self.fail(
-                f"session {old.session_id[:8]} ended at s={old.seq}, delivered to s={self.last_s}"
+                f"session {old.session_id[:8]} ended at s={end} (numbered to s={old.seq}), "
+                f"delivered to s={self.last_s}"
             )
+
+    def _end_of(self, session: FakeSession) -> int:
+        """The last ``s`` of an ended session the client could have had.
+
+        Everything the fake numbered, unless the session ended in answer to a
+        RESUME (op 9 ``false`` where a replay would have come: the client had
+        left the connection carrying the rest, say on a zombie check, before the
+        fault's op 9 was written there). Then nothing after the RESUME's ``seq``
+        reached it, as on Discord.
+        """
+        for conn in reversed(self.gw.connections):
+            resumes = [p.d for p in conn.sent if p.op == 6 and isinstance(p.d, dict)]
+            if any(d.get("session_id") == session.session_id for d in resumes):
+                refused = any(p.op == 9 for p in conn.delivered)
+                replayed = any(p.op == 0 for p in conn.delivered)
+                if refused and not replayed:
+                    seq: int = resumes[-1]["seq"]
+                    return seq
+                break
+        return session.seq
 
     def lead(self) -> int:
         """How many dispatches of the client's session the fake numbered and it did not deliver."""
@@ -301,6 +323,8 @@ class _Soak:
         self.ledger = Ledger(gw, run)
         self.n = 0
         self.new_sessions = 0
+        # Per connection number: the ``s`` of the READY or RESUMED the fake sent there.
+        self._marks: dict[int, int] = {}
         #: The schedule as it happened, for the failure message.
         self.log: list[str] = []
         # A few big contents, shared by every big dispatch (so the fake's records of
@@ -372,11 +396,20 @@ class _Soak:
         conn = _live_connection(self.gw)
         if conn is None:
             raise self.ledger.fail(f"no live connection to inject {kind} into")
-        marks = self.ledger.live_marks
         self.log.append(f"{kind}@{conn.number}")
         rng = self.rng
         if kind == "drop":
             await conn.drop(reset=rng.random() < 0.5)
+        elif kind == "drop-in-replay":
+            # Drop, let dispatches pile up for the replay, then drop the resumed
+            # connection too while it replays (before the client has RESUMED).
+            await conn.drop(reset=rng.random() < 0.5)
+            await self.until(lambda: self._resumed_after(conn), "a RESUME", stream=True)
+            replaying = _live_connection(self.gw)
+            assert replaying is not None
+            self.log.append(f"drop@{replaying.number}")
+            await replaying.drop(reset=rng.random() < 0.5)
+            conn = replaying
         elif kind == "zombie":
             conn.stop_acking()
         elif kind == "op7":
@@ -387,24 +420,33 @@ class _Soak:
             self.new_sessions += 1
             await conn.invalid_session(resumable=False)
         elif kind == "split":
-            conn.split_messages = rng.randint(2, 6)  # zlib-stream only; else no effect
+            conn.split_messages = rng.choice((2, 3, 6, 50))  # zlib-stream only
         elif kind == "fragment":
-            conn.fragment_frames = rng.randint(2, 8)
+            # Up to 512 frames: a big message then travels in 1-2 KiB fragments.
+            conn.fragment_frames = rng.choice((2, 3, 8, 64, 512))
         elif kind == "big":
             content = rng.choice(self.big_contents)
             self.send("MESSAGE_CREATE", {"n": self.n, "content": content})
             self.n += 1
         if kind in DISRUPTIVE:
+            after = conn
+            await self.until(lambda: self._back(after), f"READY/RESUMED after {kind}", stream=True)
 
-            def back() -> bool:
-                live = _live_connection(self.gw)
-                return (
-                    self.ledger.live_marks > marks
-                    and live is not None
-                    and live.number > conn.number
-                )
+    def _resumed_after(self, conn: FakeConnection) -> bool:
+        live = _live_connection(self.gw)
+        return live is not None and live.number > conn.number and live.resumed
 
-            await self.until(back, f"READY/RESUMED after {kind}", stream=True)
+    def _back(self, conn: FakeConnection) -> bool:
+        """Whether a later connection's READY/RESUMED reached the client (all before it, too)."""
+        live = _live_connection(self.gw)
+        if live is None or live.number <= conn.number or live.session is not self.ledger.session:
+            return False
+        if live.number not in self._marks:
+            mark = next((p.s for p in live.delivered if p.t in ("READY", "RESUMED")), None)
+            if mark is None:
+                return False
+            self._marks[live.number] = mark
+        return self.ledger.last_s >= self._marks[live.number]
 
     async def settle(self) -> None:
         """Stop streaming; wait until the client delivered its session's last dispatch."""

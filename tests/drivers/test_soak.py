@@ -66,7 +66,7 @@ def _cases() -> list[pytest.ParameterSet]:
             compress = transport
             if transport is None and driver == "sync" and encoding == "json":
                 compress = "payload"  # JSON payload compression: zlib per big message
-            dealt = (DISRUPTIVE[(2 * t + d) % 5], DISRUPTIVE[(2 * t + 1 + d) % 5])
+            dealt = (DISRUPTIVE[(2 * t + d) % 6], DISRUPTIVE[(2 * t + 1 + d) % 6])
             split = ("split",) if compress == "zlib-stream" else ()
             shaping = ("fragment", "big", *split)
             case = Case(driver, compress, encoding, (*dealt, *shaping))
