@@ -6,20 +6,23 @@ burst of numbered ``MESSAGE_CREATE`` dispatches (``d["n"]`` counts up over the w
 run), one fault from the schedule, another burst. A fault that ends the connection
 is followed by more bursts until the client has said READY or RESUMED again, so
 dispatches keep arriving while the client is away (the fake buffers them for the
-RESUME). Faults: a TCP drop (FIN or RST), a zombie (no more heartbeat ACKs), op 7,
-op 9 ``true`` and ``false``, zlib messages split over several WebSocket messages,
-messages fragmented into several frames, and big dispatches (a few hundred KiB to
-1 MiB). Everything random comes from one seeded ``random.Random``, the shard's own
-(jitter, backoff) included, so a seed replays the same schedule.
+RESUME). Faults: a TCP drop (FIN or RST), a drop during the replay that follows, a
+zombie (no more heartbeat ACKs), op 7, op 9 ``true`` and ``false``, zlib messages
+split over several WebSocket messages, messages fragmented into several frames, and
+big dispatches (128 KiB to 1 MiB). Everything random comes from one seeded
+``random.Random``, the shard's own (jitter, backoff) included, so a seed replays the
+same schedule.
 
 The :class:`Ledger` reads what the driver delivered, as it arrives, and compares it
 with the fake's own records (each :class:`~gateway_testing.FakeSession`'s numbered
-dispatches): per session, every dispatch exactly once and in order (``s`` = 1, 2,
-3, ... across resumes), the same name and the same ``n``; a new session (READY)
-only after the fake ended the previous one, and only once that one was delivered
-to its last dispatch. At the end, the live session is delivered to its last
-dispatch too, the client saw exactly the sessions the fake made, and
-:class:`Leaks` finds no anyio task, thread or file descriptor left behind.
+dispatches, copied as they appear: the fake forgets an ended session's): per
+session, every dispatch exactly once and in order (``s`` = 1, 2, 3, ... across
+resumes), the same name and the same ``n``; a new session (READY) only after the
+fake ended the previous one, and only once that one was delivered to its last
+dispatch (or to the ``seq`` of a RESUME the fake refused). At the end, the live
+session is delivered to its last dispatch too, the client saw exactly the sessions
+the fake made, and :class:`Leaks` finds no anyio task, thread or file descriptor
+left behind.
 """
 
 from __future__ import annotations
