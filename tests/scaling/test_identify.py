@@ -501,3 +501,22 @@ def test_processes_on_one_token_never_break_the_fakes_limits(
     # Every process took part: each of the three ran at least one identify... or waited.
     shards_seen = {x["shard"] for x in lines} | {shard for _, shard in identifies}
     assert {s // 3 for s in shards_seen} == {0, 1, 2}
+
+
+def test_the_scaling_page_runs(redis_url: str) -> None:
+    # Every Python block of docs/scaling.md runs as written, against the fake and Redis.
+    text = (SRC.parent / "docs" / "scaling.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    assert blocks
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")]),
+        "REDIS_URL": redis_url,
+    }
+    for code in blocks:
+        run = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert run.returncode == 0, run.stderr
+    assert "identifies refused by the fake: 0" in run.stdout
+    assert run.stdout.count("connected") == 4
