@@ -163,6 +163,12 @@ class RedisIdentifyLimiter(_LimiterBase):
         A cancelled ``acquire`` may have taken its bucket (the grant then expires
         after ``window + margin``); it never hands one out twice.
         """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "RedisIdentifyLimiter needs the asyncio backend (redis.asyncio has no trio support)"
+            ) from None
         core = self._core
         waiter = core.add(shard_id, on_wait)
         try:

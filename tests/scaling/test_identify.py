@@ -200,6 +200,12 @@ async def test_a_fresh_fetch_never_refills_the_shared_budget(redis_url: str) -> 
         assert 3500 < wait.delay <= 3600
 
 
+def test_the_asyncio_limiter_says_so_on_trio(redis_url: str) -> None:
+    limiter = RedisIdentifyLimiter(redis.asyncio.Redis.from_url(redis_url), TOKEN)
+    with pytest.raises(RuntimeError, match="asyncio backend"):
+        anyio.run(limiter.acquire, 0, backend="trio")
+
+
 def test_the_budget_seed_follows_the_fetch_then_the_reset() -> None:
     # The non-I/O half: what each call asks Redis to seed (clock values passed in).
     keys = Keys.for_token(TOKEN)
