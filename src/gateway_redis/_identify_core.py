@@ -91,9 +91,10 @@ _GRANTED, _BUCKET_HELD, _BUDGET_SPENT = 1, 0, 2
 #: Seconds between two looks at a spent budget: its key may be lowered, deleted by
 #: an operator or lost with Redis, and a waiter should notice within a minute.
 BUDGET_RECHECK = 60.0
-#: Seconds a local waiter behind its bucket's head looks again while the head is
-#: asking Redis (the answer takes a round trip, so this is short).
-LOCAL_POLL = 0.005
+#: Seconds a local waiter behind its bucket's head first looks again while the head
+#: is asking Redis (the answer takes a round trip, so this is short), doubling up to
+#: the next.
+LOCAL_POLL, LOCAL_POLL_MAX = 0.005, 0.25
 #: Redis unreachable: the first retry after this many seconds, doubling up to the next.
 RETRY_FIRST, RETRY_MAX = 0.1, 2.0
 #: Discord's budget window when a process knows only the reset it fetched.
@@ -118,6 +119,7 @@ class Waiter:
     announced: bool = False
     announced_reset: bool = False
     failures: int = 0
+    polls: int = 0
 
 
 def _ms(seconds: float) -> int:
@@ -213,7 +215,13 @@ class IdentifyCoordinator:
         due = max(free_at, self._budget_free_at)
         reset = self._budget_free_at > max(now, free_at)
         self._announce(waiter, due - now + len(ahead) * self.hold, bucket, reset=reset)
-        return max(LOCAL_POLL, due - now)
+        if due > now:
+            waiter.polls = 0
+            return due - now
+        # The head's answer is on its way (one round trip, or the client's own
+        # retries while Redis is away): look again soon, then less and less often.
+        waiter.polls += 1
+        return min(LOCAL_POLL_MAX, LOCAL_POLL * 2.0 ** min(waiter.polls, 8))
 
     def answer(self, waiter: Waiter, reply: object, now: float) -> float | None:
         """Read the script's reply: ``None`` if granted, else seconds to wait before asking again.
@@ -244,15 +252,21 @@ class IdentifyCoordinator:
         self._announce(waiter, held, bucket, reset=False)
         return held
 
-    def failed(self, waiter: Waiter, error: Exception) -> float:
+    def failed(self, waiter: Waiter, error: Exception, now: float) -> float:
         """Redis could not be asked: return seconds to wait before trying again.
 
         Nothing identifies meanwhile: without Redis no process can know the bucket
         is free, and identifying anyway is what the limiter exists to prevent.
         """
         delay: float = min(RETRY_MAX, RETRY_FIRST * 2.0 ** min(waiter.failures, 8))
+        # The local waiters behind this one wait as long (they would only poll).
+        self._free_at[self.bucket(waiter.shard_id)] = now + delay
+        # A warning for the first failure of a wait, then quieter: an outage of
+        # minutes would otherwise log a line per bucket every two seconds.
+        level = logging.WARNING if waiter.failures == 0 else logging.DEBUG
         waiter.failures += 1
-        _log.warning(
+        _log.log(
+            level,
             "shard %d: Redis unreachable for the identify limiter (%s); retrying in %.1f s",
             waiter.shard_id,
             error,

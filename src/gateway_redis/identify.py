@@ -178,7 +178,7 @@ class RedisIdentifyLimiter(_LimiterBase):
                     try:
                         reply = await self._acquire_script(keys=step.keys, args=step.args)
                     except _UNREACHABLE as exc:
-                        step = core.failed(waiter, exc)
+                        step = core.failed(waiter, exc, self._clock())
                     else:
                         wait = core.answer(waiter, reply, self._clock())
                         if wait is None:
@@ -276,7 +276,7 @@ class SyncRedisIdentifyLimiter(_LimiterBase):
                         reply = self._acquire_script(keys=step.keys, args=step.args)
                     except _UNREACHABLE as exc:
                         with lock:
-                            step = core.failed(waiter, exc)
+                            step = core.failed(waiter, exc, self._clock())
                     else:
                         with lock:
                             wait = core.answer(waiter, reply, self._clock())

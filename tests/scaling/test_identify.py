@@ -112,6 +112,24 @@ async def test_one_grant_per_bucket_then_a_wait(redis_url: str) -> None:
 
 
 @pytest.mark.anyio
+async def test_local_waiters_of_a_bucket_go_lowest_shard_id_first(redis_url: str) -> None:
+    async with aclient(redis_url) as client:
+        limiter = RedisIdentifyLimiter(client, TOKEN, window=0.15, margin=0.0)
+        await limiter.acquire(0)  # the bucket is held: the next ones queue
+        order: list[int] = []
+
+        async def ask(shard_id: int) -> None:
+            await limiter.acquire(shard_id)
+            order.append(shard_id)
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                for shard_id in (5, 3, 1):  # arriving highest first
+                    tg.start_soon(ask, shard_id)
+        assert order == [1, 3, 5]
+
+
+@pytest.mark.anyio
 async def test_processes_share_buckets_and_bots_do_not(redis_url: str) -> None:
     async with aclient(redis_url) as one, aclient(redis_url) as two:
         a = RedisIdentifyLimiter(one, TOKEN, max_concurrency=2, window=30)
@@ -334,7 +352,7 @@ def test_nothing_identifies_while_redis_is_unreachable(caplog: pytest.LogCapture
     thread = threading.Thread(target=identify)
     restarted = None
     try:
-        with caplog.at_level(logging.WARNING, logger="gateway_redis.identify"):
+        with caplog.at_level(logging.DEBUG, logger="gateway_redis.identify"):
             thread.start()
             deadline = time.monotonic() + 10
             while len(caplog.records) < 2 and time.monotonic() < deadline:
@@ -342,6 +360,8 @@ def test_nothing_identifies_while_redis_is_unreachable(caplog: pytest.LogCapture
             assert len(caplog.records) >= 2  # it retried, and did not identify meanwhile
             assert not granted.is_set()
             assert "unreachable" in caplog.records[0].getMessage()
+            assert caplog.records[0].levelno == logging.WARNING  # the first; then quieter
+            assert caplog.records[1].levelno == logging.DEBUG
             restarted = start_redis(port)
             thread.join(10)
         assert granted.is_set()  # Redis back (empty): the script is loaded again, granted
