@@ -18,6 +18,7 @@ from gateway_proto.driver_support import (
     SpawnSpec,
     StartOrder,
     note_identify_sent,
+    note_session_start_limit,
     plan_shards,
 )
 from gateway_proto.identify import IDENTIFY_WINDOW
@@ -78,9 +79,12 @@ class Cluster:
     Args:
         token_or_gateway: a bot token or a :class:`Gateway`.
         intents: the intents bitfield for every shard.
-        identify_limiter: a limiter to share (e.g. one spanning processes);
-            default: an :class:`InProcessIdentifyLimiter` built from
-            ``GET /gateway/bot`` (``max_concurrency``, ``session_start_limit``).
+        identify_limiter: a limiter to share (e.g. one spanning processes:
+            ``gateway_redis.RedisIdentifyLimiter``); default: an
+            :class:`InProcessIdentifyLimiter` built from ``GET /gateway/bot``
+            (``max_concurrency``, ``session_start_limit``). Each :meth:`spawn`
+            hands its fetched ``session_start_limit`` to a limiter that has an
+            ``update_limit`` method.
         identify_window: the default limiter's window (Discord: 5 s).
         limiter_clock: the default limiter's clock (tests inject one).
         limiter_sleep: the default limiter's sleep on that clock.
@@ -215,6 +219,9 @@ class Cluster:
                 clock=clock,
                 sleep=sleep,
             )
+        else:
+            # A limiter given (one across processes, say) learns each fetched budget.
+            note_session_start_limit(self.identify_limiter, info.session_start_limit)
         order = StartOrder(ids, info.max_concurrency)
 
         def passed(shard_id: int) -> None:

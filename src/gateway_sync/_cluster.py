@@ -23,6 +23,7 @@ from gateway_proto.driver_support import (
     SpawnSpec,
     StartOrder,
     note_identify_sent,
+    note_session_start_limit,
     plan_shards,
 )
 from gateway_proto.identify import IDENTIFY_WINDOW
@@ -85,9 +86,12 @@ class Cluster:
     Args:
         token_or_gateway: a bot token or a :class:`Gateway`.
         intents: the intents bitfield for every shard.
-        identify_limiter: a limiter to share (e.g. one spanning processes);
-            default: an :class:`InProcessIdentifyLimiter` built from
-            ``GET /gateway/bot`` (``max_concurrency``, ``session_start_limit``).
+        identify_limiter: a limiter to share (e.g. one spanning processes:
+            ``gateway_redis.SyncRedisIdentifyLimiter``); default: an
+            :class:`InProcessIdentifyLimiter` built from ``GET /gateway/bot``
+            (``max_concurrency``, ``session_start_limit``). Each :meth:`spawn`
+            hands its fetched ``session_start_limit`` to a limiter that has an
+            ``update_limit`` method.
         identify_window: the default limiter's window (Discord: 5 s).
         limiter_clock: the default limiter's clock (tests inject one).
         limiter_sleep: the default limiter's sleep on that clock.
@@ -201,6 +205,9 @@ class Cluster:
                     clock=clock,
                     sleep=sleep,
                 )
+            else:
+                # A limiter given (one across processes, say) learns each fetched budget.
+                note_session_start_limit(self.identify_limiter, info.session_start_limit)
             if any(shard_id in self.shards for shard_id in ids):
                 taken = sorted(set(ids) & set(self.shards))
                 raise ValueError(f"shards {taken} are already running")

@@ -33,7 +33,9 @@ Every public name is importable from this package; each lives in one module, by 
 - :mod:`.identify_permits`: the identify wait queue and the in-process limiters'
   bookkeeping (:class:`IdentifyQueue`, :class:`IdentifyTicket`, :class:`IdentifyGrant`,
   :class:`InProcessLimiterBase`), and identify-sent tracking
-  (:class:`TracksIdentifySends`, :func:`note_identify_sent`).
+  (:class:`TracksIdentifySends`, :func:`note_identify_sent`), budget feeding
+  (:class:`TracksSessionStartLimit`, :func:`note_session_start_limit`) and
+  :func:`announce_identify_wait`.
 - :mod:`.unsent`: the unsent-command backlog across connections (:class:`UnsentCommands`).
 - :mod:`.member_chunks`: member-chunk collection (:class:`MemberChunkCollector`,
   :class:`ChunkOutcome`; a ``RATE_LIMITED`` wait is clamped to ``MAX_RETRY_AFTER``).
@@ -60,7 +62,10 @@ from .identify_permits import (
     IdentifyTicket,
     InProcessLimiterBase,
     TracksIdentifySends,
+    TracksSessionStartLimit,
+    announce_identify_wait,
     note_identify_sent,
+    note_session_start_limit,
 )
 from .member_chunks import ChunkOutcome, MemberChunkCollector
 from .planning import SpawnSpec, StartOrder, plan_shards
@@ -147,10 +152,13 @@ __all__ = [
     "StepDeadline",
     "Stopped",
     "TracksIdentifySends",
+    "TracksSessionStartLimit",
     "UnsentCommands",
     "after_connection",
+    "announce_identify_wait",
     "describe_error",
     "note_identify_sent",
+    "note_session_start_limit",
     "parse_retry_after",
     "plan_shards",
     "redact",

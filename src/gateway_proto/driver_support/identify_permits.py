@@ -3,7 +3,9 @@
 :class:`IdentifyQueue` lets the lowest shard id of each bucket go first;
 :class:`InProcessLimiterBase` is what both drivers' in-process limiters share;
 :class:`TracksIdentifySends` and :func:`note_identify_sent` tell a limiter when an
-IDENTIFY was actually written.
+IDENTIFY was actually written; :class:`TracksSessionStartLimit` and
+:func:`note_session_start_limit` hand it a fetched session start budget;
+:func:`announce_identify_wait` is how every limiter reports a wait.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from gateway_proto.identify import IdentifySchedule, IdentifySlot
+from gateway_proto.identify import IdentifySchedule, IdentifySlot, SessionStartLimit
 
 from .shard_events import IdentifyWait
 
@@ -160,6 +162,26 @@ def note_identify_sent(limiter: object, shard_id: int) -> None:
         limiter.identify_sent(shard_id)
 
 
+@runtime_checkable
+class TracksSessionStartLimit(Protocol):
+    """An identify limiter that takes the session start budget of ``GET /gateway/bot``.
+
+    Optional for an identify limiter: a ``Cluster`` given a limiter that has this
+    method feeds it the ``session_start_limit`` of every fetch it makes (the
+    in-process limiters, and ``gateway_redis``'s, which seeds the shared budget).
+    """
+
+    def update_limit(self, limit: SessionStartLimit) -> None:
+        """Take a freshly fetched budget (and its ``max_concurrency``) into account."""
+        ...
+
+
+def note_session_start_limit(limiter: object, limit: SessionStartLimit) -> None:
+    """Give ``limiter`` a freshly fetched session start budget, if it takes one."""
+    if isinstance(limiter, TracksSessionStartLimit):
+        limiter.update_limit(limit)
+
+
 class InProcessLimiterBase:
     """What both drivers' in-process identify limiters share (no waiting, no lock).
 
@@ -209,15 +231,27 @@ class InProcessLimiterBase:
     def _announce(
         self, shard_id: int, wait: IdentifyWait, on_wait: Callable[[IdentifyWait], None] | None
     ) -> None:
-        if wait.waits_for_reset:
-            self._log.warning(
-                "session start limit spent: shard %d waits %.0f s for the budget to reset",
-                shard_id,
-                wait.delay,
-            )
-        else:
-            self._log.debug(
-                "shard %d waits %.2f s for identify bucket %d", shard_id, wait.delay, wait.bucket
-            )
-        if on_wait is not None:
-            on_wait(wait)
+        announce_identify_wait(self._log, shard_id, wait, on_wait)
+
+
+def announce_identify_wait(
+    log: logging.Logger,
+    shard_id: int,
+    wait: IdentifyWait,
+    on_wait: Callable[[IdentifyWait], None] | None,
+) -> None:
+    """Log an identify wait the way every limiter does, then tell the shard (``on_wait``).
+
+    A spent session start budget is a warning (the user should learn why nothing
+    connects); a bucket wait is routine, so only a debug line.
+    """
+    if wait.waits_for_reset:
+        log.warning(
+            "session start limit spent: shard %d waits %.0f s for the budget to reset",
+            shard_id,
+            wait.delay,
+        )
+    else:
+        log.debug("shard %d waits %.2f s for identify bucket %d", shard_id, wait.delay, wait.bucket)
+    if on_wait is not None:
+        on_wait(wait)
