@@ -119,8 +119,6 @@ async def test_a_resume_url_that_drops_tls_is_refused(driver: DriverAdapter) -> 
 async def test_an_outage_longer_than_two_connect_attempts_still_resumes(
     driver: DriverAdapter,
 ) -> None:
-    if driver.backend == "trio":
-        pytest.skip("trio: a 30 s outage on a virtual clock, in anyio/test_long_outage.py")
     async with fake(session_ttl=60.0) as gw, driver.start_shard(gw) as run:
         await run.wait_for("READY")
         await dispatch_messages(gw, range(3))
