@@ -18,7 +18,8 @@ Every public name is importable from this package; each lives in one module, by 
 - :mod:`.buffers`: bounded event buffers (:class:`DropOldestBuffer`).
 - :mod:`.reactor`: what each core event means for a shard (:class:`ConnectionReactor`,
   :class:`Reaction`) and the steps only a driver can time (:class:`StepDeadline`,
-  :data:`HANDSHAKE_TIMED_OUT`, :data:`READY_TIMED_OUT`, :data:`RESUMED_TIMED_OUT`).
+  :data:`HANDSHAKE_TIMED_OUT`, :data:`READY_TIMED_OUT`, :data:`RESUMED_TIMED_OUT`),
+  and the write-stall limit (:data:`WRITE_STALL_TIMEOUT`, :data:`WRITE_STALLED`).
 - :mod:`.after_close`: what to do when a connection ends (:func:`after_connection`,
   :class:`NextAttempt`, :func:`describe_error`).
 - :mod:`.urls`: where a gateway URL points (:func:`split_gateway_url`,
@@ -66,6 +67,8 @@ from .reactor import (
     HANDSHAKE_TIMED_OUT,
     READY_TIMED_OUT,
     RESUMED_TIMED_OUT,
+    WRITE_STALL_TIMEOUT,
+    WRITE_STALLED,
     ConnectionReactor,
     Reaction,
     StepDeadline,
@@ -110,6 +113,8 @@ __all__ = [
     "RESUMED_TIMED_OUT",
     "SEND",
     "STATE",
+    "WRITE_STALLED",
+    "WRITE_STALL_TIMEOUT",
     "ChunkOutcome",
     "Connected",
     "ConnectionReactor",
