@@ -171,7 +171,7 @@ class Peer:
     def accept_bytes(self, headers: dict[str, str]) -> bytes:
         """Return the 101 response to ``headers``."""
         key = headers["sec-websocket-key"].encode()
-        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()  # noqa: S324
+        accept = base64.b64encode(hashlib.sha1(key + _GUID).digest()).decode()
         return (
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
@@ -287,22 +287,27 @@ class Peer:
             elif op == 8:
                 await self.server.on_request_members(self, payload.get("d") or {})
 
+    async def members_chunk(self, request: dict[str, Any]) -> None:
+        """Answer a member request (op 8's ``d``) with its one and only chunk."""
+        await self.dispatch(
+            "GUILD_MEMBERS_CHUNK",
+            {
+                "guild_id": request.get("guild_id"),
+                "members": [{"user": {"id": "7"}}],
+                "chunk_index": 0,
+                "chunk_count": 1,
+                "nonce": request.get("nonce"),
+            },
+        )
+
+    async def rate_limited(self, request: dict[str, Any], retry_after: Any) -> None:
+        """Answer a member request with RATE_LIMITED (JSON writes a NaN as ``NaN``)."""
+        meta = {"guild_id": request.get("guild_id"), "nonce": request.get("nonce")}
+        await self.dispatch("RATE_LIMITED", {"opcode": 8, "retry_after": retry_after, "meta": meta})
+
     async def hang(self) -> None:
         """Do nothing (read nothing) until the server releases its connections."""
         await self.server.released.wait()
-
-
-async def _no_members(peer: Peer, request: dict[str, Any]) -> None:
-    await peer.dispatch(
-        "GUILD_MEMBERS_CHUNK",
-        {
-            "guild_id": request.get("guild_id"),
-            "members": [{"user": {"id": "7"}}],
-            "chunk_index": 0,
-            "chunk_count": 1,
-            "nonce": request.get("nonce"),
-        },
-    )
 
 
 async def _behave(peer: Peer, index: int) -> None:
@@ -342,7 +347,9 @@ class HostileServer:
         self.rcvbuf = rcvbuf
         self.after_ready: list[tuple[str, Any]] = []
         self.on_live: Callable[[Peer], Awaitable[None]] | None = None
-        self.on_request_members: Callable[[Peer, dict[str, Any]], Awaitable[None]] = _no_members
+        self.on_request_members: Callable[[Peer, dict[str, Any]], Awaitable[None]] = (
+            Peer.members_chunk
+        )
         self.released = anyio.Event()
         self.connections: list[Peer] = []
         self.url = ""
