@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import hashlib
 import json
 import math
 import socket
 import struct
+import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -304,6 +306,15 @@ class Peer:
         """Answer a member request with RATE_LIMITED (JSON writes a NaN as ``NaN``)."""
         meta = {"guild_id": request.get("guild_id"), "nonce": request.get("nonce")}
         await self.dispatch("RATE_LIMITED", {"opcode": 8, "retry_after": retry_after, "meta": meta})
+
+    async def wait_unread(self, size: int) -> None:
+        """Wait until ``size`` bytes sit unread in this socket (a script that stopped reading)."""
+        sock = self.stream.extra(anyio.abc.SocketAttribute.raw_socket)
+        while True:
+            unread = struct.unpack("i", fcntl.ioctl(sock, termios.FIONREAD, b"\0" * 4))[0]
+            if unread >= size:
+                return
+            await anyio.sleep(0.01)
 
     async def hang(self) -> None:
         """Do nothing (read nothing) until the server releases its connections."""

@@ -98,12 +98,36 @@ def first_connection(
     return script
 
 
+def live(misbehave: Callable[[Peer], Awaitable[None]]) -> Callable[[Peer], Awaitable[None]]:
+    """An ``on_live`` hook: the first session runs ``misbehave``, every later one
+    (resumed or new) sends a ``PROBE`` dispatch the test waits for."""
+
+    async def on_live(peer: Peer) -> None:
+        if peer.index == 0:
+            await misbehave(peer)
+        else:
+            await peer.dispatch("PROBE", {})
+
+    return on_live
+
+
 # -- item 4: a server that stops reading -------------------------------------------
 
 
 def big_presence(n: int) -> UpdatePresence:
     # Close to the 4096-byte payload limit: a few dozen fill the buffers.
     return UpdatePresence(activities=[Activity(name=f"{n:04d}" + "x" * 3800)])
+
+
+async def fill(run: Running) -> None:
+    """Send more than the loopback buffers hold: the writes stall for good.
+
+    A driver whose writes block their callers blocks right here (a hang guard
+    fails the test).
+    """
+    with anyio.fail_after(GUARD):
+        for n in range(50):
+            await run.send(big_presence(n))
 
 
 @pytest.fixture
@@ -142,19 +166,28 @@ async def test_a_server_that_stops_reading_is_dropped_and_disconnect_returns(
     # Interval 1 s: the heartbeat reserve leaves 59 commands a minute for the fill.
     srv = HostileServer(interval_ms=1000, rcvbuf=4096)
 
-    async def on_live(peer: Peer) -> None:
-        if peer.index == 0:
-            await peer.hang()  # reads nothing more, ACKs nothing, until released
-
-    srv.on_live = on_live
+    srv.on_live = live(Peer.hang)  # reads nothing more, ACKs nothing, until released
     async with srv.running(), driver.start_shard(srv, **options(srv)) as run:
         await run.wait_for("READY", timeout=GUARD)
-        with anyio.fail_after(GUARD):
-            # More than the loopback buffers hold: the writes stall for good.
-            for n in range(50):
-                await run.send(big_presence(n))
+        await fill(run)
         # The zombie check still runs: the shard drops the connection and resumes.
         await recovered(run, "RESUMED")
+        await stop_and_check(run, srv, caplog)
+
+
+@pytest.mark.usefixtures("small_client_sndbuf")
+async def test_disconnect_returns_while_writes_are_stalled(
+    driver: DriverAdapter, caplog: pytest.LogCaptureFixture
+) -> None:
+    srv = HostileServer(interval_ms=1000, rcvbuf=4096)
+    srv.on_live = live(Peer.hang)
+    async with srv.running(), driver.start_shard(srv, **options(srv)) as run:
+        await run.wait_for("READY", timeout=GUARD)
+        await fill(run)
+        with anyio.fail_after(GUARD):
+            await srv.connections[0].wait_unread(2048)
+        # The close frame queues behind bytes the peer never takes: the close
+        # times out (close_timeout), and the last words get a bounded chance.
         await stop_and_check(run, srv, caplog)
 
 
@@ -204,19 +237,6 @@ async def test_no_hello_after_the_upgrade(
 
 
 # -- a live session that goes wrong ------------------------------------------------------
-
-
-def live(misbehave: Callable[[Peer], Awaitable[None]]) -> Callable[[Peer], Awaitable[None]]:
-    """An ``on_live`` hook: the first session runs ``misbehave``, every later one
-    (resumed or new) sends a ``PROBE`` dispatch the test waits for."""
-
-    async def on_live(peer: Peer) -> None:
-        if peer.index == 0:
-            await misbehave(peer)
-        else:
-            await peer.dispatch("PROBE", {})
-
-    return on_live
 
 
 async def test_tcp_closed_in_the_middle_of_a_frame(
@@ -409,9 +429,7 @@ async def test_a_server_that_answers_but_never_reads_hits_the_write_stall_limit(
     srv.on_live = live(ack_blindly)
     async with srv.running(), driver.start_shard(srv, **options(srv)) as run:
         await run.wait_for("READY", timeout=GUARD)
-        with anyio.fail_after(GUARD):
-            for n in range(50):
-                await run.send(big_presence(n))
+        await fill(run)
         await run.wait_for("PROBE", timeout=GUARD)
         assert "RESUMED" in names(run)
         assert any("no progress" in r.getMessage() for r in caplog.records)
