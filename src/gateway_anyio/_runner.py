@@ -115,7 +115,9 @@ class ShardRunner:
         # What the writer writes next, in order; only the writer takes from it.
         self._outgoing = bytearray()
         self._write_wanted = _Signal()
-        self._writer_done = anyio.Event()
+        # Set once the connection's writer ended (made per connection: an anyio.Event
+        # needs a running event loop, and a Shard may be built before one runs).
+        self._writer_done: anyio.Event | None = None
         self._wake = _Signal()
         self._deadline = StepDeadline()
         self._closed: Closed | None = None
@@ -233,7 +235,7 @@ class ShardRunner:
         self._counters.connections += 1
         self._conn, self._stream, self._closed = conn, stream, None
         self._outgoing = bytearray()
-        self._writer_done = anyio.Event()
+        writer_done = self._writer_done = anyio.Event()
         self._reactor = ConnectionReactor(conn, ready_timeout=self._timeouts[2])
         try:
             async with anyio.create_task_group() as tg:
@@ -248,7 +250,7 @@ class ShardRunner:
                 # Last words (a close frame): written if the peer takes them at once.
                 self._write_wanted.set()
                 with anyio.move_on_after(_LAST_WORDS_TIMEOUT):
-                    await self._writer_done.wait()
+                    await writer_done.wait()
                 tg.cancel_scope.cancel()
         finally:
             self._stream = None
@@ -295,7 +297,8 @@ class ShardRunner:
             self._write_wanted.set()
 
     async def _writer(self, conn: GatewayConnection, stream: anyio.abc.ByteStream) -> None:
-        outgoing = self._outgoing
+        outgoing, done = self._outgoing, self._writer_done
+        assert done is not None
         try:
             while True:
                 if not outgoing:
@@ -319,7 +322,7 @@ class ShardRunner:
                     self._lose_transport(conn, WRITE_STALLED)
                     return
         finally:
-            self._writer_done.set()
+            done.set()
 
     def _lose_transport(self, conn: GatewayConnection, why: str | None) -> None:
         # The core handles a transport the driver gave up on like any lost
