@@ -1,12 +1,16 @@
 """The I/O side of a ``Shard``: the reconnect loop and each connection's tasks.
 
 Theory of operation: the runner owns no protocol logic. Per connection it opens TCP
-(+ TLS), then runs two tasks around one ``GatewayConnection``: a *reader* that feeds
-received bytes (``b""`` at EOF) to the core, and a *timer* that sleeps until the
-core's ``next_deadline()`` (or a wake-up) and calls ``handle_timeout``. After every
-input the runner drains the core's events (handing them to handlers and streams,
-which never block it) and writes ``data_to_send()`` under a lock, so writes keep
-their order. What each event means for the shard (state, lifecycle events, the
+(+ TLS), then runs three tasks around one ``GatewayConnection``: a *reader* that
+feeds received bytes (``b""`` at EOF) to the core, a *timer* that sleeps until the
+core's ``next_deadline()`` (or a wake-up) and calls ``handle_timeout``, and a
+*writer*, the only task that writes to the socket. After every input the runner
+drains the core's events (handing them to handlers and streams, which never block
+it) and appends ``data_to_send()`` to one outgoing buffer, which the writer empties
+in order. Nothing but the writer ever waits for the peer to take bytes, so a peer
+that stops reading cannot hold up heartbeats, zombie detection or ``disconnect()``;
+a write that makes no progress for ``WRITE_STALL_TIMEOUT`` drops the transport, as
+the sync driver does. What each event means for the shard (state, lifecycle events, the
 READY/RESUMED timer) ``driver_support.ConnectionReactor`` says; when the core
 reports ``Closed``, ``driver_support.after_connection`` and the ``Reconnector``
 (both pure) say whether and when to connect again, resume or identify; the runner
@@ -40,6 +44,8 @@ from gateway_proto.driver_support import (
     HANDSHAKE_TIMED_OUT,
     IDENTIFY_WAIT,
     RECEIVE,
+    WRITE_STALL_TIMEOUT,
+    WRITE_STALLED,
     ConnectionReactor,
     EarlyEnds,
     IdentifyWait,
@@ -64,6 +70,13 @@ if TYPE_CHECKING:
     from ._shard import Shard
 
 __all__ = ["ShardRunner"]
+
+#: Bytes per ``send``: the stall limit applies to each, so a large backlog that the
+#: peer takes slowly but steadily is progress, not a stall.
+_WRITE_CHUNK = 64 * 1024
+#: Seconds the writer gets, once the connection ended, to write its last bytes (a
+#: close frame): enough for any peer that reads, and a bound for one that does not.
+_LAST_WORDS_TIMEOUT = 1.0
 
 
 class ShardRunner:
@@ -100,7 +113,12 @@ class ShardRunner:
         self._rng = rng
         self._conn: GatewayConnection | None = None
         self._stream: anyio.abc.ByteStream | None = None
-        self._write_lock: anyio.Lock | None = None
+        # What the writer writes next, in order; only the writer takes from it.
+        self._outgoing = bytearray()
+        self._write_wanted = _Signal()
+        # Set once the connection's writer ended (made per connection: an anyio.Event
+        # needs a running event loop, and a Shard may be built before one runs).
+        self._writer_done: anyio.Event | None = None
         self._wake = _Signal()
         self._deadline = StepDeadline()
         self._closed: Closed | None = None
@@ -136,7 +154,7 @@ class ShardRunner:
         conn.send(command, anyio.current_time())
         self._unsent.accepted(command)
         self._process(conn)
-        await self._flush(conn)
+        self._flush(conn)
         self._wake.set()  # the core may have a new deadline (rate limiter)
 
     def request_stop(self, code: int) -> bool:
@@ -176,7 +194,6 @@ class ShardRunner:
         """
         shard = self._shard
         self._restart = None
-        self._write_lock = anyio.Lock()
         if not self._url_given:
             info = await shard.gateway.fetch(user_agent=self.config.user_agent)
             self.config = dataclasses.replace(self.config, url=info.url)
@@ -221,18 +238,25 @@ class ShardRunner:
         )
         self._counters.connections += 1
         self._conn, self._stream, self._closed = conn, stream, None
+        self._outgoing = bytearray()
+        writer_done = self._writer_done = anyio.Event()
         self._reactor = ConnectionReactor(
             conn, ready_timeout=self._timeouts[2], early_ends=self._early_ends
         )
         try:
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
+                tg.start_soon(self._writer, conn, stream)
                 now = anyio.current_time()
                 self._deadline.set(now + self._timeouts[1], HANDSHAKE_TIMED_OUT)
                 conn.connect(now)
-                await self._flush(conn)
+                self._flush(conn)
                 tg.start_soon(self._reader, conn, stream)
                 await self._timer(conn)
+                # Last words (a close frame): written if the peer takes them at once.
+                self._write_wanted.set()
+                with anyio.move_on_after(_LAST_WORDS_TIMEOUT):
+                    await writer_done.wait()
                 tg.cancel_scope.cancel()
         finally:
             self._stream = None
@@ -248,7 +272,7 @@ class ShardRunner:
                 data = b""
             conn.receive_data(data, anyio.current_time())
             self._process(conn)
-            await self._flush(conn)
+            self._flush(conn)
             self._wake.set()
             if not data:
                 return
@@ -269,22 +293,52 @@ class ShardRunner:
             if core_deadline is not None and now >= core_deadline:
                 conn.handle_timeout(now)
             self._process(conn)
-            await self._flush(conn)
+            self._flush(conn)
 
-    async def _flush(self, conn: GatewayConnection) -> None:
-        assert self._write_lock is not None
-        async with self._write_lock:
-            # Drain under the lock: two writers can then never reorder bytes.
-            data = conn.data_to_send()
-            stream = self._stream
-            if not data or stream is None or self._conn is not conn:
-                return
-            try:
-                await stream.send(data)
-            except (*TRANSPORT_ERRORS, anyio.ClosedResourceError):
-                conn.receive_data(b"", anyio.current_time())
-                self._process(conn)
-                self._wake.set()
+    def _flush(self, conn: GatewayConnection) -> None:
+        # Never waits: the bytes join the writer's buffer, in the order drained.
+        data = conn.data_to_send()
+        if data and self._conn is conn and self._stream is not None:
+            self._outgoing += data
+            self._write_wanted.set()
+
+    async def _writer(self, conn: GatewayConnection, stream: anyio.abc.ByteStream) -> None:
+        outgoing, done = self._outgoing, self._writer_done
+        assert done is not None
+        try:
+            while True:
+                if not outgoing:
+                    if self._closed is not None:
+                        return  # the last words are out
+                    await self._write_wanted.wait()
+                    continue
+                if len(outgoing) <= _WRITE_CHUNK:
+                    chunk = bytes(outgoing)
+                    outgoing.clear()
+                else:
+                    chunk = bytes(outgoing[:_WRITE_CHUNK])
+                    del outgoing[:_WRITE_CHUNK]
+                with anyio.move_on_after(WRITE_STALL_TIMEOUT) as stall:
+                    try:
+                        await stream.send(chunk)
+                    except (*TRANSPORT_ERRORS, anyio.ClosedResourceError):
+                        self._lose_transport(conn, None)
+                        return
+                if stall.cancelled_caught:
+                    self._lose_transport(conn, WRITE_STALLED)
+                    return
+        finally:
+            done.set()
+
+    def _lose_transport(self, conn: GatewayConnection, why: str | None) -> None:
+        # The core handles a transport the driver gave up on like any lost
+        # connection (resumable); the timer sees the Closed event and ends it.
+        if self._closed is None:
+            if why is not None:
+                self._log.warning(why)
+            conn.receive_data(b"", anyio.current_time())
+            self._process(conn)
+        self._wake.set()
 
     def _process(self, conn: GatewayConnection) -> None:
         shard = self._shard
@@ -335,8 +389,9 @@ class ShardRunner:
             return
         conn.identify(anyio.current_time())
         self._process(conn)
-        await self._flush(conn)
-        # Written: the limiter measures the identify window from now, not from the permit.
+        self._flush(conn)
+        # Handed to the writer, which writes it at once: the limiter measures the
+        # identify window from now, not from the permit.
         note_identify_sent(self._limiter, self._shard.id)
         self._wake.set()
 

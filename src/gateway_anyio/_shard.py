@@ -296,7 +296,8 @@ class Shard(ShardReporting):
 
         Matches ``GUILD_MEMBERS_CHUNK`` s by a fresh nonce and stops after the last
         chunk. A ``RATE_LIMITED`` answer is honoured: wait ``retry_after``, then ask
-        again. Without ``query`` and ``user_ids`` it asks for every member.
+        again; if the shard stops meanwhile, the iteration ends. Without ``query``
+        and ``user_ids`` it asks for every member.
         """
         if query is None and user_ids is None:
             query = ""
@@ -320,13 +321,23 @@ class Shard(ShardReporting):
                     self._log.info(
                         "member request rate limited; retrying in %.2f s", outcome.retry_after
                     )
-                    await anyio.sleep(outcome.retry_after)
+                    if await self._stops_within(outcome.retry_after):
+                        return  # the shard stopped: nothing more will come
                     await self.send(command)
                     continue
                 for member in outcome.members:
                     yield member
                 if outcome.done:
                     return
+
+    async def _stops_within(self, seconds: float) -> bool:
+        """Wait ``seconds``, or less if the shard stops first; return whether it stopped."""
+        stopped = self._stopped
+        if stopped is None:
+            return True
+        with anyio.move_on_after(seconds):
+            await stopped.wait()
+        return stopped.is_set()
 
     # -- reporting -------------------------------------------------------------------
 

@@ -234,7 +234,8 @@ class ShardIO(ShardReporting):
                 return
             self._kick.clear()
             if not self._stopping.is_set():  # disconnect() sets _stopping before _kick
-                self._kick.wait(step.delay)
+                # Clamped: Event.wait overflows beyond TIMEOUT_MAX (~292 years).
+                self._kick.wait(min(step.delay, threading.TIMEOUT_MAX))
             if self._stopping.is_set():
                 self._set_state(ShardState.STOPPED, "disconnected")
                 self._emit(DISCONNECT, self._stop_report("disconnected", closed=closed))

@@ -18,16 +18,24 @@ import time
 from collections.abc import Callable
 
 from gateway_proto.connection import GatewayConnection
-from gateway_proto.driver_support import HANDSHAKE_TIMED_OUT, ShardLogger, StepDeadline
+from gateway_proto.driver_support import (
+    HANDSHAKE_TIMED_OUT,
+    WRITE_STALL_TIMEOUT,
+    WRITE_STALLED,
+    ShardLogger,
+    StepDeadline,
+)
 
 from ._transport import Waker, recv_some, send_some
 
-__all__ = ["WRITE_STALL_TIMEOUT", "pump"]
+__all__ = ["MAX_WAIT", "pump"]
 
 #: Reads (of up to 256 KiB each) per wake-up before the loop looks at its mailbox again.
 _MAX_READS_PER_WAKE = 64
-#: Seconds a write may stay stuck (the peer reads nothing) before the transport is dropped.
-WRITE_STALL_TIMEOUT = 30.0
+#: The longest single ``select`` (seconds). A deadline further away (a peer's huge
+#: interval, say) would overflow the selector's millisecond timeout; waking once an
+#: hour to look again costs nothing.
+MAX_WAIT = 3600.0
 
 
 def pump(
@@ -83,16 +91,15 @@ def pump(
                 del outgoing[:sent]
                 stalled_since = (stalled_since or now) if outgoing else None
                 if stalled_since is not None and now - stalled_since > WRITE_STALL_TIMEOUT:
-                    log.warning(
-                        "writes stalled for %.0f s; dropping the connection",
-                        WRITE_STALL_TIMEOUT,
-                    )
+                    log.warning(WRITE_STALLED)
                     conn.receive_data(b"", now)
                     outgoing.clear()
                     continue
             core_deadline = conn.next_deadline()
             deadline = step.earliest(core_deadline)
             timeout = None if deadline is None else max(0.0, deadline - now)
+            if timeout is not None and timeout > MAX_WAIT:
+                timeout, deadline = MAX_WAIT, None  # not due when this wait ends
             if tls is not None and tls.pending():
                 # Decrypted bytes already buffered in the TLS layer are invisible
                 # to select: read them before blocking.

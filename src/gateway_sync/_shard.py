@@ -372,7 +372,8 @@ class Shard(ShardIO):
                     self._log.info(
                         "member request rate limited; retrying in %.2f s", outcome.retry_after
                     )
-                    if self._stopping.wait(outcome.retry_after):
+                    # Clamped: Event.wait overflows beyond TIMEOUT_MAX (~292 years).
+                    if self._stopping.wait(min(outcome.retry_after, threading.TIMEOUT_MAX)):
                         return
                     self.send(command)
                     continue

@@ -18,7 +18,8 @@ Every public name is importable from this package; each lives in one module, by 
 - :mod:`.buffers`: bounded event buffers (:class:`DropOldestBuffer`).
 - :mod:`.reactor`: what each core event means for a shard (:class:`ConnectionReactor`,
   :class:`Reaction`) and the steps only a driver can time (:class:`StepDeadline`,
-  :data:`HANDSHAKE_TIMED_OUT`, :data:`READY_TIMED_OUT`, :data:`RESUMED_TIMED_OUT`).
+  :data:`HANDSHAKE_TIMED_OUT`, :data:`READY_TIMED_OUT`, :data:`RESUMED_TIMED_OUT`),
+  and the write-stall limit (:data:`WRITE_STALL_TIMEOUT`, :data:`WRITE_STALLED`).
 - :mod:`.rejections`: connections that end before READY/RESUMED, counted and
   reported (:class:`EarlyEnds`, :class:`ConnectionRejectedError`).
 - :mod:`.after_close`: what to do when a connection ends (:func:`after_connection`,
@@ -73,6 +74,8 @@ from .reactor import (
     HANDSHAKE_TIMED_OUT,
     READY_TIMED_OUT,
     RESUMED_TIMED_OUT,
+    WRITE_STALL_TIMEOUT,
+    WRITE_STALLED,
     ConnectionReactor,
     Reaction,
     StepDeadline,
@@ -118,6 +121,8 @@ __all__ = [
     "RESUMED_TIMED_OUT",
     "SEND",
     "STATE",
+    "WRITE_STALLED",
+    "WRITE_STALL_TIMEOUT",
     "ChunkOutcome",
     "Connected",
     "ConnectionReactor",

@@ -3,7 +3,8 @@
 :class:`ConnectionReactor` maps each core event to a :class:`Reaction` (state
 change, lifecycle event, log line, timer, identify wait); :class:`StepDeadline`
 holds the one step only a driver can time (the WebSocket handshake, READY/RESUMED
-after IDENTIFY/RESUME) and the log lines for when it stalls.
+after IDENTIFY/RESUME) and the log lines for when it stalls. :data:`WRITE_STALL_TIMEOUT`
+bounds the other thing only a driver sees: a write the peer never takes.
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ if TYPE_CHECKING:
 HANDSHAKE_TIMED_OUT = "the WebSocket handshake timed out"
 READY_TIMED_OUT = "READY did not arrive in time"
 RESUMED_TIMED_OUT = "RESUMED did not arrive in time"
+
+#: Seconds a write may make no progress (the peer reads nothing) before the driver
+#: drops the transport, which the core handles like any lost connection (resumable).
+#: Heartbeats and zombie detection must never wait on a write: a peer that stops
+#: reading usually stops answering too, and the core's zombie check catches it
+#: sooner; this bounds the peer that keeps talking but never reads.
+WRITE_STALL_TIMEOUT = 30.0
+#: Log line of a write that made no progress for :data:`WRITE_STALL_TIMEOUT`.
+WRITE_STALLED = f"writes made no progress for {WRITE_STALL_TIMEOUT:.0f} s; dropping the connection"
 
 
 @dataclass(frozen=True, slots=True)
