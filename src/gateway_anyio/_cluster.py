@@ -10,6 +10,7 @@ from typing import Any, TypeVar, overload
 import anyio
 from anyio.abc import TaskGroup
 
+from gateway_proto.close_codes import RESUMABLE_CLOSE
 from gateway_proto.driver_support import (
     ERROR,
     GatewayEvent,
@@ -20,7 +21,6 @@ from gateway_proto.driver_support import (
     note_identify_sent,
     plan_shards,
 )
-from gateway_proto.close_codes import RESUMABLE_CLOSE
 from gateway_proto.identify import IDENTIFY_WINDOW
 from gateway_proto.session import Session
 
