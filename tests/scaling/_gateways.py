@@ -116,6 +116,11 @@ def session_of(fake: ThreadedFakeGateway, shard_id: int) -> int:
     return sessions[0].seq
 
 
+def printed_up_to(child: Child, shard_id: int, last: int) -> Callable[[], bool]:
+    """Return a predicate: ``child`` printed sequence ``last`` (or later) of the shard."""
+    return lambda: max(child.seqs(shard_id), default=0) >= last
+
+
 def assert_every_event_arrived(first: Child, then: Child, shard_id: int, last: int) -> None:
     """Every sequence 1..last reached ``first`` or ``then``, in order after deduplication."""
     seen: list[int] = []

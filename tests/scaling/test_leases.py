@@ -53,7 +53,7 @@ def test_shard_requests() -> None:
     assert ShardRequest.any(300, 256).count == 256
     assert list(ShardRequest.any(2, 4).candidates) == [0, 1, 2, 3]
     for bad in ("7-4/16", "0-16/16", "x", "4-7"):
-        with pytest.raises(ValueError, match="range|expected"):
+        with pytest.raises(ValueError, match=r"range|expected"):
             ShardRequest.parse(bad)
 
 
