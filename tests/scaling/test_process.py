@@ -246,3 +246,33 @@ async def test_redis_restarted_the_shards_stay_connected_and_the_leases_come_bac
                 assert all(not conn.closed for conn in fake.connections)
     finally:
         stop_redis(server)
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def test_run_options_are_validated_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway_anyio._cli.args import OFFLINE_TOKEN, parse_args
+    from gateway_anyio._cli.redis_run import RunOptions
+
+    fake = ["--api-base", "http://127.0.0.1:8765/api/v10"]
+    options = parse_args(["run", "--redis", "redis://h:1/0", "--shards", "0-3/8", *fake], {})
+    assert isinstance(options, RunOptions)
+    assert (options.token, options.shards, options.count) == (OFFLINE_TOKEN, "0-3/8", None)
+    assert OFFLINE_TOKEN not in repr(options)
+    options = parse_args(["run", "--redis", "redis://h", "--count", "2"], {"DISCORD_TOKEN": "t"})
+    assert isinstance(options, RunOptions)
+    assert (options.token, options.count, options.shard_count) == ("t", 2, None)
+    bad = [
+        ["run", "--redis", "redis://h", "--count", "2"],  # no token at all
+        ["run", "--redis", "http://h", "--count", "2", *fake],
+        ["run", "--redis", "redis://h", "--shards", "0-3/8", "--shard-count", "8", *fake],
+        ["run", "--redis", "redis://h", "--shards", "3-0/8", *fake],
+        ["run", "--redis", "redis://h", "--shards", "0-3/8", "--count", "2", *fake],
+        ["run", "--redis", "redis://h", "--count", "2", "--lease-ttl", "0", *fake],
+    ]
+    for argv in bad:
+        with pytest.raises(SystemExit) as exit_info:
+            parse_args(argv, {})
+        assert exit_info.value.code == 2
+        assert capsys.readouterr().err.count("\n") == 1, argv

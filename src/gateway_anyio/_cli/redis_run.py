@@ -330,7 +330,8 @@ async def _run(options: RunOptions, display: Display) -> int:
         compress=None if options.compress == "none" else options.compress,
     )
     where = "Discord" if options.api_base is None else options.api_base
-    display.start([], anyio.current_time(), where=f"{where} (leases in Redis)")
+    which = options.shards or f"any {options.count} of {options.shard_count or 'auto'}"
+    display.start([], anyio.current_time(), where=f"{where}: shards {which}, leases in Redis")
     stopped_by: list[int] = []
     async with anyio.create_task_group() as tg:
         tg.start_soon(_watch_signals, process, tg.cancel_scope, stopped_by)
