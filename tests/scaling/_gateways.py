@@ -73,7 +73,7 @@ def gateways(tmp: Path) -> Iterator[Callable[..., Child]]:
     """Yield a starter of children; every child still running is killed on exit."""
     children: list[Child] = []
 
-    def start(name: str, redis_url: str, api_base: str, *args: str) -> Child:
+    def start(name: str, redis_url: str, api_base: str, *args: str, ttl: float = 2.0) -> Child:
         out, err = tmp / f"{name}.jsonl", tmp / f"{name}.err"
         env = {**os.environ, "PYTHONPATH": SRC, "PYTHONUNBUFFERED": "1"}
         env.pop("DISCORD_TOKEN", None)
@@ -83,7 +83,7 @@ def gateways(tmp: Path) -> Iterator[Callable[..., Child]]:
                     sys.executable, "-m", "gateway_anyio", "run",
                     "--redis", redis_url, "--api-base", api_base, "--token", TOKEN,
                     "--jsonl", "--status", "off", "--verbose",
-                    "--lease-ttl", "2", "--save-interval", "0.2",
+                    "--lease-ttl", str(ttl), "--save-interval", "0.2",
                     *args,
                 ],
                 stdout=stdout,
@@ -107,6 +107,17 @@ def gateways(tmp: Path) -> Iterator[Callable[..., Child]]:
 def identifies(fake: ThreadedFakeGateway) -> int:
     """IDENTIFY payloads the fake received, over all connections."""
     return sum(len(conn.payloads(2)) for conn in fake.connections)
+
+
+def resumes_by_shard(fake: ThreadedFakeGateway) -> dict[int, list[float]]:
+    """When each RESUME arrived, by shard (found through the session it named)."""
+    out: dict[int, list[float]] = {}
+    for conn in fake.connections:
+        for payload in conn.connection.sent:
+            if payload.op == 6:
+                shard_id = fake.fake.sessions[payload.d["session_id"]].shard[0]
+                out.setdefault(shard_id, []).append(payload.time)
+    return out
 
 
 def session_of(fake: ThreadedFakeGateway, shard_id: int) -> int:

@@ -30,6 +30,7 @@ from ._gateways import (
     gateways,
     identifies,
     printed_up_to,
+    resumes_by_shard,
     session_of,
     wait_until,
 )
@@ -64,13 +65,13 @@ def test_kill_9_the_shards_are_taken_over_resumed_and_no_event_is_lost(
             what="the takeover's RESUMED",
         )
         assert identifies(fake) == 2  # the first process's, none for the takeover
+        assert sorted(resumes_by_shard(fake)) == [0, 1]
         for shard_id in (0, 1):
             last = session_of(fake, shard_id)
             wait_until(printed_up_to(spare, shard_id, last), what="the replay")
             assert_every_event_arrived(first, spare, shard_id, last)
-        resumed = [conn for conn in fake.connections if conn.payloads(6)]
-        assert len(resumed) == 2
-        assert all(conn.connection.resumed for conn in resumed)
+        # Every connection after the first process's two resumed.
+        assert all(conn.connection.resumed for conn in fake.connections[2:])
     client.close()
 
 
@@ -79,7 +80,8 @@ def test_a_rolling_restart_costs_no_identify_and_loses_no_event(
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     with FakeGateway(**FAKE).run_in_thread() as fake, gateways(tmp_path) as start:
-        old = start("old", redis_url, fake.api_base, "--shards", "0-1/2")
+        # A long TTL: this test needs no expiry, and a loaded machine must not fence.
+        old = start("old", redis_url, fake.api_base, "--shards", "0-1/2", ttl=6.0)
         wait_until(lambda: old.saw(0, "READY") and old.saw(1, "READY"), what="READY")
         wait_until(lambda: len(old.seqs(1)) > 10, what="events streaming")
         old.process.send_signal(signal.SIGTERM)
@@ -88,7 +90,7 @@ def test_a_rolling_restart_costs_no_identify_and_loses_no_event(
         assert [conn.close_code for conn in fake.connections] == [4000, 4000]
         assert client.keys(KEYS.lease(2, "*")) == []  # type: ignore[arg-type]
         assert sessions_saved(client)
-        new = start("new", redis_url, fake.api_base, "--shards", "0-1/2")
+        new = start("new", redis_url, fake.api_base, "--shards", "0-1/2", ttl=6.0)
         wait_until(lambda: new.saw(0, "RESUMED") and new.saw(1, "RESUMED"), what="RESUMED")
         assert identifies(fake) == 2
         for shard_id in (0, 1):
@@ -205,15 +207,17 @@ async def test_a_partitioned_process_stops_its_shards_before_another_starts_them
                 assert cut.fenced == 2
                 assert cut.owned == frozenset()
                 old = {c.payloads(2)[0]["shard"][0]: c for c in fake.connections[:2]}
-                new = [conn for conn in fake.connections if conn.resumed]
-                assert len(new) == 2
-                for conn in new:
-                    assert conn.session is not None
-                    before = old[conn.session.shard[0]]
-                    resume_at = next(p.time for p in conn.sent if p.op == 6)
+                for shard_id, before in old.items():
+                    resumes = [
+                        p.time
+                        for c in fake.connections[2:]
+                        for p in c.sent
+                        if p.op == 6 and fake.sessions[p.d["session_id"]].shard[0] == shard_id
+                    ]
                     # The fenced connection was gone before the takeover's RESUME arrived.
+                    assert resumes
                     assert before.closed_at is not None
-                    assert before.closed_at < resume_at
+                    assert before.closed_at < min(resumes)
                 assert sum(len(c.payloads(2)) for c in fake.connections) == 2
         tg.cancel_scope.cancel()
 
@@ -225,7 +229,7 @@ async def test_redis_restarted_the_shards_stay_connected_and_the_leases_come_bac
     server = start_redis()
     try:
         async with FakeGateway(**FAKE) as fake:
-            process = new_process(fake, server.url, ttl=3.0)
+            process = new_process(fake, server.url, ttl=5.0)
             async with running(process):
                 await wait_for(lambda: all_ready(process))
                 client = redis.Redis.from_url(server.url)
@@ -246,6 +250,28 @@ async def test_redis_restarted_the_shards_stay_connected_and_the_leases_come_bac
                 assert all(not conn.closed for conn in fake.connections)
     finally:
         stop_redis(server)
+
+
+@pytest.mark.anyio
+async def test_a_lease_another_owner_holds_stops_the_shard_at_the_next_renewal(
+    redis_url: str,
+) -> None:
+    async with FakeGateway(**FAKE) as fake:
+        process = new_process(fake, redis_url)
+        async with running(process):
+            await wait_for(lambda: all_ready(process))
+            client = redis.Redis.from_url(redis_url)
+            client.set(KEYS.lease(2, 0), "intruder|999", px=60_000)  # a split brain
+            await wait_for(lambda: process.owned == {1})
+            await wait_for(lambda: fake.connections[0].closed)
+            assert process.fenced == 1
+            assert process.cluster is not None
+            assert set(process.cluster.shards) == {1}
+            assert client.get(KEYS.lease(2, 0)) == b"intruder|999"  # left to its owner
+            client.close()
+            [closed] = [c for c in fake.connections if c.closed]
+            assert closed.close_code == 4000
+            assert closed.payloads(2)[0]["shard"] == [0, 2]
 
 
 # -- the command line -------------------------------------------------------------------------
