@@ -346,7 +346,7 @@ class GatewayProcess:
             ok = await self._renew(cluster, store, tg)
             now = anyio.current_time()
             if ok and now >= next_claim and len(self.book.held) < request.count:
-                ok = await self._claim(cluster, store, request, redis)
+                ok = await self._claim(cluster, store, request, redis, tg)
                 next_claim = anyio.current_time() + timing.claim_every
             if ok:
                 ok = await self._announce(store, request)
@@ -392,6 +392,7 @@ class GatewayProcess:
         store: LeaseStore,
         request: ShardRequest,
         redis: aioredis.Redis,
+        tg: anyio.abc.TaskGroup,
     ) -> bool:
         held = self.book.ids
         try:
@@ -426,14 +427,38 @@ class GatewayProcess:
             len(sessions),
             len(ids) - len(sessions),
         )
-        try:
-            await cluster.spawn(ids, shard_count=request.shard_count, sessions=sessions)
-        except Exception as exc:
-            _log.error("could not start shards %s: %s", ids, exc)
-            for shard_id in ids:
-                self.book.drop(shard_id)
-            await self._release(store, tokens)
+        # In a task of its own: spawning asks GET /gateway/bot, which may retry for a
+        # while, and the lease loop must keep renewing meanwhile.
+        tg.start_soon(self._spawn, cluster, store, request, tokens, sessions)
         return True
+
+    async def _spawn(
+        self,
+        cluster: Cluster,
+        store: LeaseStore,
+        request: ShardRequest,
+        tokens: dict[int, int],
+        sessions: dict[int, Session],
+    ) -> None:
+        ids = sorted(tokens)
+        # A shard must never start after its lease's stop time: give up before it
+        # (the stop time only moves later while the spawn waits).
+        held = self.book.held
+        deadline = min((self.book.stop_at(i) for i in ids if i in held), default=0.0)
+        deadline -= self.timing.stop_grace
+        failure: BaseException | None = None
+        with anyio.move_on_at(deadline) as scope:
+            try:
+                await cluster.spawn(ids, shard_count=request.shard_count, sessions=sessions)
+            except Exception as exc:
+                failure = exc
+        if failure is None and not scope.cancelled_caught:
+            return
+        _log.error("could not start shards %s: %s", ids, failure or "GET /gateway/bot timed out")
+        for shard_id in ids:
+            self.book.drop(shard_id)
+        self._notify()
+        await self._release(store, tokens)
 
     async def _announce(self, store: LeaseStore, request: ShardRequest) -> bool:
         record = {
