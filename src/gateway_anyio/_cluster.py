@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 import anyio
 from anyio.abc import TaskGroup
 
+from gateway_proto.close_codes import RESUMABLE_CLOSE
 from gateway_proto.driver_support import (
     ERROR,
     GatewayEvent,
@@ -22,6 +23,7 @@ from gateway_proto.driver_support import (
     plan_shards,
 )
 from gateway_proto.identify import IDENTIFY_WINDOW
+from gateway_proto.session import Session
 
 from ._events import DEFAULT_MAX_BUFFER, Emitter, EventStream, Handler
 from ._gateway import Gateway
@@ -126,6 +128,10 @@ class Cluster:
         self._exit_stack: Any = None
         self._closing = False
         self._gates: dict[int, anyio.Event] = {}
+        # Per shard: the scope its supervision runs in and an event set when it ended
+        # (``remove`` cancels the first and waits for the second).
+        self._scopes: dict[int, anyio.CancelScope] = {}
+        self._done: dict[int, anyio.Event] = {}
 
     # -- events ------------------------------------------------------------------
 
@@ -180,7 +186,11 @@ class Cluster:
         return result
 
     async def spawn(
-        self, shards: SpawnSpec = "auto", *, shard_count: int | None = None
+        self,
+        shards: SpawnSpec = "auto",
+        *,
+        shard_count: int | None = None,
+        sessions: Mapping[int, Session] | None = None,
     ) -> list[Shard]:
         """Start shards: a count, explicit ids, or ``"auto"`` (``GET /gateway/bot``).
 
@@ -196,6 +206,9 @@ class Cluster:
                 default: the recommended count of ``GET /gateway/bot`` (or
                 ``max(ids) + 1`` if larger). ``"auto"`` then spawns every shard
                 of ``shard_count``.
+            sessions: saved sessions by shard id (e.g. from before a restart): those
+                shards RESUME instead of identifying (and skip the identify limiter);
+                a session Discord no longer knows falls back to IDENTIFY.
 
         Raises:
             ValueError: a shard id is already running, or the spec is invalid
@@ -243,12 +256,15 @@ class Cluster:
                 shard_count=total,
                 intents=self.intents,
                 identify_limiter=limiter,
+                session=None if sessions is None else sessions.get(shard_id),
                 **options,
             )
             shard._emitter.parents.append(self._emitter)
             shard._on_state = on_state
             self.shards[shard_id] = shard
             self._gates[shard_id] = anyio.Event()
+            self._scopes[shard_id] = anyio.CancelScope()
+            self._done[shard_id] = anyio.Event()
             started.append(shard)
             self._task_group.start_soon(self._supervise, shard)
         for shard_id in order.first():
@@ -265,17 +281,49 @@ class Cluster:
                 tg.start_soon(shard.disconnect, code)
         self._finish()
 
+    async def remove(
+        self, shard_id: int, code: int = RESUMABLE_CLOSE, *, timeout: float | None = None
+    ) -> Shard:
+        """Stop one shard and forget it, so that its id can be spawned again.
+
+        The shard closes with ``code`` (default 4000: the session stays resumable;
+        read it from the returned shard's ``session``). If it has not stopped
+        within ``timeout`` seconds, its connection is dropped without a closing
+        handshake (still resumable), so the call returns in bounded time; a
+        process that must stop a shard by a deadline (a lost lease) relies on it.
+
+        Raises:
+            KeyError: no shard of that id is in :attr:`shards`.
+
+        """
+        shard = self.shards[shard_id]
+        gate, done, scope = self._gates[shard_id], self._done[shard_id], self._scopes[shard_id]
+        if gate.is_set():  # a shard still waiting for its turn has nothing to close
+            with anyio.move_on_after(float("inf") if timeout is None else timeout):
+                await shard.disconnect(code)
+        scope.cancel()  # a no-op once the shard stopped; else the forced stop
+        if self._task_group is not None:
+            await done.wait()
+        del self.shards[shard_id], self._gates[shard_id], self._scopes[shard_id]
+        del self._done[shard_id]
+        self.errors.pop(shard_id, None)
+        return shard
+
     def _finish(self) -> None:
         self._emitter.close()
 
     async def _supervise(self, shard: Shard) -> None:
-        await self._gates[shard.id].wait()
-        if self._closing:
-            return
+        done = self._done[shard.id]
         try:
-            await shard.connect()
+            with self._scopes[shard.id]:
+                await self._gates[shard.id].wait()
+                if self._closing:
+                    return
+                await shard.connect()
         except Exception as exc:
             # One shard's fatal error must not take the others down; it is reported.
             self.errors[shard.id] = exc
             _log.error("shard %d stopped: %s", shard.id, exc)
             self._emitter.emit(GatewayEvent(ERROR, shard.id, exc, None, shard))
+        finally:
+            done.set()

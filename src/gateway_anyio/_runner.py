@@ -174,6 +174,11 @@ class ShardRunner:
     def finish(self) -> None:
         """Forget the last connection: the shard has stopped."""
         self._stopping = False
+        conn = self._conn
+        if conn is not None and self._closed is None and conn.session is not None:
+            # Cancelled mid-connection: no close frame went out, so the live session
+            # (with its last sequence) is still resumable; keep it for `Shard.session`.
+            self._session = conn.session
         self._conn = None
 
     def stop_report(

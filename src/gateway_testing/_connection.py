@@ -69,7 +69,8 @@ class FakeConnection:
         ``resumed``: whether that happened by RESUME. ``close_code``/``close_reason``:
         what the client's close frame carried (``None`` if it never sent one).
         ``server_close_code``: the code the fake closed with. ``closed``: set once the
-        socket is gone. ``dropped``: the fake dropped it without a close frame.
+        socket is gone (``closed_at``: when, on ``anyio.current_time()``).
+        ``dropped``: the fake dropped it without a close frame.
         ``user_agent``: the upgrade's ``User-Agent`` header (``None`` without one).
         ``hello_at``: when HELLO was queued (``None`` before). ``first_heartbeat_at``:
         when the first heartbeat arrived (``None`` before).
@@ -107,6 +108,7 @@ class FakeConnection:
         self.server_close_code: int | None = None
         self.server_close_reason: str | None = None
         self.closed = False
+        self.closed_at: float | None = None
         self.dropped = False
         self.acking = True
         self.fragment_frames = 1
@@ -341,6 +343,7 @@ class FakeConnection:
         with contextlib.suppress(Exception):
             await self._stream.aclose()
         self.closed = True
+        self.closed_at = anyio.current_time()
         self._queue.clear()
         # The compression context is the bulk of a connection (~256 KiB for zlib):
         # a closed one keeps only its records, so a long-running fake stays small.

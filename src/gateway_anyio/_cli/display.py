@@ -439,6 +439,9 @@ class Display:
         self._next_status = now + self.status_interval
         if self.status:
             count = len(self.board.shards)
+            if not count:  # `run`: shards come as their leases are taken
+                self.notice(f"connecting to {where}")
+                return
             self.notice(f"connecting {count} shard{'s' if count != 1 else ''} to {where}")
 
     def shard_state(self, shard_id: int, state: str, now: float) -> None:

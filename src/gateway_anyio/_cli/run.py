@@ -66,6 +66,7 @@ from .args import (
     privileged_names,
 )
 from .display import Display, EventRecord
+from .redis_run import RunOptions, run_gateway
 
 __all__ = ["explain", "main"]
 
@@ -94,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code if isinstance(code, int) else EXIT_FAILURE
     if isinstance(options, FakeOptions):
         return run_fake(options)
+    if isinstance(options, RunOptions):
+        return run_gateway(options)
     display = Display.for_streams(
         sys.stdout,
         sys.stderr,

@@ -34,3 +34,27 @@ async def test_exit_closes_cleanly_inside_a_cancelled_scope(body_checkpoints: bo
         with anyio.fail_after(5):
             while not gw.connections[0].closed:
                 await anyio.sleep(0.01)
+
+
+async def test_remove_stops_one_shard_resumably_and_its_id_can_be_spawned_again() -> None:
+    async with FakeGateway(token="remove-token", shards=2, max_concurrency=2) as fake:
+        gateway = Gateway("remove-token", api_base=fake.api_base)
+        async with Cluster(gateway, intents=513) as cluster:
+            await cluster.spawn([0, 1], shard_count=2)
+            with anyio.fail_after(10):
+                while any(s.state is not ShardState.READY for s in cluster.shards.values()):
+                    await anyio.sleep(0.01)
+            removed = await cluster.remove(0, timeout=5)
+            assert set(cluster.shards) == {1}
+            assert removed.state is ShardState.STOPPED
+            session = removed.session
+            assert session is not None
+            await cluster.spawn([0], shard_count=2, sessions={0: session})
+            with anyio.fail_after(10):
+                while cluster.shards[0].state is not ShardState.READY:
+                    await anyio.sleep(0.01)
+        [first] = [c for c in fake.connections[:2] if c.payloads(2)[0]["shard"] == [0, 2]]
+        again = fake.connections[2]
+        assert first.close_code == 4000
+        assert again.resumed
+        assert again.payloads(6)[0]["session_id"] == session.session_id

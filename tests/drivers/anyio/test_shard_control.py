@@ -152,3 +152,21 @@ async def test_a_dead_resume_url_falls_back_to_the_base_url() -> None:
         assert second.counters.reconnects == {"connect_failed": 1}
         assert len(errors) == 1
         assert isinstance(errors[0], OSError)
+
+
+async def test_a_cancelled_shard_keeps_the_session_of_its_live_connection() -> None:
+    # Cancelling connect() drops the socket without a close frame, so the session is
+    # resumable: `session` must be the live one (id and last sequence), not None.
+    async with FakeGateway(token=TOKEN) as fake:
+        shard = new_shard(fake)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(shard.connect)
+            await until_ready(shard, 1)
+            [sent] = await fake.dispatch("TYPING_START", {"channel_id": "1"}, shard_id=0)
+            with anyio.fail_after(5):
+                while shard.seq != sent.s:
+                    await anyio.sleep(0.01)
+            live = shard.session
+            tg.cancel_scope.cancel()
+        assert live is not None
+        assert shard.session == live
