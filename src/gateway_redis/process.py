@@ -40,6 +40,7 @@ from gateway_proto.config import DEFAULT_MAX_RESUME_AGE
 from gateway_proto.session import Session
 
 from ._keys import DEFAULT_NAMESPACE, Keys
+from .identify import RedisIdentifyLimiter
 from .leases import (
     DEFAULT_LEASE_TTL,
     Lease,
@@ -111,8 +112,11 @@ class GatewayProcess:
         save_interval: seconds between session save rounds.
         session_ttl: seconds a saved session lives after its last write
             (default: ``ShardConfig.max_resume_age``, 300 s).
-        identify_limiter: the cluster's identify limiter; pass one shared across
-            processes (e.g. ``gateway_redis.identify``); default: in-process.
+        identify_limiter: the cluster's identify limiter; default: a
+            :class:`~gateway_redis.identify.RedisIdentifyLimiter` on the same Redis
+            and keys, so every process on the token shares the identify buckets
+            and the session start budget (``Cluster.spawn`` feeds it the fetched
+            ``session_start_limit``).
         services: coroutines ``service(cluster)`` run beside the shards (a
             publisher, a command applier); :attr:`owned` tells which shards are
             this process's. They are cancelled after the shards stopped, once the
@@ -247,16 +251,21 @@ class GatewayProcess:
         if self._stop_requested:
             self._stop.set()
         owns_client = isinstance(self._redis_arg, str)
+        shared: RedisIdentifyLimiter | None = None
         redis = (
             connect_redis(self._redis_arg) if isinstance(self._redis_arg, str) else self._redis_arg
         )
         try:
             request = await self._resolve_request()
             store = LeaseStore(redis, self.keys, self.owner, self.timing, request.shard_count)
+            limiter = self.identify_limiter
+            if limiter is None:
+                # Identifies are a per-token budget: share them through the same Redis.
+                limiter = shared = RedisIdentifyLimiter(redis, self.keys)
             cluster = Cluster(
                 self.gateway,
                 intents=self._intents,
-                identify_limiter=self.identify_limiter,
+                identify_limiter=limiter,
                 **self._cluster_options,
             )
             async with cluster:
@@ -265,6 +274,9 @@ class GatewayProcess:
         finally:
             self.cluster = None
             self._running = False
+            if shared is not None:
+                with anyio.CancelScope(shield=True):
+                    await shared.aclose()
             if owns_client:
                 with anyio.CancelScope(shield=True):
                     await redis.aclose()
