@@ -1,0 +1,413 @@
+"""Publishing dispatches to Redis Streams, for workers (see docs/scaling.md).
+
+Theory of operation: a shard's reader must never wait for Redis (a reader that
+waits stops reading heartbeat ACKs and its connection would be declared a zombie),
+so :meth:`EventPublisher.publish` only appends to a bounded in-memory queue. One
+flusher task takes up to ``batch_size`` events at a time and sends them in **one**
+round trip: a single ``EVALSHA`` of a short script that runs ``XADD key MAXLEN ~ N
+* name .. shard .. session .. seq .. data ..`` once per event. The command is
+packed here, not by the client library, whose per-argument packing and one parsed
+reply per ``XADD`` cost more than the shard's own work per event.
+
+Each stream entry is one dispatch, with the fields ``name``, ``shard``,
+``session`` (the session id), ``seq`` (empty when the dispatch had none) and
+``data`` (the dispatch's ``d`` as JSON). Layouts: ``"single"`` puts every dispatch
+in one stream (``Keys.events``), ``"per-event"`` one stream per dispatch name
+(``Keys.events_named(name)``).
+
+When Redis is slow, restarting or unreachable, the queue fills and then drops its
+**oldest** events (counted in :attr:`EventPublisher.dropped`, warned about once per
+outage); the batch in flight is kept and sent again once Redis answers (a batch
+whose reply was lost may so be written twice: workers drop such duplicates by
+shard, session and sequence). The flusher reconnects with jittered exponential
+backoff and never raises a Redis error.
+
+Runs on anyio's asyncio backend only (``redis.asyncio``), like every async piece
+of :mod:`gateway_redis`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from gateway_proto.backoff import Backoff
+from gateway_proto.driver_support import CONNECT, LIFECYCLE_EVENTS, Connected
+
+from ._codec import DUMPS, connect
+from ._keys import Keys
+
+if TYPE_CHECKING:
+    from gateway_anyio import Cluster
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_LEN",
+    "DEFAULT_MAX_QUEUE",
+    "EventPublisher",
+    "Layout",
+    "publish_cluster",
+]
+
+#: ``"single"``: one stream for every dispatch; ``"per-event"``: a stream per name.
+Layout = Literal["single", "per-event"]
+#: Entries kept per stream (``XADD MAXLEN ~``: Redis trims whole nodes, so a little more).
+DEFAULT_MAX_LEN = 100_000
+#: Events held in memory while Redis lags or is away, before the oldest are dropped.
+DEFAULT_MAX_QUEUE = 100_000
+#: Events sent per round trip, at most.
+DEFAULT_BATCH_SIZE = 500
+
+_log = logging.getLogger("gateway_redis.streams")
+
+# KEYS: the streams. ARGV[1]: MAXLEN; then six per event: the index of its stream
+# in KEYS, name, shard, session, seq, data.
+_PUBLISH_SCRIPT = b"""\
+local maxlen = ARGV[1]
+for i = 2, #ARGV, 6 do
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', maxlen, '*',
+    'name', ARGV[i + 1], 'shard', ARGV[i + 2], 'session', ARGV[i + 3],
+    'seq', ARGV[i + 4], 'data', ARGV[i + 5])
+end
+return (#ARGV - 1) / 6
+"""
+_PUBLISH_SHA = hashlib.sha1(_PUBLISH_SCRIPT).hexdigest().encode()
+#: Dispatch names whose packed argument is cached (a hostile server could invent more).
+_NAME_CACHE = 1024
+
+# (name, shard id, session id, sequence, data) as the shard delivered it.
+_Queued = tuple[str, int, "str | None", "int | None", Any]
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+class EventPublisher:
+    """Publishes dispatches to Redis Streams in pipelined batches; never blocks a shard.
+
+    Feed it with :func:`publish_cluster` (or :meth:`service`, for a gateway
+    process's ``services``), or call :meth:`publish` yourself and run :meth:`run`.
+
+    Args:
+        redis: a ``redis://`` URL, or a ``redis.asyncio.Redis`` (bytes replies).
+        keys: the bot's key names (``Keys.for_token(token)``).
+        layout: ``"single"`` (one stream, the name as a field; the default) or
+            ``"per-event"`` (one stream per dispatch name).
+        max_len: entries kept per stream (approximate trimming, ``MAXLEN ~``).
+        max_queue: events buffered in memory; beyond it the oldest are dropped.
+        batch_size: events per round trip, at most.
+        timeout: seconds a round trip may take before the connection is dropped
+            and the batch sent again.
+        backoff_base: first reconnect delay bound, in seconds (full jitter).
+        backoff_cap: largest reconnect delay, in seconds.
+        rng: randomness for the backoff (seed it in tests).
+
+    Attributes:
+        published: events Redis confirmed.
+        dropped: events dropped (the queue was full, or the data was not JSON).
+        failures: round trips that failed (each one is retried).
+        connected: whether the last round trip succeeded.
+
+    """
+
+    def __init__(
+        self,
+        redis: str | aioredis.Redis,
+        keys: Keys,
+        *,
+        layout: Layout = "single",
+        max_len: int = DEFAULT_MAX_LEN,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        timeout: float = 5.0,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if layout not in ("single", "per-event"):
+            raise ValueError(f"layout must be 'single' or 'per-event', got {layout!r}")
+        if min(max_len, max_queue, batch_size) < 1:
+            raise ValueError("max_len, max_queue and batch_size must be at least 1")
+        self.redis = connect(redis)
+        self.keys = keys
+        self.layout = layout
+        self.max_len = max_len
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self._backoff = Backoff(rng or random.Random(), base=backoff_base, cap=backoff_cap)
+        self._queue: deque[_Queued] = deque()
+        self._wake = anyio.Event()
+        self._in_flight = False
+        self._running = False
+        self._conn: Any = None
+        self._names: dict[str, bytes] = {}
+        self._single_key = _bulk(keys.events.encode())
+        self._maxlen = _bulk(b"%d" % max_len)
+        self.published = 0
+        self.dropped = 0
+        self.failures = 0
+        self.connected = False
+        self._warned = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<EventPublisher {self.layout} queued={len(self._queue)} "
+            f"published={self.published} dropped={self.dropped}>"
+        )
+
+    @property
+    def queued(self) -> int:
+        """Events waiting to be sent (not counting the batch in flight)."""
+        return len(self._queue)
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def publish(
+        self,
+        name: str,
+        shard_id: int,
+        session_id: str | None,
+        sequence: int | None,
+        data: Any,
+    ) -> None:
+        """Queue one dispatch; never waits (the oldest is dropped when the queue is full)."""
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            queue.popleft()
+            self._drop(1)
+        queue.append((name, shard_id, session_id, sequence, data))
+        self._wake.set()
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        if not self._warned:
+            self._warned = True
+            _log.warning(
+                "event queue full (%d events; Redis slow or away): dropping the oldest",
+                self.max_queue,
+            )
+
+    # -- the flusher --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Send queued events until cancelled; Redis errors are logged and retried, never raised.
+
+        Raises:
+            RuntimeError: it is already running.
+
+        """
+        if self._running:
+            raise RuntimeError("this EventPublisher is already running")
+        self._running = True
+        try:
+            queue = self._queue
+            while True:
+                if not queue:
+                    self._wake = anyio.Event()
+                    await self._wake.wait()
+                self._in_flight = True
+                batch = [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
+                packed, count = self._pack(batch)
+                if count:
+                    await self._send(packed, count)
+                self._in_flight = False
+        finally:
+            self._running = self._in_flight = False
+            await self._close_connection()
+
+    async def drain(self) -> None:
+        """Wait until every queued event was sent (or dropped); needs :meth:`run` running."""
+        while self._queue or self._in_flight:
+            await anyio.sleep(0.01)  # rare (shutdown): polling keeps the hot path bare
+
+    def _pack(self, batch: list[_Queued]) -> tuple[bytes, int]:
+        """Pack one ``EVALSHA`` of the publish script for ``batch`` (RESP, as Redis reads it)."""
+        names = self._names
+        parts: list[bytes] = []
+        keys: list[bytes] = []
+        index: dict[str, bytes] = {}
+        single = self.layout == "single"
+        dumps = DUMPS
+        for name, shard_id, session_id, sequence, data in batch:
+            try:
+                payload = dumps(data)
+            except (TypeError, ValueError) as exc:
+                _log.error("dropping %s of shard %d: not JSON: %s", name, shard_id, exc)
+                self._drop(1)
+                continue
+            packed_name = names.get(name)
+            if packed_name is None:
+                packed_name = _bulk(name.encode())
+                if len(names) < _NAME_CACHE:
+                    names[name] = packed_name
+            if single:
+                key_index = b"$1\r\n1\r\n"
+            else:
+                key_index = index.get(name, b"")
+                if not key_index:
+                    keys.append(_bulk(self.keys.events_named(name).encode()))
+                    key_index = index[name] = _bulk(b"%d" % len(keys))
+            session = b"" if session_id is None else session_id.encode()
+            seq = b"" if sequence is None else b"%d" % sequence
+            parts.append(
+                b"%b%b$%d\r\n%d\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
+                % (
+                    key_index,
+                    packed_name,
+                    len(b"%d" % shard_id),
+                    shard_id,
+                    len(session),
+                    session,
+                    len(seq),
+                    seq,
+                    len(payload),
+                    payload,
+                )
+            )
+        if single:
+            keys = [self._single_key]
+        count = len(parts)
+        head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n%b" % (
+            4 + len(keys) + 6 * count,
+            _PUBLISH_SHA,
+            _bulk(b"%d" % len(keys)),
+        )
+        return b"".join([head, *keys, self._maxlen, *parts]), count
+
+    async def _send(self, packed: bytes, count: int) -> None:
+        """Send one batch until Redis took it, reconnecting with backoff."""
+        while True:
+            try:
+                with anyio.fail_after(self.timeout):
+                    await self._round_trip(packed)
+            except NoScriptError:
+                # A new or restarted Redis has no script cache: load it, send again.
+                try:
+                    with anyio.fail_after(self.timeout):
+                        await self._load_script()
+                    continue
+                except (RedisError, OSError, TimeoutError) as exc:
+                    await self._failed(exc)
+            except (RedisError, OSError, TimeoutError) as exc:
+                await self._failed(exc)
+            else:
+                if not self.connected:
+                    _log.info("publishing to Redis (%d events dropped so far)", self.dropped)
+                self.connected = True
+                self._warned = False
+                self._backoff.reset()
+                self.published += count
+                return
+
+    async def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        await self._close_connection()
+        if self.connected or self.failures == 1:
+            _log.warning("publishing to Redis failed, retrying with backoff: %r", exc)
+        self.connected = False
+        await anyio.sleep(self._backoff.next_delay())
+
+    async def _connection(self) -> Any:
+        if self._conn is None:
+            pool = self.redis.connection_pool
+            # A connection of our own: one batch in flight, and the packed command
+            # goes straight to it.
+            self._conn = pool.connection_class(**pool.connection_kwargs)
+        return self._conn
+
+    async def _round_trip(self, packed: bytes) -> Any:
+        conn = await self._connection()
+        try:
+            await conn.send_packed_command(packed, check_health=False)
+            return await conn.read_response()
+        except BaseException as exc:
+            if not isinstance(exc, NoScriptError):
+                await self._close_connection()  # the reply may be half read
+            raise
+
+    async def _load_script(self) -> None:
+        conn = await self._connection()
+        await conn.send_command("SCRIPT", "LOAD", _PUBLISH_SCRIPT)
+        await conn.read_response()
+
+    async def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await conn.disconnect(nowait=True)
+                except (RedisError, OSError):
+                    pass
+
+    # -- fed by a cluster ---------------------------------------------------------------
+
+    async def service(self, cluster: Cluster) -> None:
+        """Publish ``cluster``'s dispatches until it closes (a gateway process's service)."""
+        await publish_cluster(cluster, self)
+
+
+async def publish_cluster(
+    cluster: Cluster,
+    publisher: EventPublisher,
+    *,
+    drain_timeout: float = 5.0,
+) -> None:
+    """Publish every dispatch of a running ``gateway_anyio`` cluster until it closes.
+
+    Runs the publisher's flusher too. When the cluster closes, it waits up to
+    ``drain_timeout`` seconds for the queue to reach Redis, then returns. Run it
+    in the cluster's task group on anyio's asyncio backend::
+
+        async with Cluster(token, intents=...) as cluster, anyio.create_task_group() as tg:
+            tg.start_soon(publish_cluster, cluster, EventPublisher(url, Keys.for_token(token)))
+            await cluster.spawn("auto")
+
+    Each event carries its shard id, the session id and the sequence, so workers
+    can drop the duplicates a resume or a retried batch may bring.
+    """
+    lifecycle = LIFECYCLE_EVENTS
+    publish = publisher.publish
+    sessions: dict[int, str | None] = {}
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(publisher.run)
+        try:
+            # One events() stream: the shard's reader appends to its buffer and this
+            # task moves the events on; a handler would cost the same, with no gain.
+            async with cluster.events() as stream:
+                async for event in stream:
+                    name = event.name
+                    shard_id = event.shard_id
+                    if name in lifecycle:
+                        if name == CONNECT and isinstance(event.data, Connected):
+                            session = event.data.session
+                            sessions[shard_id] = None if session is None else session.session_id
+                        continue
+                    session_id = sessions.get(shard_id)
+                    if session_id is None:
+                        session_id = _session_id(event.shard)
+                        sessions[shard_id] = session_id
+                    publish(name, shard_id, session_id, event.sequence, event.data)
+        finally:
+            with anyio.move_on_after(drain_timeout, shield=True):
+                await publisher.drain()
+            tg.cancel_scope.cancel()
+
+
+def _session_id(shard: Any) -> str | None:
+    """The session a shard is on (replays before RESUMED come before any CONNECT)."""
+    session = getattr(shard, "session", None)
+    return None if session is None else str(session.session_id)
+
+
+#: The type of a gateway process's service: it runs with the cluster, in its task group.
+Service = Callable[["Cluster"], Any]
