@@ -349,6 +349,11 @@ class EventPublisher:
                 except (RedisError, OSError):
                     pass
 
+    async def aclose(self) -> None:
+        """Close the connections (the flusher closes its own when it stops)."""
+        await self._close_connection()
+        await self.redis.aclose()
+
     # -- fed by a cluster ---------------------------------------------------------------
 
     async def service(self, cluster: Cluster) -> None:

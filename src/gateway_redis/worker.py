@@ -398,7 +398,9 @@ class Worker:
                 event = _decode(raw, streams)
             except ValueError as exc:  # orjson's and json's errors are ValueErrors
                 self.malformed += 1
-                _log.warning("dropping malformed entry %s of %s: %s", raw[1], streams[raw[0] - 1], exc)
+                _log.warning(
+                    "dropping malformed entry %s of %s: %s", raw[1].decode(), streams[raw[0] - 1], exc
+                )
                 acks.setdefault(streams[raw[0] - 1], []).append(raw[1])
                 continue
             if names is not None and event.name not in names:

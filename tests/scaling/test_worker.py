@@ -1,0 +1,149 @@
+"""Workers: a killed worker's pending events go to another, duplicates and bad entries."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+import redis.asyncio as aioredis
+
+from gateway_redis.streams import EventPublisher
+from gateway_redis.worker import Deduplicator, StreamEvent, Worker
+
+from ._publishing import KEYS, anyio_backend, until
+
+__all__ = ["anyio_backend"]  # the fixture, imported to apply here
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def publish(url: str, count: int, *, shard: int = 0, session: str = "s1") -> None:
+    publisher = EventPublisher(url, KEYS, batch_size=100)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(publisher.run)
+        for seq in range(1, count + 1):
+            publisher.publish("MESSAGE_CREATE", shard, session, seq, {"n": seq})
+        with anyio.fail_after(10):
+            await publisher.drain()
+        tg.cancel_scope.cancel()
+    await publisher.aclose()
+
+
+async def test_a_killed_workers_pending_events_go_to_another(redis_url: str) -> None:
+    await publish(redis_url, 30)
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.scaling._doomed_worker", redis_url],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        with anyio.fail_after(20):
+            line = await anyio.to_thread.run_sync(proc.stdout.readline)
+        assert line.strip() == "handling 1"  # it read a batch and is handling it
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        pending = await client.xpending(KEYS.events, "g")
+    finally:
+        await client.aclose()
+    assert pending["pending"] == 10
+    assert [c["name"] for c in pending["consumers"]] == [b"doomed"]
+
+    rescuer = Worker(
+        redis_url, KEYS, group="g", consumer="rescuer", min_idle=0.3, claim_interval=0.1,
+        dedupe=Deduplicator(),
+    )  # fmt: skip
+    got: list[StreamEvent] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(rescuer.run, got.append)
+        await until(lambda: len(got) == 30)
+        rescuer.stop()
+    await rescuer.aclose()
+    assert sorted(e.sequence or 0 for e in got) == list(range(1, 31))
+    assert rescuer.claimed >= 10
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        assert (await client.xpending(KEYS.events, "g"))["pending"] == 0
+    finally:
+        await client.aclose()
+
+
+async def test_duplicates_are_dropped_and_a_failed_handler_is_retried(redis_url: str) -> None:
+    await publish(redis_url, 5)
+    await publish(redis_url, 5)  # the same five again, as a retried batch would
+    worker = Worker(
+        redis_url, KEYS, start="0", min_idle=0.2, claim_interval=0.1, dedupe=Deduplicator()
+    )
+    got: list[int] = []
+    failures = [3]
+
+    def handle(event: StreamEvent) -> None:
+        if event.sequence in failures:
+            failures.remove(event.sequence)
+            raise RuntimeError("handler bug, once")
+        got.append(event.sequence or 0)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run, handle)
+        await until(lambda: len(got) == 5)
+        worker.stop()
+    await worker.aclose()
+    assert sorted(got) == [1, 2, 3, 4, 5]
+    assert worker.failed == 1 and worker.duplicates >= 4  # the 3 came back only after its retry
+    assert worker.handled == 5
+
+
+async def test_a_malformed_entry_is_logged_and_acknowledged(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    worker = Worker(redis_url, KEYS, start="0")
+    await worker.create_groups()
+    await client.xadd(KEYS.events, {"name": "MESSAGE_CREATE", "shard": "x", "data": "{}"})
+    await client.xadd(KEYS.events, {"name": "MESSAGE_CREATE", "shard": "0", "seq": "1", "data": "{"})
+    await publish(redis_url, 1)
+    got: list[StreamEvent] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run, got.append)
+        await until(lambda: len(got) == 1)
+        worker.stop()
+    try:
+        assert (await client.xpending(KEYS.events, "workers"))["pending"] == 0
+    finally:
+        await client.aclose()
+        await worker.aclose()
+    assert worker.malformed == 2
+    assert [e.data for e in got] == [{"n": 1}]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert sum("malformed" in r.getMessage() for r in warnings) == 2
+
+
+def test_the_deduplicator_forgets_the_oldest_past_its_bound() -> None:
+    dedupe = Deduplicator(max_size=3)
+    events = [StreamEvent("X", 0, "s", seq, None, "k", f"{seq}-0") for seq in range(1, 6)]
+    for event in events:
+        assert not dedupe.seen(event)
+        dedupe.add(event)
+    assert len(dedupe) == 3
+    assert [dedupe.seen(e) for e in events] == [False, False, True, True, True]
+    other_session = StreamEvent("X", 0, "t", 5, None, "k", "9-0")
+    assert not dedupe.seen(other_session)
+    no_seq = StreamEvent("X", 0, "s", None, None, "k", "9-1")
+    dedupe.add(no_seq)
+    assert not dedupe.seen(no_seq) and len(dedupe) == 3
