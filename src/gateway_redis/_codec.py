@@ -9,12 +9,14 @@ for an everyday event; :mod:`json` takes several times as long.
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
 
-__all__ = ["DUMPS", "LOADS", "HAVE_ORJSON", "connect"]
+__all__ = ["DUMPS", "HAVE_ORJSON", "LOADS", "connect", "default_consumer_name"]
 
 
 def _json_dumps(value: Any) -> bytes:
@@ -38,3 +40,8 @@ def connect(redis: str | aioredis.Redis) -> aioredis.Redis:
     if isinstance(redis, str):
         return aioredis.Redis.from_url(redis, socket_connect_timeout=5.0)
     return redis
+
+
+def default_consumer_name() -> str:
+    """Return ``host-pid``: unique per process, stable while it runs."""
+    return f"{socket.gethostname()}-{os.getpid()}"

@@ -39,7 +39,7 @@ from gateway_proto.commands import (
 )
 from gateway_proto.errors import InvalidCommandError, LocalProtocolError
 
-from ._codec import DUMPS, LOADS, connect
+from ._codec import DUMPS, LOADS, connect, default_consumer_name
 from ._keys import Keys
 
 if TYPE_CHECKING:
@@ -86,20 +86,21 @@ def decode_command(fields: Mapping[bytes, bytes]) -> Command:
         InvalidCommandError: not a command a worker may send, or invalid fields.
 
     """
-    op = fields.get(b"op", b"")
-    cls = _BY_OPCODE.get(int(op)) if op.isdigit() else None
+    op_text = fields.get(b"op", b"")
+    cls = _BY_OPCODE.get(int(op_text)) if op_text.isdigit() and len(op_text) < 4 else None
     if cls is None:
-        raise InvalidCommandError(f"not a command workers may send: op {op!r}")
+        raise InvalidCommandError(f"not a command workers may send: op {op_text[:20]!r}")
+    op = int(op_text)
     try:
         d = LOADS(fields.get(b"d", b""))
     except ValueError as exc:
-        raise InvalidCommandError(f"op {int(op)}: d is not JSON: {exc}") from None
+        raise InvalidCommandError(f"op {op}: d is not JSON: {exc}") from None
     if not isinstance(d, dict):
-        raise InvalidCommandError(f"op {int(op)}: d must be an object")
+        raise InvalidCommandError(f"op {op}: d must be an object")
     allowed = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(d) - allowed
     if unknown:
-        raise InvalidCommandError(f"op {int(op)}: unknown fields {sorted(unknown)}")
+        raise InvalidCommandError(f"op {op}: unknown fields {sorted(unknown)}")
     if cls is UpdatePresence:
         activities = d.get("activities") or []
         if not isinstance(activities, list) or not all(isinstance(a, dict) for a in activities):
@@ -108,7 +109,7 @@ def decode_command(fields: Mapping[bytes, bytes]) -> Command:
     try:
         return cls(**d)
     except TypeError as exc:  # a required field is missing
-        raise InvalidCommandError(f"op {int(op)}: {exc}") from None
+        raise InvalidCommandError(f"op {op}: {exc}") from None
 
 
 def _activity(fields: dict[str, Any]) -> Activity:
@@ -171,8 +172,6 @@ class CommandApplier:
         min_idle: float = 5.0,
         count: int = 100,
     ) -> None:
-        from .worker import default_consumer_name
-
         self.redis = connect(redis)
         self.keys = keys
         self.owned = owned
@@ -205,16 +204,16 @@ class CommandApplier:
                 now = anyio.current_time()
                 if now >= next_claim:
                     next_claim = now + self.min_idle / 2
-                    for stream in streams:
-                        reply = await self.redis.xautoclaim(
+                    for stream, shard_id in streams.items():
+                        claimed: Any = await self.redis.xautoclaim(
                             stream,
                             COMMAND_GROUP,
                             self.consumer,
                             int(self.min_idle * 1000),
                             count=self.count,
                         )
-                        await self._apply(cluster, stream, streams[stream], reply[1], ids)
-                reply = await self.redis.xreadgroup(
+                        await self._apply(cluster, stream, shard_id, claimed[1], ids)
+                reply: Any = await self.redis.xreadgroup(
                     COMMAND_GROUP,
                     self.consumer,
                     dict.fromkeys(streams, ">"),
@@ -258,9 +257,11 @@ class CommandApplier:
                 continue
             try:
                 command = decode_command(fields)
-            except InvalidCommandError as exc:
+            except Exception as exc:  # whatever a writer put there, the gateway goes on
                 self.rejected += 1
-                _log.warning("dropping command %s for shard %d: %s", entry_id, shard_id, exc)
+                _log.warning(
+                    "dropping command %s for shard %d: %s", entry_id.decode(), shard_id, exc
+                )
                 done.append(entry_id)
                 continue
             shard = cluster.shards.get(shard_id)
@@ -270,7 +271,9 @@ class CommandApplier:
                 await shard.send(command)
             except InvalidCommandError as exc:  # too large once encoded
                 self.rejected += 1
-                _log.warning("dropping command %s for shard %d: %s", entry_id, shard_id, exc)
+                _log.warning(
+                    "dropping command %s for shard %d: %s", entry_id.decode(), shard_id, exc
+                )
             except LocalProtocolError:
                 continue  # not connected now: tried again after min_idle
             else:
@@ -286,5 +289,8 @@ async def apply_commands(
     keys: Keys,
     owned: Collection[int] | Callable[[], Collection[int]] | None = None,
 ) -> None:
-    """Apply workers' commands to ``cluster``'s shards until cancelled (see :class:`CommandApplier`)."""
+    """Apply workers' commands to ``cluster``'s shards until cancelled.
+
+    The function form of :class:`CommandApplier` (whose options it leaves at their defaults).
+    """
     await CommandApplier(redis, keys, owned=owned).service(cluster)

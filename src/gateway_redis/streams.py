@@ -28,6 +28,7 @@ of :mod:`gateway_redis`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import random
@@ -344,10 +345,8 @@ class EventPublisher:
         conn, self._conn = self._conn, None
         if conn is not None:
             with anyio.CancelScope(shield=True):
-                try:
+                with contextlib.suppress(RedisError, OSError):
                     await conn.disconnect(nowait=True)
-                except (RedisError, OSError):
-                    pass
 
     async def aclose(self) -> None:
         """Close the connections (the flusher closes its own when it stops)."""
@@ -409,7 +408,7 @@ async def publish_cluster(
 
 
 def _session_id(shard: Any) -> str | None:
-    """The session a shard is on (replays before RESUMED come before any CONNECT)."""
+    """Return the session a shard is on (replays before RESUMED come before any CONNECT)."""
     session = getattr(shard, "session", None)
     return None if session is None else str(session.session_id)
 

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import random
-import socket
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -40,7 +38,7 @@ from redis.exceptions import ResponseError
 from gateway_proto.backoff import Backoff
 from gateway_proto.commands import Command
 
-from ._codec import LOADS, connect
+from ._codec import LOADS, connect, default_consumer_name
 from ._keys import Keys
 from .commands import send_command
 from .streams import Layout
@@ -160,11 +158,6 @@ class Deduplicator:
         self._order.append(key)
         if len(self._order) > self.max_size:
             self._seen.discard(self._order.popleft())
-
-
-def default_consumer_name() -> str:
-    """Return ``host-pid``: unique per process, stable while it runs."""
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def parse_batch(blob: bytes) -> list[_Raw]:
@@ -399,7 +392,10 @@ class Worker:
             except ValueError as exc:  # orjson's and json's errors are ValueErrors
                 self.malformed += 1
                 _log.warning(
-                    "dropping malformed entry %s of %s: %s", raw[1].decode(), streams[raw[0] - 1], exc
+                    "dropping malformed entry %s of %s: %s",
+                    raw[1].decode(),
+                    streams[raw[0] - 1],
+                    exc,
                 )
                 acks.setdefault(streams[raw[0] - 1], []).append(raw[1])
                 continue

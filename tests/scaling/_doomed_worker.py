@@ -1,6 +1,7 @@
 """A worker process for test_worker: reads a batch, reports it, and hangs before acking.
 
-Run as ``python -m tests.scaling._doomed_worker REDIS_URL``; the test kills it with SIGKILL.
+Run as ``python tests/scaling/_doomed_worker.py REDIS_URL KEY_PREFIX``; the test
+kills it with SIGKILL.
 """
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ import sys
 
 import anyio
 
+from gateway_redis._keys import Keys
 from gateway_redis.worker import StreamEvent, Worker
-from tests.scaling._publishing import KEYS
 
 
-async def main(url: str) -> None:
-    worker = Worker(url, KEYS, group="g", consumer="doomed", start="0", count=10)
+async def main(url: str, prefix: str) -> None:
+    worker = Worker(url, Keys(prefix), group="g", consumer="doomed", start="0", count=10)
 
     async def handle(event: StreamEvent) -> None:
         print(f"handling {event.sequence}", flush=True)
@@ -24,4 +25,4 @@ async def main(url: str) -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main, sys.argv[1])
+    anyio.run(main, sys.argv[1], sys.argv[2])

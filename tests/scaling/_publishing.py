@@ -29,12 +29,15 @@ async def publishing_cluster(
     also: Callable[[Cluster, TaskGroup], Any] | None = None,
 ) -> AsyncIterator[Cluster]:
     """A cluster of ``shards`` on ``fake``, publishing through ``publisher``, all READY."""
-    async with Cluster(
-        Gateway(TOKEN, api_base=fake.api_base),
-        intents=513,
-        identify_window=0.1,
-        rng=random.Random(0),
-    ) as cluster, anyio.create_task_group() as tg:
+    async with (
+        Cluster(
+            Gateway(TOKEN, api_base=fake.api_base),
+            intents=513,
+            identify_window=0.1,
+            rng=random.Random(0),
+        ) as cluster,
+        anyio.create_task_group() as tg,
+    ):
         tg.start_soon(publish_cluster, cluster, publisher)
         if also is not None:
             also(cluster, tg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import anyio
 import pytest
@@ -13,8 +14,8 @@ from gateway_redis.worker import Deduplicator, StreamEvent, Worker
 from gateway_testing import FakeGateway
 from gateway_testing.corpus import everyday_events, guild_ids_for_shard
 
-from .conftest import start_redis, stop_redis
 from ._publishing import KEYS, TOKEN, anyio_backend, publishing_cluster, until
+from .conftest import start_redis, stop_redis
 
 __all__ = ["anyio_backend"]  # the fixture, imported to apply here
 
@@ -22,17 +23,20 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize("layout", ["single", "per-event"])
-async def test_every_dispatch_reaches_a_worker_once_in_order(redis_url: str, layout: Layout) -> None:
+async def test_every_dispatch_reaches_a_worker_once_in_order(
+    redis_url: str, layout: Layout
+) -> None:
     names = ["MESSAGE_CREATE", "TYPING_START", "MESSAGE_REACTION_ADD"]
     guilds = [g for s in (0, 1) for g in guild_ids_for_shard(s, 2, 2)]
     events = [e for e in everyday_events(seed=1, count=600, guild_ids=guilds) if e[0] in names]
-    worker = Worker(
-        redis_url, KEYS, layout=layout, events=names, start="0", dedupe=Deduplicator()
-    )
+    worker = Worker(redis_url, KEYS, layout=layout, events=names, start="0", dedupe=Deduplicator())
     await worker.create_groups()
     publisher = EventPublisher(redis_url, KEYS, layout=layout, batch_size=50)
     got: list[StreamEvent] = []
-    async with FakeGateway(token=TOKEN, shards=2, identify_window=0.05) as fake, anyio.create_task_group() as tg:
+    async with (
+        FakeGateway(token=TOKEN, shards=2, identify_window=0.05) as fake,
+        anyio.create_task_group() as tg,
+    ):
         tg.start_soon(worker.run, got.append)
         async with publishing_cluster(fake, publisher, 2) as cluster:
             for name, data in events:
@@ -66,7 +70,8 @@ async def test_every_dispatch_reaches_a_worker_once_in_order(redis_url: str, lay
     else:
         assert streams == {KEYS.events_named(n) for n in names}
     assert publisher.dropped == 0
-    assert worker.handled == total and worker.malformed == 0
+    assert worker.handled == total
+    assert worker.malformed == 0
 
 
 async def test_streams_stay_bounded_by_max_len(redis_url: str) -> None:
@@ -82,7 +87,7 @@ async def test_streams_stay_bounded_by_max_len(redis_url: str) -> None:
     client = aioredis.Redis.from_url(redis_url)
     try:
         length = await client.xlen(KEYS.events)
-        last = await client.xrevrange(KEYS.events, count=1)
+        last: Any = await client.xrevrange(KEYS.events, count=1)
     finally:
         await client.aclose()
     assert publisher.published == 2000
@@ -118,53 +123,55 @@ async def test_redis_outage_keeps_shards_connected_and_publishing_resumes(
         server.url, KEYS, max_queue=50, batch_size=20, backoff_base=0.05, backoff_cap=0.2
     )
     try:
-        async with FakeGateway(
-            token=TOKEN, shards=2, identify_window=0.05, heartbeat_interval=0.5
-        ) as fake:
-            async with publishing_cluster(fake, publisher, 2) as cluster:
-                for name, data in events[:50]:
-                    await fake.dispatch(name, data)
-                sent = sum(len(c.dispatches()) for c in fake.connections)  # READY, GUILD_CREATEs
-                await until(lambda: publisher.published >= sent)
-                before = publisher.published
+        async with (
+            FakeGateway(
+                token=TOKEN, shards=2, identify_window=0.05, heartbeat_interval=0.5
+            ) as fake,
+            publishing_cluster(fake, publisher, 2) as cluster,
+        ):
+            for name, data in events[:50]:
+                await fake.dispatch(name, data)
+            sent = sum(len(c.dispatches()) for c in fake.connections)  # READY, GUILD_CREATEs
+            await until(lambda: publisher.published >= sent)
+            before = publisher.published
 
-                await anyio.to_thread.run_sync(stop_redis, server)
-                for name, data in events[50:250]:  # 200 events over ~2 s; 50 fit in the queue
-                    await fake.dispatch(name, data)
-                    await anyio.sleep(0.01)
-                await until(lambda: publisher.failures >= 3)
-                assert not publisher.connected
-                assert publisher.dropped > 0
-                assert publisher.queued <= publisher.max_queue
+            await anyio.to_thread.run_sync(stop_redis, server)
+            for name, data in events[50:250]:  # 200 events over ~2 s; 50 fit in the queue
+                await fake.dispatch(name, data)
+                await anyio.sleep(0.01)
+            await until(lambda: publisher.failures >= 3)
+            assert not publisher.connected
+            assert publisher.dropped > 0
+            assert publisher.queued <= publisher.max_queue
 
-                server = await anyio.to_thread.run_sync(start_redis, port)
-                for name, data in events[250:]:
-                    await fake.dispatch(name, data)
-                await until(lambda: publisher.queued == 0 and publisher.connected)
-                with anyio.fail_after(10):
-                    await publisher.drain()
-                await publisher.aclose()
+            server = await anyio.to_thread.run_sync(start_redis, port)
+            for name, data in events[250:]:
+                await fake.dispatch(name, data)
+            await until(lambda: publisher.queued == 0 and publisher.connected)
+            with anyio.fail_after(10):
+                await publisher.drain()
+            await publisher.aclose()
 
-                # The shards never noticed: one connection each, no reconnect, READY.
-                assert len(fake.connections) == 2
-                for shard in cluster.shards.values():
-                    assert shard.counters.reconnects == {}
-                    assert shard.counters.connections == 1
-                    assert shard.state.value == "ready"
-                # ... and kept heartbeating through the outage (0.5 s interval).
-                assert all(len(c.heartbeats) >= 3 for c in fake.connections)
-                sent = sum(len(c.dispatches()) for c in fake.connections)
-                last = {
-                    c.session.shard[0]: c.dispatches()[-1].s
-                    for c in fake.connections
-                    if c.session is not None
-                }
+            # The shards never noticed: one connection each, no reconnect, READY.
+            assert len(fake.connections) == 2
+            for shard in cluster.shards.values():
+                assert shard.counters.reconnects == {}
+                assert shard.counters.connections == 1
+                assert shard.state.value == "ready"
+            # ... and kept heartbeating through the outage (0.5 s interval).
+            assert all(len(c.heartbeats) >= 3 for c in fake.connections)
+            sent = sum(len(c.dispatches()) for c in fake.connections)
+            last = {
+                c.session.shard[0]: c.dispatches()[-1].s
+                for c in fake.connections
+                if c.session is not None
+            }
         # Everything the cluster received was published or dropped (counted), no more.
         assert publisher.published + publisher.dropped == sent
         assert publisher.published - before <= 50 + 20 + 50  # queue + batch in flight + after
         client = aioredis.Redis.from_url(server.url)
         try:
-            entries = await client.xrange(KEYS.events)
+            entries: Any = await client.xrange(KEYS.events)
         finally:
             await client.aclose()
         # The newest events survived the outage (drop-oldest), up to the last one.

@@ -39,9 +39,14 @@ async def publish(url: str, count: int, *, shard: int = 0, session: str = "s1") 
 
 async def test_a_killed_workers_pending_events_go_to_another(redis_url: str) -> None:
     await publish(redis_url, 30)
-    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'src'}{os.pathsep}{ROOT}"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.scaling._doomed_worker", redis_url],
+        [
+            sys.executable,
+            str(Path(__file__).with_name("_doomed_worker.py")),
+            redis_url,
+            KEYS.prefix,
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -105,7 +110,8 @@ async def test_duplicates_are_dropped_and_a_failed_handler_is_retried(redis_url:
         worker.stop()
     await worker.aclose()
     assert sorted(got) == [1, 2, 3, 4, 5]
-    assert worker.failed == 1 and worker.duplicates >= 4  # the 3 came back only after its retry
+    assert worker.failed == 1
+    assert worker.duplicates >= 4  # the 3 came back only after its retry
     assert worker.handled == 5
 
 
@@ -116,7 +122,9 @@ async def test_a_malformed_entry_is_logged_and_acknowledged(
     worker = Worker(redis_url, KEYS, start="0")
     await worker.create_groups()
     await client.xadd(KEYS.events, {"name": "MESSAGE_CREATE", "shard": "x", "data": "{}"})
-    await client.xadd(KEYS.events, {"name": "MESSAGE_CREATE", "shard": "0", "seq": "1", "data": "{"})
+    await client.xadd(
+        KEYS.events, {"name": "MESSAGE_CREATE", "shard": "0", "seq": "1", "data": "{"}
+    )
     await publish(redis_url, 1)
     got: list[StreamEvent] = []
     async with anyio.create_task_group() as tg:
@@ -146,4 +154,5 @@ def test_the_deduplicator_forgets_the_oldest_past_its_bound() -> None:
     assert not dedupe.seen(other_session)
     no_seq = StreamEvent("X", 0, "s", None, None, "k", "9-1")
     dedupe.add(no_seq)
-    assert not dedupe.seen(no_seq) and len(dedupe) == 3
+    assert not dedupe.seen(no_seq)
+    assert len(dedupe) == 3
