@@ -361,4 +361,3 @@ class ShardRunner:
         self._process(conn)
         self._wake.set()
         return True
-

@@ -105,6 +105,8 @@ def _resumable_id(value: Any) -> bool:
 
 
 _log = logging.getLogger(__name__)
+
+
 class GatewayConnection:
     """One gateway connection: WebSocket, compression, codec, heartbeats, session, limits.
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -16,7 +18,7 @@ import redis.asyncio as aioredis
 from gateway_redis.streams import EventPublisher
 from gateway_redis.worker import Deduplicator, StreamEvent, Worker
 
-from ._publishing import KEYS, anyio_backend, until
+from ._publishing import KEYS, TOKEN, anyio_backend, until
 
 __all__ = ["anyio_backend"]  # the fixture, imported to apply here
 
@@ -156,3 +158,72 @@ def test_the_deduplicator_forgets_the_oldest_past_its_bound() -> None:
     dedupe.add(no_seq)
     assert not dedupe.seen(no_seq)
     assert len(dedupe) == 3
+
+
+async def test_the_worker_command_prints_json_lines_and_stops_on_sigterm(redis_url: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "DISCORD_TOKEN": TOKEN}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway_anyio",
+            "worker",
+            "--redis",
+            redis_url,
+            "--events",
+            "MESSAGE_CREATE",
+            "--group",
+            "cli",
+            "--consumer",
+            "c1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+
+        async def group_exists() -> bool:
+            try:
+                groups: Any = await client.xinfo_groups(KEYS.events)
+            except aioredis.ResponseError:
+                return False
+            return any(g["name"] == b"cli" for g in groups)
+
+        with anyio.fail_after(20):
+            while not await group_exists():
+                await anyio.sleep(0.05)
+        publisher = EventPublisher(redis_url, KEYS)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(publisher.run)
+            publisher.publish("TYPING_START", 1, "s9", 1, {"user_id": "5"})
+            publisher.publish("MESSAGE_CREATE", 1, "s9", 2, {"content": "hé"})
+            with anyio.fail_after(10):
+                await publisher.drain()
+            tg.cancel_scope.cancel()
+        await publisher.aclose()
+        assert proc.stdout is not None
+        with anyio.fail_after(20):
+            line = await anyio.to_thread.run_sync(proc.stdout.readline)
+        assert json.loads(line) == {
+            "shard": 1,
+            "session": "s9",
+            "seq": 2,
+            "event": "MESSAGE_CREATE",
+            "data": {"content": "hé"},
+        }
+        with anyio.fail_after(10):
+            while (await client.xpending(KEYS.events, "cli"))["pending"]:
+                await anyio.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = await anyio.to_thread.run_sync(lambda: proc.communicate(timeout=20))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        await client.aclose()
+    assert proc.returncode == 130
+    assert out == ""  # the filtered TYPING_START was never printed
+    assert "Traceback" not in err

@@ -24,6 +24,8 @@ from gateway_proto.config import check_user_agent
 from gateway_proto.errors import LocalProtocolError
 from gateway_proto.intents import Intents
 
+from .worker import WorkerOptions, add_worker_parser, worker_options
+
 __all__ = [
     "DEFAULT_OFFLINE_DURATION",
     "DEFAULT_OFFLINE_RATE",
@@ -336,6 +338,7 @@ examples:
   DISCORD_TOKEN=... spectacles-gateway listen       connect to Discord
   spectacles-gateway listen --jsonl --events MESSAGE_CREATE | jq .data.content
   spectacles-gateway fake --port 8765 --shards 4    a fake gateway for your own bot's tests
+  spectacles-gateway worker --redis redis://localhost:6379/0 --events MESSAGE_CREATE
 """
 
 
@@ -353,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     _add_listen(sub)
     _add_fake(sub)
+    add_worker_parser(sub)  # redis-streams: the `worker` subcommand (its own module)
     return parser
 
 
@@ -534,7 +538,7 @@ def _add_fake(sub: argparse._SubParsersAction[_Parser]) -> None:
 def parse_args(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
-) -> ListenOptions | FakeOptions:
+) -> ListenOptions | FakeOptions | WorkerOptions:
     """Parse and validate a command line; exit with status 2 on bad input.
 
     Args:
@@ -545,6 +549,8 @@ def parse_args(
     parser = build_parser()
     ns = parser.parse_args(argv)
     env = os.environ if environ is None else environ
+    if ns.command == "worker":
+        return worker_options(parser, ns, env)
     if ns.command == "fake":
         return FakeOptions(
             host=ns.host,
