@@ -41,7 +41,15 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
 from gateway_proto.backoff import Backoff
-from gateway_proto.driver_support import CONNECT, LIFECYCLE_EVENTS, Connected
+from gateway_anyio._events import Emitter
+from gateway_proto.driver_support import (
+    CONNECT,
+    LIFECYCLE_EVENTS,
+    RECEIVE,
+    SEND,
+    Connected,
+    GatewayEvent,
+)
 
 from ._codec import DUMPS, connect
 from ._keys import Keys
@@ -84,8 +92,12 @@ _PUBLISH_SHA = hashlib.sha1(_PUBLISH_SCRIPT).hexdigest().encode()
 #: Dispatch names whose packed argument is cached (a hostile server could invent more).
 _NAME_CACHE = 1024
 
-# (name, shard id, session id, sequence, data) as the shard delivered it.
-_Queued = tuple[str, int, "str | None", "int | None", Any]
+# (name, the event's arguments but its stream's: name, shard, session, seq, data),
+# packed when published: the queue then holds bytes, not the decoded payload, whose
+# objects would otherwise live on (and be walked by the cyclic GC) until sent.
+_Queued = tuple[str, bytes]
+#: Packed (shard, session) pairs kept; a long-lived process sees few sessions per shard.
+_ORIGIN_CACHE = 4096
 
 
 def _bulk(value: bytes) -> bytes:
@@ -152,6 +164,7 @@ class EventPublisher:
         self._running = False
         self._conn: Any = None
         self._names: dict[str, bytes] = {}
+        self._origins: dict[tuple[int, str | None], bytes] = {}
         self._single_key = _bulk(keys.events.encode())
         self._maxlen = _bulk(b"%d" % max_len)
         self.published = 0
@@ -181,12 +194,42 @@ class EventPublisher:
         sequence: int | None,
         data: Any,
     ) -> None:
-        """Queue one dispatch; never waits (the oldest is dropped when the queue is full)."""
+        """Queue one dispatch; never waits (the oldest is dropped when the queue is full).
+
+        ``data`` is encoded as JSON here, once (a value JSON cannot hold is logged
+        and counted in :attr:`dropped`).
+        """
+        try:
+            payload = DUMPS(data)
+        except (TypeError, ValueError) as exc:
+            _log.error("dropping %s of shard %d: not JSON: %s", name, shard_id, exc)
+            self._drop(1)
+            return
+        packed_name = self._names.get(name)
+        if packed_name is None:
+            packed_name = _bulk(name.encode())
+            if len(self._names) < _NAME_CACHE:
+                self._names[name] = packed_name
+        origin = self._origins.get((shard_id, session_id))
+        if origin is None:
+            if len(self._origins) >= _ORIGIN_CACHE:
+                self._origins.clear()
+            origin = _bulk(b"%d" % shard_id) + _bulk(
+                b"" if session_id is None else session_id.encode()
+            )
+            self._origins[shard_id, session_id] = origin
+        seq = b"" if sequence is None else b"%d" % sequence
         queue = self._queue
         if len(queue) >= self.max_queue:
             queue.popleft()
             self._drop(1)
-        queue.append((name, shard_id, session_id, sequence, data))
+        queue.append(
+            (
+                name,
+                b"%b%b$%d\r\n%b\r\n$%d\r\n%b\r\n"
+                % (packed_name, origin, len(seq), seq, len(payload), payload),
+            )
+        )
         self._wake.set()
 
     def _drop(self, count: int) -> None:
@@ -218,9 +261,7 @@ class EventPublisher:
                     await self._wake.wait()
                 self._in_flight = True
                 batch = [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
-                packed, count = self._pack(batch)
-                if count:
-                    await self._send(packed, count)
+                await self._send(self._pack(batch), len(batch))
                 self._in_flight = False
         finally:
             self._running = self._in_flight = False
@@ -231,59 +272,27 @@ class EventPublisher:
         while self._queue or self._in_flight:
             await anyio.sleep(0.01)  # rare (shutdown): polling keeps the hot path bare
 
-    def _pack(self, batch: list[_Queued]) -> tuple[bytes, int]:
+    def _pack(self, batch: list[_Queued]) -> bytes:
         """Pack one ``EVALSHA`` of the publish script for ``batch`` (RESP, as Redis reads it)."""
-        names = self._names
-        parts: list[bytes] = []
-        keys: list[bytes] = []
-        index: dict[str, bytes] = {}
-        single = self.layout == "single"
-        dumps = DUMPS
-        for name, shard_id, session_id, sequence, data in batch:
-            try:
-                payload = dumps(data)
-            except (TypeError, ValueError) as exc:
-                _log.error("dropping %s of shard %d: not JSON: %s", name, shard_id, exc)
-                self._drop(1)
-                continue
-            packed_name = names.get(name)
-            if packed_name is None:
-                packed_name = _bulk(name.encode())
-                if len(names) < _NAME_CACHE:
-                    names[name] = packed_name
-            if single:
-                key_index = b"$1\r\n1\r\n"
-            else:
-                key_index = index.get(name, b"")
-                if not key_index:
+        if self.layout == "single":
+            keys = [self._single_key]
+            parts = [b"$1\r\n1\r\n" + packed for _, packed in batch]
+        else:
+            keys = []
+            index: dict[str, bytes] = {}
+            parts = []
+            for name, packed in batch:
+                key_index = index.get(name)
+                if key_index is None:
                     keys.append(_bulk(self.keys.events_named(name).encode()))
                     key_index = index[name] = _bulk(b"%d" % len(keys))
-            session = b"" if session_id is None else session_id.encode()
-            seq = b"" if sequence is None else b"%d" % sequence
-            parts.append(
-                b"%b%b$%d\r\n%d\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n"
-                % (
-                    key_index,
-                    packed_name,
-                    len(b"%d" % shard_id),
-                    shard_id,
-                    len(session),
-                    session,
-                    len(seq),
-                    seq,
-                    len(payload),
-                    payload,
-                )
-            )
-        if single:
-            keys = [self._single_key]
-        count = len(parts)
+                parts.append(key_index + packed)
         head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n%b" % (
-            4 + len(keys) + 6 * count,
+            4 + len(keys) + 6 * len(parts),
             _PUBLISH_SHA,
             _bulk(b"%d" % len(keys)),
         )
-        return b"".join([head, *keys, self._maxlen, *parts]), count
+        return b"".join([head, *keys, self._maxlen, *parts])
 
     async def _send(self, packed: bytes, count: int) -> None:
         """Send one batch until Redis took it, reconnecting with backoff."""
@@ -360,6 +369,28 @@ class EventPublisher:
         await publish_cluster(cluster, self)
 
 
+class _Sink(Emitter):
+    """Hands a cluster's events to a callback as they are emitted, in the shard's reader.
+
+    The cheapest subscription there is: no buffer and no task switch per event
+    (an ``events()`` stream costs both, and one without names also asks every
+    shard for a ``receive`` event per dispatch, which doubles the emits).
+    """
+
+    def __init__(self, on_event: Callable[[GatewayEvent], None]) -> None:
+        super().__init__(_log)
+        self._on_event = on_event
+
+    def wants(self, name: str) -> bool:
+        return name not in _UNWANTED
+
+    def emit(self, event: GatewayEvent) -> None:
+        self._on_event(event)
+
+
+_UNWANTED = frozenset({RECEIVE, SEND})
+
+
 async def publish_cluster(
     cluster: Cluster,
     publisher: EventPublisher,
@@ -382,29 +413,40 @@ async def publish_cluster(
     lifecycle = LIFECYCLE_EVENTS
     publish = publisher.publish
     sessions: dict[int, str | None] = {}
+
+    def on_event(event: GatewayEvent) -> None:
+        name = event.name
+        shard_id = event.shard_id
+        if name in lifecycle:
+            if name == CONNECT and isinstance(event.data, Connected):
+                session = event.data.session
+                sessions[shard_id] = None if session is None else session.session_id
+            return
+        session_id = sessions.get(shard_id)
+        if session_id is None:
+            session_id = sessions[shard_id] = _session_id(event.shard)
+        publish(name, shard_id, session_id, event.sequence, event.data)
+
+    sink = _Sink(on_event)
+    # The cluster's emitter passes every shard's events to its parents, synchronously.
+    parents = cluster._emitter.parents
     async with anyio.create_task_group() as tg:
         tg.start_soon(publisher.run)
+        parents.append(sink)
         try:
-            # One events() stream: the shard's reader appends to its buffer and this
-            # task moves the events on; a handler would cost the same, with no gain.
-            async with cluster.events() as stream:
-                async for event in stream:
-                    name = event.name
-                    shard_id = event.shard_id
-                    if name in lifecycle:
-                        if name == CONNECT and isinstance(event.data, Connected):
-                            session = event.data.session
-                            sessions[shard_id] = None if session is None else session.session_id
-                        continue
-                    session_id = sessions.get(shard_id)
-                    if session_id is None:
-                        session_id = _session_id(event.shard)
-                        sessions[shard_id] = session_id
-                    publish(name, shard_id, session_id, event.sequence, event.data)
+            # A stream of an event that never comes: it ends when the cluster closes.
+            async with cluster.events(_CLOSED_ONLY) as closed:
+                async for _ in closed:
+                    pass
         finally:
+            parents.remove(sink)
             with anyio.move_on_after(drain_timeout, shield=True):
                 await publisher.drain()
             tg.cancel_scope.cancel()
+
+
+#: Not an event name anyone emits (names are ``[A-Z_]`` dispatches or lowercase lifecycle).
+_CLOSED_ONLY = "gateway_redis:cluster-closed"
 
 
 def _session_id(shard: Any) -> str | None:
