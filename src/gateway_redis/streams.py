@@ -28,7 +28,6 @@ of :mod:`gateway_redis`.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import random
@@ -40,8 +39,8 @@ import anyio
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, RedisError
 
-from gateway_proto.backoff import Backoff
 from gateway_anyio._events import Emitter
+from gateway_proto.backoff import Backoff
 from gateway_proto.driver_support import (
     CONNECT,
     LIFECYCLE_EVENTS,
@@ -53,6 +52,7 @@ from gateway_proto.driver_support import (
 
 from ._codec import DUMPS, connect
 from ._keys import Keys
+from ._resp import RawConnection, pack
 
 if TYPE_CHECKING:
     from gateway_anyio import Cluster
@@ -162,7 +162,7 @@ class EventPublisher:
         self._wake = anyio.Event()
         self._in_flight = False
         self._running = False
-        self._conn: Any = None
+        self._raw = RawConnection(self.redis)
         self._names: dict[str, bytes] = {}
         self._origins: dict[tuple[int, str | None], bytes] = {}
         self._single_key = _bulk(keys.events.encode())
@@ -327,35 +327,14 @@ class EventPublisher:
         self.connected = False
         await anyio.sleep(self._backoff.next_delay())
 
-    async def _connection(self) -> Any:
-        if self._conn is None:
-            pool = self.redis.connection_pool
-            # A connection of our own: one batch in flight, and the packed command
-            # goes straight to it.
-            self._conn = pool.connection_class(**pool.connection_kwargs)
-        return self._conn
-
     async def _round_trip(self, packed: bytes) -> Any:
-        conn = await self._connection()
-        try:
-            await conn.send_packed_command(packed, check_health=False)
-            return await conn.read_response()
-        except BaseException as exc:
-            if not isinstance(exc, NoScriptError):
-                await self._close_connection()  # the reply may be half read
-            raise
+        return await self._raw.request(packed)
 
     async def _load_script(self) -> None:
-        conn = await self._connection()
-        await conn.send_command("SCRIPT", "LOAD", _PUBLISH_SCRIPT)
-        await conn.read_response()
+        await self._raw.request(pack("SCRIPT", "LOAD", _PUBLISH_SCRIPT))
 
     async def _close_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with anyio.CancelScope(shield=True):
-                with contextlib.suppress(RedisError, OSError):
-                    await conn.disconnect(nowait=True)
+        await self._raw.close()
 
     async def aclose(self) -> None:
         """Close the connections (the flusher closes its own when it stops)."""

@@ -13,10 +13,10 @@ batch after its handler returned for every event in it. So delivery is
 * a gateway whose reply from Redis was lost sends its batch again.
 
 Every event names its shard, session and sequence; a :class:`Deduplicator` drops
-those already handled. Reading is done by a short script around ``XREADGROUP`` /
-``XAUTOCLAIM`` that returns a batch as one string: parsing one reply element per
-field in Python costs several times the handler's own work per event. An idle
-worker waits in a plain blocking ``XREADGROUP``.
+those already handled. The next batch is read while one is handled, and replies
+are parsed by :mod:`gateway_redis._resp` (the client library's parser costs
+several times a handler's work per event). An idle worker waits in a blocking
+``XREADGROUP`` of ``block`` seconds.
 
 asyncio only (``redis.asyncio``; run it with ``asyncio.run`` or anyio's asyncio backend).
 """
@@ -27,12 +27,13 @@ import inspect
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import redis.asyncio as aioredis
+from anyio.streams.memory import MemoryObjectSendStream
 from redis.exceptions import ResponseError
 
 from gateway_proto.backoff import Backoff
@@ -40,6 +41,7 @@ from gateway_proto.commands import Command
 
 from ._codec import LOADS, connect, default_consumer_name
 from ._keys import Keys
+from ._resp import RawConnection, pack
 from .commands import send_command
 from .streams import Layout
 
@@ -56,46 +58,8 @@ _log = logging.getLogger("gateway_redis.worker")
 #: Events a :class:`Deduplicator` remembers by default.
 DEFAULT_DEDUPE_SIZE = 100_000
 
-# KEYS: the streams. ARGV: mode ("read" or "claim"), group, consumer, count, then the
-# id to read from (">" new, "0" this consumer's pending) or the claim's min idle (ms).
-# Returns every entry as "stream-index id len len len len len\n" and the five values.
-_READ_SCRIPT = """\
-local out = {}
-local function emit(k, e)
-  local f = {}
-  local flat = e[2]
-  if flat then
-    for j = 1, #flat, 2 do f[flat[j]] = flat[j + 1] end
-  end
-  local v = {f['name'] or '', f['shard'] or '', f['session'] or '', f['seq'] or '', f['data'] or ''}
-  out[#out + 1] = table.concat({k, e[1], #v[1], #v[2], #v[3], #v[4], #v[5]}, ' ') .. '\\n'
-  out[#out + 1] = table.concat(v)
-end
-if ARGV[1] == 'claim' then
-  for i = 1, #KEYS do
-    local r = redis.call('XAUTOCLAIM', KEYS[i], ARGV[2], ARGV[3], ARGV[5], '0-0', 'COUNT', ARGV[4])
-    for _, e in ipairs(r[2]) do emit(i, e) end
-  end
-else
-  local index = {}
-  local args = {'XREADGROUP', 'GROUP', ARGV[2], ARGV[3], 'COUNT', ARGV[4], 'STREAMS'}
-  for i = 1, #KEYS do
-    index[KEYS[i]] = i
-    args[#args + 1] = KEYS[i]
-  end
-  for i = 1, #KEYS do args[#args + 1] = ARGV[5] end
-  local r = redis.call(unpack(args))
-  if r then
-    for _, s in ipairs(r) do
-      for _, e in ipairs(s[2]) do emit(index[s[1]], e) end
-    end
-  end
-end
-return table.concat(out)
-"""
-
-# (stream index, entry id, name, shard, session, seq, data), undecoded.
-_Raw = tuple[int, bytes, bytes, bytes, bytes, bytes, bytes]
+# (stream, entry id, fields) as read; decoded by _decode.
+_Raw = tuple[str, bytes, dict[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,44 +124,22 @@ class Deduplicator:
             self._seen.discard(self._order.popleft())
 
 
-def parse_batch(blob: bytes) -> list[_Raw]:
-    """Split the read script's reply into entries (values still bytes).
-
-    Raises:
-        ValueError: the reply is not in the script's format.
-
-    """
-    out: list[_Raw] = []
-    pos = 0
-    end = len(blob)
-    while pos < end:
-        eol = blob.index(b"\n", pos)
-        k, eid, n1, n2, n3, n4, n5 = blob[pos:eol].split(b" ")
-        a = eol + 1
-        b = a + int(n1)
-        c = b + int(n2)
-        d = c + int(n3)
-        e = d + int(n4)
-        pos = e + int(n5)
-        if pos > end:
-            raise ValueError("truncated batch")
-        out.append((int(k), eid, blob[a:b], blob[b:c], blob[c:d], blob[d:e], blob[e:pos]))
-    return out
-
-
-def _decode(raw: _Raw, streams: Sequence[str]) -> StreamEvent:
+def _decode(raw: _Raw) -> StreamEvent:
     """Turn one entry into a :class:`StreamEvent`; ``ValueError`` if it is malformed."""
-    k, eid, name, shard, session, seq, data = raw
+    stream, entry_id, fields = raw
+    name = fields.get(b"name", b"")
+    shard = fields.get(b"shard", b"")
+    seq = fields.get(b"seq", b"")
     if not name or not shard.isdigit() or not (seq == b"" or seq.isdigit()):
         raise ValueError("missing or malformed name, shard or seq")
     return StreamEvent(
         name=name.decode(),
         shard_id=int(shard),
-        session_id=session.decode() or None,
+        session_id=fields.get(b"session", b"").decode() or None,
         sequence=int(seq) if seq else None,
-        data=LOADS(data),
-        stream=streams[k - 1],
-        id=eid.decode(),
+        data=LOADS(fields.get(b"data", b"")),
+        stream=stream,
+        id=entry_id.decode(),
     )
 
 
@@ -275,7 +217,9 @@ class Worker:
         self.claim_interval = min_idle / 2 if claim_interval is None else claim_interval
         self.dedupe = dedupe
         self.handled = self.duplicates = self.malformed = self.failed = self.claimed = 0
-        self._script = self.redis.register_script(_READ_SCRIPT)
+        self._raw = RawConnection(self.redis)
+        self._acks = RawConnection(self.redis)  # the handling side's own line
+        self._streams_by_key = {stream.encode(): stream for stream in self.streams}
         self._stopping = False
         self._wait_scope: anyio.CancelScope | None = None
 
@@ -303,80 +247,84 @@ class Worker:
 
     async def aclose(self) -> None:
         """Close the Redis client's connections."""
+        await self._acks.close()
         await self.redis.aclose()
 
     async def run(self, handler: Handler) -> None:
         """Handle events until :meth:`stop` (or cancellation); Redis errors are retried.
 
         ``handler`` is called once per event, in stream order; a coroutine is awaited.
+        The next batch is read while this one is handled (Redis and the handler
+        then work at the same time); :meth:`stop` handles that batch too.
         """
-        backoff = Backoff(random.Random(), base=0.1, cap=5.0)
         self._stopping = False
+        send, receive = anyio.create_memory_object_stream[list[_Raw]](1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._reader, send)
+            async with receive:
+                async for batch in receive:
+                    await self._handle(batch, handler)
+            tg.cancel_scope.cancel()
+
+    async def _reader(self, batches: MemoryObjectSendStream[list[_Raw]]) -> None:
+        """Read batches (our old pending, take-overs, new events) until stopped."""
+        backoff = Backoff(random.Random(), base=0.1, cap=5.0)
         first = True
         next_claim = 0.0
-        while not self._stopping:
-            try:
-                if first:
-                    await self.create_groups()
-                    # Ours from before a restart under the same consumer name.
-                    await self._handle(await self._read("read", "0"), handler)
-                    first = False
-                now = anyio.current_time()
-                if now >= next_claim:
-                    next_claim = now + self.claim_interval
-                    claimed = await self._read("claim", str(int(self.min_idle * 1000)))
-                    self.claimed += len(claimed)
-                    await self._handle(claimed, handler)
-                batch = await self._read("read", ">")
-                if not batch:
-                    batch = await self._wait()
-                await self._handle(batch, handler)
-                backoff.reset()
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc):
-                    first = True  # a restarted Redis forgot the groups: make them again
-                await self._retry(exc, backoff)
-            except (aioredis.RedisError, OSError) as exc:
-                await self._retry(exc, backoff)
+        async with batches:
+            while not self._stopping:
+                try:
+                    if first:
+                        await self.create_groups()
+                        # Ours from before a restart under the same consumer name.
+                        await batches.send(await self._read("0"))
+                        first = False
+                    now = anyio.current_time()
+                    if now >= next_claim:
+                        next_claim = now + self.claim_interval
+                        claimed = await self._claim()
+                        self.claimed += len(claimed)
+                        await batches.send(claimed)
+                    batch: list[_Raw] = []
+                    with anyio.CancelScope() as self._wait_scope:  # stop() ends the wait
+                        if not self._stopping:
+                            batch = await self._read(">", block=self.block)
+                    self._wait_scope = None
+                    await batches.send(batch)
+                    backoff.reset()
+                except ResponseError as exc:
+                    if "NOGROUP" in str(exc):
+                        first = True  # a restarted Redis forgot the groups: make them again
+                    await self._retry(exc, backoff)
+                except (aioredis.RedisError, OSError) as exc:
+                    await self._retry(exc, backoff)
+            await self._raw.close()
 
     async def _retry(self, exc: BaseException, backoff: Backoff) -> None:
         _log.warning("worker %s: Redis error, retrying: %r", self.consumer, exc)
         await anyio.sleep(backoff.next_delay())
 
-    async def _read(self, mode: str, arg: str) -> list[_Raw]:
-        blob = await self._script(
-            keys=self.streams, args=[mode, self.group, self.consumer, self.count, arg]
-        )
-        return parse_batch(blob) if blob else []
+    async def _read(self, start: str, *, block: float | None = None) -> list[_Raw]:
+        """``XREADGROUP`` from ``start`` (``>``: new events), waiting up to ``block`` s."""
+        wait = () if block is None else ("BLOCK", max(1, int(block * 1000)))
+        command = pack(
+            "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", self.count, *wait,
+            "STREAMS", *self.streams, *[start] * len(self.streams),
+        )  # fmt: skip
+        by_key = self._streams_by_key
+        reply = await self._raw.request(command, "read_groups")
+        return [(by_key[key], eid, fields) for key, entries in reply for eid, fields in entries]
 
-    async def _wait(self) -> list[_Raw]:
-        """Block until an event comes (one, read the slow way), or ``block`` passes."""
-        reply: Any = None
-        with anyio.CancelScope() as self._wait_scope:
-            reply = await self.redis.xreadgroup(
-                self.group,
-                self.consumer,
-                dict.fromkeys(self.streams, ">"),
-                count=1,
-                block=max(1, int(self.block * 1000)),
-            )
-        self._wait_scope = None
+    async def _claim(self) -> list[_Raw]:
+        """``XAUTOCLAIM`` what other consumers left pending for ``min_idle`` seconds."""
         out: list[_Raw] = []
-        for stream, entries in reply or ():
-            k = self.streams.index(stream.decode() if isinstance(stream, bytes) else stream) + 1
-            for eid, fields in entries:
-                f = fields or {}
-                out.append(
-                    (
-                        k,
-                        eid,
-                        f.get(b"name", b""),
-                        f.get(b"shard", b""),
-                        f.get(b"session", b""),
-                        f.get(b"seq", b""),
-                        f.get(b"data", b""),
-                    )
-                )
+        for stream in self.streams:
+            command = pack(
+                "XAUTOCLAIM", stream, self.group, self.consumer,
+                int(self.min_idle * 1000), "0-0", "COUNT", self.count,
+            )  # fmt: skip
+            entries = await self._raw.request(command, "auto_claim")
+            out += [(stream, eid, fields) for eid, fields in entries]
         return out
 
     async def _handle(self, batch: list[_Raw], handler: Handler) -> None:
@@ -385,19 +333,13 @@ class Worker:
         acks: dict[str, list[bytes]] = {}
         names = self.names
         dedupe = self.dedupe
-        streams = self.streams
         for raw in batch:
             try:
-                event = _decode(raw, streams)
+                event = _decode(raw)
             except ValueError as exc:  # orjson's and json's errors are ValueErrors
                 self.malformed += 1
-                _log.warning(
-                    "dropping malformed entry %s of %s: %s",
-                    raw[1].decode(),
-                    streams[raw[0] - 1],
-                    exc,
-                )
-                acks.setdefault(streams[raw[0] - 1], []).append(raw[1])
+                _log.warning("dropping malformed entry %s of %s: %s", raw[1].decode(), raw[0], exc)
+                acks.setdefault(raw[0], []).append(raw[1])
                 continue
             if names is not None and event.name not in names:
                 pass
@@ -406,7 +348,7 @@ class Worker:
             else:
                 try:
                     result = handler(event)
-                    if inspect.isawaitable(result):
+                    if result is not None and inspect.isawaitable(result):
                         await result
                 except Exception:
                     self.failed += 1
@@ -419,4 +361,4 @@ class Worker:
         # Handled is handled: the acks go out even if we are being cancelled (bounded).
         with anyio.move_on_after(5.0, shield=True):
             for stream, ids in acks.items():
-                await self.redis.xack(stream, self.group, *ids)
+                await self._acks.request(pack("XACK", stream, self.group, *ids))
