@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -14,7 +15,9 @@ from typing import Any
 import anyio
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, ResponseError
 
+from gateway_redis._resp import ReplyReader
 from gateway_redis.streams import EventPublisher
 from gateway_redis.worker import Deduplicator, StreamEvent, Worker
 
@@ -227,3 +230,47 @@ async def test_the_worker_command_prints_json_lines_and_stops_on_sigterm(redis_u
     assert proc.returncode == 130
     assert out == ""  # the filtered TYPING_START was never printed
     assert "Traceback" not in err
+
+
+def _parse(reader: ReplyReader, parser: str, data: bytes, cuts: list[int]) -> Any:
+    """Run one of the reader's parsers over ``data`` fed in pieces (cut at ``cuts``)."""
+    walk = getattr(reader, parser)()
+    next(walk)
+    edges = [0, *cuts, len(data)]
+    try:
+        for start, end in itertools.pairwise(edges):
+            reader.feed(data[start:end])
+            next(walk)
+    except StopIteration as done:
+        return done.value
+    raise AssertionError("the reply was not complete")
+
+
+_ENTRY = b'*2\r\n$3\r\n1-0\r\n*4\r\n$4\r\nname\r\n$1\r\nX\r\n$4\r\ndata\r\n$8\r\n{"a":\r\n}\r\n'
+_EXPECTED = [(b"k", [(b"1-0", {b"name": b"X", b"data": b'{"a":\r\n}'}), (b"2-0", {})])]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"*1\r\n*2\r\n$1\r\nk\r\n*2\r\n" + _ENTRY + b"*2\r\n$3\r\n2-0\r\n*-1\r\n",  # RESP2
+        b"%1\r\n$1\r\nk\r\n*2\r\n" + _ENTRY + b"*2\r\n$3\r\n2-0\r\n_\r\n",  # RESP3
+    ],
+)
+def test_the_reply_reader_parses_entries_however_the_bytes_are_cut(reply: bytes) -> None:
+    # A value holding CRLF, an entry trimmed away, and every split point of the reply.
+    for cut in range(len(reply) + 1):
+        assert _parse(ReplyReader(), "read_groups", reply, [cut]) == _EXPECTED
+    assert _parse(ReplyReader(), "read_groups", reply, list(range(1, len(reply)))) == _EXPECTED
+
+
+def test_the_reply_reader_knows_nulls_claims_and_errors() -> None:
+    assert _parse(ReplyReader(), "read_groups", b"*-1\r\n", []) == []
+    assert _parse(ReplyReader(), "read_groups", b"_\r\n", []) == []
+    claim = b"*3\r\n$3\r\n0-0\r\n*1\r\n" + _ENTRY + b"*1\r\n$3\r\n9-0\r\n"
+    assert _parse(ReplyReader(), "auto_claim", claim, [7]) == [_EXPECTED[0][1][0]]
+    assert _parse(ReplyReader(), "simple", b":12\r\n", []) == 12
+    with pytest.raises(NoScriptError):
+        _parse(ReplyReader(), "simple", b"-NOSCRIPT No matching script\r\n", [])
+    with pytest.raises(ResponseError, match="NOGROUP"):
+        _parse(ReplyReader(), "read_groups", b"-NOGROUP no such group\r\n", [])
