@@ -41,6 +41,7 @@ from gateway_proto.errors import InvalidCommandError, LocalProtocolError
 
 from ._codec import DUMPS, LOADS, connect, default_consumer_name
 from ._keys import Keys
+from ._resp import RawConnection, pack
 
 if TYPE_CHECKING:
     from gateway_anyio import Cluster
@@ -61,6 +62,17 @@ _log = logging.getLogger("gateway_redis.commands")
 COMMAND_GROUP = "gateways"
 #: Entries kept per command stream (approximate trimming).
 DEFAULT_COMMAND_MAX_LEN = 1_000
+
+# KEYS: command streams. ARGV: group, consumer, min idle (ms), count. Returns
+# [[stream, entries], ...] for the streams where something was taken over.
+_CLAIM_SCRIPT = """\
+local out = {}
+for i = 1, #KEYS do
+  local r = redis.call('XAUTOCLAIM', KEYS[i], ARGV[1], ARGV[2], ARGV[3], '0-0', 'COUNT', ARGV[4])
+  if #r[2] > 0 then out[#out + 1] = {KEYS[i], r[2]} end
+end
+return out
+"""
 
 _BY_OPCODE: dict[int, type[Command]] = {
     int(cls.opcode): cls
@@ -168,8 +180,8 @@ class CommandApplier:
         *,
         owned: Collection[int] | Callable[[], Collection[int]] | None = None,
         consumer: str | None = None,
-        block: float = 1.0,
-        min_idle: float = 5.0,
+        block: float = 2.0,
+        min_idle: float = 10.0,
         count: int = 100,
     ) -> None:
         self.redis = connect(redis)
@@ -182,6 +194,13 @@ class CommandApplier:
         self.applied = 0
         self.rejected = 0
         self._groups: set[str] = set()
+        self._raw = RawConnection(self.redis)
+        self._claim_script = self.redis.register_script(_CLAIM_SCRIPT)
+
+    async def aclose(self) -> None:
+        """Close the Redis client's connections."""
+        await self._raw.close()
+        await self.redis.aclose()
 
     def _owned_ids(self, cluster: Cluster) -> list[int]:
         owned = self.owned
@@ -191,8 +210,16 @@ class CommandApplier:
 
     async def service(self, cluster: Cluster) -> None:
         """Apply commands to ``cluster``'s shards until cancelled (a gateway service)."""
+        try:
+            await self._serve(cluster)
+        finally:
+            await self._raw.close()
+
+    async def _serve(self, cluster: Cluster) -> None:
         backoff = Backoff(random.Random(), base=0.1, cap=5.0)
         next_claim = 0.0
+        read_for: list[int] = []
+        read = b""
         while True:
             ids = self._owned_ids(cluster)
             if not ids:
@@ -203,25 +230,26 @@ class CommandApplier:
                 await self._create_groups(streams)
                 now = anyio.current_time()
                 if now >= next_claim:
-                    next_claim = now + self.min_idle / 2
-                    for stream, shard_id in streams.items():
-                        claimed: Any = await self.redis.xautoclaim(
-                            stream,
-                            COMMAND_GROUP,
-                            self.consumer,
-                            int(self.min_idle * 1000),
-                            count=self.count,
-                        )
-                        await self._apply(cluster, stream, shard_id, claimed[1], ids)
-                reply: Any = await self.redis.xreadgroup(
-                    COMMAND_GROUP,
-                    self.consumer,
-                    dict.fromkeys(streams, ">"),
-                    count=self.count,
-                    block=max(1, int(self.block * 1000)),
-                )
-                for raw_stream, entries in reply or ():
-                    stream = raw_stream.decode() if isinstance(raw_stream, bytes) else raw_stream
+                    next_claim = now + self.min_idle
+                    # One script over every owned stream: one round trip, not one per shard.
+                    claimed: Any = await self._claim_script(
+                        keys=list(streams),
+                        args=[COMMAND_GROUP, self.consumer, int(self.min_idle * 1000), self.count],
+                    )
+                    for key, entries in claimed:
+                        stream = key.decode()
+                        fields = [(e, dict(zip(f[::2], f[1::2], strict=False))) for e, f in entries]
+                        await self._apply(cluster, stream, streams[stream], fields, ids)
+                if read_for != ids:
+                    read_for = ids
+                    read = pack(
+                        "XREADGROUP", "GROUP", COMMAND_GROUP, self.consumer, "COUNT", self.count,
+                        "BLOCK", max(1, int(self.block * 1000)),
+                        "STREAMS", *streams, *[">"] * len(streams),
+                    )  # fmt: skip
+                reply = await self._raw.request(read, "read_groups")
+                for key, entries in reply:
+                    stream = key.decode()
                     await self._apply(cluster, stream, streams[stream], entries, ids)
                 backoff.reset()
             except (aioredis.RedisError, OSError) as exc:

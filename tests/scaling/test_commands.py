@@ -71,6 +71,7 @@ async def test_a_member_request_goes_to_its_shard_and_the_chunk_comes_back(
             tg.cancel_scope.cancel()
     await worker.aclose()
     await publisher.aclose()
+    await applier.aclose()
     (chunk,) = chunks
     assert (chunk.shard_id, chunk.data["guild_id"], chunk.data["nonce"]) == (1, guild, "n1")
     assert len(chunk.data["members"]) == 5
