@@ -219,19 +219,25 @@ def throughput(args: argparse.Namespace) -> None:
     redis = RedisServer()
     worker = WorkerProcess(redis.url)
     rates: dict[str, list[float]] = {"in-process": [], "broker": []}
+    cpu: dict[str, list[float]] = {"in-process": [], "broker": []}
     try:
         with ReplayServer(session, stream) as server:
             url = server.url + "/"
             for round_no in range(args.repeat + 1):  # round 0: warm-up, not counted
+                cpu0 = time.process_time()
                 inproc = _in_process_round(url, total, names)
+                cpu1 = time.process_time()
                 prefix = f"bench:{round_no}"
                 worker.start_round(prefix, total)
                 t_ready, published = broker_round(url, total, redis_url=redis.url, prefix=prefix)
+                cpu2 = time.process_time()
                 result = worker.result()
                 broker = (result["last"] - t_ready) / (total - 1)
                 if round_no:
                     rates["in-process"].append(1 / inproc)
                     rates["broker"].append(1 / broker)
+                    cpu["in-process"].append((cpu1 - cpu0) / total)
+                    cpu["broker"].append((cpu2 - cpu1) / total)
                     print(
                         f"  round {round_no}: in-process {inproc * 1e6:5.1f} us/event, broker "
                         f"{broker * 1e6:5.1f} (gateway done publishing at "
@@ -251,6 +257,11 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"  broker: publish_cluster -> Redis -> Worker {broker_m:10,.0f}")
     print(
         f"  time per event, broker / in-process: x{inproc_m / broker_m:.2f} (paired x{paired:.2f})"
+    )
+    cpu_in, cpu_broker = (statistics.median(cpu[k]) * 1e6 for k in ("in-process", "broker"))
+    print(
+        f"  gateway process CPU per event (whole round, connect included): in-process "
+        f"{cpu_in:.1f} us, broker {cpu_broker:.1f} us, x{cpu_broker / cpu_in:.2f}"
     )
 
 
