@@ -258,7 +258,9 @@ class Worker:
         then work at the same time); :meth:`stop` handles that batch too.
         """
         self._stopping = False
-        send, receive = anyio.create_memory_object_stream[list[_Raw]](1)
+        send, receive = anyio.create_memory_object_stream[list[_Raw]](
+            0
+        )  # one batch read ahead, no more
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._reader, send)
             async with receive:

@@ -62,17 +62,20 @@ async def test_a_killed_workers_pending_events_go_to_another(redis_url: str) -> 
         with anyio.fail_after(20):
             line = await anyio.to_thread.run_sync(proc.stdout.readline)
         assert line.strip() == "handling 1"  # it read a batch and is handling it
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            # ... and has read the next one ahead: 20 pending, then no more.
+            with anyio.fail_after(10):
+                while (pending := await client.xpending(KEYS.events, "g"))["pending"] < 20:
+                    await anyio.sleep(0.01)
+        finally:
+            await client.aclose()
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
-    client = aioredis.Redis.from_url(redis_url)
-    try:
-        pending = await client.xpending(KEYS.events, "g")
-    finally:
-        await client.aclose()
-    assert pending["pending"] == 20  # the batch in hand and the one read ahead
+    assert pending["pending"] == 20
     assert [c["name"] for c in pending["consumers"]] == [b"doomed"]
 
     rescuer = Worker(
