@@ -165,6 +165,7 @@ class EventPublisher:
         self._wake: anyio.Event | None = None  # made by run(), inside the event loop
         self._in_flight = False
         self._running = False
+        self._ended = False
         self._raw = RawConnection(self.redis)
         self._names: dict[str, bytes] = {}
         self._origins: dict[tuple[int, str | None], bytes] = {}
@@ -258,6 +259,7 @@ class EventPublisher:
         if self._running:
             raise RuntimeError("this EventPublisher is already running")
         self._running = True
+        self._ended = False
         try:
             queue = self._queue
             while True:
@@ -270,11 +272,12 @@ class EventPublisher:
                 self._in_flight = False
         finally:
             self._running = self._in_flight = False
+            self._ended = True  # a drain() still waiting has nothing more to wait for
             await self._close_connection()
 
     async def drain(self) -> None:
-        """Wait until every queued event was sent (or dropped); needs :meth:`run` running."""
-        while self._queue or self._in_flight:
+        """Wait until every queued event was sent (or dropped), or :meth:`run` ended."""
+        while (self._queue or self._in_flight) and not self._ended:
             await anyio.sleep(0.01)  # rare (shutdown): polling keeps the hot path bare
 
     def _pack(self, batch: list[_Queued]) -> bytes:
