@@ -361,3 +361,4 @@ class ShardRunner:
         self._process(conn)
         self._wake.set()
         return True
+

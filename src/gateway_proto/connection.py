@@ -105,8 +105,6 @@ def _resumable_id(value: Any) -> bool:
 
 
 _log = logging.getLogger(__name__)
-
-
 class GatewayConnection:
     """One gateway connection: WebSocket, compression, codec, heartbeats, session, limits.
 
