@@ -25,6 +25,7 @@ from gateway_proto.errors import LocalProtocolError
 from gateway_proto.intents import Intents
 
 from .redis_run import RunOptions, add_run_parser, run_options
+from .worker import WorkerOptions, add_worker_parser, worker_options
 
 __all__ = [
     "DEFAULT_OFFLINE_DURATION",
@@ -340,6 +341,7 @@ examples:
   spectacles-gateway fake --port 8765 --shards 4    a fake gateway for your own bot's tests
   spectacles-gateway run --redis redis://127.0.0.1:6379/0 --shards 0-3/8
                                                     a gateway process of many (Redis leases)
+  spectacles-gateway worker --redis redis://localhost:6379/0 --events MESSAGE_CREATE
 """
 
 
@@ -358,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listen(sub)
     _add_fake(sub)
     add_run_parser(sub)  # redis-leases: the `run` subcommand (its own module)
+    add_worker_parser(sub)  # redis-streams: the `worker` subcommand (its own module)
     return parser
 
 
@@ -539,7 +542,7 @@ def _add_fake(sub: argparse._SubParsersAction[_Parser]) -> None:
 def parse_args(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
-) -> ListenOptions | FakeOptions | RunOptions:
+) -> ListenOptions | FakeOptions | RunOptions | WorkerOptions:
     """Parse and validate a command line; exit with status 2 on bad input.
 
     Args:
@@ -552,6 +555,8 @@ def parse_args(
     env = os.environ if environ is None else environ
     if ns.command == "run":
         return run_options(parser, ns, env)
+    if ns.command == "worker":
+        return worker_options(parser, ns, env)
     if ns.command == "fake":
         return FakeOptions(
             host=ns.host,

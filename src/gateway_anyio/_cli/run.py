@@ -67,6 +67,7 @@ from .args import (
 )
 from .display import Display, EventRecord
 from .redis_run import RunOptions, run_gateway
+from .worker import WorkerOptions, run_worker
 
 __all__ = ["explain", "main"]
 
@@ -97,6 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_fake(options)
     if isinstance(options, RunOptions):
         return run_gateway(options)
+    if isinstance(options, WorkerOptions):
+        return run_worker(options)
     display = Display.for_streams(
         sys.stdout,
         sys.stderr,
@@ -504,9 +507,7 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
             assert options.token is not None
             token, api_base = options.token, options.api_base or gateway_sync.DEFAULT_API_BASE
             where = "Discord" if options.api_base is None else api_base
-        gateway = gateway_sync.Gateway(
-            token, api_base=api_base, user_agent=_user_agent(options)
-        )
+        gateway = gateway_sync.Gateway(token, api_base=api_base, user_agent=_user_agent(options))
         try:
             info = gateway.fetch()
         except (GatewayRequestError, OSError) as exc:

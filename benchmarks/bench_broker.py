@@ -1,0 +1,419 @@
+"""Events through Redis Streams: gateway process -> Redis -> worker, next to in-process.
+
+Two runs (``--only throughput`` or ``--only idle`` picks one):
+
+**throughput**: the recorded session of ``gateway_testing.corpus.recorded_session()``,
+encoded and served by ``benchmarks/_replay.py``'s replay server (the bytes of
+``bench_anyio.py``), read by a one-shard ``gateway_anyio`` Cluster on asyncio in
+this process. Two contenders, interleaved round by round:
+
+* *in-process*: a task consumes ``cluster.events()`` (what an application in the
+  gateway process does); clock from READY to the last dispatch consumed;
+* *broker*: ``publish_cluster`` publishes every dispatch to a ``redis-server``
+  started for the run, and a ``Worker`` in another process (a consumer group,
+  ``XREADGROUP``, JSON decode of each event, ``XACK``) receives them; clock from
+  READY at the gateway to the last event handled by the worker (both read
+  ``CLOCK_MONOTONIC``).
+
+The ratio broker / in-process of time per event is the issue's target (<= 1.5x).
+Note the broker run spreads over processes (the gateway here; Redis, the worker
+and the replay server elsewhere): on a 2-core machine they compete for the second core.
+
+**idle**: ``--shards N`` idle shards (a fake gateway in a child process; 41.25 s
+heartbeats, ``max_concurrency`` = N so identify is not the limit) in one cluster
+in this process; CPU time of this process (``getrusage``) over windows with and
+without the Redis services (the publisher; also the command applier), interleaved.
+
+Run: ``.venv/bin/python benchmarks/bench_broker.py [--events N] [--repeat R]
+[--shards N] [--window S] [--only throughput|idle]``. Needs ``redis-server``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _replay import ReplayServer, encode_stream, load_corpus
+
+TOKEN = "bench-token"
+
+
+# -- a redis-server for the run ------------------------------------------------------
+
+
+class RedisServer:
+    """``redis-server`` on a free loopback port, no persistence."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("redis-server is not installed (apt-get install redis-server)")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self._dir = tempfile.TemporaryDirectory(prefix="bench_redis_")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", self._dir.name],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.close()
+        raise SystemExit("redis-server did not start")
+
+    def close(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self._dir.cleanup()
+
+
+# -- the worker process ----------------------------------------------------------------------
+
+
+def worker_main(url: str) -> None:
+    """Child: per line ``PREFIX TOTAL`` on stdin, receive TOTAL events, print the times."""
+    import anyio
+
+    from gateway_redis._keys import Keys
+    from gateway_redis.worker import StreamEvent, Worker
+
+    async def one_round(prefix: str, total: int) -> None:
+        worker = Worker(url, Keys(prefix), group="bench", consumer="w1", start="0", count=200)
+        await worker.create_groups()
+        print("ready", flush=True)
+        state = {"n": 0, "first": 0.0, "last": 0.0}
+
+        def handle(event: StreamEvent) -> None:
+            state["n"] += 1
+            if state["n"] == 1:
+                state["first"] = time.monotonic()
+            if state["n"] == total:
+                state["last"] = time.monotonic()
+                worker.stop()
+
+        await worker.run(handle)
+        await worker.aclose()
+        print(json.dumps(state), flush=True)
+
+    for line in sys.stdin:
+        prefix, total = line.split()
+        anyio.run(one_round, prefix, int(total), backend="asyncio")
+
+
+class WorkerProcess:
+    def __init__(self, url: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "worker", url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def start_round(self, prefix: str, total: int) -> None:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(f"{prefix} {total}\n")
+        self.proc.stdin.flush()
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the worker did not start")
+
+    def result(self) -> dict[str, float]:
+        assert self.proc.stdout is not None
+        out: dict[str, float] = json.loads(self.proc.stdout.readline())
+        return out
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=20)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+# -- the gateway side ------------------------------------------------------------------
+
+
+def _gateway(url: str, shards: int = 1) -> Any:
+    """A Gateway whose GET /gateway/bot is answered locally (the replay server has no REST)."""
+    import httpx
+
+    from gateway_anyio import Gateway
+
+    body = {
+        "url": url,
+        "shards": shards,
+        "session_start_limit": {
+            "total": 100_000,
+            "remaining": 100_000,
+            "reset_after": 86_400_000,
+            "max_concurrency": max(1, shards),
+        },
+    }
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    return Gateway(TOKEN, api_base="http://gateway.invalid/api/v10", transport=transport)
+
+
+def broker_round(url: str, total: int, *, redis_url: str, prefix: str) -> tuple[float, float]:
+    """One broker round at the gateway: when READY came, and when Redis had every event.
+
+    ``CLOCK_MONOTONIC`` times; the worker's come from its own process.
+    """
+    import anyio
+
+    from gateway_anyio import Cluster
+    from gateway_redis._keys import Keys
+    from gateway_redis.streams import EventPublisher, publish_cluster
+
+    async def session() -> tuple[float, float]:
+        t_ready = published = 0.0
+        publisher = EventPublisher(redis_url, Keys(prefix), max_queue=total + 100)
+        async with (
+            Cluster(_gateway(url), intents=513, max_buffer=total + 100) as cluster,
+            anyio.create_task_group() as tg,
+        ):
+            tg.start_soon(publish_cluster, cluster, publisher)
+            async with cluster.events("READY") as ready:
+                await cluster.spawn(1)
+                with anyio.fail_after(120):
+                    await ready.__anext__()
+                    t_ready = time.monotonic()
+            with anyio.fail_after(120):
+                while publisher.published < total:
+                    await anyio.sleep(0.01)
+            published = time.monotonic()
+            await cluster.aclose()
+        await publisher.aclose()
+        return t_ready, published
+
+    result: tuple[float, float] = anyio.run(session, backend="asyncio")
+    return result
+
+
+def throughput(args: argparse.Namespace) -> None:
+    session, source = load_corpus(seed=0, guilds=20, members_per_guild=200, events=args.events)
+    stream = encode_stream(session)
+    total, names = len(stream.names), sorted(set(stream.names))
+    redis = RedisServer()
+    worker = WorkerProcess(redis.url)
+    rates: dict[str, list[float]] = {"in-process": [], "broker": []}
+    cpu: dict[str, list[float]] = {"in-process": [], "broker": []}
+    try:
+        with ReplayServer(session, stream) as server:
+            url = server.url + "/"
+            for round_no in range(args.repeat + 1):  # round 0: warm-up, not counted
+                cpu0 = time.process_time()
+                inproc = _in_process_round(url, total, names)
+                cpu1 = time.process_time()
+                prefix = f"bench:{round_no}"
+                worker.start_round(prefix, total)
+                t_ready, published = broker_round(url, total, redis_url=redis.url, prefix=prefix)
+                cpu2 = time.process_time()
+                result = worker.result()
+                broker = (result["last"] - t_ready) / (total - 1)
+                if round_no:
+                    rates["in-process"].append(1 / inproc)
+                    rates["broker"].append(1 / broker)
+                    cpu["in-process"].append((cpu1 - cpu0) / total)
+                    cpu["broker"].append((cpu2 - cpu1) / total)
+                    print(
+                        f"  round {round_no}: in-process {inproc * 1e6:5.1f} us/event, broker "
+                        f"{broker * 1e6:5.1f} (gateway done publishing at "
+                        f"{(published - t_ready) * 1e6 / total:5.1f}), x{broker / inproc:.2f}",
+                        flush=True,
+                    )
+    finally:
+        worker.close()
+        redis.close()
+    print(f"stream: {total} dispatches from {source} (digest {stream.digest()})")
+    inproc_m = statistics.median(rates["in-process"])
+    broker_m = statistics.median(rates["broker"])
+    pairs = zip(rates["in-process"], rates["broker"], strict=True)
+    paired = statistics.median(a / b for a, b in pairs)
+    print(f"median of {args.repeat} interleaved rounds (events/s, READY to the last event)")
+    print(f"  in-process: Cluster, events() consumer   {inproc_m:10,.0f}")
+    print(f"  broker: publish_cluster -> Redis -> Worker {broker_m:10,.0f}")
+    print(
+        f"  time per event, broker / in-process: x{inproc_m / broker_m:.2f} (paired x{paired:.2f})"
+    )
+    cpu_in, cpu_broker = (statistics.median(cpu[k]) * 1e6 for k in ("in-process", "broker"))
+    print(
+        f"  gateway process CPU per event (whole round, connect included): in-process "
+        f"{cpu_in:.1f} us, broker {cpu_broker:.1f} us, x{cpu_broker / cpu_in:.2f}"
+    )
+
+
+def _in_process_round(url: str, total: int, names: list[str]) -> float:
+    import anyio
+
+    from gateway_anyio import Cluster
+
+    async def session() -> float:
+        state = {"n": 0, "t_ready": 0.0, "t_last": 0.0}
+        async with Cluster(_gateway(url), intents=513, max_buffer=total + 100) as cluster:
+            async with cluster.events(*names) as events:  # as an application subscribes
+                await cluster.spawn(1)
+                with anyio.fail_after(120):
+                    async for _ in events:
+                        state["n"] += 1
+                        if state["n"] == 1:
+                            state["t_ready"] = time.monotonic()
+                        if state["n"] == total:
+                            state["t_last"] = time.monotonic()
+                            break
+            await cluster.aclose()
+        return (state["t_last"] - state["t_ready"]) / (total - 1)
+
+    result: float = anyio.run(session, backend="asyncio")
+    return result
+
+
+# -- idle shards --------------------------------------------------------------------------
+
+
+def fake_main(shards: int) -> None:
+    """Child: a fake gateway for ``shards`` idle shards; prints its port; stops on stdin EOF."""
+    import anyio
+
+    from gateway_testing import FakeGateway
+
+    async def serve() -> None:
+        async with FakeGateway(
+            token=TOKEN,
+            shards=shards,
+            max_concurrency=shards,
+            heartbeat_interval=41.25,
+            guilds_per_shard=1,
+            members_per_guild=5,
+            session_start_total=100_000,
+            history_limit=20,
+        ) as fake:
+            print(fake.port, flush=True)
+            await anyio.to_thread.run_sync(sys.stdin.read)
+
+    anyio.run(serve)
+
+
+def idle(args: argparse.Namespace) -> None:
+    import anyio
+
+    from gateway_anyio import Cluster, Gateway
+    from gateway_redis._keys import Keys
+    from gateway_redis.commands import CommandApplier
+    from gateway_redis.streams import EventPublisher, publish_cluster
+
+    redis = RedisServer()
+    fake = subprocess.Popen(
+        [sys.executable, __file__, "fake", str(args.shards)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert fake.stdout is not None
+    port = int(fake.stdout.readline())
+    cpu: dict[str, list[float]] = {
+        "shards alone": [],
+        "+ publisher": [],
+        "+ publisher + commands": [],
+    }
+
+    def used() -> float:
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    async def main() -> None:
+        gateway = Gateway(TOKEN, api_base=f"http://127.0.0.1:{port}/api/v10")
+        async with Cluster(gateway, intents=513, identify_window=0.05) as cluster:
+            connected = 0
+            async with cluster.events("READY") as ready:
+                t0 = time.monotonic()
+                await cluster.spawn(args.shards)
+                with anyio.fail_after(600):
+                    async for _ in ready:
+                        connected += 1
+                        if connected == args.shards:
+                            break
+            print(f"  {args.shards} shards READY in {time.monotonic() - t0:.1f} s", flush=True)
+            await anyio.sleep(5)  # let the READY/GUILD_CREATE burst settle
+            keys = Keys.for_token(TOKEN)
+            for _ in range(args.rounds):
+                for label, samples in cpu.items():
+                    async with anyio.create_task_group() as tg:
+                        if label != "shards alone":
+                            tg.start_soon(publish_cluster, cluster, EventPublisher(redis.url, keys))
+                        if label.endswith("commands"):
+                            applier = CommandApplier(redis.url, keys)
+                            tg.start_soon(applier.service, cluster)
+                        await anyio.sleep(1)  # services started, groups created
+                        before, t = used(), time.monotonic()
+                        await anyio.sleep(args.window)
+                        samples.append((used() - before) / (time.monotonic() - t))
+                        tg.cancel_scope.cancel()
+                    print(f"  {label:26s} {samples[-1] * 100:6.2f} % of a core", flush=True)
+            reconnects = sum(sum(s.counters.reconnects.values()) for s in cluster.shards.values())
+            print(f"  reconnects during the run: {reconnects}")
+            await cluster.aclose()
+
+    try:
+        anyio.run(main, backend="asyncio")
+    finally:
+        assert fake.stdin is not None
+        fake.stdin.close()
+        fake.wait(timeout=30)
+        fake.stdout.close()
+        redis.close()
+    base = statistics.median(cpu["shards alone"])
+    print(f"idle: {args.shards} shards, windows of {args.window:g} s, median of {args.rounds}")
+    for label, values in cpu.items():
+        median = statistics.median(values)
+        beyond = (median - base) * 100
+        print(f"  {label:26s} {median * 100:6.2f} % of a core (beyond shards: {beyond:+.2f} %)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--events", type=int, default=20000, help="recorded events (default 20000)")
+    parser.add_argument("--repeat", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--shards", type=int, default=1000, help="idle shards (default 1000)")
+    parser.add_argument("--window", type=float, default=10.0, help="idle window, s (default 10)")
+    parser.add_argument("--rounds", type=int, default=3, help="idle rounds (default 3)")
+    parser.add_argument("--only", choices=["throughput", "idle"], default=None)
+    args = parser.parse_args(argv)
+    print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    if args.only in (None, "throughput"):
+        throughput(args)
+    if args.only in (None, "idle"):
+        idle(args)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "worker":
+        worker_main(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "fake":
+        fake_main(int(sys.argv[2]))
+    else:
+        sys.exit(main())

@@ -1,0 +1,446 @@
+"""Publishing dispatches to Redis Streams, for workers (see docs/streams.md).
+
+Theory of operation: a shard's reader must never wait for Redis (a reader that
+waits stops reading heartbeat ACKs and its connection would be declared a zombie),
+so :meth:`EventPublisher.publish` only appends to a bounded in-memory queue. One
+flusher task takes up to ``batch_size`` events at a time and sends them in **one**
+round trip: a single ``EVALSHA`` of a short script that runs ``XADD key MAXLEN ~ N
+* name .. shard .. session .. seq .. data ..`` once per event. The command is
+packed here, not by the client library, whose per-argument packing and one parsed
+reply per ``XADD`` cost more than the shard's own work per event. Each event is
+encoded and packed when it is published, so the queue holds bytes: decoded
+payloads kept until the flush would be walked by the cyclic GC (measured: the
+largest single cost of publishing).
+
+Each stream entry is one dispatch, with the fields ``name``, ``shard``,
+``session`` (the session id), ``seq`` (empty when the dispatch had none) and
+``data`` (the dispatch's ``d`` as JSON). Layouts: ``"single"`` puts every dispatch
+in one stream (``Keys.events``), ``"per-event"`` one stream per dispatch name
+(``Keys.events_named(name)``).
+
+When Redis is slow, restarting or unreachable, the queue fills and then drops its
+**oldest** events (counted in :attr:`EventPublisher.dropped`, warned about once per
+outage); the batch in flight is kept and sent again once Redis answers (a batch
+whose reply was lost may so be written twice: workers drop such duplicates by
+shard, session and sequence). The flusher reconnects with jittered exponential
+backoff and never raises a Redis error.
+
+Runs on anyio's asyncio backend only (``redis.asyncio``), like every async piece
+of :mod:`gateway_redis`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError, RedisError
+
+from gateway_anyio._events import Emitter
+from gateway_proto.backoff import Backoff
+from gateway_proto.driver_support import (
+    CONNECT,
+    LIFECYCLE_EVENTS,
+    RECEIVE,
+    SEND,
+    Connected,
+    GatewayEvent,
+)
+
+from ._codec import DUMPS, connect
+from ._keys import Keys
+from ._resp import RawConnection, pack
+
+if TYPE_CHECKING:
+    from gateway_anyio import Cluster
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_LEN",
+    "DEFAULT_MAX_QUEUE",
+    "EventPublisher",
+    "Layout",
+    "publish_cluster",
+]
+
+#: ``"single"``: one stream for every dispatch; ``"per-event"``: a stream per name.
+Layout = Literal["single", "per-event"]
+#: Entries kept per stream (``XADD MAXLEN ~``: Redis trims whole nodes, so a little more).
+DEFAULT_MAX_LEN = 100_000
+#: Events held in memory while Redis lags or is away, before the oldest are dropped.
+DEFAULT_MAX_QUEUE = 100_000
+#: Events sent per round trip, at most.
+DEFAULT_BATCH_SIZE = 500
+
+_log = logging.getLogger("gateway_redis.streams")
+
+# KEYS: the streams. ARGV[1]: MAXLEN; then six per event: the index of its stream
+# in KEYS, name, shard, session, seq, data.
+_PUBLISH_SCRIPT = b"""\
+local maxlen = ARGV[1]
+for i = 2, #ARGV, 6 do
+  redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', maxlen, '*',
+    'name', ARGV[i + 1], 'shard', ARGV[i + 2], 'session', ARGV[i + 3],
+    'seq', ARGV[i + 4], 'data', ARGV[i + 5])
+end
+return (#ARGV - 1) / 6
+"""
+_PUBLISH_SHA = hashlib.sha1(_PUBLISH_SCRIPT).hexdigest().encode()
+#: Dispatch names whose packed argument is cached (a hostile server could invent more).
+_NAME_CACHE = 1024
+
+# (name, the event's arguments but its stream's: name, shard, session, seq, data),
+# packed when published: the queue then holds bytes, not the decoded payload, whose
+# objects would otherwise live on (and be walked by the cyclic GC) until sent.
+_Queued = tuple[str, bytes]
+#: Packed (shard, session) pairs kept; a long-lived process sees few sessions per shard.
+_ORIGIN_CACHE = 4096
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+class EventPublisher:
+    """Publishes dispatches to Redis Streams in pipelined batches; never blocks a shard.
+
+    Feed it with :func:`publish_cluster` (or :meth:`service`, for a gateway
+    process's ``services``), or call :meth:`publish` yourself and run :meth:`run`.
+
+    Args:
+        redis: a ``redis://`` URL, or a ``redis.asyncio.Redis`` (bytes replies).
+        keys: the bot's key names (``Keys.for_token(token)``).
+        layout: ``"single"`` (one stream, the name as a field; the default) or
+            ``"per-event"`` (one stream per dispatch name).
+        max_len: entries kept per stream (approximate trimming, ``MAXLEN ~``).
+        max_queue: events buffered in memory; beyond it the oldest are dropped.
+        batch_size: events per round trip, at most.
+        timeout: seconds a round trip may take before the connection is dropped
+            and the batch sent again.
+        backoff_base: first reconnect delay bound, in seconds (full jitter).
+        backoff_cap: largest reconnect delay, in seconds.
+        rng: randomness for the backoff (seed it in tests).
+
+    Attributes:
+        published: events Redis confirmed.
+        dropped: events dropped (the queue was full, or the data was not JSON).
+        failures: round trips that failed (each one is retried).
+        connected: whether the last round trip succeeded.
+
+    """
+
+    def __init__(
+        self,
+        redis: str | aioredis.Redis,
+        keys: Keys,
+        *,
+        layout: Layout = "single",
+        max_len: int = DEFAULT_MAX_LEN,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        timeout: float = 5.0,
+        backoff_base: float = 0.1,
+        backoff_cap: float = 5.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        if layout not in ("single", "per-event"):
+            raise ValueError(f"layout must be 'single' or 'per-event', got {layout!r}")
+        if min(max_len, max_queue, batch_size) < 1:
+            raise ValueError("max_len, max_queue and batch_size must be at least 1")
+        self.redis = connect(redis)
+        self.keys = keys
+        self.layout = layout
+        self.max_len = max_len
+        self.max_queue = max_queue
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self._backoff = Backoff(rng or random.Random(), base=backoff_base, cap=backoff_cap)
+        self._queue: deque[_Queued] = deque()
+        self._wake: anyio.Event | None = None  # made by run(), inside the event loop
+        self._in_flight = False
+        self._running = False
+        self._ended = False
+        self._raw = RawConnection(self.redis)
+        self._names: dict[str, bytes] = {}
+        self._origins: dict[tuple[int, str | None], bytes] = {}
+        self._single_key = _bulk(keys.events.encode())
+        self._maxlen = _bulk(b"%d" % max_len)
+        self.published = 0
+        self.dropped = 0
+        self.failures = 0
+        self.connected = False
+        self._warned = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<EventPublisher {self.layout} queued={len(self._queue)} "
+            f"published={self.published} dropped={self.dropped}>"
+        )
+
+    @property
+    def queued(self) -> int:
+        """Events waiting to be sent (not counting the batch in flight)."""
+        return len(self._queue)
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def publish(
+        self,
+        name: str,
+        shard_id: int,
+        session_id: str | None,
+        sequence: int | None,
+        data: Any,
+    ) -> None:
+        """Queue one dispatch; never waits (the oldest is dropped when the queue is full).
+
+        ``data`` is encoded as JSON here, once (a value JSON cannot hold is logged
+        and counted in :attr:`dropped`).
+        """
+        try:
+            payload = DUMPS(data)
+        except (TypeError, ValueError) as exc:
+            _log.error("dropping %s of shard %d: not JSON: %s", name, shard_id, exc)
+            self._drop(1)
+            return
+        packed_name = self._names.get(name)
+        if packed_name is None:
+            packed_name = _bulk(name.encode())
+            if len(self._names) < _NAME_CACHE:
+                self._names[name] = packed_name
+        origin = self._origins.get((shard_id, session_id))
+        if origin is None:
+            if len(self._origins) >= _ORIGIN_CACHE:
+                self._origins.clear()
+            origin = _bulk(b"%d" % shard_id) + _bulk(
+                b"" if session_id is None else session_id.encode()
+            )
+            self._origins[shard_id, session_id] = origin
+        seq = b"" if sequence is None else b"%d" % sequence
+        queue = self._queue
+        if len(queue) >= self.max_queue:
+            queue.popleft()
+            self._drop(1)
+        queue.append(
+            (
+                name,
+                b"%b%b$%d\r\n%b\r\n$%d\r\n%b\r\n"
+                % (packed_name, origin, len(seq), seq, len(payload), payload),
+            )
+        )
+        wake = self._wake
+        if wake is not None:
+            wake.set()
+
+    def _drop(self, count: int) -> None:
+        self.dropped += count
+        if not self._warned:
+            self._warned = True
+            _log.warning(
+                "event queue full (%d events; Redis slow or away): dropping the oldest",
+                self.max_queue,
+            )
+
+    # -- the flusher --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Send queued events until cancelled; Redis errors are logged and retried, never raised.
+
+        Raises:
+            RuntimeError: it is already running.
+
+        """
+        if self._running:
+            raise RuntimeError("this EventPublisher is already running")
+        self._running = True
+        self._ended = False
+        try:
+            queue = self._queue
+            while True:
+                if not queue:
+                    wake = self._wake = anyio.Event()
+                    await wake.wait()
+                self._in_flight = True
+                batch = [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
+                await self._send(self._pack(batch), len(batch))
+                self._in_flight = False
+        finally:
+            self._running = self._in_flight = False
+            self._ended = True  # a drain() still waiting has nothing more to wait for
+            await self._close_connection()
+
+    async def drain(self) -> None:
+        """Wait until every queued event was sent (or dropped), or :meth:`run` ended."""
+        while (self._queue or self._in_flight) and not self._ended:
+            await anyio.sleep(0.01)  # rare (shutdown): polling keeps the hot path bare
+
+    def _pack(self, batch: list[_Queued]) -> bytes:
+        """Pack one ``EVALSHA`` of the publish script for ``batch`` (RESP, as Redis reads it)."""
+        if self.layout == "single":
+            keys = [self._single_key]
+            parts = [b"$1\r\n1\r\n" + packed for _, packed in batch]
+        else:
+            keys = []
+            index: dict[str, bytes] = {}
+            parts = []
+            for name, packed in batch:
+                key_index = index.get(name)
+                if key_index is None:
+                    keys.append(_bulk(self.keys.events_named(name).encode()))
+                    key_index = index[name] = _bulk(b"%d" % len(keys))
+                parts.append(key_index + packed)
+        head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n%b" % (
+            4 + len(keys) + 6 * len(parts),
+            _PUBLISH_SHA,
+            _bulk(b"%d" % len(keys)),
+        )
+        return b"".join([head, *keys, self._maxlen, *parts])
+
+    async def _send(self, packed: bytes, count: int) -> None:
+        """Send one batch until Redis took it, reconnecting with backoff."""
+        while True:
+            try:
+                with anyio.fail_after(self.timeout):
+                    await self._round_trip(packed)
+            except NoScriptError:
+                # A new or restarted Redis has no script cache: load it, send again.
+                try:
+                    with anyio.fail_after(self.timeout):
+                        await self._load_script()
+                    continue
+                except (RedisError, OSError, TimeoutError) as exc:
+                    await self._failed(exc)
+            except (RedisError, OSError, TimeoutError) as exc:
+                await self._failed(exc)
+            else:
+                if not self.connected:
+                    _log.info("publishing to Redis (%d events dropped so far)", self.dropped)
+                self.connected = True
+                self._warned = False
+                self._backoff.reset()
+                self.published += count
+                return
+
+    async def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        await self._close_connection()
+        if self.connected or self.failures == 1:
+            _log.warning("publishing to Redis failed, retrying with backoff: %r", exc)
+        self.connected = False
+        await anyio.sleep(self._backoff.next_delay())
+
+    async def _round_trip(self, packed: bytes) -> Any:
+        return await self._raw.request(packed)
+
+    async def _load_script(self) -> None:
+        await self._raw.request(pack("SCRIPT", "LOAD", _PUBLISH_SCRIPT))
+
+    async def _close_connection(self) -> None:
+        await self._raw.close()
+
+    async def aclose(self) -> None:
+        """Close the connections (the flusher closes its own when it stops)."""
+        await self._close_connection()
+        await self.redis.aclose()
+
+    # -- fed by a cluster ---------------------------------------------------------------
+
+    async def service(self, cluster: Cluster) -> None:
+        """Publish ``cluster``'s dispatches until it closes (a gateway process's service)."""
+        await publish_cluster(cluster, self)
+
+
+class _Sink(Emitter):
+    """Hands a cluster's events to a callback as they are emitted, in the shard's reader.
+
+    The cheapest subscription there is: no buffer and no task switch per event
+    (an ``events()`` stream costs both, and one without names also asks every
+    shard for a ``receive`` event per dispatch, which doubles the emits).
+    """
+
+    def __init__(self, on_event: Callable[[GatewayEvent], None]) -> None:
+        super().__init__(_log)
+        self._on_event = on_event
+
+    def wants(self, name: str) -> bool:
+        return name not in _UNWANTED
+
+    def emit(self, event: GatewayEvent) -> None:
+        self._on_event(event)
+
+
+_UNWANTED = frozenset({RECEIVE, SEND})
+
+
+async def publish_cluster(
+    cluster: Cluster,
+    publisher: EventPublisher,
+    *,
+    drain_timeout: float = 5.0,
+) -> None:
+    """Publish every dispatch of a running ``gateway_anyio`` cluster until it closes.
+
+    Runs the publisher's flusher too. When the cluster closes, it waits up to
+    ``drain_timeout`` seconds for the queue to reach Redis, then returns. Run it
+    in the cluster's task group on anyio's asyncio backend::
+
+        async with Cluster(token, intents=...) as cluster, anyio.create_task_group() as tg:
+            tg.start_soon(publish_cluster, cluster, EventPublisher(url, Keys.for_token(token)))
+            await cluster.spawn("auto")
+
+    Each event carries its shard id, the session id and the sequence, so workers
+    can drop the duplicates a resume or a retried batch may bring.
+    """
+    lifecycle = LIFECYCLE_EVENTS
+    publish = publisher.publish
+    sessions: dict[int, str | None] = {}
+
+    def on_event(event: GatewayEvent) -> None:
+        name = event.name
+        shard_id = event.shard_id
+        if name in lifecycle:
+            if name == CONNECT and isinstance(event.data, Connected):
+                session = event.data.session
+                sessions[shard_id] = None if session is None else session.session_id
+            return
+        session_id = sessions.get(shard_id)
+        if session_id is None:
+            session_id = sessions[shard_id] = _session_id(event.shard)
+        publish(name, shard_id, session_id, event.sequence, event.data)
+
+    sink = _Sink(on_event)
+    # The cluster's emitter passes every shard's events to its parents, synchronously.
+    parents = cluster._emitter.parents
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(publisher.run)
+        parents.append(sink)
+        try:
+            # A stream of an event that never comes: it ends when the cluster closes.
+            async with cluster.events(_CLOSED_ONLY) as closed:
+                async for _ in closed:
+                    pass
+        finally:
+            parents.remove(sink)
+            with anyio.move_on_after(drain_timeout, shield=True):
+                await publisher.drain()
+            tg.cancel_scope.cancel()
+
+
+#: Not an event name anyone emits (names are ``[A-Z_]`` dispatches or lowercase lifecycle).
+_CLOSED_ONLY = "gateway_redis:cluster-closed"
+
+
+def _session_id(shard: Any) -> str | None:
+    """Return the session a shard is on (replays before RESUMED come before any CONNECT)."""
+    session = getattr(shard, "session", None)
+    return None if session is None else str(session.session_id)
+
+
+#: The type of a gateway process's service: it runs with the cluster, in its task group.
+Service = Callable[["Cluster"], Any]

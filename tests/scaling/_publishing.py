@@ -1,0 +1,63 @@
+"""Shared pieces of the streams tests: a cluster on the fake that publishes to Redis."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import pytest
+from anyio.abc import TaskGroup
+
+from gateway_anyio import Cluster, Gateway
+from gateway_redis._keys import Keys
+from gateway_redis.streams import EventPublisher, publish_cluster
+from gateway_testing import FakeGateway
+
+TOKEN = "streams-token.abcdef.0123456789"
+KEYS = Keys.for_token(TOKEN)
+
+
+@asynccontextmanager
+async def publishing_cluster(
+    fake: FakeGateway,
+    publisher: EventPublisher,
+    shards: int,
+    *,
+    also: Callable[[Cluster, TaskGroup], Any] | None = None,
+) -> AsyncIterator[Cluster]:
+    """A cluster of ``shards`` on ``fake``, publishing through ``publisher``, all READY."""
+    async with (
+        Cluster(
+            Gateway(TOKEN, api_base=fake.api_base),
+            intents=513,
+            identify_window=0.1,
+            rng=random.Random(0),
+        ) as cluster,
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(publish_cluster, cluster, publisher)
+        if also is not None:
+            also(cluster, tg)
+        async with cluster.events("READY") as ready:
+            await cluster.spawn(shards)
+            with anyio.fail_after(10):
+                for _ in range(shards):
+                    await ready.__anext__()
+        yield cluster
+        await cluster.aclose()
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Wait (bounded) until ``predicate()`` holds."""
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.01)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """redis.asyncio runs on asyncio only."""
+    return "asyncio"
