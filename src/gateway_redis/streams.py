@@ -52,6 +52,7 @@ from gateway_proto.driver_support import (
     Connected,
     GatewayEvent,
 )
+from gateway_proto.session import Session
 
 from ._codec import DUMPS, connect
 from ._keys import Keys
@@ -95,10 +96,11 @@ _PUBLISH_SHA = hashlib.sha1(_PUBLISH_SCRIPT).hexdigest().encode()
 #: Dispatch names whose packed argument is cached (a hostile server could invent more).
 _NAME_CACHE = 1024
 
-# (name, the event's arguments but its stream's: name, shard, session, seq, data),
-# packed when published: the queue then holds bytes, not the decoded payload, whose
-# objects would otherwise live on (and be walked by the cyclic GC) until sent.
-_Queued = tuple[str, bytes]
+# (name, the event's arguments but its stream's: name, shard, session, seq, data,
+# then shard, session and seq again for the checkpoint), packed when published: the
+# queue then holds bytes, not the decoded payload, whose objects would otherwise
+# live on (and be walked by the cyclic GC) until sent.
+_Queued = tuple[str, bytes, int, str | None, int | None]
 #: Packed (shard, session) pairs kept; a long-lived process sees few sessions per shard.
 _ORIGIN_CACHE = 4096
 
@@ -176,6 +178,8 @@ class EventPublisher:
         self.failures = 0
         self.connected = False
         self._warned = False
+        # Per shard: the session and the highest sequence Redis confirmed (checkpoint).
+        self._confirmed: dict[int, tuple[str | None, int]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -232,6 +236,9 @@ class EventPublisher:
                 name,
                 b"%b%b$%d\r\n%b\r\n$%d\r\n%b\r\n"
                 % (packed_name, origin, len(seq), seq, len(payload), payload),
+                shard_id,
+                session_id,
+                sequence,
             )
         )
         wake = self._wake
@@ -269,11 +276,28 @@ class EventPublisher:
                 self._in_flight = True
                 batch = [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
                 await self._send(self._pack(batch), len(batch))
+                confirmed = self._confirmed
+                for _, _, shard_id, session_id, sequence in batch:
+                    if sequence is not None:
+                        confirmed[shard_id] = (session_id, sequence)
                 self._in_flight = False
         finally:
             self._running = self._in_flight = False
             self._ended = True  # a drain() still waiting has nothing more to wait for
             await self._close_connection()
+
+    def checkpoint(self, shard_id: int, session: Session) -> int | None:
+        """Return the highest sequence of ``session`` that Redis confirmed (``None``: none yet).
+
+        A :data:`~gateway_redis.process.Checkpoint`: give it to
+        ``GatewayProcess(checkpoint=...)`` so a saved session never runs ahead of
+        what reached Redis, and a killed process's successor resumes before any
+        event it had only buffered.
+        """
+        confirmed = self._confirmed.get(shard_id)
+        if confirmed is None or confirmed[0] != session.session_id:
+            return None
+        return confirmed[1]
 
     async def drain(self) -> None:
         """Wait until every queued event was sent (or dropped), or :meth:`run` ended."""
@@ -284,12 +308,12 @@ class EventPublisher:
         """Pack one ``EVALSHA`` of the publish script for ``batch`` (RESP, as Redis reads it)."""
         if self.layout == "single":
             keys = [self._single_key]
-            parts = [b"$1\r\n1\r\n" + packed for _, packed in batch]
+            parts = [b"$1\r\n1\r\n" + item[1] for item in batch]
         else:
             keys = []
             index: dict[str, bytes] = {}
             parts = []
-            for name, packed in batch:
+            for name, packed, *_ in batch:
                 key_index = index.get(name)
                 if key_index is None:
                     keys.append(_bulk(self.keys.events_named(name).encode()))

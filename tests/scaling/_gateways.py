@@ -19,7 +19,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 import gateway_anyio
+from gateway_redis import Keys
 from gateway_testing import ThreadedFakeGateway
 
 TOKEN = "scaling-token"
@@ -137,5 +140,33 @@ def assert_every_event_arrived(first: Child, then: Child, shard_id: int, last: i
     seen: list[int] = []
     for seq in first.seqs(shard_id) + then.seqs(shard_id):
         if seq not in seen:  # a resume replays what the first one may have printed
+            seen.append(seq)
+    assert seen[:last] == list(range(1, last + 1)), (shard_id, seen[:last])
+
+
+def published(client: redis.Redis, keys: Keys, shard_id: int) -> list[int]:
+    """The sequences of the shard's dispatches in the events stream, as a worker reads them."""
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(keys.events)  # type: ignore[assignment]
+    return [
+        int(fields[b"seq"])
+        for _, fields in entries
+        if fields[b"shard"] == b"%d" % shard_id and fields[b"seq"]
+    ]
+
+
+def published_up_to(
+    client: redis.Redis, keys: Keys, shard_id: int, last: int
+) -> Callable[[], bool]:
+    """Return a predicate: sequence ``last`` (or later) of the shard reached the stream."""
+    return lambda: max(published(client, keys, shard_id), default=0) >= last
+
+
+def assert_every_event_published(
+    client: redis.Redis, keys: Keys, shard_id: int, last: int
+) -> None:
+    """Every sequence 1..last reached the stream, in order after deduplication (one session)."""
+    seen: list[int] = []
+    for seq in published(client, keys, shard_id):
+        if seq not in seen:  # at-least-once: a takeover may publish a replayed event again
             seen.append(seq)
     assert seen[:last] == list(range(1, last + 1)), (shard_id, seen[:last])

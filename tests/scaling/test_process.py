@@ -27,9 +27,11 @@ from gateway_testing import FakeGateway
 from ._gateways import (
     TOKEN,
     assert_every_event_arrived,
+    assert_every_event_published,
     gateways,
     identifies,
     printed_up_to,
+    published_up_to,
     resumes_by_shard,
     session_of,
     wait_until,
@@ -70,6 +72,9 @@ def test_kill_9_the_shards_are_taken_over_resumed_and_no_event_is_lost(
             last = session_of(fake, shard_id)
             wait_until(printed_up_to(spare, shard_id, last), what="the replay")
             assert_every_event_arrived(first, spare, shard_id, last)
+            # What a worker reads: every event at least once, in order after dedupe.
+            wait_until(published_up_to(client, KEYS, shard_id, last), what="publishing")
+            assert_every_event_published(client, KEYS, shard_id, last)
         # Every connection after the first process's two resumed.
         assert all(conn.connection.resumed for conn in fake.connections[2:])
     client.close()
@@ -97,6 +102,8 @@ def test_a_rolling_restart_costs_no_identify_and_loses_no_event(
             last = session_of(fake, shard_id)
             wait_until(printed_up_to(new, shard_id, last), what="the replay")
             assert_every_event_arrived(old, new, shard_id, last)
+            wait_until(published_up_to(client, KEYS, shard_id, last), what="publishing")
+            assert_every_event_published(client, KEYS, shard_id, last)
     client.close()
 
 

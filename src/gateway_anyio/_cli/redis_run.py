@@ -66,6 +66,7 @@ class RunOptions:
         lease_ttl: seconds a lease lives without renewal.
         save_interval: seconds between session saves.
         namespace: the first part of every Redis key.
+        layout: the stream layout dispatches are published in (workers must match).
 
     """
 
@@ -87,6 +88,7 @@ class RunOptions:
     lease_ttl: float = 15.0
     save_interval: float = 1.0
     namespace: str = "spectacles"
+    layout: Literal["single", "per-event"] = "single"
 
     def __repr__(self) -> str:
         # The token never appears in a repr.
@@ -172,6 +174,11 @@ def add_run_parser(sub: Any) -> None:
     leases.add_argument(
         "--namespace", default="spectacles", help="key namespace (default: spectacles)"
     )
+    leases.add_argument(
+        "--layout", choices=["single", "per-event"], default="single",
+        help="publish every dispatch to one stream, or one stream per event name "
+        "(workers must use the same; default: single)",
+    )  # fmt: skip
     out = run.add_argument_group("output")
     out.add_argument(
         "--events", type=_wrap(parse_event_names), default=None, metavar="NAME,...",
@@ -248,6 +255,7 @@ def run_options(
         lease_ttl=ns.lease_ttl,
         save_interval=ns.save_interval,
         namespace=ns.namespace,
+        layout=ns.layout,
     )
 
 
@@ -292,7 +300,10 @@ class _Printed:
 async def _run(options: RunOptions, display: Display) -> int:
     from gateway_anyio import DEFAULT_API_BASE, Cluster, Gateway  # noqa: PLC0415
     from gateway_proto.config import DEFAULT_USER_AGENT  # noqa: PLC0415
+    from gateway_redis import Keys  # noqa: PLC0415
+    from gateway_redis.commands import CommandApplier  # noqa: PLC0415
     from gateway_redis.process import GatewayProcess  # noqa: PLC0415
+    from gateway_redis.streams import EventPublisher  # noqa: PLC0415
 
     from .run import _Listener  # noqa: PLC0415 - run imports this module
 
@@ -314,6 +325,15 @@ async def _run(options: RunOptions, display: Display) -> int:
                     if session is not None:
                         printed.last[event.shard_id] = (session.session_id, event.sequence)
 
+    keys = Keys.for_token(options.token, options.namespace)
+    publisher = EventPublisher(options.redis, keys, layout=options.layout)
+    applier = CommandApplier(options.redis, keys, owned=lambda: process.owned)
+
+    def checkpoint(shard_id: int, session: Session) -> int | None:
+        # Never save a sequence beyond what both reached Redis and was printed.
+        marks = [printed.checkpoint(shard_id, session), publisher.checkpoint(shard_id, session)]
+        return None if None in marks else min(m for m in marks if m is not None)
+
     process = GatewayProcess(
         gateway,
         options.redis,
@@ -323,8 +343,8 @@ async def _run(options: RunOptions, display: Display) -> int:
         shard_count=options.shard_count,
         lease_ttl=options.lease_ttl,
         save_interval=options.save_interval,
-        services=[show],
-        checkpoint=printed.checkpoint,
+        services=[show, publisher.service, applier.service],
+        checkpoint=checkpoint,
         namespace=options.namespace,
         encoding=options.encoding,
         compress=None if options.compress == "none" else options.compress,
@@ -336,7 +356,12 @@ async def _run(options: RunOptions, display: Display) -> int:
     async with anyio.create_task_group() as tg:
         tg.start_soon(_watch_signals, process, tg.cancel_scope, stopped_by)
         tg.start_soon(_tick, display, process)
-        await process.run()
+        try:
+            await process.run()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await publisher.aclose()
+                await applier.aclose()
         tg.cancel_scope.cancel()
     display.finish(anyio.current_time(), reason="stopped; sessions saved, leases released")
     if stopped_by and stopped_by[0] == signal.SIGINT:
