@@ -20,11 +20,20 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TextIO
+from typing import Any, Literal, Protocol, TextIO
 
-__all__ = ["Display", "EventRecord", "Mode", "ShardView", "StatusBoard", "summarize"]
+__all__ = [
+    "Display",
+    "EventRecord",
+    "Mode",
+    "OutputOptions",
+    "ShardView",
+    "StatusBoard",
+    "summarize",
+]
 
 Mode = Literal["human", "plain", "jsonl"]
 
@@ -365,6 +374,19 @@ def _shard_cell(view: ShardView) -> str:
     return f"#{view.shard_id} {state} {latency}"
 
 
+class OutputOptions(Protocol):
+    """The output settings ``listen`` and ``run`` share (see :meth:`Display.for_options`)."""
+
+    @property
+    def jsonl(self) -> bool: ...
+    @property
+    def status(self) -> Literal["auto", "on", "off"]: ...
+    @property
+    def events(self) -> frozenset[str] | None: ...
+    @property
+    def status_interval(self) -> float: ...
+
+
 class Display:
     """Writes events to stdout and progress, status and notices to stderr.
 
@@ -426,6 +448,18 @@ class Display:
             color=color,
             events=events,
             status_interval=status_interval,
+        )
+
+    @classmethod
+    def for_options(cls, options: OutputOptions) -> Display:
+        """Return :meth:`for_streams` on stdout and stderr, with the command's output options."""
+        return cls.for_streams(
+            sys.stdout,
+            sys.stderr,
+            jsonl=options.jsonl,
+            status=options.status,
+            events=options.events,
+            status_interval=options.status_interval,
         )
 
     def _paint(self, text: str, style: str) -> str:

@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import importlib.util
 import signal
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -264,14 +263,7 @@ def run_gateway(options: RunOptions) -> int:
     from .display import Display  # noqa: PLC0415
     from .run import _first_real_error, _logging_to, explain  # noqa: PLC0415 - run imports us
 
-    display = Display.for_streams(
-        sys.stdout,
-        sys.stderr,
-        jsonl=options.jsonl,
-        status=options.status,
-        events=options.events,
-        status_interval=options.status_interval,
-    )
+    display = Display.for_options(options)
     try:
         with _logging_to(display, verbose=options.verbose):
             # redis.asyncio needs asyncio: this command has no --backend.

@@ -20,7 +20,6 @@ import contextlib
 import dataclasses
 import logging
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -100,14 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_gateway(options)
     if isinstance(options, WorkerOptions):
         return run_worker(options)
-    display = Display.for_streams(
-        sys.stdout,
-        sys.stderr,
-        jsonl=options.jsonl,
-        status=options.status,
-        events=options.events,
-        status_interval=options.status_interval,
-    )
+    display = Display.for_options(options)
     return run_listen(options, display)
 
 
