@@ -136,6 +136,14 @@ class ReplyReader:
             end = j + 2 * fields
             while len(lines) - 1 < end:
                 yield
+            if fields == 4:  # an event's meta and data: the common case, unrolled
+                h0, k0, h1, v0, h2, k1, h3, v1 = lines[j:end]
+                if (len(k0), len(v0), len(k1), len(v1)) == (
+                    int(h0[1:]), int(h1[1:]), int(h2[1:]), int(h3[1:]),
+                ):  # fmt: skip
+                    out.append((entry_id, {k0: v0, k1: v1}))
+                    j = end
+                    continue
             heads = lines[j:end:2]
             values = lines[j + 1 : end : 2]
             if [len(v) for v in values] != [int(h[1:]) for h in heads]:

@@ -5,15 +5,16 @@ waits stops reading heartbeat ACKs and its connection would be declared a zombie
 so :meth:`EventPublisher.publish` only appends to a bounded in-memory queue. One
 flusher task takes up to ``batch_size`` events at a time and sends them in **one**
 round trip: a single ``EVALSHA`` of a short script that runs ``XADD key MAXLEN ~ N
-* name .. shard .. session .. seq .. data ..`` once per event. The command is
+* meta .. data ..`` once per event. The command is
 packed here, not by the client library, whose per-argument packing and one parsed
 reply per ``XADD`` cost more than the shard's own work per event. Each event is
 encoded and packed when it is published, so the queue holds bytes: decoded
 payloads kept until the flush would be walked by the cyclic GC (measured: the
 largest single cost of publishing).
 
-Each stream entry is one dispatch, with the fields ``name``, ``shard``,
-``session`` (the session id), ``seq`` (empty when the dispatch had none) and
+Each stream entry is one dispatch, with two fields: ``meta``, which packs its
+sequence, shard, session id and name (:func:`pack_meta`; one field, not four,
+because every field costs Redis and the worker's parser work per entry), and
 ``data`` (the dispatch's ``d`` as JSON). Layouts: ``"single"`` puts every dispatch
 in one stream (``Keys.events``), ``"per-event"`` one stream per dispatch name
 (``Keys.events_named(name)``).
@@ -67,6 +68,7 @@ __all__ = [
     "DEFAULT_MAX_QUEUE",
     "EventPublisher",
     "Layout",
+    "pack_meta",
     "publish_cluster",
 ]
 
@@ -81,23 +83,22 @@ DEFAULT_BATCH_SIZE = 500
 
 _log = logging.getLogger("gateway_redis.streams")
 
-# KEYS: the streams. ARGV[1]: MAXLEN; then six per event: the index of its stream
-# in KEYS, name, shard, session, seq, data.
+# KEYS: the streams. ARGV[1]: MAXLEN; then three per event: the index of its stream
+# in KEYS, meta (see pack_meta), data.
 _PUBLISH_SCRIPT = b"""\
 local maxlen = ARGV[1]
-for i = 2, #ARGV, 6 do
+for i = 2, #ARGV, 3 do
   redis.call('XADD', KEYS[tonumber(ARGV[i])], 'MAXLEN', '~', maxlen, '*',
-    'name', ARGV[i + 1], 'shard', ARGV[i + 2], 'session', ARGV[i + 3],
-    'seq', ARGV[i + 4], 'data', ARGV[i + 5])
+    'meta', ARGV[i + 1], 'data', ARGV[i + 2])
 end
-return (#ARGV - 1) / 6
+return (#ARGV - 1) / 3
 """
 _PUBLISH_SHA = hashlib.sha1(_PUBLISH_SCRIPT).hexdigest().encode()
 #: Dispatch names whose packed argument is cached (a hostile server could invent more).
 _NAME_CACHE = 1024
 
-# (name, the event's arguments but its stream's: name, shard, session, seq, data,
-# then shard, session and seq again for the checkpoint), packed when published: the
+# (name, the event's arguments but its stream's: meta, data, then shard, session
+# and seq again for the checkpoint), packed when published: the
 # queue then holds bytes, not the decoded payload, whose objects would otherwise
 # live on (and be walked by the cyclic GC) until sent.
 _Queued = tuple[str, bytes, int, str | None, int | None]
@@ -107,6 +108,23 @@ _ORIGIN_CACHE = 4096
 
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+def _origin(shard_id: int, session_id: str | None) -> bytes:
+    session = b"" if session_id is None else session_id.encode()
+    return b"%d %d %b" % (shard_id, len(session), session)
+
+
+def pack_meta(name: str, shard_id: int, session_id: str | None, sequence: int | None) -> bytes:
+    """Return an entry's ``meta`` field: ``SEQ SHARD SESSION-LENGTH SESSION NAME``.
+
+    ``SEQ`` is empty for a dispatch without one and ``SESSION`` for an unknown
+    session; the session's length comes first because a server chooses both it
+    and the name (either may hold spaces). :func:`gateway_redis.worker.unpack_meta`
+    reads it back.
+    """
+    seq = b"" if sequence is None else b"%d" % sequence
+    return b"%b %b %b" % (seq, _origin(shard_id, session_id), name.encode())
 
 
 class EventPublisher:
@@ -215,18 +233,16 @@ class EventPublisher:
             return
         packed_name = self._names.get(name)
         if packed_name is None:
-            packed_name = _bulk(name.encode())
+            packed_name = name.encode()
             if len(self._names) < _NAME_CACHE:
                 self._names[name] = packed_name
         origin = self._origins.get((shard_id, session_id))
         if origin is None:
             if len(self._origins) >= _ORIGIN_CACHE:
                 self._origins.clear()
-            origin = _bulk(b"%d" % shard_id) + _bulk(
-                b"" if session_id is None else session_id.encode()
-            )
-            self._origins[shard_id, session_id] = origin
-        seq = b"" if sequence is None else b"%d" % sequence
+            origin = self._origins[shard_id, session_id] = _origin(shard_id, session_id)
+        # pack_meta, inlined with its parts cached: this runs once per dispatch.
+        meta = b"%b %b %b" % (b"" if sequence is None else b"%d" % sequence, origin, packed_name)
         queue = self._queue
         if len(queue) >= self.max_queue:
             queue.popleft()
@@ -234,8 +250,7 @@ class EventPublisher:
         queue.append(
             (
                 name,
-                b"%b%b$%d\r\n%b\r\n$%d\r\n%b\r\n"
-                % (packed_name, origin, len(seq), seq, len(payload), payload),
+                b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(meta), meta, len(payload), payload),
                 shard_id,
                 session_id,
                 sequence,
@@ -320,7 +335,7 @@ class EventPublisher:
                     key_index = index[name] = _bulk(b"%d" % len(keys))
                 parts.append(key_index + packed)
         head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%b\r\n%b" % (
-            4 + len(keys) + 6 * len(parts),
+            4 + len(keys) + 3 * len(parts),
             _PUBLISH_SHA,
             _bulk(b"%d" % len(keys)),
         )

@@ -51,6 +51,7 @@ __all__ = [
     "StreamEvent",
     "Worker",
     "default_consumer_name",
+    "unpack_meta",
 ]
 
 _log = logging.getLogger("gateway_redis.worker")
@@ -124,19 +125,40 @@ class Deduplicator:
             self._seen.discard(self._order.popleft())
 
 
+def unpack_meta(meta: bytes) -> tuple[str, int, str | None, int | None]:
+    """Read an entry's ``meta`` field: (name, shard id, session id, sequence).
+
+    The inverse of :func:`gateway_redis.streams.pack_meta`.
+
+    Raises:
+        ValueError: it is not one.
+
+    """
+    parts = meta.split(b" ", 3)
+    if len(parts) != 4:
+        raise ValueError("malformed meta field")
+    seq, shard, size, rest = parts
+    length = int(size) if size.isdigit() else -1
+    if not (shard.isdigit() and (seq == b"" or seq.isdigit())) or rest[length : length + 1] != b" ":
+        raise ValueError("malformed meta field")
+    name = rest[length + 1 :]
+    if not name:
+        raise ValueError("malformed meta field (no name)")
+    return name.decode(), int(shard), rest[:length].decode() or None, int(seq) if seq else None
+
+
 def _decode(raw: _Raw) -> StreamEvent:
     """Turn one entry into a :class:`StreamEvent`; ``ValueError`` if it is malformed."""
     stream, entry_id, fields = raw
-    name = fields.get(b"name", b"")
-    shard = fields.get(b"shard", b"")
-    seq = fields.get(b"seq", b"")
-    if not name or not shard.isdigit() or not (seq == b"" or seq.isdigit()):
-        raise ValueError("missing or malformed name, shard or seq")
+    meta = fields.get(b"meta")
+    if meta is None:
+        raise ValueError("no meta field")
+    name, shard_id, session_id, sequence = unpack_meta(meta)
     return StreamEvent(
-        name=name.decode(),
-        shard_id=int(shard),
-        session_id=fields.get(b"session", b"").decode() or None,
-        sequence=int(seq) if seq else None,
+        name=name,
+        shard_id=shard_id,
+        session_id=session_id,
+        sequence=sequence,
         data=LOADS(fields.get(b"data", b"")),
         stream=stream,
         id=entry_id.decode(),
