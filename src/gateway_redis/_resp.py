@@ -22,7 +22,7 @@ spread over many reads is walked once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import anyio
@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-__all__ = ["Entry", "RawConnection", "ReplyReader", "pack"]
+__all__ = ["Entry", "RawConnection", "ReplyReader", "pack", "pack_ids"]
 
 #: One stream entry: its id and its fields (``{}`` for an entry trimmed away).
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -39,10 +39,16 @@ _Parser = Generator[None, None, Any]
 
 def pack(*args: bytes | str | int) -> bytes:
     """Return one command in RESP (an array of bulk strings)."""
-    out = [b"*%d\r\n" % len(args)]
+    return pack_ids(args, ())
+
+
+def pack_ids(args: Sequence[bytes | str | int], ids: Sequence[bytes]) -> bytes:
+    """Return one command in RESP: ``args``, then ``ids`` (many bytes: a batch's entry ids)."""
+    out = [b"*%d\r\n" % (len(args) + len(ids))]
     for arg in args:
         value = arg if isinstance(arg, bytes) else str(arg).encode()
         out.append(b"$%d\r\n%b\r\n" % (len(value), value))
+    out += [b"$%d\r\n%b\r\n" % (len(value), value) for value in ids]
     return b"".join(out)
 
 
@@ -128,7 +134,8 @@ class ReplyReader:
             if lines[j] != b"*2" or lines[j + 1][:1] != b"$":
                 raise RedisConnectionError("unexpected stream entry in a reply")
             entry_id = lines[j + 2]
-            fields = _length(lines[j + 3])
+            head = lines[j + 3]
+            fields = 4 if head == b"*4" else _length(head)
             j += 4
             if fields <= 0:
                 out.append((entry_id, {}))

@@ -41,7 +41,7 @@ from gateway_proto.commands import Command
 
 from ._codec import LOADS, connect, default_consumer_name
 from ._keys import Keys
-from ._resp import RawConnection, pack
+from ._resp import RawConnection, pack, pack_ids
 from .commands import send_command
 from .streams import Layout
 
@@ -381,8 +381,11 @@ class Worker:
                 self.handled += 1
                 if dedupe is not None:
                     dedupe.add(event)
-            acks.setdefault(event.stream, []).append(raw[1])
+            ids = acks.get(raw[0])
+            if ids is None:
+                ids = acks[raw[0]] = []
+            ids.append(raw[1])
         # Handled is handled: the acks go out even if we are being cancelled (bounded).
         with anyio.move_on_after(5.0, shield=True):
             for stream, ids in acks.items():
-                await self._acks.request(pack("XACK", stream, self.group, *ids))
+                await self._acks.request(pack_ids(("XACK", stream, self.group), ids))
