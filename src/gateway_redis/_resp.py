@@ -163,6 +163,32 @@ class ReplyReader:
             j = end
         return j
 
+    def replies(self, count: int) -> _Parser:
+        """Parse ``count`` pipelined replies (``XADD``'s entry ids); return ``count``.
+
+        An error reply is raised once all ``count`` were read (the line stays in step).
+        """
+        lines = self.lines
+        error = b""
+        j = 0
+        for _ in range(count):
+            while len(lines) - 1 <= j:
+                yield
+            line = lines[j]
+            if line[:1] != b"$":
+                if line[:1] == b"-" and not error:
+                    error = line
+                j += 1  # an error, an integer or a simple string: one line
+                continue
+            while len(lines) - 1 <= j + 1:
+                yield
+            if len(lines[j + 1]) != int(line[1:]):
+                _, j = yield from self._bulk(j)  # holds CRLF (no entry id does)
+            else:
+                j += 2
+        self._error_or(error)
+        return count
+
     def read_groups(self) -> _Parser:
         """Parse an ``XREADGROUP`` reply: ``[(stream, entries), ...]`` (``[]`` for none)."""
         while self._complete() < 1:
@@ -206,12 +232,12 @@ class RawConnection:
         self._reader = ReplyReader()
         self._read_size = read_size
 
-    async def request(self, packed: bytes, parse: str = "simple") -> Any:
+    async def request(self, packed: bytes, parse: str = "simple", *args: int) -> Any:
         """Send one packed command and return its parsed reply.
 
-        ``parse`` names a :class:`ReplyReader` parser. A reply error is raised as
-        ``ResponseError`` (``NoScriptError`` for NOSCRIPT) and keeps the
-        connection; anything else (cancellation included) drops it.
+        ``parse`` names a :class:`ReplyReader` parser (``args`` go to it). A reply
+        error is raised as ``ResponseError`` (``NoScriptError`` for NOSCRIPT) and
+        keeps the connection; anything else (cancellation included) drops it.
         """
         if self._conn is None:
             pool = self._redis.connection_pool
@@ -220,7 +246,7 @@ class RawConnection:
         reader = self._reader
         try:
             await conn.send_packed_command(packed, check_health=False)
-            parser = getattr(reader, parse)()
+            parser = getattr(reader, parse)(*args)
             stream = conn._reader  # the socket's bytes; the client's parser never reads them
             try:
                 while True:

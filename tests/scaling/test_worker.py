@@ -298,3 +298,23 @@ def test_the_reply_reader_knows_nulls_claims_and_errors() -> None:
         _parse(ReplyReader(), "simple", b"-NOSCRIPT No matching script\r\n", [])
     with pytest.raises(ResponseError, match="NOGROUP"):
         _parse(ReplyReader(), "read_groups", b"-NOGROUP no such group\r\n", [])
+
+
+def test_pipelined_replies_are_counted_and_an_error_is_raised_after_all_were_read() -> None:
+    ids = b"$3\r\n1-0\r\n$3\r\n2-0\r\n"
+    reader = ReplyReader()
+    walk = reader.replies(3)
+    next(walk)
+    reader.feed(ids[:7])
+    next(walk)  # a reply cut in two: waits for the rest
+    reader.feed(ids[7:] + b"-WRONGTYPE Operation against a key\r\n")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        next(walk)
+    reader.reset()
+    assert reader.lines == [b""]  # nothing of the batch left to confuse the next reply
+    walk = reader.replies(1)
+    next(walk)
+    reader.feed(b"$4\r\na\r\nb\r\n")  # a value holding CRLF (no entry id does): still in step
+    with pytest.raises(StopIteration) as done:
+        next(walk)
+    assert done.value.value == 1
