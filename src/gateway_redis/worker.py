@@ -147,6 +147,19 @@ def unpack_meta(meta: bytes) -> tuple[str, int, str | None, int | None]:
     return name.decode(), int(shard), rest[:length].decode() or None, int(seq) if seq else None
 
 
+# A StreamEvent (a frozen slotted dataclass) is built through its slot descriptors,
+# as gateway_proto._wire builds a Dispatch: the generated __init__ calls
+# object.__setattr__ per field (about 0.9 against 0.4 µs here). Same object.
+_new_object = object.__new__
+_set_name = vars(StreamEvent)["name"].__set__
+_set_shard = vars(StreamEvent)["shard_id"].__set__
+_set_session = vars(StreamEvent)["session_id"].__set__
+_set_seq = vars(StreamEvent)["sequence"].__set__
+_set_data = vars(StreamEvent)["data"].__set__
+_set_stream = vars(StreamEvent)["stream"].__set__
+_set_id = vars(StreamEvent)["id"].__set__
+
+
 def _decode(raw: _Raw) -> StreamEvent:
     """Turn one entry into a :class:`StreamEvent`; ``ValueError`` if it is malformed."""
     stream, entry_id, fields = raw
@@ -154,15 +167,15 @@ def _decode(raw: _Raw) -> StreamEvent:
     if meta is None:
         raise ValueError("no meta field")
     name, shard_id, session_id, sequence = unpack_meta(meta)
-    return StreamEvent(
-        name=name,
-        shard_id=shard_id,
-        session_id=session_id,
-        sequence=sequence,
-        data=LOADS(fields.get(b"data", b"")),
-        stream=stream,
-        id=entry_id.decode(),
-    )
+    event: StreamEvent = _new_object(StreamEvent)
+    _set_name(event, name)
+    _set_shard(event, shard_id)
+    _set_session(event, session_id)
+    _set_seq(event, sequence)
+    _set_data(event, LOADS(fields.get(b"data", b"")))
+    _set_stream(event, stream)
+    _set_id(event, entry_id.decode())
+    return event
 
 
 #: A worker's handler: a coroutine function or a plain function taking the event.
