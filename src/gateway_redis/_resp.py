@@ -22,7 +22,7 @@ spread over many reads is walked once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import anyio
@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-__all__ = ["Entry", "RawConnection", "ReplyReader", "pack"]
+__all__ = ["Entry", "RawConnection", "ReplyReader", "pack", "pack_ids"]
 
 #: One stream entry: its id and its fields (``{}`` for an entry trimmed away).
 Entry = tuple[bytes, dict[bytes, bytes]]
@@ -39,10 +39,16 @@ _Parser = Generator[None, None, Any]
 
 def pack(*args: bytes | str | int) -> bytes:
     """Return one command in RESP (an array of bulk strings)."""
-    out = [b"*%d\r\n" % len(args)]
+    return pack_ids(args, ())
+
+
+def pack_ids(args: Sequence[bytes | str | int], ids: Sequence[bytes]) -> bytes:
+    """Return one command in RESP: ``args``, then ``ids`` (many bytes: a batch's entry ids)."""
+    out = [b"*%d\r\n" % (len(args) + len(ids))]
     for arg in args:
         value = arg if isinstance(arg, bytes) else str(arg).encode()
         out.append(b"$%d\r\n%b\r\n" % (len(value), value))
+    out += [b"$%d\r\n%b\r\n" % (len(value), value) for value in ids]
     return b"".join(out)
 
 
@@ -128,7 +134,8 @@ class ReplyReader:
             if lines[j] != b"*2" or lines[j + 1][:1] != b"$":
                 raise RedisConnectionError("unexpected stream entry in a reply")
             entry_id = lines[j + 2]
-            fields = _length(lines[j + 3])
+            head = lines[j + 3]
+            fields = 4 if head == b"*4" else _length(head)
             j += 4
             if fields <= 0:
                 out.append((entry_id, {}))
@@ -136,6 +143,14 @@ class ReplyReader:
             end = j + 2 * fields
             while len(lines) - 1 < end:
                 yield
+            if fields == 4:  # an event's meta and data: the common case, unrolled
+                h0, k0, h1, v0, h2, k1, h3, v1 = lines[j:end]
+                if (len(k0), len(v0), len(k1), len(v1)) == (
+                    int(h0[1:]), int(h1[1:]), int(h2[1:]), int(h3[1:]),
+                ):  # fmt: skip
+                    out.append((entry_id, {k0: v0, k1: v1}))
+                    j = end
+                    continue
             heads = lines[j:end:2]
             values = lines[j + 1 : end : 2]
             if [len(v) for v in values] != [int(h[1:]) for h in heads]:
@@ -147,6 +162,32 @@ class ReplyReader:
             out.append((entry_id, dict(zip(values[::2], values[1::2], strict=False))))
             j = end
         return j
+
+    def replies(self, count: int) -> _Parser:
+        """Parse ``count`` pipelined replies (``XADD``'s entry ids); return ``count``.
+
+        An error reply is raised once all ``count`` were read (the line stays in step).
+        """
+        lines = self.lines
+        error = b""
+        j = 0
+        for _ in range(count):
+            while len(lines) - 1 <= j:
+                yield
+            line = lines[j]
+            if line[:1] != b"$":
+                if line[:1] == b"-" and not error:
+                    error = line
+                j += 1  # an error, an integer or a simple string: one line
+                continue
+            while len(lines) - 1 <= j + 1:
+                yield
+            if len(lines[j + 1]) != int(line[1:]):
+                _, j = yield from self._bulk(j)  # holds CRLF (no entry id does)
+            else:
+                j += 2
+        self._error_or(error)
+        return count
 
     def read_groups(self) -> _Parser:
         """Parse an ``XREADGROUP`` reply: ``[(stream, entries), ...]`` (``[]`` for none)."""
@@ -191,12 +232,12 @@ class RawConnection:
         self._reader = ReplyReader()
         self._read_size = read_size
 
-    async def request(self, packed: bytes, parse: str = "simple") -> Any:
+    async def request(self, packed: bytes, parse: str = "simple", *args: int) -> Any:
         """Send one packed command and return its parsed reply.
 
-        ``parse`` names a :class:`ReplyReader` parser. A reply error is raised as
-        ``ResponseError`` (``NoScriptError`` for NOSCRIPT) and keeps the
-        connection; anything else (cancellation included) drops it.
+        ``parse`` names a :class:`ReplyReader` parser (``args`` go to it). A reply
+        error is raised as ``ResponseError`` (``NoScriptError`` for NOSCRIPT) and
+        keeps the connection; anything else (cancellation included) drops it.
         """
         if self._conn is None:
             pool = self._redis.connection_pool
@@ -205,7 +246,7 @@ class RawConnection:
         reader = self._reader
         try:
             await conn.send_packed_command(packed, check_health=False)
-            parser = getattr(reader, parse)()
+            parser = getattr(reader, parse)(*args)
             stream = conn._reader  # the socket's bytes; the client's parser never reads them
             try:
                 while True:

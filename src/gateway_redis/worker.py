@@ -41,7 +41,7 @@ from gateway_proto.commands import Command
 
 from ._codec import LOADS, connect, default_consumer_name
 from ._keys import Keys
-from ._resp import RawConnection, pack
+from ._resp import RawConnection, pack, pack_ids
 from .commands import send_command
 from .streams import Layout
 
@@ -51,6 +51,7 @@ __all__ = [
     "StreamEvent",
     "Worker",
     "default_consumer_name",
+    "unpack_meta",
 ]
 
 _log = logging.getLogger("gateway_redis.worker")
@@ -124,23 +125,57 @@ class Deduplicator:
             self._seen.discard(self._order.popleft())
 
 
+def unpack_meta(meta: bytes) -> tuple[str, int, str | None, int | None]:
+    """Read an entry's ``meta`` field: (name, shard id, session id, sequence).
+
+    The inverse of :func:`gateway_redis.streams.pack_meta`.
+
+    Raises:
+        ValueError: it is not one.
+
+    """
+    parts = meta.split(b" ", 3)
+    if len(parts) != 4:
+        raise ValueError("malformed meta field")
+    seq, shard, size, rest = parts
+    length = int(size) if size.isdigit() else -1
+    if not (shard.isdigit() and (seq == b"" or seq.isdigit())) or rest[length : length + 1] != b" ":
+        raise ValueError("malformed meta field")
+    name = rest[length + 1 :]
+    if not name:
+        raise ValueError("malformed meta field (no name)")
+    return name.decode(), int(shard), rest[:length].decode() or None, int(seq) if seq else None
+
+
+# A StreamEvent (a frozen slotted dataclass) is built through its slot descriptors,
+# as gateway_proto._wire builds a Dispatch: the generated __init__ calls
+# object.__setattr__ per field (about 0.9 against 0.4 µs here). Same object.
+_new_object = object.__new__
+_set_name = vars(StreamEvent)["name"].__set__
+_set_shard = vars(StreamEvent)["shard_id"].__set__
+_set_session = vars(StreamEvent)["session_id"].__set__
+_set_seq = vars(StreamEvent)["sequence"].__set__
+_set_data = vars(StreamEvent)["data"].__set__
+_set_stream = vars(StreamEvent)["stream"].__set__
+_set_id = vars(StreamEvent)["id"].__set__
+
+
 def _decode(raw: _Raw) -> StreamEvent:
     """Turn one entry into a :class:`StreamEvent`; ``ValueError`` if it is malformed."""
     stream, entry_id, fields = raw
-    name = fields.get(b"name", b"")
-    shard = fields.get(b"shard", b"")
-    seq = fields.get(b"seq", b"")
-    if not name or not shard.isdigit() or not (seq == b"" or seq.isdigit()):
-        raise ValueError("missing or malformed name, shard or seq")
-    return StreamEvent(
-        name=name.decode(),
-        shard_id=int(shard),
-        session_id=fields.get(b"session", b"").decode() or None,
-        sequence=int(seq) if seq else None,
-        data=LOADS(fields.get(b"data", b"")),
-        stream=stream,
-        id=entry_id.decode(),
-    )
+    meta = fields.get(b"meta")
+    if meta is None:
+        raise ValueError("no meta field")
+    name, shard_id, session_id, sequence = unpack_meta(meta)
+    event: StreamEvent = _new_object(StreamEvent)
+    _set_name(event, name)
+    _set_shard(event, shard_id)
+    _set_session(event, session_id)
+    _set_seq(event, sequence)
+    _set_data(event, LOADS(fields.get(b"data", b"")))
+    _set_stream(event, stream)
+    _set_id(event, entry_id.decode())
+    return event
 
 
 #: A worker's handler: a coroutine function or a plain function taking the event.
@@ -359,8 +394,11 @@ class Worker:
                 self.handled += 1
                 if dedupe is not None:
                     dedupe.add(event)
-            acks.setdefault(event.stream, []).append(raw[1])
+            ids = acks.get(raw[0])
+            if ids is None:
+                ids = acks[raw[0]] = []
+            ids.append(raw[1])
         # Handled is handled: the acks go out even if we are being cancelled (bounded).
         with anyio.move_on_after(5.0, shield=True):
             for stream, ids in acks.items():
-                await self._acks.request(pack("XACK", stream, self.group, *ids))
+                await self._acks.request(pack_ids(("XACK", stream, self.group), ids))

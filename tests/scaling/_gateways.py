@@ -23,6 +23,7 @@ import redis
 
 import gateway_anyio
 from gateway_redis import Keys
+from gateway_redis.worker import unpack_meta
 from gateway_testing import ThreadedFakeGateway
 
 TOKEN = "scaling-token"
@@ -147,11 +148,8 @@ def assert_every_event_arrived(first: Child, then: Child, shard_id: int, last: i
 def published(client: redis.Redis, keys: Keys, shard_id: int) -> list[int]:
     """The sequences of the shard's dispatches in the events stream, as a worker reads them."""
     entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(keys.events)  # type: ignore[assignment]
-    return [
-        int(fields[b"seq"])
-        for _, fields in entries
-        if fields[b"shard"] == b"%d" % shard_id and fields[b"seq"]
-    ]
+    metas = [unpack_meta(fields[b"meta"]) for _, fields in entries]
+    return [seq for _, shard, _, seq in metas if shard == shard_id and seq is not None]
 
 
 def published_up_to(

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from gateway_redis.streams import EventPublisher, Layout
-from gateway_redis.worker import Deduplicator, StreamEvent, Worker
+from gateway_redis.worker import Deduplicator, StreamEvent, Worker, unpack_meta
 from gateway_testing import FakeGateway
 from gateway_testing.corpus import everyday_events, guild_ids_for_shard
 
@@ -92,7 +92,7 @@ async def test_streams_stay_bounded_by_max_len(redis_url: str) -> None:
         await client.aclose()
     assert publisher.published == 2000
     assert 100 <= length < 400  # MAXLEN ~ trims whole nodes: a little above the bound
-    assert last[0][1][b"seq"] == b"2000"
+    assert unpack_meta(last[0][1][b"meta"])[3] == 2000
 
 
 async def test_unencodable_data_is_dropped_and_counted(
@@ -175,10 +175,8 @@ async def test_redis_outage_keeps_shards_connected_and_publishing_resumes(
         finally:
             await client.aclose()
         # The newest events survived the outage (drop-oldest), up to the last one.
-        newest = {
-            shard: max(int(f[b"seq"]) for _, f in entries if int(f[b"shard"]) == shard)
-            for shard in last
-        }
+        metas = [unpack_meta(f[b"meta"]) for _, f in entries]
+        newest = {shard: max(m[3] or 0 for m in metas if m[1] == shard) for shard in last}
         assert newest == last
         assert any("publishing to Redis failed" in r.getMessage() for r in caplog.records)
     finally:

@@ -18,8 +18,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
 from gateway_redis._resp import ReplyReader
-from gateway_redis.streams import EventPublisher
-from gateway_redis.worker import Deduplicator, StreamEvent, Worker
+from gateway_redis.streams import EventPublisher, pack_meta
+from gateway_redis.worker import Deduplicator, StreamEvent, Worker, unpack_meta
 
 from ._publishing import KEYS, TOKEN, anyio_backend, until
 
@@ -123,16 +123,37 @@ async def test_duplicates_are_dropped_and_a_failed_handler_is_retried(redis_url:
     assert worker.handled == 5
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [
+        ("MESSAGE_CREATE", 3, "9f3c", 12),
+        ("READY", 0, None, None),  # no session yet, no sequence
+        ("A NAME WITH SPACES", 70, "a session with spaces", 1),  # a server chooses both
+    ],
+)
+def test_the_meta_field_packs_name_shard_session_and_seq(
+    origin: tuple[str, int, str | None, int | None],
+) -> None:
+    assert unpack_meta(pack_meta(*origin)) == origin
+
+
+@pytest.mark.parametrize(
+    "meta", [b"", b"1 2 3", b"1 x 0  N", b"x 1 0  N", b"1 2 -1 a N", b"1 2 9 short N", b"1 2 0  "]
+)
+def test_a_malformed_meta_field_is_a_value_error(meta: bytes) -> None:
+    with pytest.raises(ValueError, match="malformed meta field"):
+        unpack_meta(meta)
+
+
 async def test_a_malformed_entry_is_logged_and_acknowledged(
     redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = aioredis.Redis.from_url(redis_url)
     worker = Worker(redis_url, KEYS, start="0")
     await worker.create_groups()
-    await client.xadd(KEYS.events, {"name": "MESSAGE_CREATE", "shard": "x", "data": "{}"})
-    await client.xadd(
-        KEYS.events, {"name": "MESSAGE_CREATE", "shard": "0", "seq": "1", "data": "{"}
-    )
+    await client.xadd(KEYS.events, {"meta": "1 x 0  MESSAGE_CREATE", "data": "{}"})
+    await client.xadd(KEYS.events, {"meta": "1 0 0  MESSAGE_CREATE", "data": "{"})
+    await client.xadd(KEYS.events, {"name": "MESSAGE_CREATE", "shard": "0", "data": "{}"})
     await publish(redis_url, 1)
     got: list[StreamEvent] = []
     async with anyio.create_task_group() as tg:
@@ -144,10 +165,10 @@ async def test_a_malformed_entry_is_logged_and_acknowledged(
     finally:
         await client.aclose()
         await worker.aclose()
-    assert worker.malformed == 2
+    assert worker.malformed == 3
     assert [e.data for e in got] == [{"n": 1}]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert sum("malformed" in r.getMessage() for r in warnings) == 2
+    assert sum("malformed" in r.getMessage() for r in warnings) == 3
 
 
 def test_the_deduplicator_forgets_the_oldest_past_its_bound() -> None:
@@ -277,3 +298,23 @@ def test_the_reply_reader_knows_nulls_claims_and_errors() -> None:
         _parse(ReplyReader(), "simple", b"-NOSCRIPT No matching script\r\n", [])
     with pytest.raises(ResponseError, match="NOGROUP"):
         _parse(ReplyReader(), "read_groups", b"-NOGROUP no such group\r\n", [])
+
+
+def test_pipelined_replies_are_counted_and_an_error_is_raised_after_all_were_read() -> None:
+    ids = b"$3\r\n1-0\r\n$3\r\n2-0\r\n"
+    reader = ReplyReader()
+    walk = reader.replies(3)
+    next(walk)
+    reader.feed(ids[:7])
+    next(walk)  # a reply cut in two: waits for the rest
+    reader.feed(ids[7:] + b"-WRONGTYPE Operation against a key\r\n")
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        next(walk)
+    reader.reset()
+    assert reader.lines == [b""]  # nothing of the batch left to confuse the next reply
+    walk = reader.replies(1)
+    next(walk)
+    reader.feed(b"$4\r\na\r\nb\r\n")  # a value holding CRLF (no entry id does): still in step
+    with pytest.raises(StopIteration) as done:
+        next(walk)
+    assert done.value.value == 1
