@@ -632,3 +632,10 @@ def _require_module(parser: argparse.ArgumentParser, module: str, option: str, e
         parser.error(
             f"{option} needs the {module!r} package: pip install 'spectacles-gateway[{extra}]'"
         )
+
+
+def require_redis(parser: argparse.ArgumentParser, command: str, url: str) -> None:
+    """Refuse a Redis command (``run``, ``worker``) without the package or with a bad URL."""
+    _require_module(parser, "redis", command, "redis")
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        parser.error(f"--redis must be a redis://, rediss:// or unix:// URL, got {url!r}")

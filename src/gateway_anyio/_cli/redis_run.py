@@ -201,12 +201,9 @@ def run_options(
     """Validate the parsed ``run`` arguments (bad input: one line, exit status 2)."""
     from gateway_proto.intents import Intents  # noqa: PLC0415
 
-    from .args import OFFLINE_TOKEN  # noqa: PLC0415 - args imports this module
+    from .args import OFFLINE_TOKEN, require_redis  # noqa: PLC0415 - args imports this module
 
-    if importlib.util.find_spec("redis") is None:
-        parser.error("run needs the 'redis' package: pip install 'spectacles-gateway[redis]'")
-    if not ns.redis.startswith(("redis://", "rediss://", "unix://")):
-        parser.error(f"--redis must be a redis://, rediss:// or unix:// URL, got {ns.redis!r}")
+    require_redis(parser, "run", ns.redis)
     if ns.token is not None and not ns.token.strip():
         parser.error("--token is empty")
     token = ns.token or env.get("DISCORD_TOKEN") or (OFFLINE_TOKEN if ns.api_base else None)

@@ -9,7 +9,6 @@ handed to another worker of the group later).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import signal
@@ -102,12 +101,9 @@ def worker_options(
     parser: argparse.ArgumentParser, ns: argparse.Namespace, env: Mapping[str, str]
 ) -> WorkerOptions:
     """Validate the parsed ``worker`` arguments."""
-    from .args import OFFLINE_TOKEN  # noqa: PLC0415 - args imports us
+    from .args import OFFLINE_TOKEN, require_redis  # noqa: PLC0415 - args imports us
 
-    if importlib.util.find_spec("redis") is None:
-        parser.error("worker needs the 'redis' package: pip install 'spectacles-gateway[redis]'")
-    if not ns.redis.startswith(("redis://", "rediss://", "unix://")):
-        parser.error(f"--redis must be a redis://, rediss:// or unix:// URL, got {ns.redis!r}")
+    require_redis(parser, "worker", ns.redis)
     if ns.layout == "per-event" and not ns.events:
         parser.error("--layout per-event needs --events (its streams are per event name)")
     token = (ns.token or env.get("DISCORD_TOKEN") or OFFLINE_TOKEN).strip().removeprefix("Bot ")
