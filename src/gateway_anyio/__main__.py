@@ -1,22 +1,19 @@
-"""``python -m gateway_anyio`` and the ``spectacles-gateway`` console script.
+"""``python -m gateway_anyio``: says where the command line went, and exits 2.
 
-Kept thin on purpose: the command line lives in :mod:`gateway_anyio._cli`.
+The command line is its own package now, ``gateway_cli``, on top of the drivers: a
+driver does not import it (not even to forward to it), so this module only points
+the way for scripts written when the CLI lived here.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
 
-from gateway_anyio._cli.run import main as _run
-
-__all__ = ["main"]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``spectacles-gateway`` command line and return its exit status."""
-    return _run(argv)
-
+MOVED = (
+    "the command line moved: run `spectacles-gateway ...` or `python -m gateway_cli ...`"
+    " (python -m gateway_anyio is no longer the CLI)"
+)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    print(f"gateway_anyio: {MOVED}", file=sys.stderr)
+    sys.exit(2)

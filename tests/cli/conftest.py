@@ -61,9 +61,9 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def run_cli(args: Sequence[str], env: Mapping[str, str] | None = None) -> Result:
-    """Run ``python -m gateway_anyio ARGS`` to completion."""
+    """Run ``python -m gateway_cli ARGS`` to completion."""
     proc = subprocess.run(
-        [sys.executable, "-m", "gateway_anyio", *args],
+        [sys.executable, "-m", "gateway_cli", *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway_anyio._cli.args import (
+from gateway_cli.args import (
     DEFAULT_OFFLINE_DURATION,
     FakeOptions,
     ListenOptions,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from anyio.from_thread import start_blocking_portal
 
-from gateway_anyio._cli.run import main
+from gateway_cli.run import main
 from gateway_testing import FakeGateway
 
 from .conftest import ROOT, TIMEOUT, TOKEN, Result, clean_env, run_cli
@@ -121,7 +121,7 @@ def test_bad_input_gives_one_line_and_exit_2(args: list[str], message: str) -> N
 
 def start(args: list[str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "gateway_anyio", *args],
+        [sys.executable, "-m", "gateway_cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

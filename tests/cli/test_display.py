@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from gateway_anyio._cli.display import Display, EventRecord, Mode, StatusBoard, summarize
+from gateway_cli.display import Display, EventRecord, Mode, StatusBoard, summarize
 
 
 class TtyIO(io.StringIO):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from gateway_anyio._cli.display import Display, EventRecord, Mode, summarize
+from gateway_cli.display import Display, EventRecord, Mode, summarize
 
 
 def _nested(depth: int) -> Any:

@@ -12,8 +12,8 @@ import io
 import pytest
 from anyio.from_thread import start_blocking_portal
 
-from gateway_anyio._cli.display import Display, EventRecord
-from gateway_anyio._cli.run import EXIT_FAILURE, _Listener, main
+from gateway_cli.display import Display, EventRecord
+from gateway_cli.run import EXIT_FAILURE, _Listener, main
 from gateway_proto import CloseCause
 from gateway_proto.driver_support import (
     CONNECT,

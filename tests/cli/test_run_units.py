@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from gateway_anyio._cli.args import FakeOptions, ListenOptions, parse_args
-from gateway_anyio._cli.display import Display
-from gateway_anyio._cli.run import _Listener, _plan, explain, fake_argv
+from gateway_cli.args import FakeOptions, ListenOptions, parse_args
+from gateway_cli.display import Display
+from gateway_cli.run import _Listener, _plan, explain, fake_argv
 from gateway_proto.driver_support import (
     CLOSE,
     DISCONNECT,

@@ -1,6 +1,6 @@
 """Helpers for tests that run ``spectacles-gateway run`` processes against a threaded fake.
 
-Each child is a real ``python -m gateway_anyio run --jsonl`` process: its stdout (a
+Each child is a real ``python -m gateway_cli run --jsonl`` process: its stdout (a
 file) is the record of every event it printed, and the printed events are its
 checkpoint (a saved session never goes past them), so the union of the records of
 a process and of its successor must hold every event the fake sent, in order.
@@ -84,7 +84,7 @@ def gateways(tmp: Path) -> Iterator[Callable[..., Child]]:
         with out.open("wb") as stdout, err.open("wb") as stderr:
             process = subprocess.Popen(
                 [
-                    sys.executable, "-m", "gateway_anyio", "run",
+                    sys.executable, "-m", "gateway_cli", "run",
                     "--redis", redis_url, "--api-base", api_base, "--token", TOKEN,
                     "--jsonl", "--status", "off", "--verbose",
                     "--lease-ttl", str(ttl), "--save-interval", "0.2",

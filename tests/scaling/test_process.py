@@ -287,8 +287,8 @@ async def test_a_lease_another_owner_holds_stops_the_shard_at_the_next_renewal(
 
 
 def test_run_options_are_validated_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
-    from gateway_anyio._cli.args import OFFLINE_TOKEN, parse_args
-    from gateway_anyio._cli.redis_run import RunOptions
+    from gateway_cli.args import OFFLINE_TOKEN, parse_args
+    from gateway_cli.redis_run import RunOptions
 
     fake = ["--api-base", "http://127.0.0.1:8765/api/v10"]
     options = parse_args(["run", "--redis", "redis://h:1/0", "--shards", "0-3/8", *fake], {})

@@ -193,7 +193,7 @@ async def test_the_worker_command_prints_json_lines_and_stops_on_sigterm(redis_u
         [
             sys.executable,
             "-m",
-            "gateway_anyio",
+            "gateway_cli",
             "worker",
             "--redis",
             redis_url,

@@ -378,13 +378,24 @@ class OutputOptions(Protocol):
     """The output settings ``listen`` and ``run`` share (see :meth:`Display.for_options`)."""
 
     @property
-    def jsonl(self) -> bool: ...
+    def jsonl(self) -> bool:
+        """Whether events are written as JSON lines."""
+        ...
+
     @property
-    def status(self) -> Literal["auto", "on", "off"]: ...
+    def status(self) -> Literal["auto", "on", "off"]:
+        """When the status line is shown (``--status``)."""
+        ...
+
     @property
-    def events(self) -> frozenset[str] | None: ...
+    def events(self) -> frozenset[str] | None:
+        """The event names to show (``--events``), or ``None`` for all."""
+        ...
+
     @property
-    def status_interval(self) -> float: ...
+    def status_interval(self) -> float:
+        """Seconds between two status lines."""
+        ...
 
 
 class Display:
