@@ -11,8 +11,8 @@ the wiring in ``run.py`` never re-checks user input.
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib.util
-import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +23,11 @@ from gateway_proto import __version__
 from gateway_proto.config import check_user_agent
 from gateway_proto.errors import LocalProtocolError
 from gateway_proto.intents import Intents
+from gateway_testing._cli import DEFAULT_TOKEN, ServeOptions
+from gateway_testing._cli import add_arguments as add_fake_arguments
+from gateway_testing._cli import duration_seconds as _duration
+from gateway_testing._cli import options_from as fake_options_from
+from gateway_testing._cli import positive_float as _positive_float
 
 from .redis_run import RunOptions, add_run_parser, run_options
 from .worker import WorkerOptions, add_worker_parser, worker_options
@@ -30,8 +35,8 @@ from .worker import WorkerOptions, add_worker_parser, worker_options
 __all__ = [
     "DEFAULT_OFFLINE_DURATION",
     "DEFAULT_OFFLINE_RATE",
-    "FakeOptions",
     "ListenOptions",
+    "ServeOptions",
     "ShardSpec",
     "build_parser",
     "parse_args",
@@ -47,7 +52,7 @@ DEFAULT_OFFLINE_DURATION = 20.0
 #: enough to read.
 DEFAULT_OFFLINE_RATE = 8.0
 #: The token the embedded fake gateway accepts; it never leaves the machine.
-OFFLINE_TOKEN = "offline-demo-token"  # not a secret: it only works on loopback
+OFFLINE_TOKEN = DEFAULT_TOKEN  # the fake's: not a secret, it only works on loopback
 
 Encoding = Literal["json", "etf"]
 Compress = Literal["zlib-stream", "zstd-stream", "none"]
@@ -165,6 +170,106 @@ def parse_event_names(text: str) -> frozenset[str]:
     return frozenset(name.upper() for name in names)
 
 
+#: The dispatch names Discord documents for API v10 (the Gateway Events page, as of
+#: 2025): ``--events`` warns about any other name, since it would match nothing
+#: (Discord may add events before this list knows them, so a warning, not an error).
+DISPATCH_NAMES = frozenset(
+    [
+        "READY",
+        "RESUMED",
+        "RATE_LIMITED",
+        "APPLICATION_COMMAND_PERMISSIONS_UPDATE",
+        "AUTO_MODERATION_RULE_CREATE",
+        "AUTO_MODERATION_RULE_UPDATE",
+        "AUTO_MODERATION_RULE_DELETE",
+        "AUTO_MODERATION_ACTION_EXECUTION",
+        "CHANNEL_CREATE",
+        "CHANNEL_UPDATE",
+        "CHANNEL_DELETE",
+        "CHANNEL_PINS_UPDATE",
+        "THREAD_CREATE",
+        "THREAD_UPDATE",
+        "THREAD_DELETE",
+        "THREAD_LIST_SYNC",
+        "THREAD_MEMBER_UPDATE",
+        "THREAD_MEMBERS_UPDATE",
+        "ENTITLEMENT_CREATE",
+        "ENTITLEMENT_UPDATE",
+        "ENTITLEMENT_DELETE",
+        "GUILD_CREATE",
+        "GUILD_UPDATE",
+        "GUILD_DELETE",
+        "GUILD_AUDIT_LOG_ENTRY_CREATE",
+        "GUILD_BAN_ADD",
+        "GUILD_BAN_REMOVE",
+        "GUILD_EMOJIS_UPDATE",
+        "GUILD_STICKERS_UPDATE",
+        "GUILD_INTEGRATIONS_UPDATE",
+        "GUILD_MEMBER_ADD",
+        "GUILD_MEMBER_REMOVE",
+        "GUILD_MEMBER_UPDATE",
+        "GUILD_MEMBERS_CHUNK",
+        "GUILD_ROLE_CREATE",
+        "GUILD_ROLE_UPDATE",
+        "GUILD_ROLE_DELETE",
+        "GUILD_SCHEDULED_EVENT_CREATE",
+        "GUILD_SCHEDULED_EVENT_UPDATE",
+        "GUILD_SCHEDULED_EVENT_DELETE",
+        "GUILD_SCHEDULED_EVENT_USER_ADD",
+        "GUILD_SCHEDULED_EVENT_USER_REMOVE",
+        "GUILD_SOUNDBOARD_SOUND_CREATE",
+        "GUILD_SOUNDBOARD_SOUND_UPDATE",
+        "GUILD_SOUNDBOARD_SOUND_DELETE",
+        "GUILD_SOUNDBOARD_SOUNDS_UPDATE",
+        "SOUNDBOARD_SOUNDS",
+        "INTEGRATION_CREATE",
+        "INTEGRATION_UPDATE",
+        "INTEGRATION_DELETE",
+        "INTERACTION_CREATE",
+        "INVITE_CREATE",
+        "INVITE_DELETE",
+        "MESSAGE_CREATE",
+        "MESSAGE_UPDATE",
+        "MESSAGE_DELETE",
+        "MESSAGE_DELETE_BULK",
+        "MESSAGE_REACTION_ADD",
+        "MESSAGE_REACTION_REMOVE",
+        "MESSAGE_REACTION_REMOVE_ALL",
+        "MESSAGE_REACTION_REMOVE_EMOJI",
+        "MESSAGE_POLL_VOTE_ADD",
+        "MESSAGE_POLL_VOTE_REMOVE",
+        "PRESENCE_UPDATE",
+        "STAGE_INSTANCE_CREATE",
+        "STAGE_INSTANCE_UPDATE",
+        "STAGE_INSTANCE_DELETE",
+        "SUBSCRIPTION_CREATE",
+        "SUBSCRIPTION_UPDATE",
+        "SUBSCRIPTION_DELETE",
+        "TYPING_START",
+        "USER_UPDATE",
+        "VOICE_CHANNEL_EFFECT_SEND",
+        "VOICE_STATE_UPDATE",
+        "VOICE_SERVER_UPDATE",
+        "WEBHOOKS_UPDATE",
+    ]
+)
+
+
+def unknown_event_warnings(names: frozenset[str] | None) -> list[str]:
+    """Return one warning per ``--events`` name Discord does not document (with a guess)."""
+    warnings = []
+    for name in sorted(names or ()):
+        if name in DISPATCH_NAMES:
+            continue
+        close = difflib.get_close_matches(name, DISPATCH_NAMES, n=1)
+        guess = f" (did you mean {close[0]}?)" if close else ""
+        warnings.append(
+            f"--events: {name!r} is no event Discord documents{guess}; "
+            "nothing is shown for it unless the gateway sends it"
+        )
+    return warnings
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ListenOptions:
     """Validated settings of ``listen``.
@@ -220,38 +325,6 @@ class ListenOptions:
         return f"ListenOptions(token={token}, offline={self.offline}, shards={self.shards})"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FakeOptions:
-    """Validated settings of ``fake``.
-
-    Attributes:
-        host: the address to listen on.
-        port: the TCP port (0 picks a free one and prints it).
-        token: the token the fake accepts.
-        shards: the shard count ``GET /gateway/bot`` recommends.
-        rate: dispatches per second, across all shards.
-        max_concurrency: identify buckets.
-        heartbeat_interval: seconds, sent in HELLO.
-        encoding: only accept this encoding (``None``: whatever the client asks).
-        compress: only accept this compression (``None``: whatever the client asks).
-        seed: the seed of the deterministic event stream.
-        duration: seconds to serve, or ``None`` to serve until interrupted.
-
-    """
-
-    host: str
-    port: int
-    token: str
-    shards: int
-    rate: float
-    max_concurrency: int
-    heartbeat_interval: float
-    encoding: Encoding | None
-    compress: Compress | None
-    seed: int
-    duration: float | None
-
-
 def _intents_help() -> str:
     names = []
     privileged = Intents.privileged()
@@ -267,38 +340,6 @@ def _intents_help() -> str:
         "also work. Privileged intents must be enabled for the bot in the Developer "
         "Portal, or Discord closes with 4014. Names: " + ", ".join(names)
     )
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _duration(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"expected 0 (forever) or more seconds, got {text!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"expected a TCP port 0-65535, got {text!r}")
-    return int(text)
-
-
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
 
 
 def parse_user_agent(text: str) -> str:
@@ -483,66 +524,16 @@ def _add_fake(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="run a fake Discord gateway on loopback, for testing your own bot",
         description="Serve a fake Discord gateway (WebSocket and GET /api/v10/gateway/bot) "
         "with a lively, deterministic event stream. Point your bot's API base at "
-        "http://HOST:PORT/api/v10 and use the --token given here.",
+        "http://HOST:PORT/api/v10 and use the --token given here. The same command as "
+        "`python -m gateway_testing` (one parser, the same flags and defaults).",
     )
-    fake.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    fake.add_argument(
-        "--port", type=_port, default=8765, help="TCP port; 0 picks a free one (default: 8765)"
-    )
-    fake.add_argument(
-        "--token",
-        default=OFFLINE_TOKEN,
-        help=f"the bot token the fake accepts (default: {OFFLINE_TOKEN})",
-    )
-    fake.add_argument(
-        "--shards", type=_count, default=1, help="recommended shard count (default: 1)"
-    )
-    fake.add_argument(
-        "--rate",
-        type=_positive_float,
-        default=DEFAULT_OFFLINE_RATE,
-        metavar="EVENTS_PER_S",
-        help=f"dispatches per second (default: {DEFAULT_OFFLINE_RATE:g})",
-    )
-    fake.add_argument(
-        "--max-concurrency",
-        type=_count,
-        default=1,
-        help="identify buckets per 5 s window (default: 1)",
-    )
-    fake.add_argument(
-        "--heartbeat-interval",
-        type=_positive_float,
-        default=41.25,
-        metavar="SECONDS",
-        help="heartbeat interval sent in HELLO (default: 41.25)",
-    )
-    fake.add_argument(
-        "--encoding",
-        choices=["json", "etf"],
-        default=None,
-        help="accept only this encoding (default: whatever the client asks for)",
-    )
-    fake.add_argument(
-        "--compress",
-        choices=["zlib-stream", "zstd-stream", "none"],
-        default=None,
-        help="accept only this compression (default: whatever the client asks for)",
-    )
-    fake.add_argument("--seed", type=int, default=0, help="seed of the event stream (default: 0)")
-    fake.add_argument(
-        "--duration",
-        type=_duration,
-        default=0.0,
-        metavar="SECONDS",
-        help="stop after this long; 0 serves until Ctrl-C (default: 0)",
-    )
+    add_fake_arguments(fake)
 
 
 def parse_args(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
-) -> ListenOptions | FakeOptions | RunOptions | WorkerOptions:
+) -> ListenOptions | ServeOptions | RunOptions | WorkerOptions:
     """Parse and validate a command line; exit with status 2 on bad input.
 
     Args:
@@ -558,19 +549,7 @@ def parse_args(
     if ns.command == "worker":
         return worker_options(parser, ns, env)
     if ns.command == "fake":
-        return FakeOptions(
-            host=ns.host,
-            port=ns.port,
-            token=ns.token,
-            shards=ns.shards,
-            rate=ns.rate,
-            max_concurrency=ns.max_concurrency,
-            heartbeat_interval=ns.heartbeat_interval,
-            encoding=ns.encoding,
-            compress=ns.compress,
-            seed=ns.seed,
-            duration=ns.duration or None,
-        )
+        return fake_options_from(ns)
     return _listen_options(parser, ns, env)
 
 

@@ -17,6 +17,7 @@ monotonic clock), so the status arithmetic is tested without sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -261,7 +262,8 @@ class ShardView:
         shard_id: the shard's id.
         state: a short state name (``connecting``, ``identifying``, ``ready``, ...).
         latency: the last heartbeat round trip, in seconds.
-        ready: whether READY or RESUMED arrived (at least once).
+        ready: whether the session is live: READY or RESUMED arrived, and the shard
+            has not left the ``ready`` state since (a reconnecting shard is not ready).
         identify_at: when the shard may identify, while it waits for its bucket.
         rejected: why the server refused the shard's last connection before READY
             (close code and reason), until the shard is ready again.
@@ -299,7 +301,7 @@ class StatusBoard:
 
     @property
     def ready_count(self) -> int:
-        """How many shards got READY or RESUMED."""
+        """How many shards are live now (READY or RESUMED, and not left since)."""
         return sum(view.ready for view in self.shards.values())
 
     @property
@@ -434,6 +436,8 @@ class Display:
         self.shown = 0
         self._next_status: float | None = None
         self._last_progress = ""
+        #: Whether stdout was closed by its reader (``| head``): the run should end.
+        self.out_closed = False
 
     @classmethod
     def for_streams(
@@ -493,6 +497,8 @@ class Display:
         """Record a shard's new state (and show progress while identifying)."""
         view = self.board.view(shard_id)
         view.state = state
+        if state != "ready":  # reconnecting, resuming, stopped...: not live until READY
+            view.ready = False
         if state in ("resuming", "ready"):
             view.identify_at = None
         self._progress(now)
@@ -563,28 +569,58 @@ class Display:
             prefix = self._paint(f"[{record.shard_id}] {seq:>6}", _DIM)
             name = self._paint(f"{_shown(record.name):<22}", _CYAN)
             line = f"{prefix} {name} {summarize(record.name, record.data)}"
-        _write(self.out, line)
+        self._write_out(line)
 
     # -- messages --------------------------------------------------------------------
 
     def notice(self, text: str, *, style: str = _DIM) -> None:
         """Write a status or progress line to stderr (only when status is on)."""
         if self.status:
-            _write(self.err, self._paint(f"· {text}", style))
+            self._write_err(self._paint(f"· {text}", style))
 
     def warning(self, text: str) -> None:
         """Write a warning to stderr, whatever the mode."""
-        _write(self.err, self._paint(f"warning: {text}", _YELLOW))
+        self._write_err(self._paint(f"warning: {text}", _YELLOW))
 
     def error(self, text: str) -> None:
         """Write an error to stderr, whatever the mode."""
-        _write(self.err, self._paint(f"error: {text}", _RED + _BOLD))
+        self._write_err(self._paint(f"error: {text}", _RED + _BOLD))
 
     def finish(self, now: float, *, reason: str) -> None:
         """Print the closing summary (status mode only)."""
         if self.status:
             count = self.board.events
             self.notice(f"{reason}; {count} event{'s' if count != 1 else ''} received")
+
+    def _write_out(self, line: str) -> None:
+        if self.out_closed:
+            return
+        try:
+            _write(self.out, line)
+        except (BrokenPipeError, ValueError):  # the reader went away (| head): as cat does
+            self.out_closed = True
+            _silence(self.out)
+
+    def _write_err(self, line: str) -> None:
+        try:
+            _write(self.err, line)
+        except (BrokenPipeError, ValueError):  # nobody reads stderr either: say nothing
+            _silence(self.err)
+
+
+def _silence(stream: TextIO) -> None:
+    """Point a closed pipe's descriptor at /dev/null.
+
+    Why: what the stream still buffers is flushed again when Python exits, and a
+    second BrokenPipeError there would print "Exception ignored ..." on stderr.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        fd = stream.fileno()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
 
 
 def _write(stream: TextIO, line: str) -> None:

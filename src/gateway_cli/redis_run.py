@@ -97,10 +97,10 @@ class RunOptions:
 
 def add_run_parser(sub: Any) -> None:
     """Add the ``run`` subcommand to the ``spectacles-gateway`` parser."""
+    from gateway_testing._cli import count, positive_float  # noqa: PLC0415
+
     from .args import (  # noqa: PLC0415 - args imports this module
         OFFLINE_TOKEN,
-        _count,
-        _positive_float,
         _wrap,
         parse_event_names,
         parse_intents,
@@ -140,14 +140,14 @@ def add_run_parser(sub: Any) -> None:
     )
     which.add_argument(
         "--count",
-        type=_count,
+        type=count,
         metavar="M",
         help="run any M shards of --shard-count, whichever are free (taking over a dead "
         "process's shards while it has room)",
     )
     conn.add_argument(
         "--shard-count",
-        type=_count,
+        type=count,
         metavar="N",
         help="with --count: the total shard count, the same in every process "
         "(default: Discord's recommendation when the process starts)",
@@ -160,13 +160,13 @@ def add_run_parser(sub: Any) -> None:
     )  # fmt: skip
     leases = run.add_argument_group("leases and sessions")
     leases.add_argument(
-        "--lease-ttl", type=_positive_float, default=15.0, metavar="SECONDS",
+        "--lease-ttl", type=positive_float, default=15.0, metavar="SECONDS",
         help="seconds a lease lives without renewal; renewed every third of it, and a "
         "shard whose lease could not be renewed stops a fifth of it before expiry "
         "(default: 15)",
     )  # fmt: skip
     leases.add_argument(
-        "--save-interval", type=_positive_float, default=1.0, metavar="SECONDS",
+        "--save-interval", type=positive_float, default=1.0, metavar="SECONDS",
         help="seconds between session saves: what a crashed process's successor replays "
         "(default: 1)",
     )  # fmt: skip
@@ -189,7 +189,7 @@ def add_run_parser(sub: Any) -> None:
         help="progress and periodic status on stderr (default: auto)",
     )  # fmt: skip
     out.add_argument(
-        "--status-interval", type=_positive_float, default=5.0, metavar="SECONDS",
+        "--status-interval", type=positive_float, default=5.0, metavar="SECONDS",
         help="seconds between status lines (default: 5)",
     )  # fmt: skip
     out.add_argument("-v", "--verbose", action="store_true", help="log what the library does")

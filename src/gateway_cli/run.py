@@ -9,17 +9,22 @@ objects, so :class:`_Listener` turns them into display calls once, for both.
 
 Exit statuses: 0 after a clean stop (``--duration`` elapsed, or the gateway let
 every shard go), 1 when a shard stopped on a fatal error (bad token, disallowed
-intents, ...), the gateway could not be reached, or no shard ever became ready
-(the server refused every connection: the last reason is named), 2 for bad
-input, 130 after Ctrl-C (closed cleanly all the same). No path prints a traceback.
+intents, ...), the gateway could not be reached (within ``--duration``, if given),
+or no shard ever became ready (the server refused every connection: the last
+reason is named), 2 for bad input, 130 after Ctrl-C (closed cleanly all the same),
+141 when the reader of stdout went away (``| head``): quietly, as ``cat`` ends
+(128 + SIGPIPE). No path prints a traceback.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
+import math
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -55,14 +60,16 @@ from gateway_proto.errors import (
     ShardingRequiredError,
 )
 from gateway_proto.events import Closed
+from gateway_testing._cli import run as serve_fake
 
 from .args import (
     OFFLINE_TOKEN,
-    FakeOptions,
     ListenOptions,
+    ServeOptions,
     intent_names,
     parse_args,
     privileged_names,
+    unknown_event_warnings,
 )
 from .display import Display, EventRecord
 from .redis_run import RunOptions, run_gateway
@@ -84,6 +91,12 @@ _TICK = 0.25
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
+#: The reader of stdout went away (``| head``): 128 + SIGPIPE, what ``cat`` ends with.
+EXIT_PIPE_CLOSED = 141
+#: Closes with 4002 (decode error) in a row before any READY after which ``listen``
+#: gives up: the server cannot decode what this client sends (an ETF-only server
+#: and a JSON client, say), and no retry changes that.
+GIVE_UP_AFTER_DECODE_ERRORS = 3
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -93,7 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: --help, --version, or one-line usage errors
         code = exc.code
         return code if isinstance(code, int) else EXIT_FAILURE
-    if isinstance(options, FakeOptions):
+    if isinstance(options, ServeOptions):
         return run_fake(options)
     if isinstance(options, RunOptions):
         return run_gateway(options)
@@ -157,47 +170,43 @@ def _leaves(error: BaseException) -> Iterator[BaseException]:
         yield error
 
 
+def _is_cancellation(error: BaseException) -> bool:
+    # Not anyio.get_cancelled_exc_class(): this runs after the event loop has ended,
+    # where that call raises (and turned one error into two tracebacks).
+    if isinstance(error, (KeyboardInterrupt, asyncio.CancelledError)):
+        return True
+    trio = sys.modules.get("trio")
+    return trio is not None and isinstance(error, trio.Cancelled)
+
+
 def _first_real_error(error: BaseException) -> BaseException | None:
     for leaf in _leaves(error):
-        if not isinstance(leaf, (KeyboardInterrupt, anyio.get_cancelled_exc_class())):
+        if not _is_cancellation(leaf):
             return leaf
     return None
+
+
+class OutOfTimeError(GatewayRequestError):
+    """``--duration`` ran out while ``GET /gateway/bot`` was still being retried."""
+
+    def __init__(self, duration: float) -> None:
+        super().__init__(
+            f"GET /gateway/bot did not succeed within --duration {duration:g} s "
+            "(-v shows each failed attempt)"
+        )
 
 
 # -- fake -------------------------------------------------------------------------------------
 
 
-def run_fake(options: FakeOptions) -> int:
+def run_fake(options: ServeOptions) -> int:
     """Serve the fake gateway until ``--duration`` or Ctrl-C; return the exit status.
 
-    Delegated to ``python -m gateway_testing``: one implementation of the server
-    and its banner line (``fake gateway listening: ws://...  (REST: http://..., token:
-    ...)``), which scripts parse. This parser has already validated the values.
+    The very command ``python -m gateway_testing`` runs (one parser, one server, one
+    banner line: ``fake gateway listening: ws://...  (REST: http://..., token: ...)``,
+    which scripts parse).
     """
-    # Imported here: only `fake` and offline runs need the server.
-    from gateway_testing._cli import main as fake_main  # noqa: PLC0415
-
-    return fake_main(fake_argv(options))
-
-
-def fake_argv(options: FakeOptions) -> list[str]:
-    """Translate ``fake``'s options into ``python -m gateway_testing`` arguments."""
-    argv = [
-        f"--host={options.host}",
-        f"--port={options.port}",
-        f"--token={options.token}",
-        f"--shards={options.shards}",
-        f"--rate={options.rate}",
-        f"--max-concurrency={options.max_concurrency}",
-        f"--heartbeat-interval={options.heartbeat_interval}",
-        f"--seed={options.seed}",
-        f"--duration={options.duration or 0}",
-    ]
-    if options.encoding is not None:
-        argv.append(f"--encoding={options.encoding}")
-    if options.compress is not None:
-        argv.append(f"--compress={options.compress}")
-    return argv
+    return serve_fake(options)
 
 
 # -- listen: shared by both drivers ------------------------------------------------------
@@ -230,6 +239,16 @@ class _Listener:
         self.outcome = _Outcome()
         self.all_stopped = threading.Event()  # set from either driver's thread or task
 
+    def finished(self) -> bool:
+        """Whether the run should end now (checked after each event: a compare or two)."""
+        if self.display.out_closed:
+            self.outcome.stop("stdout closed", EXIT_PIPE_CLOSED)
+            return True
+        if self.all_stopped.is_set():
+            self.outcome.stop("every shard stopped")
+            return True
+        return False
+
     def handle(self, event: GatewayEvent) -> None:
         now = self.clock()
         display = self.display
@@ -260,6 +279,13 @@ class _Listener:
             # The library logged it as a warning (a notice here): only the board changes.
             self.outcome.rejections[event.shard_id] = data.summary
             display.shard_rejected(event.shard_id, data.summary, now)
+            if (
+                data.code == 4002
+                and data.in_a_row >= GIVE_UP_AFTER_DECODE_ERRORS
+                and not self.outcome.ever_ready
+            ):
+                self.outcome.stop("the server cannot decode this client's payloads", EXIT_FAILURE)
+                self.all_stopped.set()
         elif event.name == ERROR and isinstance(data, BaseException):
             if not isinstance(data, FatalCloseError | GatewayRequestError):
                 display.notice(f"shard {event.shard_id}: {explain(data)}")
@@ -274,6 +300,8 @@ class _Listener:
 def _summary(outcome: _Outcome, options: ListenOptions, display: Display) -> int:
     """Report fatal errors (one line each, deduplicated) and return the exit status."""
     status = outcome.status
+    if status == EXIT_PIPE_CLOSED:
+        return status  # nobody reads any more: end as quietly as cat
     seen: set[str] = set()
     for shard_id, error in sorted(outcome.errors.items()):
         message = explain(error, options)
@@ -281,10 +309,17 @@ def _summary(outcome: _Outcome, options: ListenOptions, display: Display) -> int
             seen.add(message)
             display.error(message if len(outcome.errors) == 1 else f"shard {shard_id}: {message}")
         status = EXIT_FAILURE
-    if status == EXIT_OK and not outcome.ever_ready:
+    if status in (EXIT_OK, EXIT_FAILURE) and not outcome.errors and not outcome.ever_ready:
         # Exiting 0 here would tell a script that all went well with nothing connected.
         why = "; ".join(f"shard {k} rejected: {v}" for k, v in sorted(outcome.rejections.items()))
-        display.error(f"no shard became ready ({why or 'no READY from the gateway'})")
+        hint = ""
+        if any(v.startswith("4002 ") for v in outcome.rejections.values()):
+            other = "etf" if options.encoding == "json" else "json"
+            hint = (
+                f": the server cannot decode what this client sends (4002); if it serves "
+                f"{other.upper()} only, use --encoding {other}"
+            )
+        display.error(f"no shard became ready ({why or 'no READY from the gateway'}){hint}")
         status = EXIT_FAILURE
     return status
 
@@ -357,6 +392,8 @@ def _logging_to(display: Display, *, verbose: bool) -> Iterator[None]:
 
 def run_listen(options: ListenOptions, display: Display) -> int:
     """Run ``listen`` with the chosen driver; return the exit status."""
+    for warning in unknown_event_warnings(options.events):
+        display.warning(warning)
     try:
         with _logging_to(display, verbose=options.verbose):
             if options.driver == "sync":
@@ -369,6 +406,8 @@ def run_listen(options: ListenOptions, display: Display) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:  # the last resort: one line, never a traceback
         error = _first_real_error(exc) or exc
+        if isinstance(error, BrokenPipeError):  # stdout or stderr went away: as cat does
+            return EXIT_PIPE_CLOSED
         display.error(explain(error, options))
         return EXIT_FAILURE
 
@@ -377,6 +416,8 @@ def run_listen(options: ListenOptions, display: Display) -> int:
 
 
 async def _listen_anyio(options: ListenOptions, display: Display) -> int:
+    # --duration bounds the whole run, the REST lookup and its retries included.
+    deadline = math.inf if options.duration is None else anyio.current_time() + options.duration
     async with contextlib.AsyncExitStack() as stack:
         if options.offline:
             # Imported here: only offline runs need the fake, and it pulls in a server.
@@ -384,20 +425,25 @@ async def _listen_anyio(options: ListenOptions, display: Display) -> int:
 
             fake = await stack.enter_async_context(FakeGateway(**_fake_kwargs(options)))
             token, api_base = OFFLINE_TOKEN, fake.api_base
-            where = f"the embedded fake gateway ({fake.gateway_url}, offline)"
         else:
             assert options.token is not None
             token, api_base = options.token, options.api_base or DEFAULT_API_BASE
-            where = "Discord" if options.api_base is None else api_base
 
         gateway = Gateway(token, api_base=api_base, user_agent=_user_agent(options))
         try:
-            info = await gateway.fetch()
+            with anyio.CancelScope(deadline=deadline) as lookup:
+                info = await gateway.fetch()
+            if lookup.cancelled_caught:
+                assert options.duration is not None
+                raise OutOfTimeError(options.duration)
         except (GatewayRequestError, OSError) as exc:
             display.error(explain(exc, options))
             return EXIT_FAILURE
         ids, total = _plan(options, info)
-        return await _run_cluster(options, display, gateway, ids, total=total, where=where)
+        where = _where(options, info)
+        return await _run_cluster(
+            options, display, gateway, ids, total=total, where=where, deadline=deadline
+        )
     raise AssertionError("unreachable")  # pragma: no cover - the stack swallows nothing
 
 
@@ -409,15 +455,14 @@ async def _run_cluster(
     *,
     total: int,
     where: str,
+    deadline: float,
 ) -> int:
     listener = _Listener(display, ids, anyio.current_time)
     outcome = listener.outcome
     cluster = Cluster(
         gateway, intents=options.intents, encoding=options.encoding, compress=options.compression
     )
-    run_scope = anyio.CancelScope()
-    if options.duration is not None:
-        run_scope.deadline = anyio.current_time() + options.duration
+    run_scope = anyio.CancelScope(deadline=deadline)
     async with anyio.create_task_group() as tg:
         tg.start_soon(_watch_signals, run_scope, tg.cancel_scope, outcome)
         async with cluster:
@@ -429,8 +474,7 @@ async def _run_cluster(
                 await cluster.spawn(ids, shard_count=total)
                 async for event in stream:
                     listener.handle(event)
-                    if listener.all_stopped.is_set():
-                        outcome.stop("every shard stopped")
+                    if listener.finished():
                         break
             if run_scope.cancelled_caught and options.duration is not None:
                 outcome.stop(f"stopped after {options.duration:g} s")
@@ -483,6 +527,9 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
     # Imported here: the anyio CLI must not pay for the threaded driver unless asked.
     import gateway_sync  # noqa: PLC0415
 
+    # --duration bounds the whole run, the REST lookup and its retries included.
+    start = time.monotonic()
+    deadline = None if options.duration is None else start + options.duration
     with contextlib.ExitStack() as stack:
         if options.offline:
             # The fake is an anyio server: run it on an event loop in a thread of its own,
@@ -494,18 +541,19 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
                 portal.wrap_async_context_manager(FakeGateway(**_fake_kwargs(options)))
             )
             token, api_base = OFFLINE_TOKEN, fake.api_base
-            where = f"the embedded fake gateway ({fake.gateway_url}, offline)"
         else:
             assert options.token is not None
             token, api_base = options.token, options.api_base or gateway_sync.DEFAULT_API_BASE
-            where = "Discord" if options.api_base is None else api_base
-        gateway = gateway_sync.Gateway(token, api_base=api_base, user_agent=_user_agent(options))
+        gateway = gateway_sync.Gateway(
+            token, api_base=api_base, user_agent=_user_agent(options), **_bounded(options, deadline)
+        )
         try:
             info = gateway.fetch()
         except (GatewayRequestError, OSError) as exc:
             display.error(explain(exc, options))
             return EXIT_FAILURE
         ids, total = _plan(options, info)
+        where = _where(options, info)
 
         listener = _Listener(display, ids, time.monotonic)
         outcome = listener.outcome
@@ -515,12 +563,10 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
             encoding=options.encoding,
             compress=options.compression,
         )
-        start = time.monotonic()
-        deadline = None if options.duration is None else start + options.duration
         try:
             with _sigterm_raises(), cluster:
                 stream = cluster.events()  # before spawn, so no event is missed
-                display.start(ids, start, where=where)
+                display.start(ids, time.monotonic(), where=where)
                 cluster.spawn(ids, shard_count=total)
                 while True:
                     now = time.monotonic()
@@ -531,8 +577,7 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
                     event = stream.get(timeout=wait)
                     if event is not None:
                         listener.handle(event)
-                        if listener.all_stopped.is_set():
-                            outcome.stop("every shard stopped")
+                        if listener.finished():
                             break
                     for shard_id, shard in list(cluster.shards.items()):
                         display.latency(shard_id, shard.latency)
@@ -544,11 +589,42 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
         except _Terminated:
             outcome.stop("terminated", EXIT_INTERRUPTED)
             cluster.close()
+        except OutOfTimeError:  # spawn's own GET /gateway/bot, retried past --duration
+            assert options.duration is not None
+            outcome.stop(f"stopped after {options.duration:g} s")
         for shard_id, error in cluster.errors.items():
             outcome.errors.setdefault(shard_id, error)
         display.finish(time.monotonic(), reason=outcome.reason or "stopped")
         return _summary(outcome, options, display)
     raise AssertionError("unreachable")  # pragma: no cover - the stack swallows nothing
+
+
+def _where(options: ListenOptions, info: GatewayInfo) -> str:
+    """Name the gateway URL the shards connect to, and where it came from."""
+    if options.offline:
+        return f"{info.url} (the embedded fake gateway, offline)"
+    if options.api_base is None:
+        return f"{info.url} (Discord)"
+    return f"{info.url} (from {options.api_base})"
+
+
+def _bounded(options: ListenOptions, deadline: float | None) -> dict[str, Any]:
+    """Return the sync Gateway's request timeout and retry sleep, bounded by ``--duration``.
+
+    A retry that would sleep past the deadline raises :class:`OutOfTimeError`
+    instead (in whichever thread asked: the run is over by then anyway).
+    """
+    if deadline is None:
+        return {}
+    duration = options.duration
+    assert duration is not None
+
+    def sleep(seconds: float) -> None:
+        if time.monotonic() + seconds >= deadline:
+            raise OutOfTimeError(duration)
+        time.sleep(seconds)
+
+    return {"timeout": min(10.0, duration), "sleep": sleep}
 
 
 class _Terminated(Exception):

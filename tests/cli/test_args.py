@@ -6,8 +6,8 @@ import pytest
 
 from gateway_cli.args import (
     DEFAULT_OFFLINE_DURATION,
-    FakeOptions,
     ListenOptions,
+    ServeOptions,
     ShardSpec,
     build_parser,
     intent_names,
@@ -155,7 +155,7 @@ def test_listen_options_are_carried_through() -> None:
 
 def test_fake_options() -> None:
     options = parse_args(["fake", "--port", "0", "--shards", "3", "--rate", "20"], environ={})
-    assert isinstance(options, FakeOptions)
+    assert isinstance(options, ServeOptions)
     assert (options.port, options.shards, options.rate) == (0, 3, 20)
     assert options.duration is None
     assert options.encoding is None

@@ -61,7 +61,8 @@ def test_status_lines_go_to_stderr_when_forced(capsys: pytest.CaptureFixture[str
     result = run_main(argv, capsys)
     assert result.status == 0, result.err
     assert [line.split("\t")[2] for line in result.out.splitlines()] == ["READY"]
-    assert "· connecting 1 shard to the embedded fake gateway" in result.err
+    assert "· connecting 1 shard to ws://127.0.0.1:" in result.err
+    assert "(the embedded fake gateway, offline)" in result.err
     assert "· all 1 shard ready" in result.err
     assert "· stopped after 2 s;" in result.err
 

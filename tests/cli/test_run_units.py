@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from gateway_cli.args import FakeOptions, ListenOptions, parse_args
+from gateway_cli.args import ListenOptions, parse_args
 from gateway_cli.display import Display
-from gateway_cli.run import _Listener, _plan, explain, fake_argv
+from gateway_cli.run import _Listener, _plan, explain
 from gateway_proto.driver_support import (
     CLOSE,
     DISCONNECT,
@@ -127,17 +127,3 @@ def test_listener_warns_when_the_session_budget_is_spent() -> None:
     listener.handle(GatewayEvent(IDENTIFY_WAIT, 0, IdentifyWait(3600.0, 0, True)))
     assert isinstance(display.err, io.StringIO)
     assert "session start budget is spent" in display.err.getvalue()
-
-
-def test_fake_argv_translates_every_option() -> None:
-    parsed = parse_args(
-        ["fake", "--port", "0", "--shards", "4", "--encoding", "etf", "--compress", "none"],
-        environ={},
-    )
-    assert isinstance(parsed, FakeOptions)
-    argv = fake_argv(parsed)
-    assert "--port=0" in argv
-    assert "--shards=4" in argv
-    assert "--encoding=etf" in argv
-    assert "--compress=none" in argv
-    assert "--duration=0" in argv

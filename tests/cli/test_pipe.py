@@ -1,0 +1,50 @@
+"""A closed stdout (``spectacles-gateway listen | head -5``) ends the CLI quietly.
+
+As ``cat`` does: no traceback, no message, exit status 141 (128 + SIGPIPE, what a
+shell shows for ``cat`` killed by SIGPIPE). Real subprocesses whose stdout pipe the
+test closes after the first lines, on every driver and backend.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gateway_cli.run import EXIT_PIPE_CLOSED
+
+from .conftest import ROOT, TIMEOUT, clean_env
+
+
+@pytest.mark.parametrize(
+    "how",
+    [
+        ["--driver", "anyio", "--backend", "asyncio"],
+        ["--driver", "anyio", "--backend", "trio", "--jsonl"],
+        ["--driver", "sync"],
+    ],
+    ids=["asyncio", "trio", "sync"],
+)
+def test_a_closed_stdout_ends_the_run_quietly(how: list[str]) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway_cli", "listen", "--duration", "30", "--rate", "200", *how],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(),
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    try:
+        first = proc.stdout.readline()
+        proc.stdout.close()  # what `head -1` does once it has its line
+        status = proc.wait(timeout=TIMEOUT)
+        err = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stderr.close()
+    assert b"READY" in first
+    assert err == ""
+    assert status == EXIT_PIPE_CLOSED == 141
