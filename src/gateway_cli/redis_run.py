@@ -308,6 +308,9 @@ async def _run(options: RunOptions, display: Display) -> int:
         async with cluster.events() as stream:
             async for event in stream:
                 listener.handle(event)
+                if display.out_closed:  # the reader went away (| head): end as cat does
+                    process.stop()
+                    return
                 shard = event.shard
                 if event.sequence is not None and shard is not None:
                     session = shard.session
@@ -355,6 +358,10 @@ async def _run(options: RunOptions, display: Display) -> int:
     display.finish(anyio.current_time(), reason="stopped; sessions saved, leases released")
     if stopped_by and stopped_by[0] == signal.SIGINT:
         return EXIT_INTERRUPTED
+    if display.out_closed:
+        from .run import EXIT_PIPE_CLOSED  # noqa: PLC0415 - run imports this module
+
+        return EXIT_PIPE_CLOSED
     return EXIT_OK
 
 

@@ -7,12 +7,13 @@ test closes after the first lines, on every driver and backend.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
 import pytest
 
-from gateway_cli.run import EXIT_PIPE_CLOSED
+from gateway_cli.run import EXIT_PIPE_CLOSED, _first_real_error
 
 from .conftest import ROOT, TIMEOUT, clean_env
 
@@ -48,3 +49,19 @@ def test_a_closed_stdout_ends_the_run_quietly(how: list[str]) -> None:
     assert b"READY" in first
     assert err == ""
     assert status == EXIT_PIPE_CLOSED == 141
+
+
+class _Group(Exception):
+    """Shaped like an exception group (the tests run on Python 3.10 too)."""
+
+    def __init__(self, *inner: BaseException) -> None:
+        super().__init__("group")
+        self.exceptions = inner
+
+
+def test_the_last_resort_handler_works_after_the_event_loop_ended() -> None:
+    # It runs outside any event loop (after anyio.run returned): asking anyio for the
+    # cancellation class there raised, and one error became two tracebacks.
+    pipe = BrokenPipeError(32, "Broken pipe")
+    assert _first_real_error(_Group(asyncio.CancelledError(), _Group(pipe))) is pipe
+    assert _first_real_error(_Group(KeyboardInterrupt())) is None
