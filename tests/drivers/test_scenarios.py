@@ -138,13 +138,28 @@ async def test_op9_invalid_session(driver: DriverAdapter, resumable: bool) -> No
         assert counters.reconnects == {"invalid_session": 1}
 
 
-async def test_disconnect_while_not_running_does_not_stop_the_next_run(
+async def test_disconnect_before_start_stops_the_first_run_before_it_connects(
     driver: DriverAdapter,
 ) -> None:
-    # Regression: disconnect() on a shard that was not running (not started yet, or
-    # stopped already) left a stop request behind, and the next run stopped at its
-    # first close instead of reconnecting.
+    # Regression (docs/drivers.md's single shard: start_soon(connect), then
+    # disconnect()): a disconnect() before the shard started was dropped, and the
+    # run it was meant to stop went on for ever.
     async with fake() as gw, driver.start_shard(gw, disconnect_first=True) as run:
+        assert await run.wait_stopped() is None
+        assert gw.connections == []
+        assert run.shard().state.value == "stopped"
+        assert [s.name for s in run.seen].count("disconnect") == 1
+        await run.connect_again()  # the request was used up: this run goes on
+        await run.wait_for("READY")
+        assert len(gw.connections) == 1
+
+
+async def test_disconnect_while_stopped_does_not_stop_the_next_run(
+    driver: DriverAdapter,
+) -> None:
+    # Regression: disconnect() on a stopped shard left a stop request behind, and
+    # the next run stopped at its first close instead of reconnecting.
+    async with fake() as gw, driver.start_shard(gw) as run:
         await run.wait_for("READY")
         await gw.connections[0].reconnect()  # op 7: resume, don't stop
         await run.wait_for("RESUMED")
