@@ -25,6 +25,7 @@ from gateway_proto.driver_support import (
     note_identify_sent,
     note_session_start_limit,
     plan_shards,
+    plan_spawn,
 )
 from gateway_proto.identify import IDENTIFY_WINDOW
 
@@ -98,7 +99,9 @@ class Cluster:
         max_buffer: per-consumer event buffer, for the cluster and its shards.
         shard_options: passed to every :class:`Shard` (``encoding``, ``compress``,
             ``ssl_context``, timeouts, ``user_agent`` (also used by the cluster's
-            own ``GET /gateway/bot``), ...).
+            own ``GET /gateway/bot``), ...). ``url=`` connects every shard there
+            and asks no ``GET /gateway/bot``: ``spawn("auto")`` then starts
+            ``shard_count`` shards (default 1), identifying one at a time.
 
     """
 
@@ -193,25 +196,32 @@ class Cluster:
             raise RuntimeError("the cluster is closed")
         plan_shards(shards, 1, shard_count=shard_count)  # a bad spec fails before REST
         self._emitter.start()
-        info = self.gateway.fetch(user_agent=self._shard_options.get("user_agent"))
-        ids, total = plan_shards(shards, info.shards, shard_count=shard_count)
+        # A URL given means no GET /gateway/bot (as for a lone Shard): see plan_spawn.
+        url: str | None = self._shard_options.get("url")
+        info = (
+            None
+            if url is not None
+            else self.gateway.fetch(user_agent=self._shard_options.get("user_agent"))
+        )
+        ids, total, max_concurrency = plan_spawn(shards, info, shard_count=shard_count)
+        url = url or (None if info is None else info.url)
         with self._lock:
             if self.identify_limiter is None:
                 window, clock, sleep = self._limiter_args
                 self.identify_limiter = InProcessIdentifyLimiter(
-                    info.max_concurrency,
+                    max_concurrency,
                     window=window,
-                    limit=info.session_start_limit,
+                    limit=None if info is None else info.session_start_limit,
                     clock=clock,
                     sleep=sleep,
                 )
-            else:
+            elif info is not None:
                 # A limiter given (one across processes, say) learns each fetched budget.
                 note_session_start_limit(self.identify_limiter, info.session_start_limit)
             if any(shard_id in self.shards for shard_id in ids):
                 taken = sorted(set(ids) & set(self.shards))
                 raise ValueError(f"shards {taken} are already running")
-            order = StartOrder(ids, info.max_concurrency)
+            order = StartOrder(ids, max_concurrency)
 
             def passed(shard_id: int) -> None:
                 # On a shard's I/O thread or identify helper: start the next of its bucket.
@@ -228,7 +238,7 @@ class Cluster:
             started = []
             by_id = dict(self.shards)
             for shard_id in ids:
-                options = {"url": info.url, "max_buffer": self._max_buffer, **self._shard_options}
+                options = {"max_buffer": self._max_buffer, **self._shard_options, "url": url}
                 shard = Shard(
                     self.gateway,
                     shard_id,
