@@ -135,6 +135,9 @@ class Cluster:
         self._emitter = Emitter(_log, max_pending=max_buffer, thread_prefix="gateway-cluster")
         self._lock = threading.Lock()
         self._closing = threading.Event()
+        # Ids of shards whose I/O thread ended (under _errors_lock): once it holds
+        # every shard, nothing can feed the event streams.
+        self._stopped: set[int] = set()
 
     # -- events ------------------------------------------------------------------
 
@@ -152,7 +155,14 @@ class Cluster:
         self._emitter.off(name, handler)
 
     def events(self, *names: str, max_buffer: int | None = None) -> EventStream:
-        """Iterate over every shard's events (see ``Shard.events`` for buffering)."""
+        """Iterate over every shard's events (see ``Shard.events`` for buffering).
+
+        The iteration ends when the cluster closes, or when every spawned shard has
+        stopped (nothing can feed it any more; a later :meth:`spawn` feeds new
+        iterators again). If a shard stopped on an error (``cluster.errors``: a
+        fatal close such as 4014 ``DisallowedIntentsError``), the iteration raises
+        that error (the lowest shard id's) instead of just ending.
+        """
         return self._emitter.events(*names, max_buffer=max_buffer or self._max_buffer)
 
     # -- lifecycle -------------------------------------------------------------------
@@ -233,6 +243,9 @@ class Cluster:
             def on_state(shard: Shard) -> None:
                 if shard.state in _PASSED:
                     passed(shard.id)
+                if shard.state is ShardState.CONNECTING and shard.id in self._stopped:
+                    with self._errors_lock:  # started again by hand: it feeds the streams
+                        self._stopped.discard(shard.id)
 
             limiter = _PacingLimiter(self.identify_limiter, passed)
             started = []
@@ -253,6 +266,7 @@ class Cluster:
                 by_id[shard_id] = shard
                 started.append(shard)
             self.shards = by_id  # one assignment: readers see all the new shards or none
+            self._emitter.reopen()  # new shards: something feeds the iterators again
             # Per bucket, one after another: identifies are asked for in id order.
             for shard_id in order.first():
                 self.shards[shard_id].start()
@@ -298,7 +312,11 @@ class Cluster:
         self._emitter.close()
 
     def _shard_stopped(self, shard: Shard) -> None:
-        """Record a shard's fatal error (runs on its I/O thread as it ends)."""
+        """Record a shard's fatal error (runs on its I/O thread as it ends).
+
+        The last shard to stop ends the event iterators (with the lowest shard
+        id's error, if any), since nothing can feed them any more.
+        """
         error = shard.error
         if error is not None:
             # One shard's fatal error must not take the others down; it is reported.
@@ -306,3 +324,10 @@ class Cluster:
                 self.errors = {**self.errors, shard.id: error}
             _log.error("shard %d stopped: %s", shard.id, error)
             self._emitter.emit(GatewayEvent(ERROR, shard.id, error, None, shard))
+        with self._errors_lock:
+            self._stopped.add(shard.id)
+            unfed = not self._closing.is_set() and set(self.shards) <= self._stopped
+            errors = self.errors
+        if unfed:
+            first = min(errors, default=None)
+            self._emitter.end_streams(None if first is None else errors[first], sticky=True)
