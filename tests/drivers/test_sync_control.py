@@ -206,9 +206,10 @@ def consume(stream: EventStream, timeout: float = 10.0) -> tuple[list[str], Base
 def test_cluster_events_end_with_the_fatal_error_when_every_shard_stopped() -> None:
     # Regression: with every shard stopped on 4014, `for event in cluster.events()`
     # waited for ever.
-    options = {"shards": 2, "max_concurrency": 2, "privileged_intents": 0}
-    with FakeGateway(token=TOKEN, **options).run_in_thread() as fake:  # type: ignore[arg-type]
-        with Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513 | 2) as cluster:
+    fake_gateway = FakeGateway(token=TOKEN, shards=2, max_concurrency=2, privileged_intents=0)
+    with fake_gateway.run_in_thread() as fake:
+        gateway = Gateway(TOKEN, api_base=fake.api_base)
+        with Cluster(gateway, intents=513 | 2) as cluster:
             stream = cluster.events()
             cluster.spawn(2)
             names, error = consume(stream)
@@ -220,15 +221,17 @@ def test_cluster_events_end_with_the_fatal_error_when_every_shard_stopped() -> N
 
 
 def test_cluster_events_end_when_every_shard_was_disconnected() -> None:
-    with FakeGateway(token=TOKEN).run_in_thread() as fake:
-        with Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513) as cluster:
-            stream = cluster.events()
-            [shard] = cluster.spawn(1)
-            until(lambda: shard.state is ShardState.READY, "READY")
-            shard.disconnect()
-            names, error = consume(stream)
-            assert error is None
-            assert names[-1] == "disconnect"
+    with (
+        FakeGateway(token=TOKEN).run_in_thread() as fake,
+        Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513) as cluster,
+    ):
+        stream = cluster.events()
+        [shard] = cluster.spawn(1)
+        until(lambda: shard.state is ShardState.READY, "READY")
+        shard.disconnect()
+        names, error = consume(stream)
+        assert error is None
+        assert names[-1] == "disconnect"
 
 
 def test_a_refused_token_leaves_the_cluster_as_itself() -> None:
