@@ -153,7 +153,9 @@ class Cluster:
         """Unregister a handler."""
         self._emitter.off(name, handler)
 
-    def events(self, *names: str, max_buffer: int | None = None) -> EventStream:
+    def events(
+        self, *names: str, max_buffer: int | None = None, until_closed: bool = False
+    ) -> EventStream:
         """Iterate over every shard's events (see ``Shard.events`` for buffering).
 
         The iteration ends when the cluster closes, or when every spawned shard has
@@ -161,8 +163,14 @@ class Cluster:
         streams again). If a shard stopped on an error (``cluster.errors``: a fatal
         close such as 4014 ``DisallowedIntentsError``), the iteration raises that
         error (the lowest shard id's) instead of just ending.
+
+        ``until_closed=True`` keeps the stream open until the cluster closes, even
+        while no shard runs: for a consumer that outlives its shards (a process
+        whose shards come and go, such as ``gateway_redis.GatewayProcess``).
         """
-        return self._emitter.events(*names, max_buffer=max_buffer or self._max_buffer)
+        return self._emitter.events(
+            *names, max_buffer=max_buffer or self._max_buffer, until_closed=until_closed
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -77,6 +77,7 @@ class EventStream:
         self._signal = _Signal()
         self._closed = False
         self._error: BaseException | None = None
+        self._until_closed = False  # see Emitter.events
 
     @property
     def dropped(self) -> int:
@@ -209,10 +210,16 @@ class Emitter:
             return True
         return any(parent.wants(name) for parent in self.parents)
 
-    def events(self, *names: str, max_buffer: int = DEFAULT_MAX_BUFFER) -> EventStream:
-        """Return a new stream of events (only ``names`` if given)."""
+    def events(
+        self, *names: str, max_buffer: int = DEFAULT_MAX_BUFFER, until_closed: bool = False
+    ) -> EventStream:
+        """Return a new stream of events (only ``names`` if given).
+
+        ``until_closed``: only :meth:`close` ends it, not :meth:`end_streams`.
+        """
         stream = EventStream(self, frozenset(names), max_buffer)
-        if self._ended is not None:
+        stream._until_closed = until_closed
+        if self._ended is not None and not until_closed:
             stream._close(*self._ended)
         else:
             self._streams.add(stream)
@@ -225,9 +232,10 @@ class Emitter:
         Handlers keep running.
         """
         self._ended = (error,)
-        for stream in self._streams:
+        ending = [stream for stream in self._streams if not stream._until_closed]
+        for stream in ending:
             stream._close(error)
-        self._streams.clear()
+        self._streams.difference_update(ending)
 
     def reopen(self) -> None:
         """Let new streams wait for events again (something can feed them)."""

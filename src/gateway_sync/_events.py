@@ -64,6 +64,7 @@ class EventStream:
         self._cond = threading.Condition()
         self._closed = False
         self._error: BaseException | None = None
+        self._until_closed = False  # see Emitter.events
 
     @property
     def dropped(self) -> int:
@@ -223,11 +224,17 @@ class Emitter:
         with self._lock:
             self._registry.off(name, handler)
 
-    def events(self, *names: str, max_buffer: int = DEFAULT_MAX_BUFFER) -> EventStream:
-        """Return a new iterator of events (only ``names`` if given)."""
+    def events(
+        self, *names: str, max_buffer: int = DEFAULT_MAX_BUFFER, until_closed: bool = False
+    ) -> EventStream:
+        """Return a new iterator of events (only ``names`` if given).
+
+        ``until_closed``: only :meth:`close` ends it, not a sticky :meth:`end_streams`.
+        """
         stream = EventStream(self, frozenset(names), max_buffer)
+        stream._until_closed = until_closed
         with self._lock:
-            ended = self._ended
+            ended = None if until_closed else self._ended
             if ended is None:
                 self._streams.add(stream)
         if ended is not None:
@@ -282,10 +289,13 @@ class Emitter:
         whose shards all stopped: nothing can feed them).
         """
         with self._lock:
-            streams = list(self._streams)
-            self._streams.clear()
             if sticky:
                 self._ended = (error,)
+                streams = [stream for stream in self._streams if not stream._until_closed]
+                self._streams.difference_update(streams)
+            else:
+                streams = list(self._streams)
+                self._streams.clear()
         for stream in streams:
             stream._close(error)
 

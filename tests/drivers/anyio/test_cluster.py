@@ -68,6 +68,8 @@ async def test_events_end_with_the_fatal_error_when_every_shard_stopped() -> Non
         with anyio.fail_after(10):
             async with Cluster(Gateway(TOKEN, api_base=gw.api_base), intents=513 | 2) as cluster:
                 seen = []
+                # A consumer that outlives its shards (a GatewayProcess) opts out.
+                kept = cluster.events("error", until_closed=True)
 
                 async def consume() -> None:
                     async with cluster.events() as stream:
@@ -83,6 +85,8 @@ async def test_events_end_with_the_fatal_error_when_every_shard_stopped() -> Non
                 # A stream opened now has nothing to feed it either.
                 with pytest.raises(DisallowedIntentsError):
                     await cluster.events().__anext__()
+        # It ended only when the cluster closed, without raising.
+        assert [event.name async for event in kept] == ["error", "error"]
 
 
 async def test_events_end_when_every_shard_was_disconnected() -> None:
