@@ -21,6 +21,7 @@ from gateway_proto.driver_support import (
     note_identify_sent,
     note_session_start_limit,
     plan_shards,
+    plan_spawn,
 )
 from gateway_proto.identify import IDENTIFY_WINDOW
 from gateway_proto.session import Session
@@ -93,7 +94,9 @@ class Cluster:
         max_buffer: per-consumer event buffer, for the cluster and its shards.
         shard_options: passed to every :class:`Shard` (``encoding``, ``compress``,
             ``ssl_context``, timeouts, ``user_agent`` (also used by the cluster's
-            own ``GET /gateway/bot``), ...).
+            own ``GET /gateway/bot``), ...). ``url=`` connects every shard there
+            and asks no ``GET /gateway/bot``: ``spawn("auto")`` then starts
+            ``shard_count`` shards (default 1), identifying one at a time.
 
     """
 
@@ -132,6 +135,8 @@ class Cluster:
         # (``remove`` cancels the first and waits for the second).
         self._scopes: dict[int, anyio.CancelScope] = {}
         self._done: dict[int, anyio.Event] = {}
+        # Shards being removed: their end does not end the event streams.
+        self._leaving: set[int] = set()
 
     # -- events ------------------------------------------------------------------
 
@@ -148,9 +153,24 @@ class Cluster:
         """Unregister a handler."""
         self._emitter.off(name, handler)
 
-    def events(self, *names: str, max_buffer: int | None = None) -> EventStream:
-        """Iterate over every shard's events (see ``Shard.events`` for buffering)."""
-        return self._emitter.events(*names, max_buffer=max_buffer or self._max_buffer)
+    def events(
+        self, *names: str, max_buffer: int | None = None, until_closed: bool = False
+    ) -> EventStream:
+        """Iterate over every shard's events (see ``Shard.events`` for buffering).
+
+        The iteration ends when the cluster closes, or when every spawned shard has
+        stopped (nothing can feed it any more; a later :meth:`spawn` feeds new
+        streams again). If a shard stopped on an error (``cluster.errors``: a fatal
+        close such as 4014 ``DisallowedIntentsError``), the iteration raises that
+        error (the lowest shard id's) instead of just ending.
+
+        ``until_closed=True`` keeps the stream open until the cluster closes, even
+        while no shard runs: for a consumer that outlives its shards (a process
+        whose shards come and go, such as ``gateway_redis.GatewayProcess``).
+        """
+        return self._emitter.events(
+            *names, max_buffer=max_buffer or self._max_buffer, until_closed=until_closed
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -181,8 +201,17 @@ class Cluster:
             self._finish()
             task_group.cancel_scope.cancel()
             # Always leave the task group, or its cancel scope stays entered and
-            # the surrounding one fails with "cancel scope isn't current".
-            result: bool | None = await stack.__aexit__(exc_type, exc, tb)
+            # the surrounding one fails with "cancel scope isn't current". An error
+            # of the body (InvalidTokenError from spawn, say) is not handed to it:
+            # the task group would wrap it in an ExceptionGroup, and
+            # `except InvalidTokenError` around the `async with` would miss it. It
+            # propagates as itself instead. Cancellations (BaseException) go in, as
+            # the task group needs them.
+            if isinstance(exc, Exception):
+                await stack.__aexit__(None, None, None)
+                result: bool | None = None
+            else:
+                result = await stack.__aexit__(exc_type, exc, tb)
         return result
 
     async def spawn(
@@ -219,23 +248,30 @@ class Cluster:
         if self._task_group is None or self._closing:
             raise RuntimeError("use the cluster as `async with Cluster(...) as cluster:`")
         plan_shards(shards, 1, shard_count=shard_count)  # a bad spec fails before REST
-        info = await self.gateway.fetch(user_agent=self._shard_options.get("user_agent"))
-        ids, total = plan_shards(shards, info.shards, shard_count=shard_count)
+        # A URL given means no GET /gateway/bot (as for a lone Shard): see plan_spawn.
+        url: str | None = self._shard_options.get("url")
+        info = (
+            None
+            if url is not None
+            else await self.gateway.fetch(user_agent=self._shard_options.get("user_agent"))
+        )
+        ids, total, max_concurrency = plan_spawn(shards, info, shard_count=shard_count)
+        url = url or (None if info is None else info.url)
         if any(shard_id in self.shards for shard_id in ids):
             raise ValueError(f"shards {sorted(set(ids) & set(self.shards))} are already running")
         if self.identify_limiter is None:
             window, clock, sleep = self._limiter_args
             self.identify_limiter = InProcessIdentifyLimiter(
-                info.max_concurrency,
+                max_concurrency,
                 window=window,
-                limit=info.session_start_limit,
+                limit=None if info is None else info.session_start_limit,
                 clock=clock,
                 sleep=sleep,
             )
-        else:
+        elif info is not None:
             # A limiter given (one across processes, say) learns each fetched budget.
             note_session_start_limit(self.identify_limiter, info.session_start_limit)
-        order = StartOrder(ids, info.max_concurrency)
+        order = StartOrder(ids, max_concurrency)
 
         def passed(shard_id: int) -> None:
             following = order.passed(shard_id)
@@ -249,7 +285,7 @@ class Cluster:
         limiter = _PacingLimiter(self.identify_limiter, passed)
         started = []
         for shard_id in ids:
-            options = {"url": info.url, "max_buffer": self._max_buffer, **self._shard_options}
+            options = {"max_buffer": self._max_buffer, **self._shard_options, "url": url}
             shard = Shard(
                 self.gateway,
                 shard_id,
@@ -267,6 +303,7 @@ class Cluster:
             self._done[shard_id] = anyio.Event()
             started.append(shard)
             self._task_group.start_soon(self._supervise, shard)
+        self._emitter.reopen()  # new shards: something feeds the streams again
         for shard_id in order.first():
             self._gates[shard_id].set()
         return started
@@ -298,12 +335,16 @@ class Cluster:
         """
         shard = self.shards[shard_id]
         gate, done, scope = self._gates[shard_id], self._done[shard_id], self._scopes[shard_id]
-        if gate.is_set():  # a shard still waiting for its turn has nothing to close
-            with anyio.move_on_after(float("inf") if timeout is None else timeout):
-                await shard.disconnect(code)
-        scope.cancel()  # a no-op once the shard stopped; else the forced stop
-        if self._task_group is not None:
-            await done.wait()
+        self._leaving.add(shard_id)
+        try:
+            if gate.is_set():  # a shard still waiting for its turn has nothing to close
+                with anyio.move_on_after(float("inf") if timeout is None else timeout):
+                    await shard.disconnect(code)
+            scope.cancel()  # a no-op once the shard stopped; else the forced stop
+            if self._task_group is not None:
+                await done.wait()
+        finally:
+            self._leaving.discard(shard_id)
         del self.shards[shard_id], self._gates[shard_id], self._scopes[shard_id]
         del self._done[shard_id]
         self.errors.pop(shard_id, None)
@@ -327,3 +368,14 @@ class Cluster:
             self._emitter.emit(GatewayEvent(ERROR, shard.id, exc, None, shard))
         finally:
             done.set()
+            self._end_streams_if_unfed()
+
+    def _end_streams_if_unfed(self) -> None:
+        """End the event streams once every shard (not being removed) has stopped."""
+        if self._closing:
+            return  # aclose() ends them
+        ids = [i for i in self.shards if i not in self._leaving]
+        if not ids or not all(self._done[i].is_set() for i in ids):
+            return
+        failed = [self.errors[i] for i in sorted(ids) if i in self.errors]
+        self._emitter.end_streams(failed[0] if failed else None)

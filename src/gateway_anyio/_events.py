@@ -59,8 +59,11 @@ class _Signal:
 class EventStream:
     """An async iterator over events (``async for event in shard.events()``).
 
-    Iteration ends when the shard or cluster stops. Use it as an async context
-    manager (or call :meth:`aclose`) to stop receiving before that.
+    Iteration ends when the shard or cluster stops, or when no shard can feed it
+    any more; on a cluster whose shards all stopped and one of them on an error
+    (a fatal close such as 4014), the iteration raises that error after the events
+    it holds. Use it as an async context manager (or call :meth:`aclose`) to stop
+    receiving before that.
 
     Attributes:
         dropped: events dropped because this consumer fell behind.
@@ -73,6 +76,8 @@ class EventStream:
         self._buffer: DropOldestBuffer[GatewayEvent] = DropOldestBuffer(max_buffer)
         self._signal = _Signal()
         self._closed = False
+        self._error: BaseException | None = None
+        self._until_closed = False  # see Emitter.events
 
     @property
     def dropped(self) -> int:
@@ -86,8 +91,9 @@ class EventStream:
         self._signal.set()
         return dropped
 
-    def _close(self) -> None:
+    def _close(self, error: BaseException | None = None) -> None:
         self._closed = True
+        self._error = error
         self._signal.set()
 
     def __aiter__(self) -> EventStream:
@@ -96,6 +102,9 @@ class EventStream:
     async def __anext__(self) -> GatewayEvent:
         while not self._buffer:
             if self._closed:
+                error, self._error = self._error, None
+                if error is not None:
+                    raise error  # once; the next call ends the iteration
                 raise StopAsyncIteration
             await self._signal.wait()
         return self._buffer.popleft()
@@ -168,6 +177,8 @@ class Emitter:
         self._max_pending = max_pending
         self._on_drop = on_drop
         self._warned = False
+        # Set while nothing can feed new streams (see end_streams): (error,).
+        self._ended: tuple[BaseException | None] | None = None
         #: Events dropped across this emitter's consumers.
         self.dropped = 0
         #: Emitters that also receive everything (a cluster's, for its shards).
@@ -199,11 +210,36 @@ class Emitter:
             return True
         return any(parent.wants(name) for parent in self.parents)
 
-    def events(self, *names: str, max_buffer: int = DEFAULT_MAX_BUFFER) -> EventStream:
-        """Return a new stream of events (only ``names`` if given)."""
+    def events(
+        self, *names: str, max_buffer: int = DEFAULT_MAX_BUFFER, until_closed: bool = False
+    ) -> EventStream:
+        """Return a new stream of events (only ``names`` if given).
+
+        ``until_closed``: only :meth:`close` ends it, not :meth:`end_streams`.
+        """
         stream = EventStream(self, frozenset(names), max_buffer)
-        self._streams.add(stream)
+        stream._until_closed = until_closed
+        if self._ended is not None and not until_closed:
+            stream._close(*self._ended)
+        else:
+            self._streams.add(stream)
         return stream
+
+    def end_streams(self, error: BaseException | None = None) -> None:
+        """End every stream, and every new one until :meth:`reopen` (nothing can feed them).
+
+        With ``error``, each stream raises it once its buffered events are out.
+        Handlers keep running.
+        """
+        self._ended = (error,)
+        ending = [stream for stream in self._streams if not stream._until_closed]
+        for stream in ending:
+            stream._close(error)
+        self._streams.difference_update(ending)
+
+    def reopen(self) -> None:
+        """Let new streams wait for events again (something can feed them)."""
+        self._ended = None
 
     # -- delivery ----------------------------------------------------------------
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, ClassVar
 
 import anyio
 import httpx
 
 from gateway_proto.config import DEFAULT_USER_AGENT
-from gateway_proto.driver_support import GatewayBase, GatewayInfo
+from gateway_proto.driver_support import (
+    DEFAULT_API_BASE,
+    GatewayBase,
+    GatewayInfo,
+    resolve_api_base,
+)
 
 __all__ = ["DEFAULT_API_BASE", "Gateway"]
-
-#: Discord's REST base for API v10.
-DEFAULT_API_BASE = "https://discord.com/api/v10"
 
 _log = logging.getLogger("gateway_anyio.gateway")
 
@@ -29,7 +32,9 @@ class Gateway(GatewayBase):
 
     Args:
         token: the bot token (with or without the ``Bot`` prefix).
-        api_base: the REST base URL (point it at a fake gateway in tests).
+        api_base: the REST base URL (point it at a fake gateway in tests); default:
+            the ``DISCORD_API_BASE`` environment variable if set, else
+            :data:`DEFAULT_API_BASE` (Discord's).
         timeout: seconds for one HTTP request.
         max_retries: network errors and 5xx answers retried this many times.
         transport: an ``httpx.AsyncBaseTransport`` (tests inject a mock one).
@@ -47,7 +52,7 @@ class Gateway(GatewayBase):
         self,
         token: str,
         *,
-        api_base: str = DEFAULT_API_BASE,
+        api_base: str | None = None,
         timeout: float = 10.0,
         max_retries: int = 5,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -57,7 +62,7 @@ class Gateway(GatewayBase):
     ) -> None:
         super().__init__(
             token,
-            api_base=api_base,
+            api_base=resolve_api_base(api_base, os.environ),
             timeout=timeout,
             max_retries=max_retries,
             backoff_base=backoff_base,
@@ -68,9 +73,13 @@ class Gateway(GatewayBase):
         self._backoff_base = backoff_base
 
     @classmethod
-    def for_token(cls, token: str, *, api_base: str = DEFAULT_API_BASE, **options: Any) -> Gateway:
-        """Return the process-wide ``Gateway`` of ``token`` (created on first use)."""
-        key = (token.removeprefix("Bot ").strip(), api_base.rstrip("/"))
+    def for_token(cls, token: str, *, api_base: str | None = None, **options: Any) -> Gateway:
+        """Return the process-wide ``Gateway`` of ``token`` (created on first use).
+
+        ``api_base`` defaults as in the constructor (``DISCORD_API_BASE``, else Discord's).
+        """
+        api_base = resolve_api_base(api_base, os.environ)
+        key = (token.removeprefix("Bot ").strip(), api_base)
         gateway = cls._instances.get(key)
         if gateway is None:
             gateway = cls._instances[key] = cls(token, api_base=api_base, **options)

@@ -122,6 +122,8 @@ class Shard(ShardReporting):
         self._max_buffer = max_buffer
         self._state = ShardState.IDLE
         self._running = False
+        # disconnect() came before the first connect(): that connect() returns at once.
+        self._stop_first = False
         self._run_scope: anyio.CancelScope | None = None
         self._stopped: anyio.Event | None = None
         #: Called after every state change (a cluster paces its spawns with it).
@@ -210,14 +212,16 @@ class Shard(ShardReporting):
             raise RuntimeError(f"shard {self.id} is already running")
         self._running = True
         self._stopped = anyio.Event()
+        stop_first, self._stop_first = self._stop_first, False
         failure: Exception | None = None
         try:
             async with anyio.create_task_group() as tg:
                 self._emitter.attach(tg)
                 try:
                     with anyio.CancelScope() as self._run_scope:
-                        await self._runner.run()
-                    if self._run_scope.cancelled_caught:
+                        if not stop_first:
+                            await self._runner.run()
+                    if stop_first or self._run_scope.cancelled_caught:
                         self._set_state(ShardState.STOPPED, "disconnected by the user")
                         self._emit(DISCONNECT, self._runner.stop_report("disconnected by the user"))
                 except Exception as exc:
@@ -249,10 +253,16 @@ class Shard(ShardReporting):
 
         ``1000``/``1001`` end the session (the bot goes offline); any other code
         keeps it resumable, and :attr:`session` can be handed to a new shard.
-        On a shard that is not running (never connected, or stopped) it does nothing.
+
+        On a shard that has not started yet it is remembered: the next
+        :meth:`connect` stops at once, without connecting (so ``tg.start_soon(
+        shard.connect)`` followed by ``disconnect()`` stops, whichever task runs
+        first). On a shard that stopped already it does nothing: a later
+        :meth:`connect` runs as usual.
         """
         if not self._running:
-            # Nothing to stop; a stop request left behind would end the next run.
+            if self._state is ShardState.IDLE:
+                self._stop_first = True
             return
         if not self._runner.request_stop(code) and self._run_scope is not None:
             self._run_scope.cancel()

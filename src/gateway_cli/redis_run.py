@@ -305,7 +305,7 @@ async def _run(options: RunOptions, display: Display) -> int:
     listener = _Listener(display, [], anyio.current_time)
 
     async def show(cluster: Cluster) -> None:
-        async with cluster.events() as stream:
+        async with cluster.events(until_closed=True) as stream:  # shards come and go
             async for event in stream:
                 listener.handle(event)
                 if display.out_closed:  # the reader went away (| head): end as cat does

@@ -164,6 +164,7 @@ class GatewayConnection:
         self._heart: Heartbeater | None = None
         self._limiter = CommandRateLimiter()
         self._queue: deque[tuple[Command, bytes, Any]] = deque()
+        self._held = False  # whether the limiter holds commands back (warned once)
         self._hello_deadline: float | None = None
         self._close_deadline: float | None = None
         self._closing: dict[str, Any] | None = None  # Closed's fields once the peer answers
@@ -488,7 +489,7 @@ class GatewayConnection:
                 reason = "no heartbeat ACK since the last heartbeat (zombie connection)"
                 self._abort(RESUMABLE_CLOSE, reason, CloseCause.ZOMBIE)
                 return
-            self._send_heartbeat(now)
+            self._send_heartbeat(now, periodic=True)
             heart.beat(now)
         if self._queue and state is _S.ACTIVE:
             self._flush_commands(now)
@@ -620,10 +621,11 @@ class GatewayConnection:
         self._wire.write_message(encoded)
         self._events.append(PayloadSent(op, shown))
 
-    def _send_heartbeat(self, now: float) -> None:
+    def _send_heartbeat(self, now: float, *, periodic: bool = False) -> None:
         seq = self._seq
         self._write(Opcode.HEARTBEAT, self._wire.encode(Opcode.HEARTBEAT, seq), seq)
-        self._limiter.record(now)
+        if not periodic:  # the limiter's reserve stands for the periodic ones
+            self._limiter.record(now)
 
     def _flush_commands(self, now: float) -> None:
         queue = self._queue
@@ -631,6 +633,21 @@ class GatewayConnection:
         while queue and limiter.try_acquire(now):
             command, encoded, d = queue.popleft()
             self._write(command.opcode, encoded, d)
+        if not queue:
+            self._held = False
+        elif not self._held:
+            # Said at once, once per backlog: a command held back is never silent.
+            self._held = True
+            _log.warning(
+                "shard %d: the command rate limit (%d per %g s, %d kept for heartbeats) "
+                "holds back %d command(s); the next goes out in %.1f s",
+                self._config.shard[0],
+                limiter.limit,
+                limiter.window,
+                limiter.reserved,
+                len(queue),
+                limiter.next_available(now) - now,
+            )
 
     def _transition(self, event: Input) -> bool:
         new_state = next_state(self._state, event)
@@ -731,7 +748,15 @@ class GatewayConnection:
             return
         seconds = interval / 1000.0
         self._heart = Heartbeater(seconds, now=now, jitter=self._rng.random())
-        self._limiter.set_heartbeat_interval(seconds)
+        if self._limiter.set_heartbeat_interval(seconds):
+            _log.info(
+                "shard %d: heartbeats every %g s exceed the command budget by themselves; "
+                "commands get %d per %g s",
+                self._config.shard[0],
+                seconds,
+                self._limiter.capacity,
+                self._limiter.window,
+            )
         self._hello_deadline = None
         self._events.append(Hello(seconds))
         if not self._resume:

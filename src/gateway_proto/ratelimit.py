@@ -3,8 +3,20 @@
 Theory of operation (PROTOCOL.md section 8): Discord disconnects (close 4008) a
 connection that sends more than 120 payloads in 60 seconds, and *every* payload
 counts, heartbeats, IDENTIFY and RESUME included. Heartbeats may never wait, so
-they bypass the limiter but are still logged, and room for them is reserved:
-``ceil(60 / heartbeat_interval) + 1`` permits that commands can't use.
+room for them is reserved instead: ``ceil(60 / heartbeat_interval) + 1``
+permits that commands can't use (the periodic beats a window can hold, plus one
+answer to an op 1), and the periodic heartbeats are *not* logged, because the
+reserve already counts them. Everything else that bypasses the limiter
+(IDENTIFY, RESUME, a heartbeat the server asked for with op 1) is logged with
+:meth:`CommandRateLimiter.record`, so commands wait for it. Logging the periodic
+beats as well would count them twice, and with a short interval (a fake gateway's
+0.5 s) the doubled count alone filled the window: no command ever left.
+
+The reserve never takes more than half the budget (:data:`MAX_HEARTBEAT_SHARE`):
+commands always get at least ``limit // 2`` permits per window. A server whose
+heartbeat interval needs more (under about 1 s: only fakes and test servers do
+that, Discord asks for ~41 s) makes more than ``limit`` payloads per window
+unavoidable by its own heartbeats alone; commands still flow, at half the budget.
 
 Why a log and not a token bucket: a 120-token bucket refilling at 2/s lets about
 240 payloads into one 60 s window (a full bucket, then the refill). A log of send
@@ -20,28 +32,44 @@ from __future__ import annotations
 import math
 from collections import deque
 
-__all__ = ["COMMAND_LIMIT", "COMMAND_WINDOW", "CommandRateLimiter", "heartbeat_reserve"]
+__all__ = [
+    "COMMAND_LIMIT",
+    "COMMAND_WINDOW",
+    "MAX_HEARTBEAT_SHARE",
+    "CommandRateLimiter",
+    "heartbeat_reserve",
+]
 
 #: Payloads Discord allows per window and connection.
 COMMAND_LIMIT = 120
 #: The window, in seconds.
 COMMAND_WINDOW = 60.0
+#: The largest share of the budget the heartbeat reserve may take (the rest is
+#: always left to commands).
+MAX_HEARTBEAT_SHARE = 0.5
 
 
-def heartbeat_reserve(interval: float, *, window: float = COMMAND_WINDOW) -> int:
-    """Return the permits to keep for heartbeats: ``ceil(window / interval) + 1``."""
+def heartbeat_reserve(
+    interval: float, *, window: float = COMMAND_WINDOW, limit: int = COMMAND_LIMIT
+) -> int:
+    """Return the permits to keep for heartbeats every ``interval`` seconds.
+
+    ``ceil(window / interval) + 1``, capped at ``limit * MAX_HEARTBEAT_SHARE``
+    (60 of Discord's 120): a short interval never leaves commands without room.
+    """
     if interval <= 0:
         raise ValueError("heartbeat interval must be positive")
-    return math.ceil(window / interval) + 1
+    return min(math.ceil(window / interval) + 1, int(limit * MAX_HEARTBEAT_SHARE))
 
 
 class CommandRateLimiter:
     """A sliding-window log of sent payloads, with room reserved for heartbeats.
 
     A payload sent at ``t`` counts until ``t + window`` (exclusive): at any time
-    ``now`` the payloads counted are those with ``now - window < t <= now``, so no
-    half-open window of length ``window`` ever holds more than ``limit`` of them as
-    long as heartbeats stay within their reserve.
+    ``now`` the payloads counted are those with ``now - window < t <= now``. A
+    command needs fewer than ``limit - reserved`` of them, so no half-open window
+    of length ``window`` ever holds more than ``limit`` payloads as long as the
+    periodic heartbeats (never logged) stay within their reserve.
 
     Args:
         limit: payloads allowed per window (Discord: 120).
@@ -65,13 +93,19 @@ class CommandRateLimiter:
         self.reserved = reserved
         self._log: deque[float] = deque()
 
-    def set_heartbeat_interval(self, interval: float) -> None:
+    def set_heartbeat_interval(self, interval: float) -> bool:
         """Reserve room for heartbeats every ``interval`` seconds.
 
-        The reserve never takes more than all but one permit, so commands can
-        always make progress.
+        The reserve never takes more than half the permits (see
+        :func:`heartbeat_reserve`), so commands always make progress.
+
+        Returns:
+            ``True`` if the heartbeats need more room than that cap leaves them
+            (the interval is too short for the budget: only test servers do it).
+
         """
-        self.reserved = min(heartbeat_reserve(interval, window=self.window), self.limit - 1)
+        self.reserved = heartbeat_reserve(interval, window=self.window, limit=self.limit)
+        return math.ceil(self.window / interval) + 1 > self.reserved
 
     @property
     def capacity(self) -> int:
@@ -88,7 +122,7 @@ class CommandRateLimiter:
         return log
 
     def used(self, now: float) -> int:
-        """Return how many payloads (of any kind) count against the window at ``now``."""
+        """Return how many logged payloads (all but periodic heartbeats) count at ``now``."""
         return len(self._prune(now))
 
     def available(self, now: float) -> int:
@@ -112,7 +146,10 @@ class CommandRateLimiter:
         return True
 
     def record(self, now: float) -> None:
-        """Log a payload that bypasses the limiter (heartbeat, IDENTIFY, RESUME)."""
+        """Log a payload that bypasses the limiter (IDENTIFY, RESUME, an op 1 heartbeat).
+
+        Periodic heartbeats are not logged: the reserve stands for them.
+        """
         log = self._prune(now)
         if log and now < log[-1]:
             # A clock that went backwards must not break the log's order.

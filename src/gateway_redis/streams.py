@@ -440,8 +440,9 @@ async def publish_cluster(
         tg.start_soon(publisher.run)
         parents.append(sink)
         try:
-            # A stream of an event that never comes: it ends when the cluster closes.
-            async with cluster.events(_CLOSED_ONLY) as closed:
+            # A stream of an event that never comes: it ends when the cluster closes
+            # (not when its shards happen to have stopped: more may be spawned).
+            async with cluster.events(_CLOSED_ONLY, until_closed=True) as closed:
                 async for _ in closed:
                     pass
         finally:

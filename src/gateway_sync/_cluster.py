@@ -25,6 +25,7 @@ from gateway_proto.driver_support import (
     note_identify_sent,
     note_session_start_limit,
     plan_shards,
+    plan_spawn,
 )
 from gateway_proto.identify import IDENTIFY_WINDOW
 
@@ -98,7 +99,9 @@ class Cluster:
         max_buffer: per-consumer event buffer, for the cluster and its shards.
         shard_options: passed to every :class:`Shard` (``encoding``, ``compress``,
             ``ssl_context``, timeouts, ``user_agent`` (also used by the cluster's
-            own ``GET /gateway/bot``), ...).
+            own ``GET /gateway/bot``), ...). ``url=`` connects every shard there
+            and asks no ``GET /gateway/bot``: ``spawn("auto")`` then starts
+            ``shard_count`` shards (default 1), identifying one at a time.
 
     """
 
@@ -132,6 +135,9 @@ class Cluster:
         self._emitter = Emitter(_log, max_pending=max_buffer, thread_prefix="gateway-cluster")
         self._lock = threading.Lock()
         self._closing = threading.Event()
+        # Ids of shards whose I/O thread ended (under _errors_lock): once it holds
+        # every shard, nothing can feed the event streams.
+        self._stopped: set[int] = set()
 
     # -- events ------------------------------------------------------------------
 
@@ -148,9 +154,24 @@ class Cluster:
         """Unregister a handler."""
         self._emitter.off(name, handler)
 
-    def events(self, *names: str, max_buffer: int | None = None) -> EventStream:
-        """Iterate over every shard's events (see ``Shard.events`` for buffering)."""
-        return self._emitter.events(*names, max_buffer=max_buffer or self._max_buffer)
+    def events(
+        self, *names: str, max_buffer: int | None = None, until_closed: bool = False
+    ) -> EventStream:
+        """Iterate over every shard's events (see ``Shard.events`` for buffering).
+
+        The iteration ends when the cluster closes, or when every spawned shard has
+        stopped (nothing can feed it any more; a later :meth:`spawn` feeds new
+        iterators again). If a shard stopped on an error (``cluster.errors``: a
+        fatal close such as 4014 ``DisallowedIntentsError``), the iteration raises
+        that error (the lowest shard id's) instead of just ending.
+
+        ``until_closed=True`` keeps the stream open until the cluster closes, even
+        while no shard runs: for a consumer that outlives its shards (a process
+        whose shards come and go, such as ``gateway_redis.GatewayProcess``).
+        """
+        return self._emitter.events(
+            *names, max_buffer=max_buffer or self._max_buffer, until_closed=until_closed
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -193,25 +214,32 @@ class Cluster:
             raise RuntimeError("the cluster is closed")
         plan_shards(shards, 1, shard_count=shard_count)  # a bad spec fails before REST
         self._emitter.start()
-        info = self.gateway.fetch(user_agent=self._shard_options.get("user_agent"))
-        ids, total = plan_shards(shards, info.shards, shard_count=shard_count)
+        # A URL given means no GET /gateway/bot (as for a lone Shard): see plan_spawn.
+        url: str | None = self._shard_options.get("url")
+        info = (
+            None
+            if url is not None
+            else self.gateway.fetch(user_agent=self._shard_options.get("user_agent"))
+        )
+        ids, total, max_concurrency = plan_spawn(shards, info, shard_count=shard_count)
+        url = url or (None if info is None else info.url)
         with self._lock:
             if self.identify_limiter is None:
                 window, clock, sleep = self._limiter_args
                 self.identify_limiter = InProcessIdentifyLimiter(
-                    info.max_concurrency,
+                    max_concurrency,
                     window=window,
-                    limit=info.session_start_limit,
+                    limit=None if info is None else info.session_start_limit,
                     clock=clock,
                     sleep=sleep,
                 )
-            else:
+            elif info is not None:
                 # A limiter given (one across processes, say) learns each fetched budget.
                 note_session_start_limit(self.identify_limiter, info.session_start_limit)
             if any(shard_id in self.shards for shard_id in ids):
                 taken = sorted(set(ids) & set(self.shards))
                 raise ValueError(f"shards {taken} are already running")
-            order = StartOrder(ids, info.max_concurrency)
+            order = StartOrder(ids, max_concurrency)
 
             def passed(shard_id: int) -> None:
                 # On a shard's I/O thread or identify helper: start the next of its bucket.
@@ -223,12 +251,15 @@ class Cluster:
             def on_state(shard: Shard) -> None:
                 if shard.state in _PASSED:
                     passed(shard.id)
+                if shard.state is ShardState.CONNECTING and shard.id in self._stopped:
+                    with self._errors_lock:  # started again by hand: it feeds the streams
+                        self._stopped.discard(shard.id)
 
             limiter = _PacingLimiter(self.identify_limiter, passed)
             started = []
             by_id = dict(self.shards)
             for shard_id in ids:
-                options = {"url": info.url, "max_buffer": self._max_buffer, **self._shard_options}
+                options = {"max_buffer": self._max_buffer, **self._shard_options, "url": url}
                 shard = Shard(
                     self.gateway,
                     shard_id,
@@ -243,6 +274,7 @@ class Cluster:
                 by_id[shard_id] = shard
                 started.append(shard)
             self.shards = by_id  # one assignment: readers see all the new shards or none
+            self._emitter.reopen()  # new shards: something feeds the iterators again
             # Per bucket, one after another: identifies are asked for in id order.
             for shard_id in order.first():
                 self.shards[shard_id].start()
@@ -288,7 +320,11 @@ class Cluster:
         self._emitter.close()
 
     def _shard_stopped(self, shard: Shard) -> None:
-        """Record a shard's fatal error (runs on its I/O thread as it ends)."""
+        """Record a shard's fatal error (runs on its I/O thread as it ends).
+
+        The last shard to stop ends the event iterators (with the lowest shard
+        id's error, if any), since nothing can feed them any more.
+        """
         error = shard.error
         if error is not None:
             # One shard's fatal error must not take the others down; it is reported.
@@ -296,3 +332,10 @@ class Cluster:
                 self.errors = {**self.errors, shard.id: error}
             _log.error("shard %d stopped: %s", shard.id, error)
             self._emitter.emit(GatewayEvent(ERROR, shard.id, error, None, shard))
+        with self._errors_lock:
+            self._stopped.add(shard.id)
+            unfed = not self._closing.is_set() and set(self.shards) <= self._stopped
+            errors = self.errors
+        if unfed:
+            first = min(errors, default=None)
+            self._emitter.end_streams(None if first is None else errors[first], sticky=True)

@@ -46,8 +46,11 @@ HANDLER_JOIN_TIMEOUT = 10.0
 class EventStream:
     """An iterator over events (``for event in shard.events()``).
 
-    Iteration ends when the shard or cluster stops. Use it as a context manager
-    (or call :meth:`close`) to stop receiving before that.
+    Iteration ends when the shard or cluster stops, or when no shard can feed it
+    any more; on a cluster whose shards all stopped and one of them on an error
+    (a fatal close such as 4014), the iteration raises that error after the events
+    it holds (:meth:`get` returns ``None`` then). Use it as a context manager (or
+    call :meth:`close`) to stop receiving before that.
 
     Attributes:
         dropped: events dropped because this consumer fell behind.
@@ -60,6 +63,8 @@ class EventStream:
         self._buffer: DropOldestBuffer[GatewayEvent] = DropOldestBuffer(max_buffer)
         self._cond = threading.Condition()
         self._closed = False
+        self._error: BaseException | None = None
+        self._until_closed = False  # see Emitter.events
 
     @property
     def dropped(self) -> int:
@@ -74,9 +79,10 @@ class EventStream:
             self._cond.notify()
         return dropped
 
-    def _close(self) -> None:
+    def _close(self, error: BaseException | None = None) -> None:
         with self._cond:
             self._closed = True
+            self._error = error
             self._cond.notify_all()
 
     def __iter__(self) -> Iterator[GatewayEvent]:
@@ -86,6 +92,9 @@ class EventStream:
         with self._cond:
             while not self._buffer:
                 if self._closed:
+                    error, self._error = self._error, None
+                    if error is not None:
+                        raise error  # once; the next call ends the iteration
                     raise StopIteration
                 self._cond.wait()
             return self._buffer.popleft()
@@ -187,6 +196,8 @@ class Emitter:
         self._max_pending = max_pending
         self._on_drop = on_drop
         self._warned = False
+        # Set while nothing can feed new streams (see end_streams): (error,).
+        self._ended: tuple[BaseException | None] | None = None
         self.thread_prefix = thread_prefix
         #: Events dropped across this emitter's consumers.
         self.dropped = 0
@@ -213,11 +224,21 @@ class Emitter:
         with self._lock:
             self._registry.off(name, handler)
 
-    def events(self, *names: str, max_buffer: int = DEFAULT_MAX_BUFFER) -> EventStream:
-        """Return a new iterator of events (only ``names`` if given)."""
+    def events(
+        self, *names: str, max_buffer: int = DEFAULT_MAX_BUFFER, until_closed: bool = False
+    ) -> EventStream:
+        """Return a new iterator of events (only ``names`` if given).
+
+        ``until_closed``: only :meth:`close` ends it, not a sticky :meth:`end_streams`.
+        """
         stream = EventStream(self, frozenset(names), max_buffer)
+        stream._until_closed = until_closed
         with self._lock:
-            self._streams.add(stream)
+            ended = None if until_closed else self._ended
+            if ended is None:
+                self._streams.add(stream)
+        if ended is not None:
+            stream._close(*ended)
         return stream
 
     def is_handler_thread(self) -> bool:
@@ -260,13 +281,28 @@ class Emitter:
         for parent in parents:
             parent.emit(event)
 
-    def end_streams(self) -> None:
-        """End every ``events()`` iterator (after what they hold); never waits."""
+    def end_streams(self, error: BaseException | None = None, *, sticky: bool = False) -> None:
+        """End every ``events()`` iterator (after what they hold); never waits.
+
+        With ``error``, each iterator raises it after its events. With ``sticky``,
+        iterators made later end at once too, until :meth:`reopen` (a cluster
+        whose shards all stopped: nothing can feed them).
+        """
         with self._lock:
-            streams = list(self._streams)
-            self._streams.clear()
+            if sticky:
+                self._ended = (error,)
+                streams = [stream for stream in self._streams if not stream._until_closed]
+                self._streams.difference_update(streams)
+            else:
+                streams = list(self._streams)
+                self._streams.clear()
         for stream in streams:
-            stream._close()
+            stream._close(error)
+
+    def reopen(self) -> None:
+        """Let new iterators wait for events again (something can feed them)."""
+        with self._lock:
+            self._ended = None
 
     def close(self, timeout: float = HANDLER_JOIN_TIMEOUT) -> None:
         """Finish: handler threads drain their buffers and are joined; streams end.

@@ -202,6 +202,10 @@ class ShardIO(ShardReporting):
             self._finished.set()
 
     def _run(self) -> None:
+        if self._stopping.is_set():  # disconnect() before start(): never connect
+            self._set_state(ShardState.STOPPED, "disconnected before it started")
+            self._emit(DISCONNECT, self._stop_report("disconnected before it started"))
+            return
         if not self._url_given:
             info = self.gateway.fetch(user_agent=self._config.user_agent)
             self._config = dataclasses.replace(self._config, url=info.url)

@@ -136,6 +136,8 @@ class Shard(ShardIO):
         )
         self._max_buffer = max_buffer
         self._start_lock = threading.Lock()
+        # disconnect() came before the first start(): that run stops at once.
+        self._stop_first = False
         super().__init__()
 
     def __repr__(self) -> str:
@@ -218,7 +220,11 @@ class Shard(ShardIO):
                 raise RuntimeError(f"shard {self.id} is already running")
             # No I/O thread runs: this thread may set up the next run's state.
             self._reject_sends(f"shard {self.id} is not connected")  # a past run's messages
-            self._stopping.clear()
+            if self._stop_first:  # disconnect() came first: the run stops before connecting
+                self._stop_first = False
+                self._stopping.set()
+            else:
+                self._stopping.clear()
             self._finished.clear()
             self._restart, self._error = None, None
             self._mailbox.waker = Waker()
@@ -279,8 +285,10 @@ class Shard(ShardIO):
         ``1000``/``1001`` end the session (the bot goes offline); any other code
         keeps it resumable, and :attr:`session` can be handed to a new shard.
         Thread-safe; from one of this shard's handlers it does not wait for the
-        stop (a handler cannot wait for its own thread). On a shard that is not
-        running (never started, or stopped) it only waits for its handlers.
+        stop (a handler cannot wait for its own thread). On a shard that has not
+        started yet it is remembered: the next :meth:`start` / :meth:`connect`
+        stops at once, without connecting. On a stopped shard it does nothing
+        (a later start runs as usual) but wait for its handlers.
         """
         self._request_stop(code)
         if self._emitter.is_handler_thread():
@@ -291,7 +299,11 @@ class Shard(ShardIO):
     def _request_stop(self, code: int) -> None:
         """Ask the I/O thread to close with ``code`` and stop; do not wait."""
         if not self.running:
-            return  # nothing to stop: a request left behind must not reach the next run
+            # Before the first start it is remembered (the next run stops at once);
+            # once stopped, a later start() runs as usual.
+            if self._thread is None:
+                self._stop_first = True
+            return
         self._stopping.set()
         self._kick.set()
         self._mailbox.post(CloseRequest(code, restart=False))

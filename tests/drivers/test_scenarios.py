@@ -18,7 +18,7 @@ import pytest
 import trustme
 
 from gateway_proto import errors
-from gateway_proto.commands import Status, UpdatePresence
+from gateway_proto.commands import Status, UpdatePresence, UpdateVoiceState
 from gateway_proto.events import CloseCause, Closed
 from gateway_testing import FakeGateway
 
@@ -138,13 +138,28 @@ async def test_op9_invalid_session(driver: DriverAdapter, resumable: bool) -> No
         assert counters.reconnects == {"invalid_session": 1}
 
 
-async def test_disconnect_while_not_running_does_not_stop_the_next_run(
+async def test_disconnect_before_start_stops_the_first_run_before_it_connects(
     driver: DriverAdapter,
 ) -> None:
-    # Regression: disconnect() on a shard that was not running (not started yet, or
-    # stopped already) left a stop request behind, and the next run stopped at its
-    # first close instead of reconnecting.
+    # Regression (docs/drivers.md's single shard: start_soon(connect), then
+    # disconnect()): a disconnect() before the shard started was dropped, and the
+    # run it was meant to stop went on for ever.
     async with fake() as gw, driver.start_shard(gw, disconnect_first=True) as run:
+        assert await run.wait_stopped() is None
+        assert gw.connections == []
+        assert run.shard().state.value == "stopped"
+        assert [s.name for s in run.seen].count("disconnect") == 1
+        await run.connect_again()  # the request was used up: this run goes on
+        await run.wait_for("READY")
+        assert len(gw.connections) == 1
+
+
+async def test_disconnect_while_stopped_does_not_stop_the_next_run(
+    driver: DriverAdapter,
+) -> None:
+    # Regression: disconnect() on a stopped shard left a stop request behind, and
+    # the next run stopped at its first close instead of reconnecting.
+    async with fake() as gw, driver.start_shard(gw) as run:
         await run.wait_for("READY")
         await gw.connections[0].reconnect()  # op 7: resume, don't stop
         await run.wait_for("RESUMED")
@@ -290,8 +305,8 @@ async def test_slow_handler_never_delays_heartbeats(driver: DriverAdapter) -> No
 
 
 async def test_request_guild_members(driver: DriverAdapter) -> None:
-    # A realistic heartbeat: with a 0.25 s one, the heartbeat reserve of the 120/60 s
-    # command limit would leave room for a single command per minute.
+    # A realistic heartbeat: with a 0.25 s one, the fake's own 120 per 60 s limit
+    # (heartbeats count there) would close the connection during the requests.
     gw = fake(members_per_guild=2500, member_request_window=1.0, heartbeat_interval=5.0)
     async with gw, driver.start_shard(gw, intents=513 | 2) as run:
         await run.wait_for("READY")
@@ -364,19 +379,45 @@ async def _until(check: Any, what: str) -> None:
 
 
 STATUSES: tuple[Status, ...] = ("idle", "dnd", "invisible")
+#: Permits a connection to the fake (0.25 s heartbeats) has for commands after its
+#: IDENTIFY: the heartbeat reserve is capped at half of 120, and IDENTIFY took one.
+ROOM = 59
+
+
+async def _fill_and_queue(run: Running) -> None:
+    """Use up the command budget with voice states, then send the three presences.
+
+    The presences wait in the rate limiter, so they are still queued when the
+    connection ends.
+    """
+    for _ in range(ROOM):
+        await run.send(UpdateVoiceState(guild_id=1, channel_id=None))
+    for status in STATUSES:
+        await run.send(UpdatePresence(status=status))
+
+
+async def test_a_short_heartbeat_interval_leaves_room_for_commands(driver: DriverAdapter) -> None:
+    # Regression: with the 0.2 s heartbeats of README.md's fake, the heartbeat reserve
+    # (and the heartbeats counted once more in the log) took the whole budget, and no
+    # send() was ever written.
+    async with fake(heartbeat_interval=0.2) as gw, driver.start_shard(gw) as run:
+        await run.wait_for("READY")
+        await _until(lambda: len(gw.connections[0].heartbeats) >= 5, "a few heartbeats")
+        for status in STATUSES:
+            await run.send(UpdatePresence(status=status))
+        await _until(lambda: len(_presences(gw)) == 3, "the presences")
+        assert _presences(gw) == list(STATUSES)
 
 
 async def test_queued_commands_survive_a_resume(driver: DriverAdapter) -> None:
-    # A 0.25 s heartbeat leaves the 120 per 60 s limiter (almost) no room for
-    # commands, so the presence updates are still queued when the connection drops.
-    # The resumed connection's HELLO asks for 5 s heartbeats: the commands go out
-    # there, in order, once each.
+    # The presence updates wait for the rate limiter, so they are still queued when
+    # the connection drops; the resumed connection (5 s heartbeats) sends them, in
+    # order, once each.
     async with fake() as gw, driver.start_shard(gw) as run:
         await run.wait_for("READY")
-        for status in STATUSES:
-            await run.send(UpdatePresence(status=status))
+        await _fill_and_queue(run)
         first = len(gw.connections[0].payloads(3))
-        assert first <= 1
+        assert first == 0
         gw.options = dataclasses.replace(gw.options, heartbeat_interval=5.0)
         await gw.connections[0].drop()
         await run.wait_for("RESUMED")
@@ -388,12 +429,11 @@ async def test_queued_commands_survive_a_resume(driver: DriverAdapter) -> None:
 async def test_queued_commands_are_reported_when_the_shard_stops(driver: DriverAdapter) -> None:
     async with fake() as gw, driver.start_shard(gw) as run:
         await run.wait_for("READY")
-        for status in STATUSES:
-            await run.send(UpdatePresence(status=status))
+        await _fill_and_queue(run)
         await gw.connections[0].close(4004)
         await run.wait_stopped()
         stopped = (await run.wait_for("disconnect")).data
         sent = _presences(gw)
-        assert len(sent) <= 1
+        assert sent == []
         # Every command either went out or is reported, in order; none vanished.
         assert [*sent, *(c.status for c in stopped.unsent)] == list(STATUSES)

@@ -15,8 +15,16 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from gateway_proto.commands import UpdatePresence
-from gateway_proto.errors import LocalProtocolError
-from gateway_sync import Cluster, Gateway, InProcessIdentifyLimiter, Shard, ShardState
+from gateway_proto.errors import DisallowedIntentsError, LocalProtocolError
+from gateway_sync import (
+    Cluster,
+    EventStream,
+    Gateway,
+    InProcessIdentifyLimiter,
+    InvalidTokenError,
+    Shard,
+    ShardState,
+)
 from gateway_testing import FakeGateway
 
 from ._sync_adapter import driver_threads, open_sockets
@@ -169,3 +177,104 @@ def test_cluster_close_from_another_thread_joins_everything() -> None:
         assert sorted(ready) == [0, 1, 2]
         assert all(s.state is ShardState.STOPPED for s in cluster.shards.values())
         assert [c.close_code for c in fake.connections] == [1000, 1000, 1000]
+
+
+def consume(stream: EventStream, timeout: float = 10.0) -> tuple[list[str], BaseException | None]:
+    """Iterate ``stream`` on a helper thread; return the names seen and what it raised.
+
+    A stream that never ends fails the test (after closing it, so nothing leaks).
+    """
+    names: list[str] = []
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            names.extend(event.name for event in stream)
+        except Exception as exc:  # the test looks at it
+            raised.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        stream.close()
+        thread.join()
+        pytest.fail(f"the event stream did not end; it saw {names}")
+    return names, raised[0] if raised else None
+
+
+def test_cluster_events_end_with_the_fatal_error_when_every_shard_stopped() -> None:
+    # Regression: with every shard stopped on 4014, `for event in cluster.events()`
+    # waited for ever.
+    fake_gateway = FakeGateway(token=TOKEN, shards=2, max_concurrency=2, privileged_intents=0)
+    with fake_gateway.run_in_thread() as fake:
+        gateway = Gateway(TOKEN, api_base=fake.api_base)
+        with Cluster(gateway, intents=513 | 2) as cluster:
+            stream = cluster.events()
+            cluster.spawn(2)
+            names, error = consume(stream)
+            assert isinstance(error, DisallowedIntentsError)
+            assert error is cluster.errors[0]
+            assert names.count("error") == 2
+            # An iterator made now has nothing to feed it either.
+            assert isinstance(consume(cluster.events())[1], DisallowedIntentsError)
+
+
+def test_cluster_events_end_when_every_shard_was_disconnected() -> None:
+    with (
+        FakeGateway(token=TOKEN).run_in_thread() as fake,
+        Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513) as cluster,
+    ):
+        stream = cluster.events()
+        [shard] = cluster.spawn(1)
+        until(lambda: shard.state is ShardState.READY, "READY")
+        shard.disconnect()
+        names, error = consume(stream)
+        assert error is None
+        assert names[-1] == "disconnect"
+
+
+def test_a_refused_token_leaves_the_cluster_as_itself() -> None:
+    with FakeGateway(token=TOKEN).run_in_thread() as fake:
+        gateway = Gateway("wrong-token", api_base=fake.api_base)
+        with pytest.raises(InvalidTokenError), Cluster(gateway, intents=513) as cluster:
+            cluster.spawn("auto")
+
+
+def test_cluster_with_a_url_asks_no_gateway_bot() -> None:
+    # Regression: Cluster(url=...) still asked GET /gateway/bot; here REST points
+    # nowhere and one failed attempt ends the lookup with an error.
+    with FakeGateway(token=TOKEN).run_in_thread() as fake:
+        gateway = Gateway(TOKEN, api_base="http://127.0.0.1:9/api/v10", max_retries=0)
+        with Cluster(gateway, intents=513, url=fake.gateway_url) as cluster:
+            stream = cluster.events("READY")
+            [shard] = cluster.spawn("auto")
+            assert stream.get(timeout=10) is not None
+        assert shard.id == 0
+        assert not gateway.fetched
+        assert fake.connections[0].payloads(2)[0]["shard"] == [0, 1]
+
+
+def test_discord_api_base_points_the_library_at_a_fake(monkeypatch: pytest.MonkeyPatch) -> None:
+    with FakeGateway(token=TOKEN).run_in_thread() as fake:
+        monkeypatch.setenv("DISCORD_API_BASE", fake.api_base)
+        assert Gateway(TOKEN).api_base == fake.api_base
+        with Cluster(TOKEN, intents=513) as cluster:
+            stream = cluster.events("READY")
+            cluster.spawn("auto")
+            assert stream.get(timeout=10) is not None
+        assert cluster.gateway.api_base == fake.api_base
+
+
+def test_the_single_shard_pattern_with_a_thread_exits() -> None:
+    # disconnect() before the shard's thread got to connect(): remembered, so the
+    # connect() that follows returns at once instead of running for ever.
+    with FakeGateway(token=TOKEN).run_in_thread() as fake:
+        shard = new_shard(fake.api_base)
+        shard.disconnect()
+        runner = threading.Thread(target=shard.connect)
+        runner.start()
+        runner.join(10)
+        assert not runner.is_alive()
+        assert shard.state is ShardState.STOPPED
+        assert fake.connections == []

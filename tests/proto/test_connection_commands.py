@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -79,18 +80,19 @@ def test_rate_limit_defers_commands_and_heartbeats_bypass_it() -> None:
     conn.handle_timeout(20.0)
     assert drive(conn, peer) == [{"op": 1, "d": 1}]  # the heartbeat went out anyway
     conn.receive_data(peer.ack(), 20.5)
-    # Log: IDENTIFY 0.0, 116 x 1.0, heartbeat 20.0: the command needs the second
-    # entry (1.0) to leave the window -> 61.0; the heartbeat at 60.0 comes first.
+    # Log: IDENTIFY 0.0, 116 x 1.0 (periodic heartbeats live in the reserve, not the
+    # log): the command needs the IDENTIFY to leave the window -> 60.0, with the
+    # next heartbeat.
     assert conn.next_deadline() == 60.0
-    conn.handle_timeout(60.0)
-    assert drive(conn, peer) == [{"op": 1, "d": 1}]
-    assert conn.next_deadline() == 61.0
-    conn.handle_timeout(60.999)
+    conn.handle_timeout(59.999)
     assert drive(conn, peer) == []
-    conn.handle_timeout(61.0)
-    assert drive(conn, peer) == [{"op": 3, "d": UpdatePresence(status="dnd").to_payload()}]
+    conn.handle_timeout(60.0)
+    assert drive(conn, peer) == [
+        {"op": 1, "d": 1},
+        {"op": 3, "d": UpdatePresence(status="dnd").to_payload()},
+    ]
     assert conn.next_deadline() == 100.0  # nothing waits: back to heartbeats only
-    assert conn.rate_limit_available(61.0) == 114  # heartbeats 20.0, 60.0 and the command
+    assert conn.rate_limit_available(61.0) == 116  # only the command at 60.0 is logged
 
 
 def test_permit_before_the_next_heartbeat() -> None:
@@ -172,3 +174,61 @@ def test_rate_limiter_is_per_connection() -> None:
     GatewayConnection(make_config())  # a fresh one starts with a full window
     conn, _peer = ready_connection(now=0.0)
     assert conn.rate_limit_available(0.0) == 116
+
+
+@pytest.mark.parametrize("interval_ms", [200, 500, 1000])
+def test_short_heartbeat_intervals_leave_commands_room(interval_ms: int) -> None:
+    # The fakes of README.md (0.2 s) and docs/testing.md (0.5 s): two minutes of
+    # heartbeats, every one ACKed, and a command still leaves the moment it is sent.
+    conn, peer = ready_connection(now=0.0, rng=FixedRandom(0.0), interval_ms=interval_ms)
+    interval = interval_ms / 1000
+    now = 0.0
+    beats = 0
+    while now < 120.0:
+        deadline = conn.next_deadline()
+        assert deadline is not None
+        now = deadline
+        conn.handle_timeout(now)
+        sent = drive(conn, peer)
+        beats += sum(p["op"] == 1 for p in sent)
+        conn.receive_data(peer.ack(), now)
+    assert beats >= 120.0 / interval - 1
+    assert conn.rate_limit_available(now) > 0
+    for n in range(10):
+        conn.send(UpdatePresence(status="dnd", since=n), now)
+    assert [p["op"] for p in drive(conn, peer)] == [3] * 10
+
+
+def test_heartbeats_are_not_counted_twice() -> None:
+    conn, peer = ready_connection(now=0.0, rng=FixedRandom(0.0), interval_ms=1000)
+    # Reserve ceil(60 / 1) + 1 = 61, capped at half the budget (60); IDENTIFY took one.
+    assert conn.rate_limit_available(0.0) == 59
+    for now in (1.0, 2.0, 3.0):
+        conn.handle_timeout(now)
+        assert [p["op"] for p in drive(conn, peer)] == [1]
+        conn.receive_data(peer.ack(), now)
+    # The periodic heartbeats live in the reserve; they take nothing more.
+    assert conn.rate_limit_available(3.0) == 59
+    # One the server asks for (op 1) is beyond the schedule: it takes a permit.
+    conn.receive_data(peer.heartbeat_request(), 3.5)
+    assert [p["op"] for p in drive(conn, peer)] == [1]
+    assert conn.rate_limit_available(3.5) == 58
+
+
+def test_a_command_held_back_by_the_limit_is_reported_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    conn, peer = ready_connection(now=0.0)
+    caplog.set_level(logging.WARNING, logger="gateway_proto.connection")
+    for n in range(116):
+        conn.send(UpdatePresence(status="dnd", since=n), 1.0)
+    assert caplog.records == []
+    conn.send(PRESENCE, 1.0)
+    conn.send(PRESENCE, 1.0)
+    # One warning, when the first command is held, saying why and for how long.
+    [record] = caplog.records
+    assert "rate limit" in record.getMessage()
+    assert "59.0 s" in record.getMessage()  # the IDENTIFY at 0.0 leaves the window at 60.0
+    assert len(drive(conn, peer)) == 116
+    conn.handle_timeout(60.0)
+    assert [p["op"] for p in drive(conn, peer)] == [1, 3]  # the heartbeat, then one command

@@ -8,7 +8,8 @@ from gateway_proto import CommandRateLimiter, heartbeat_reserve
 
 
 @pytest.mark.parametrize(
-    ("interval", "reserve"), [(41.25, 3), (45.0, 3), (60.0, 2), (30.0, 3), (1.0, 61), (100.0, 2)]
+    ("interval", "reserve"),
+    [(41.25, 3), (45.0, 3), (60.0, 2), (30.0, 3), (2.0, 31), (1.0, 60), (0.2, 60), (100.0, 2)],
 )
 def test_heartbeat_reserve(interval: float, reserve: int) -> None:
     assert heartbeat_reserve(interval) == reserve
@@ -30,24 +31,26 @@ def test_bursts_then_waits_for_the_oldest_to_leave() -> None:
 
 
 def test_reserved_permits_are_kept_for_heartbeats() -> None:
-    limiter = CommandRateLimiter(limit=5, window=10.0)
-    limiter.set_heartbeat_interval(5.0)  # ceil(10 / 5) + 1 = 3
+    limiter = CommandRateLimiter(limit=8, window=10.0)
+    assert not limiter.set_heartbeat_interval(5.0)  # ceil(10 / 5) + 1 = 3
     assert limiter.reserved == 3
-    assert limiter.capacity == 2
-    assert limiter.try_acquire(0.0)
-    assert limiter.try_acquire(0.0)
-    assert not limiter.try_acquire(0.0)
-    limiter.record(1.0)  # a heartbeat always goes
-    limiter.record(2.0)
-    assert limiter.used(2.0) == 4
-    # Two commands and two heartbeats in the window: the command needs 3 to leave.
-    assert limiter.next_available(2.0) == 11.0
+    assert limiter.capacity == 5
+    for _ in range(4):
+        assert limiter.try_acquire(0.0)
+    limiter.record(1.0)  # an IDENTIFY, RESUME or op 1 heartbeat always goes, and counts
+    assert not limiter.try_acquire(1.0)
+    assert limiter.used(2.0) == 5
+    # The periodic heartbeats are never recorded: the reserve stands for them.
+    assert limiter.next_available(2.0) == 10.0
 
 
-def test_reserve_leaves_one_permit_for_commands() -> None:
+def test_reserve_leaves_half_the_budget_for_commands() -> None:
     limiter = CommandRateLimiter(limit=3, window=60.0)
-    limiter.set_heartbeat_interval(0.5)
-    assert limiter.capacity == 1
+    assert limiter.set_heartbeat_interval(0.5)  # heartbeats need more than the cap
+    assert (limiter.reserved, limiter.capacity) == (1, 2)
+    limiter = CommandRateLimiter()
+    assert limiter.set_heartbeat_interval(0.2)
+    assert (limiter.reserved, limiter.capacity) == (60, 60)
 
 
 def test_clock_going_backwards_keeps_the_log_ordered() -> None:

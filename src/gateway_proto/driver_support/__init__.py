@@ -28,8 +28,9 @@ Every public name is importable from this package; each lives in one module, by 
   :class:`GatewayAddress`, :class:`GatewayUrlError`).
 - :mod:`.gateway_info`: ``GET /gateway/bot`` parsing and its fetch retry policy
   (:class:`GatewayInfo`, :class:`GatewayBase`, :class:`GatewayFetch`,
-  :func:`parse_retry_after`, :class:`GatewayRequestError`, :class:`InvalidTokenError`).
-- :mod:`.planning`: shard planning and start order (:func:`plan_shards`,
+  :func:`parse_retry_after`, :class:`GatewayRequestError`, :class:`InvalidTokenError`,
+  and the REST base: :data:`DEFAULT_API_BASE`, :data:`API_BASE_ENV`, :func:`resolve_api_base`).
+- :mod:`.planning`: shard planning and start order (:func:`plan_shards`, :func:`plan_spawn`,
   :data:`SpawnSpec`, :class:`StartOrder`).
 - :mod:`.identify_permits`: the identify wait queue and the in-process limiters'
   bookkeeping (:class:`IdentifyQueue`, :class:`IdentifyTicket`, :class:`IdentifyGrant`,
@@ -49,12 +50,15 @@ from __future__ import annotations
 from .after_close import NextAttempt, after_connection, describe_error
 from .buffers import DropOldestBuffer
 from .gateway_info import (
+    API_BASE_ENV,
+    DEFAULT_API_BASE,
     GatewayBase,
     GatewayFetch,
     GatewayInfo,
     GatewayRequestError,
     InvalidTokenError,
     parse_retry_after,
+    resolve_api_base,
 )
 from .handlers import HandlerRegistry
 from .identify_permits import (
@@ -69,7 +73,7 @@ from .identify_permits import (
     note_session_start_limit,
 )
 from .member_chunks import ChunkOutcome, MemberChunkCollector
-from .planning import SpawnSpec, StartOrder, plan_shards
+from .planning import SpawnSpec, StartOrder, plan_shards, plan_spawn
 from .reactor import (
     HANDSHAKE_TIMED_OUT,
     READY_TIMED_OUT,
@@ -108,8 +112,10 @@ from .urls import GatewayAddress, GatewayUrlError, split_gateway_url
 
 __all__ = [
     "ANY_EVENT",
+    "API_BASE_ENV",
     "CLOSE",
     "CONNECT",
+    "DEFAULT_API_BASE",
     "DISCONNECT",
     "ERROR",
     "HANDSHAKE_TIMED_OUT",
@@ -166,6 +172,8 @@ __all__ = [
     "note_session_start_limit",
     "parse_retry_after",
     "plan_shards",
+    "plan_spawn",
     "redact",
+    "resolve_api_base",
     "split_gateway_url",
 ]

@@ -20,6 +20,24 @@ from gateway_proto.identify import SessionStartLimit
 
 from .redaction import redact
 
+#: Discord's REST base for API v10.
+DEFAULT_API_BASE = "https://discord.com/api/v10"
+#: The environment variable both drivers read when no ``api_base`` is given: one
+#: setting points REST (and so, through ``GET /gateway/bot``, the gateway URL) at a
+#: fake or self-hosted server.
+API_BASE_ENV = "DISCORD_API_BASE"
+
+
+def resolve_api_base(given: str | None, environ: Mapping[str, str]) -> str:
+    """Return the REST base: ``given``, else ``environ["DISCORD_API_BASE"]``, else Discord's.
+
+    An empty variable counts as unset. The drivers pass ``os.environ``; the core
+    reads no environment of its own.
+    """
+    if given:
+        return given.rstrip("/")
+    return (environ.get(API_BASE_ENV) or DEFAULT_API_BASE).rstrip("/")
+
 
 class GatewayRequestError(GatewayError):
     """``GET /gateway/bot`` failed for good (after retries), or answered nonsense.

@@ -1,4 +1,4 @@
-"""Sharding: which shards to spawn (:func:`plan_shards`) and in which order they start.
+"""Sharding: which shards to spawn (:func:`plan_shards`, :func:`plan_spawn`), in which order.
 
 :class:`StartOrder` starts each identify bucket's shards one after another, in id order.
 """
@@ -7,10 +7,30 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Sequence
-from typing import Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
+
+if TYPE_CHECKING:
+    from .gateway_info import GatewayInfo
 
 #: What ``Cluster.spawn`` takes: a shard count, explicit shard ids, or ``"auto"``.
 SpawnSpec = int | Sequence[int] | Literal["auto"]
+
+
+def plan_spawn(
+    spec: SpawnSpec, info: GatewayInfo | None, *, shard_count: int | None = None
+) -> tuple[list[int], int, int]:
+    """Return ``(shard ids, shard count, max_concurrency)`` for one ``Cluster.spawn``.
+
+    ``info`` is the answer of ``GET /gateway/bot``, or ``None`` when the cluster was
+    given a ``url`` and asks nothing: then ``"auto"`` means ``shard_count`` shards
+    (default 1), and identifies go one at a time (``max_concurrency`` 1) unless the
+    caller's own identify limiter says otherwise.
+    """
+    if info is None:
+        ids, total = plan_shards(spec, 1, shard_count=shard_count)
+        return ids, total, 1
+    ids, total = plan_shards(spec, info.shards, shard_count=shard_count)
+    return ids, total, info.max_concurrency
 
 
 def plan_shards(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from gateway_anyio import Cluster, Gateway, ShardState
+from gateway_anyio import Cluster, Gateway, InvalidTokenError, ShardState
+from gateway_proto.errors import DisallowedIntentsError
 from gateway_testing import FakeGateway
 
 TOKEN = "test-token.abcdef.0123456789"
@@ -58,3 +59,89 @@ async def test_remove_stops_one_shard_resumably_and_its_id_can_be_spawned_again(
         assert first.close_code == 4000
         assert again.resumed
         assert again.payloads(6)[0]["session_id"] == session.session_id
+
+
+async def test_events_end_with_the_fatal_error_when_every_shard_stopped() -> None:
+    # Regression: with every shard stopped on 4014 (privileged intents not allowed),
+    # `async for event in cluster.events()` waited for ever.
+    async with FakeGateway(token=TOKEN, shards=2, max_concurrency=2, privileged_intents=0) as gw:
+        with anyio.fail_after(10):
+            async with Cluster(Gateway(TOKEN, api_base=gw.api_base), intents=513 | 2) as cluster:
+                seen = []
+                # A consumer that outlives its shards (a GatewayProcess) opts out.
+                kept = cluster.events("error", until_closed=True)
+
+                async def consume() -> None:
+                    async with cluster.events() as stream:
+                        await cluster.spawn(2)
+                        async for event in stream:
+                            seen.append(event.name)
+
+                with pytest.raises(DisallowedIntentsError) as info:
+                    await consume()
+                assert info.value is cluster.errors[0]
+                assert set(cluster.errors) == {0, 1}
+                assert seen.count("error") == 2  # what the stream held came first
+                # A stream opened now has nothing to feed it either.
+                with pytest.raises(DisallowedIntentsError):
+                    await cluster.events().__anext__()
+        # It ended only when the cluster closed, without raising.
+        assert [event.name async for event in kept] == ["error", "error"]
+
+
+async def test_events_end_when_every_shard_was_disconnected() -> None:
+    async with FakeGateway(token=TOKEN) as gw:
+        with anyio.fail_after(10):
+            async with Cluster(Gateway(TOKEN, api_base=gw.api_base), intents=513) as cluster:
+                names = []
+                async with cluster.events() as stream:
+                    [shard] = await cluster.spawn(1)
+                    async for event in stream:
+                        names.append(event.name)
+                        if event.name == "READY":
+                            await shard.disconnect()
+                assert names[-1] == "disconnect"
+                assert cluster.errors == {}
+
+
+async def test_a_refused_token_leaves_the_cluster_as_itself() -> None:
+    # Regression: the 401 of GET /gateway/bot left `async with Cluster` wrapped in
+    # an ExceptionGroup, so `except InvalidTokenError` missed it.
+    async with FakeGateway(token=TOKEN) as gw:
+        gateway = Gateway("wrong-token", api_base=gw.api_base)
+        with pytest.raises(InvalidTokenError):
+            async with Cluster(gateway, intents=513) as cluster:
+                await cluster.spawn("auto")
+
+
+async def test_a_given_url_means_no_lookup() -> None:
+    # Regression: Cluster(url=...) still asked GET /gateway/bot (of discord.com by
+    # default) and failed after its retries. Here REST points nowhere, and one
+    # attempt would fail at once: a lookup would end the test with an error.
+    async with FakeGateway(token=TOKEN) as gw:
+        gateway = Gateway(TOKEN, api_base="http://127.0.0.1:9/api/v10", max_retries=0)
+        with anyio.fail_after(10):
+            async with (
+                Cluster(gateway, intents=513, url=gw.gateway_url) as cluster,
+                cluster.events("READY") as ready,
+            ):
+                shards = await cluster.spawn("auto")
+                event = await ready.__anext__()
+        assert [s.id for s in shards] == [0]
+        assert event.shard_id == 0
+        assert not gateway.fetched
+        assert gw.connections[0].identifies[0].d["shard"] == [0, 1]
+
+
+async def test_discord_api_base_points_the_library_at_a_fake(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with FakeGateway(token=TOKEN) as gw:
+        monkeypatch.setenv("DISCORD_API_BASE", gw.api_base)
+        assert Gateway(TOKEN).api_base == gw.api_base
+        with anyio.fail_after(10):
+            async with Cluster(TOKEN, intents=513) as cluster, cluster.events("READY") as ready:
+                await cluster.spawn("auto")
+                await ready.__anext__()
+        assert cluster.gateway.api_base == gw.api_base
+        assert Gateway(TOKEN, api_base="http://elsewhere/api").api_base == "http://elsewhere/api"

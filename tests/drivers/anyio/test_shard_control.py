@@ -170,3 +170,16 @@ async def test_a_cancelled_shard_keeps_the_session_of_its_live_connection() -> N
             tg.cancel_scope.cancel()
         assert live is not None
         assert shard.session == live
+
+
+async def test_the_documented_single_shard_pattern_exits() -> None:
+    # Regression: docs/drivers.md starts the shard with start_soon and disconnects
+    # right away; the disconnect ran first, did nothing, and connect() ran for ever.
+    async with FakeGateway(token=TOKEN) as fake:
+        shard = new_shard(fake)
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(shard.connect)
+                await shard.disconnect()
+        assert shard.state is ShardState.STOPPED
+        assert fake.connections == []
