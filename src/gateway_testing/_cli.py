@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 import anyio
 
+from gateway_testing._options import FakeOptionsDict
 from gateway_testing._server import FakeGateway
 
 __all__ = ["main", "parse_args"]
@@ -83,7 +84,7 @@ SERVER_HISTORY = 100
 
 async def serve(args: argparse.Namespace) -> None:
     """Run the fake described by ``args`` until cancelled or ``--duration`` elapsed."""
-    options: dict[str, object] = {
+    options: FakeOptionsDict = {
         "host": args.host,
         "port": args.port,
         "token": args.token,
