@@ -9,7 +9,13 @@ from typing import TypedDict
 
 from gateway_testing._session import FixedWindow, SlidingWindow
 
-__all__ = ["ALL_INTENTS", "PRIVILEGED_INTENTS", "FakeOptions", "FakeOptionsDict", "check_option_names"]
+__all__ = [
+    "ALL_INTENTS",
+    "PRIVILEGED_INTENTS",
+    "FakeOptions",
+    "FakeOptionsDict",
+    "check_option_names",
+]
 
 #: Every documented intent bit OR'd together (PROTOCOL.md 12).
 ALL_INTENTS = 53608447
@@ -123,7 +129,7 @@ class FakeOptions:
 
 
 class FakeOptionsDict(TypedDict, total=False):
-    """The keyword arguments of :class:`~gateway_testing.FakeGateway`: :class:`FakeOptions`'s fields.
+    """The keyword arguments of :class:`~gateway_testing.FakeGateway`: ``FakeOptions``'s fields.
 
     ``FakeGateway(**options: Unpack[FakeOptionsDict])`` lets a type checker catch a
     misspelled option or a wrong type (``tests/testing/test_options_typed.py`` keeps

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from gateway_testing._connection import FakeConnection
-from gateway_testing._records import ClientPayload, HttpRequest, ServerPayload
 from gateway_testing._options import FakeOptions
+from gateway_testing._records import ClientPayload, HttpRequest, ServerPayload
 from gateway_testing._session import Dispatch, FakeSession
 
 if TYPE_CHECKING:
@@ -121,12 +121,12 @@ class ThreadedConnection(_Proxy):
 
     @property
     def heartbeats(self) -> list[Any]:
-        """The ``d`` of every heartbeat (op 1) the client sent (see :attr:`FakeConnection.heartbeats`)."""
+        """The ``d`` of every heartbeat (op 1) the client sent (as ``payloads(1)``)."""
         return self.connection.heartbeats
 
     @property
     def identifies(self) -> list[Any]:
-        """The ``d`` of every Identify (op 2) the client sent (see :attr:`FakeConnection.identifies`)."""
+        """The ``d`` of every Identify (op 2) the client sent (as ``payloads(2)``)."""
         return self.connection.identifies
 
     @property
@@ -290,7 +290,7 @@ class ThreadedFakeGateway(_Proxy):
 
     @contextlib.contextmanager
     def unreachable(self) -> Iterator[None]:
-        """Take the fake off the network while the block runs (see :meth:`FakeGateway.unreachable`)."""
+        """Take the fake off the network while the block runs (:meth:`FakeGateway.unreachable`)."""
         with self._portal.wrap_async_context_manager(self.fake.unreachable()):
             yield
 

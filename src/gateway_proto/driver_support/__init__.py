@@ -69,6 +69,7 @@ from .identify_permits import (
     note_session_start_limit,
 )
 from .member_chunks import ChunkOutcome, MemberChunkCollector
+from .options import NOT_GIVEN, NotGiven, compression_option
 from .planning import SpawnSpec, StartOrder, plan_shards
 from .reactor import (
     HANDSHAKE_TIMED_OUT,
@@ -83,6 +84,7 @@ from .reactor import (
 from .redaction import RedactingFilter, ShardLogger, redact
 from .rejections import ConnectionRejectedError, EarlyEnds
 from .shard_events import (
+    ANY_DISPATCH,
     ANY_EVENT,
     CLOSE,
     CONNECT,
@@ -102,11 +104,13 @@ from .shard_events import (
     ShardState,
     StateChange,
     Stopped,
+    name_matches,
 )
-from .unsent import UnsentCommands
+from .unsent import Done, UnsentCommands
 from .urls import GatewayAddress, GatewayUrlError, split_gateway_url
 
 __all__ = [
+    "ANY_DISPATCH",
     "ANY_EVENT",
     "CLOSE",
     "CONNECT",
@@ -115,6 +119,7 @@ __all__ = [
     "HANDSHAKE_TIMED_OUT",
     "IDENTIFY_WAIT",
     "LIFECYCLE_EVENTS",
+    "NOT_GIVEN",
     "OPEN",
     "READY_TIMED_OUT",
     "RECEIVE",
@@ -127,6 +132,7 @@ __all__ = [
     "Connected",
     "ConnectionReactor",
     "ConnectionRejectedError",
+    "Done",
     "DropOldestBuffer",
     "EarlyEnds",
     "GatewayAddress",
@@ -145,6 +151,7 @@ __all__ = [
     "InvalidTokenError",
     "MemberChunkCollector",
     "NextAttempt",
+    "NotGiven",
     "Reaction",
     "RedactingFilter",
     "ShardCounters",
@@ -161,7 +168,9 @@ __all__ = [
     "UnsentCommands",
     "after_connection",
     "announce_identify_wait",
+    "compression_option",
     "describe_error",
+    "name_matches",
     "note_identify_sent",
     "note_session_start_limit",
     "parse_retry_after",
