@@ -71,31 +71,31 @@ def identified_client(fake: ThreadedFakeGateway) -> Iterator[ThreadedConnection]
 
 
 def test_the_proxies_have_every_public_name_of_the_async_fake() -> None:
-    with FakeGateway(token="sync-token", heartbeat_interval=5.0).run_in_thread() as fake:
-        with identified_client(fake) as conn:
-            missing = public(conn.connection) - public(conn) - CONNECTION_PLUMBING
-            assert not missing, f"ThreadedConnection lacks {sorted(missing)}"
-            missing = public(fake.fake) - public(fake) - GATEWAY_PLUMBING
-            assert not missing, f"ThreadedFakeGateway lacks {sorted(missing)}"
+    fake_gateway = FakeGateway(token="sync-token", heartbeat_interval=5.0)
+    with fake_gateway.run_in_thread() as fake, identified_client(fake) as conn:
+        missing = public(conn.connection) - public(conn) - CONNECTION_PLUMBING
+        assert not missing, f"ThreadedConnection lacks {sorted(missing)}"
+        missing = public(fake.fake) - public(fake) - GATEWAY_PLUMBING
+        assert not missing, f"ThreadedFakeGateway lacks {sorted(missing)}"
     # The class-level names too, in case an instance record shadows a method.
     assert public(FakeConnection) - public(ThreadedConnection) <= CONNECTION_PLUMBING
     assert public(FakeGateway) - public(ThreadedFakeGateway) <= GATEWAY_PLUMBING
 
 
 def test_the_thread_proxy_waits_and_shows_identifies_and_heartbeats() -> None:
-    with FakeGateway(token="sync-token", heartbeat_interval=5.0).run_in_thread() as fake:
-        with identified_client(fake) as conn:
-            conn.wait_until(lambda: len(conn.connection.heartbeats) >= 1)
-            # One shape: the `d` the client sent, as payloads(op) gives it.
-            assert conn.identifies == conn.payloads(2)
-            assert conn.identifies[0]["intents"] == 513
-            assert conn.heartbeats == [None]
-            assert [r.op for r in conn.records(1)] == [1]
-            assert conn.identified
-            assert conn.number == 0
-            assert fake.wait_for_connection(0).number == 0
-            with pytest.raises(TimeoutError):
-                conn.wait_until(lambda: False, timeout=0.05)
-            conn.write_delay = 0.01  # a knob set through the proxy lands on the loop
-            assert conn.connection.write_delay == 0.01
-            assert fake.port == fake.fake.port
+    fake_gateway = FakeGateway(token="sync-token", heartbeat_interval=5.0)
+    with fake_gateway.run_in_thread() as fake, identified_client(fake) as conn:
+        conn.wait_until(lambda: len(conn.connection.heartbeats) >= 1)
+        # One shape: the `d` the client sent, as payloads(op) gives it.
+        assert conn.identifies == conn.payloads(2)
+        assert conn.identifies[0]["intents"] == 513
+        assert conn.heartbeats == [None]
+        assert [r.op for r in conn.records(1)] == [1]
+        assert conn.identified
+        assert conn.number == 0
+        assert fake.wait_for_connection(0).number == 0
+        with pytest.raises(TimeoutError):
+            conn.wait_until(lambda: False, timeout=0.05)
+        conn.write_delay = 0.01  # a knob set through the proxy lands on the loop
+        assert conn.connection.write_delay == 0.01
+        assert fake.port == fake.fake.port

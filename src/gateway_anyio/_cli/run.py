@@ -413,7 +413,7 @@ async def _run_cluster(
     listener = _Listener(display, ids, anyio.current_time)
     outcome = listener.outcome
     cluster = Cluster(
-        gateway, intents=options.intents, encoding=options.encoding, compress=options.compression
+        gateway, intents=options.intents, encoding=options.encoding, compression=options.compression
     )
     run_scope = anyio.CancelScope()
     if options.duration is not None:
@@ -513,7 +513,7 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
             gateway,
             intents=options.intents,
             encoding=options.encoding,
-            compress=options.compression,
+            compression=options.compression,
         )
         start = time.monotonic()
         deadline = None if options.duration is None else start + options.duration
