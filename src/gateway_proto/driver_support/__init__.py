@@ -37,7 +37,10 @@ Every public name is importable from this package; each lives in one module, by 
   (:class:`TracksIdentifySends`, :func:`note_identify_sent`), budget feeding
   (:class:`TracksSessionStartLimit`, :func:`note_session_start_limit`) and
   :func:`announce_identify_wait`.
-- :mod:`.unsent`: the unsent-command backlog across connections (:class:`UnsentCommands`).
+- :mod:`.unsent`: the unsent-command backlog across connections (:class:`UnsentCommands`),
+  which also tells a waiting send whether its command was written (:data:`Done`).
+- :mod:`.options`: options both drivers spell alike (:func:`compression_option`, which
+  keeps the deprecated ``compress=`` working; :data:`NOT_GIVEN`).
 - :mod:`.member_chunks`: member-chunk collection (:class:`MemberChunkCollector`,
   :class:`ChunkOutcome`; a ``RATE_LIMITED`` wait is clamped to ``MAX_RETRY_AFTER``).
 - :mod:`.redaction`: token redaction (:func:`redact`, :class:`RedactingFilter`) and the
