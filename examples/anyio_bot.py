@@ -42,7 +42,7 @@ async def gateway_for(args: argparse.Namespace) -> AsyncIterator[Gateway]:
     if args.token:
         yield Gateway(args.token, api_base=args.api_base)
         return
-    async with FakeGateway(token=OFFLINE_TOKEN, shards=2) as fake:
+    async with FakeGateway(token=OFFLINE_TOKEN, shards=2, event_rate=20.0) as fake:
         yield Gateway(OFFLINE_TOKEN, api_base=fake.api_base)
 
 

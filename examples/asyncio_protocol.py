@@ -53,7 +53,7 @@ OFFLINE_TOKEN = "offline-demo-token"  # the fake's token, not a secret
 @contextlib.contextmanager
 def offline_api_base() -> Iterator[str]:
     """Run the fake gateway in a background thread; yield its REST base URL."""
-    with FakeGateway(token=OFFLINE_TOKEN, shards=1).run_in_thread() as fake:
+    with FakeGateway(token=OFFLINE_TOKEN, shards=1, event_rate=20.0).run_in_thread() as fake:
         yield fake.api_base
 
 

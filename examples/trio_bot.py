@@ -38,7 +38,7 @@ async def run(args: argparse.Namespace) -> int:
     """Run online with a token, else against a fake gateway started here."""
     if args.token:
         return await run_bot(Gateway(args.token, api_base=args.api_base), args)
-    async with FakeGateway(token=OFFLINE_TOKEN, shards=1) as fake:
+    async with FakeGateway(token=OFFLINE_TOKEN, shards=1, event_rate=20.0) as fake:
         return await run_bot(Gateway(OFFLINE_TOKEN, api_base=fake.api_base), args)
 
 

@@ -8,6 +8,7 @@ lives in :mod:`gateway_proto`; this package only moves bytes and sleeps.
 from __future__ import annotations
 
 from gateway_proto.driver_support import (
+    ANY_DISPATCH,
     ANY_EVENT,
     CLOSE,
     CONNECT,
@@ -37,6 +38,7 @@ from ._limiter import IdentifyGrant, IdentifyLimiter, InProcessIdentifyLimiter
 from ._shard import Shard
 
 __all__ = [
+    "ANY_DISPATCH",
     "ANY_EVENT",
     "CLOSE",
     "CONNECT",

@@ -11,6 +11,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from gateway_proto.close_codes import RESUMABLE_CLOSE
+from gateway_proto.commands import Command, UpdatePresence
 from gateway_proto.driver_support import (
     ERROR,
     GatewayEvent,
@@ -23,6 +24,7 @@ from gateway_proto.driver_support import (
     plan_shards,
     plan_spawn,
 )
+from gateway_proto.errors import InvalidCommandError, LocalProtocolError
 from gateway_proto.identify import IDENTIFY_WINDOW
 from gateway_proto.session import Session
 
@@ -92,7 +94,7 @@ class Cluster:
         limiter_clock: the default limiter's clock (tests inject one).
         limiter_sleep: the default limiter's sleep on that clock.
         max_buffer: per-consumer event buffer, for the cluster and its shards.
-        shard_options: passed to every :class:`Shard` (``encoding``, ``compress``,
+        shard_options: passed to every :class:`Shard` (``encoding``, ``compression``,
             ``ssl_context``, timeouts, ``user_agent`` (also used by the cluster's
             own ``GET /gateway/bot``), ...). ``url=`` connects every shard there
             and asks no ``GET /gateway/bot``: ``spawn("auto")`` then starts
@@ -349,6 +351,69 @@ class Cluster:
         del self._done[shard_id]
         self.errors.pop(shard_id, None)
         return shard
+
+    # -- commands for every shard -----------------------------------------------------
+
+    async def send(self, command: Command) -> list[int]:
+        """Queue ``command`` on every connected shard; return the ids of those that took it.
+
+        A shard that is not connected at that moment (waiting for its turn,
+        between connections, stopped) is skipped: it is not in the result.
+
+        Raises:
+            InvalidCommandError: the command is invalid or too large.
+
+        """
+        taken: list[int] = []
+        for shard in list(self.shards.values()):
+            try:
+                await shard.send(command)
+            except InvalidCommandError:
+                raise
+            except LocalProtocolError:
+                continue  # not connected: skipped, as documented
+            taken.append(shard.id)
+        return taken
+
+    async def send_and_wait(self, command: Command) -> list[int]:
+        """Send ``command`` on every connected shard and wait until each has written it.
+
+        The shards wait (for READY/RESUMED and their rate limiters) side by side.
+        Returns the ids of the shards that wrote it; one not connected when called,
+        or that stopped before writing it, is left out.
+
+        Raises:
+            InvalidCommandError: the command is invalid or too large.
+
+        """
+        written: list[int] = []
+        invalid: list[InvalidCommandError] = []
+
+        async def one(shard: Shard) -> None:
+            try:
+                await shard.send_and_wait(command)
+            except InvalidCommandError as exc:
+                invalid.append(exc)  # raised as itself below, not in an ExceptionGroup
+            except LocalProtocolError:
+                return  # not connected, or stopped first (CommandNotSentError)
+            else:
+                written.append(shard.id)
+
+        async with anyio.create_task_group() as tg:
+            for shard in list(self.shards.values()):
+                tg.start_soon(one, shard)
+        if invalid:
+            raise invalid[0]
+        return sorted(written)
+
+    async def update_presence(self, presence: UpdatePresence) -> list[int]:
+        """Set the bot's presence on every connected shard in one call (op 3 each).
+
+        Waits until each shard has written it (see :meth:`send_and_wait`) and
+        returns their ids. A shard that connects later identifies with the
+        ``presence`` it was built with (``Cluster(..., presence=...)``).
+        """
+        return await self.send_and_wait(presence)
 
     def _finish(self) -> None:
         self._emitter.close()

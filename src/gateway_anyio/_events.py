@@ -26,7 +26,13 @@ from typing import Any, TypeVar, overload
 import anyio
 from anyio.abc import TaskGroup
 
-from gateway_proto.driver_support import ERROR, DropOldestBuffer, GatewayEvent, HandlerRegistry
+from gateway_proto.driver_support import (
+    ERROR,
+    DropOldestBuffer,
+    GatewayEvent,
+    HandlerRegistry,
+    name_matches,
+)
 
 __all__ = ["DEFAULT_MAX_BUFFER", "Emitter", "EventStream", "Handler"]
 
@@ -85,7 +91,7 @@ class EventStream:
         return self._buffer.dropped
 
     def _put(self, event: GatewayEvent) -> bool:
-        if self._names and event.name not in self._names:
+        if self._names and not name_matches(self._names, event.name):
             return False
         dropped = self._buffer.append(event)
         self._signal.set()
@@ -206,7 +212,7 @@ class Emitter:
         """Whether any handler or stream (here or in a parent) would get ``name``."""
         if self._registry.has(name):
             return True
-        if any(not s._names or name in s._names for s in self._streams):
+        if any(name_matches(s._names, name) for s in self._streams):
             return True
         return any(parent.wants(name) for parent in self.parents)
 

@@ -47,6 +47,7 @@ from gateway_proto.driver_support import (
     WRITE_STALL_TIMEOUT,
     WRITE_STALLED,
     ConnectionReactor,
+    Done,
     EarlyEnds,
     IdentifyWait,
     Reaction,
@@ -146,13 +147,16 @@ class ShardRunner:
 
     # -- what the shard asks for ---------------------------------------------------
 
-    async def send(self, command: Command) -> None:
-        """Hand ``command`` to the live connection and write what it lets out."""
+    async def send(self, command: Command, done: Done | None = None) -> None:
+        """Hand ``command`` to the live connection and write what it lets out.
+
+        ``done``: told once whether the command was written (see ``UnsentCommands``).
+        """
         conn = self._conn
         if conn is None or self._closed is not None:
             raise LocalProtocolError(f"shard {self._shard.id} is not connected")
         conn.send(command, anyio.current_time())
-        self._unsent.accepted(command)
+        self._unsent.accepted(command, done)
         self._process(conn)
         self._flush(conn)
         self._wake.set()  # the core may have a new deadline (rate limiter)
@@ -421,4 +425,3 @@ class ShardRunner:
         self._process(conn)
         self._wake.set()
         return True
-

@@ -23,12 +23,16 @@ from gateway_proto.commands import Command, RequestGuildMembers, Snowflake, Upda
 from gateway_proto.config import Compression, Encoding, ShardConfig
 from gateway_proto.driver_support import (
     DISCONNECT,
+    NOT_GIVEN,
     MemberChunkCollector,
+    NotGiven,
     ShardCounters,
     ShardLogger,
     ShardReporting,
     ShardState,
+    compression_option,
 )
+from gateway_proto.errors import CommandNotSentError
 from gateway_proto.session import Session
 
 from ._events import DEFAULT_MAX_BUFFER, Emitter, EventStream, Handler
@@ -51,7 +55,8 @@ class Shard(ShardReporting):
         shard_count: the total number of shards.
         intents: the intents bitfield.
         encoding: ``"json"`` or ``"etf"``.
-        compress: ``"zlib-stream"``, ``"zstd-stream"``, ``"payload"`` or ``None``.
+        compression: ``"zlib-stream"``, ``"zstd-stream"``, ``"payload"`` or ``None``
+            (``"none"`` too). ``compress=``, the old name, still works and warns.
         url: connect here instead of asking ``GET /gateway/bot``.
         session: a saved :class:`~gateway_proto.Session` to resume.
         identify_limiter: shared identify limiter (a cluster passes its own);
@@ -81,7 +86,7 @@ class Shard(ShardReporting):
         shard_count: int = 1,
         intents: int,
         encoding: Encoding = "json",
-        compress: Compression = "zlib-stream",
+        compression: Compression = "zlib-stream",
         url: str | None = None,
         session: Session | None = None,
         identify_limiter: IdentifyLimiter | None = None,
@@ -94,6 +99,7 @@ class Shard(ShardReporting):
         max_buffer: int = DEFAULT_MAX_BUFFER,
         rng: random.Random | None = None,
         user_agent: str | None = None,
+        compress: Compression | NotGiven = NOT_GIVEN,
         **config_options: Any,
     ) -> None:
         gateway = (
@@ -109,7 +115,7 @@ class Shard(ShardReporting):
             shard=(shard_id, shard_count),
             url=url or "wss://gateway.discord.gg/",
             encoding=encoding,
-            compression=compress,
+            compression=compression_option(compression, compress),
             presence=presence,
             large_threshold=large_threshold,
             user_agent=user_agent or gateway.user_agent,
@@ -292,6 +298,40 @@ class Shard(ShardReporting):
 
         """
         await self._runner.send(command)
+
+    async def send_and_wait(self, command: Command) -> None:
+        """Send ``command`` and return once the connection has written it.
+
+        :meth:`send` returns as soon as the command is queued; this waits for the
+        session to be live (READY/RESUMED, across a reconnect too) and for the rate
+        limiter (120 per 60 s), until the connection wrote the command into its
+        output, which the shard hands to the socket at once, in order. Bound the
+        wait with ``anyio.fail_after``; a cancelled wait leaves the command queued.
+
+        Raises:
+            InvalidCommandError: the command is invalid or too large.
+            LocalProtocolError: the shard is not connected.
+            CommandNotSentError: the shard stopped before writing it (the command
+                is then also in ``Stopped.unsent``).
+
+        """
+        written = anyio.Event()
+        outcome: list[bool] = []
+
+        def done(ok: bool) -> None:
+            outcome.append(ok)
+            written.set()
+
+        await self._runner.send(command, done)
+        await written.wait()
+        if not outcome[0]:
+            raise CommandNotSentError(
+                f"shard {self.id} stopped before {type(command).__name__} was sent", command
+            )
+
+    async def update_presence(self, presence: UpdatePresence) -> None:
+        """Set this shard's presence (op 3); return once written (see :meth:`send_and_wait`)."""
+        await self.send_and_wait(presence)
 
     async def request_guild_members(
         self,

@@ -339,7 +339,7 @@ async def _run(options: RunOptions, display: Display) -> int:
         checkpoint=checkpoint,
         namespace=options.namespace,
         encoding=options.encoding,
-        compress=None if options.compress == "none" else options.compress,
+        compression=options.compress,
     )
     where = "Discord" if options.api_base is None else options.api_base
     which = options.shards or f"any {options.count} of {options.shard_count or 'auto'}"

@@ -460,7 +460,7 @@ async def _run_cluster(
     listener = _Listener(display, ids, anyio.current_time)
     outcome = listener.outcome
     cluster = Cluster(
-        gateway, intents=options.intents, encoding=options.encoding, compress=options.compression
+        gateway, intents=options.intents, encoding=options.encoding, compression=options.compression
     )
     run_scope = anyio.CancelScope(deadline=deadline)
     async with anyio.create_task_group() as tg:
@@ -561,7 +561,7 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
             gateway,
             intents=options.intents,
             encoding=options.encoding,
-            compress=options.compression,
+            compression=options.compression,
         )
         try:
             with _sigterm_raises(), cluster:

@@ -43,7 +43,9 @@ from .config import (
 from .connection import GatewayConnection
 from .errors import (
     AuthenticationFailedError,
+    CommandNotSentError,
     CompressionError,
+    ConfigError,
     DecodeError,
     DisallowedIntentsError,
     FatalCloseError,
@@ -110,9 +112,11 @@ __all__ = [
     "CloseInitiator",
     "Closed",
     "Command",
+    "CommandNotSentError",
     "CommandRateLimiter",
     "Compression",
     "CompressionError",
+    "ConfigError",
     "ConnectionState",
     "DecodeError",
     "DisallowedIntentsError",

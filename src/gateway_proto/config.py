@@ -10,7 +10,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from ._urls import host_of
 from ._version import PROJECT_URL, __version__
 from .commands import UpdatePresence
-from .errors import LocalProtocolError
+from .errors import ConfigError
 
 __all__ = [
     "DEFAULT_GATEWAY_URL",
@@ -41,8 +41,9 @@ DEFAULT_USER_AGENT = f"DiscordBot ({PROJECT_URL}, {__version__})"
 #: ``json`` (text frames) or ``etf`` (Erlang term format, binary frames; needs ``erlpack``).
 Encoding = Literal["json", "etf"]
 #: Transport compression (``zlib-stream``, ``zstd-stream``), per-payload zlib
-#: (``payload``: IDENTIFY ``compress: true``, JSON only), or ``None``.
-Compression = Literal["zlib-stream", "zstd-stream", "payload"] | None
+#: (``payload``: IDENTIFY ``compress: true``, JSON only), or ``None``; ``"none"``
+#: (as the CLI spells it) is accepted as ``None``.
+Compression = Literal["zlib-stream", "zstd-stream", "payload", "none"] | None
 
 _LIBRARY = "spectacles-gateway"
 
@@ -54,13 +55,13 @@ def check_user_agent(value: object) -> str:
     string write headers of its own, and other characters are not portable.
 
     Raises:
-        LocalProtocolError: empty, not a str, or not printable ASCII.
+        ConfigError: empty, not a str, or not printable ASCII.
 
     """
     if not isinstance(value, str) or not value.strip():
-        raise LocalProtocolError("user_agent must be a non-empty str")
+        raise ConfigError("user_agent must be a non-empty str")
     if not all(" " <= char <= "~" for char in value):
-        raise LocalProtocolError(f"user_agent must be printable ASCII, got {value!r}")
+        raise ConfigError(f"user_agent must be printable ASCII, got {value!r}")
     return value
 
 
@@ -80,7 +81,8 @@ class ShardConfig:
         shard: ``(shard_id, shard_count)``.
         url: the gateway URL from ``GET /gateway/bot`` (any query string is replaced).
         encoding: ``"json"`` or ``"etf"``.
-        compression: ``"zlib-stream"``, ``"zstd-stream"``, ``"payload"`` or ``None``.
+        compression: ``"zlib-stream"``, ``"zstd-stream"``, ``"payload"`` or ``None``
+            (``"none"`` is taken as ``None``, as the CLI spells it).
         large_threshold: 50-250: members above which offline members are left out.
         presence: the presence to start with, if any.
         properties: IDENTIFY ``properties`` (``os``, ``browser``, ``device``).
@@ -118,41 +120,41 @@ class ShardConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.token, str) or not self.token.strip():
-            raise LocalProtocolError("token must be a non-empty str")
+            raise ConfigError("token must be a non-empty str")
         if self.token.startswith("Bot "):
             object.__setattr__(self, "token", self.token[4:])
         if isinstance(self.intents, bool) or not isinstance(self.intents, int) or self.intents < 0:
-            raise LocalProtocolError("intents must be a non-negative int")
+            raise ConfigError("intents must be a non-negative int")
         shard_id, shard_count = self.shard
         if not (isinstance(shard_id, int) and isinstance(shard_count, int)):
-            raise LocalProtocolError("shard must be a pair of ints (shard_id, shard_count)")
+            raise ConfigError("shard must be a pair of ints (shard_id, shard_count)")
         if shard_count < 1 or not 0 <= shard_id < shard_count:
-            raise LocalProtocolError(
-                f"shard must satisfy 0 <= shard_id < shard_count, got {self.shard!r}"
-            )
+            raise ConfigError(f"shard must satisfy 0 <= shard_id < shard_count, got {self.shard!r}")
         if self.encoding not in ("json", "etf"):
-            raise LocalProtocolError(f"encoding must be 'json' or 'etf', got {self.encoding!r}")
+            raise ConfigError(f"encoding must be 'json' or 'etf', got {self.encoding!r}")
+        if self.compression == "none":
+            object.__setattr__(self, "compression", None)
         if self.compression not in ("zlib-stream", "zstd-stream", "payload", None):
-            raise LocalProtocolError(
-                "compression must be 'zlib-stream', 'zstd-stream', 'payload' or None, "
-                f"got {self.compression!r}"
+            raise ConfigError(
+                "compression must be 'zlib-stream', 'zstd-stream', 'payload' or None "
+                f"(or 'none'), got {self.compression!r}"
             )
         if self.compression == "payload" and self.encoding != "json":
-            raise LocalProtocolError("payload compression works with JSON encoding only")
+            raise ConfigError("payload compression works with JSON encoding only")
         if not 50 <= self.large_threshold <= 250:
-            raise LocalProtocolError("large_threshold must be between 50 and 250")
+            raise ConfigError("large_threshold must be between 50 and 250")
         scheme = urlsplit(self.url).scheme
         if scheme not in ("ws", "wss"):
-            raise LocalProtocolError(f"url must be a ws:// or wss:// URL, got {self.url!r}")
+            raise ConfigError(f"url must be a ws:// or wss:// URL, got {self.url!r}")
         if self.max_message_size < 4096:
-            raise LocalProtocolError("max_message_size must be at least 4096 bytes")
+            raise ConfigError("max_message_size must be at least 4096 bytes")
         if self.max_pending_commands < 1:
-            raise LocalProtocolError("max_pending_commands must be at least 1")
+            raise ConfigError("max_pending_commands must be at least 1")
         if self.hello_timeout <= 0 or self.close_timeout <= 0:
-            raise LocalProtocolError("timeouts must be positive")
+            raise ConfigError("timeouts must be positive")
         check_user_agent(self.user_agent)
         if not self.max_resume_age > 0:  # NaN too
-            raise LocalProtocolError("max_resume_age must be a positive number of seconds")
+            raise ConfigError("max_resume_age must be a positive number of seconds")
 
     @property
     def query(self) -> dict[str, str]:

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationFailedError",
+    "CommandNotSentError",
     "CompressionError",
+    "ConfigError",
     "DecodeError",
     "DisallowedIntentsError",
     "FatalCloseError",
@@ -49,6 +51,30 @@ class InvalidCommandError(LocalProtocolError, ValueError):
 
     Raised before anything is queued, so nothing reaches Discord.
     """
+
+
+class ConfigError(LocalProtocolError, ValueError):
+    """A configuration value is invalid (a ``ShardConfig`` field, a driver option).
+
+    A ``ValueError`` too, so ``except ValueError`` catches bad configuration as it
+    catches any other bad value.
+    """
+
+
+class CommandNotSentError(LocalProtocolError):
+    """A command accepted by ``send`` was never written: the shard stopped first.
+
+    Raised by the waiting sends (``send_and_wait``, ``update_presence``); the plain
+    ``send`` reports such commands in ``Stopped.unsent`` instead.
+
+    Attributes:
+        command: the command that was not sent.
+
+    """
+
+    def __init__(self, message: str, command: object) -> None:
+        super().__init__(message)
+        self.command = command
 
 
 class ProtocolError(GatewayError):

@@ -128,7 +128,7 @@ class GatewayProcess:
         close_timeout: seconds a shard's closing handshake may take at shutdown.
         drain_timeout: seconds the services get to finish after the shards stopped.
         cluster_options: passed to :class:`~gateway_anyio.Cluster` (``encoding``,
-            ``compress``, ...).
+            ``compression``, ...).
 
     Raises:
         ValueError: neither or both of ``shards`` and ``count``.

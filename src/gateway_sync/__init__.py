@@ -9,6 +9,7 @@ See ``docs/sync.md``.
 from __future__ import annotations
 
 from gateway_proto.driver_support import (
+    ANY_DISPATCH,
     ANY_EVENT,
     CLOSE,
     CONNECT,
@@ -43,6 +44,7 @@ from ._limiter import (
 from ._shard import Shard
 
 __all__ = [
+    "ANY_DISPATCH",
     "ANY_EVENT",
     "CLOSE",
     "CONNECT",

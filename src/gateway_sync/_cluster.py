@@ -9,12 +9,15 @@ assignment), so any thread may iterate them while shards are spawned or stop.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
+import time
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
+from gateway_proto.commands import Command, UpdatePresence
 from gateway_proto.driver_support import (
     ERROR,
     GatewayEvent,
@@ -27,6 +30,7 @@ from gateway_proto.driver_support import (
     plan_shards,
     plan_spawn,
 )
+from gateway_proto.errors import CommandNotSentError, InvalidCommandError, LocalProtocolError
 from gateway_proto.identify import IDENTIFY_WINDOW
 
 from ._events import DEFAULT_MAX_BUFFER, Emitter, EventStream, Handler
@@ -97,7 +101,7 @@ class Cluster:
         limiter_clock: the default limiter's clock (tests inject one).
         limiter_sleep: the default limiter's sleep on that clock.
         max_buffer: per-consumer event buffer, for the cluster and its shards.
-        shard_options: passed to every :class:`Shard` (``encoding``, ``compress``,
+        shard_options: passed to every :class:`Shard` (``encoding``, ``compression``,
             ``ssl_context``, timeouts, ``user_agent`` (also used by the cluster's
             own ``GET /gateway/bot``), ...). ``url=`` connects every shard there
             and asks no ``GET /gateway/bot``: ``spawn("auto")`` then starts
@@ -318,6 +322,80 @@ class Cluster:
         for shard in shards:
             shard.disconnect(code)
         self._emitter.close()
+
+    # -- commands for every shard -----------------------------------------------------
+
+    def send(self, command: Command, *, timeout: float | None = 10.0) -> list[int]:
+        """Queue ``command`` on every connected shard; return the ids of those that took it.
+
+        Thread-safe. A shard that is not connected at that moment (waiting for its
+        turn, between connections, stopped) is skipped: it is not in the result.
+
+        Raises:
+            InvalidCommandError: the command is invalid or too large.
+
+        """
+        return [shard_id for shard_id, _ in self._post_all(command, None, timeout)]
+
+    def send_and_wait(self, command: Command, *, timeout: float | None = 10.0) -> list[int]:
+        """Send ``command`` on every connected shard and wait until each has written it.
+
+        Thread-safe. The shards wait (for READY/RESUMED and their rate limiters)
+        side by side. Returns the ids of the shards that wrote it; one not
+        connected when called, or that stopped before writing it, is left out.
+
+        Raises:
+            InvalidCommandError: the command is invalid or too large.
+            TimeoutError: some shard had not written it within ``timeout`` seconds.
+
+        """
+        posted = self._post_all(command, concurrent.futures.Future, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        written: list[int] = []
+        for shard_id, future in posted:
+            assert future is not None
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                future.result(left)
+            except CommandNotSentError:
+                continue  # the shard stopped first: left out, as documented
+            except concurrent.futures.TimeoutError:
+                raise TimeoutError(
+                    f"shard {shard_id}: {type(command).__name__} not sent in {timeout} s"
+                ) from None
+            written.append(shard_id)
+        return written
+
+    def update_presence(
+        self, presence: UpdatePresence, *, timeout: float | None = 10.0
+    ) -> list[int]:
+        """Set the bot's presence on every connected shard in one call (op 3 each).
+
+        Waits until each shard has written it (see :meth:`send_and_wait`) and
+        returns their ids. A shard that connects later identifies with the
+        ``presence`` it was built with (``Cluster(..., presence=...)``).
+        """
+        return self.send_and_wait(presence, timeout=timeout)
+
+    def _post_all(
+        self,
+        command: Command,
+        waiting: Callable[[], concurrent.futures.Future[None]] | None,
+        timeout: float | None,
+    ) -> list[tuple[int, concurrent.futures.Future[None] | None]]:
+        with self._lock:
+            shards = sorted(self.shards.values(), key=lambda shard: shard.id)
+        posted: list[tuple[int, concurrent.futures.Future[None] | None]] = []
+        for shard in shards:
+            future = None if waiting is None else waiting()
+            try:
+                shard._post_send(command, future, timeout)
+            except InvalidCommandError:
+                raise
+            except LocalProtocolError:
+                continue  # not connected: skipped, as documented
+            posted.append((shard.id, future))
+        return posted
 
     def _shard_stopped(self, shard: Shard) -> None:
         """Record a shard's fatal error (runs on its I/O thread as it ends).

@@ -28,7 +28,13 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from gateway_proto.driver_support import ERROR, DropOldestBuffer, GatewayEvent, HandlerRegistry
+from gateway_proto.driver_support import (
+    ERROR,
+    DropOldestBuffer,
+    GatewayEvent,
+    HandlerRegistry,
+    name_matches,
+)
 
 __all__ = ["DEFAULT_MAX_BUFFER", "Emitter", "EventStream", "Handler"]
 
@@ -72,7 +78,7 @@ class EventStream:
         return self._buffer.dropped
 
     def _put(self, event: GatewayEvent) -> bool:
-        if self._names and event.name not in self._names:
+        if self._names and not name_matches(self._names, event.name):
             return False
         with self._cond:
             dropped = self._buffer.append(event)

@@ -47,6 +47,7 @@ from gateway_proto.driver_support import (
     IDENTIFY_WAIT,
     RECEIVE,
     ConnectionReactor,
+    Done,
     EarlyEnds,
     Reaction,
     ShardCounters,
@@ -59,7 +60,7 @@ from gateway_proto.driver_support import (
     after_connection,
     note_identify_sent,
 )
-from gateway_proto.errors import GatewayError, LocalProtocolError
+from gateway_proto.errors import CommandNotSentError, GatewayError, LocalProtocolError
 from gateway_proto.events import Closed, Dispatch
 from gateway_proto.reconnect import Reconnector
 from gateway_proto.session import Session
@@ -304,7 +305,7 @@ class ShardIO(ShardReporting):
                 except GatewayError as exc:
                     message.done.set_exception(exc)
                 else:
-                    self._unsent.accepted(message.command)
+                    self._unsent.accepted(message.command, self._written_callback(message))
                     message.done.set_result(None)
             elif isinstance(message, CloseRequest):
                 if self._closed is None:
@@ -319,6 +320,22 @@ class ShardIO(ShardReporting):
                 # Written at once (the pump flushes before it blocks): the limiter
                 # measures the identify window from now, not from the permit.
                 note_identify_sent(self._limiter, self.id)
+
+    def _written_callback(self, message: SendRequest) -> Done | None:
+        # A waiting send learns on the I/O thread whether its command was written.
+        written = message.written
+        if written is None:
+            return None
+        command, shard_id = message.command, self.id
+
+        def done(ok: bool) -> None:
+            if ok:
+                written.set_result(None)
+            else:
+                why = f"shard {shard_id} stopped before {type(command).__name__} was sent"
+                written.set_exception(CommandNotSentError(why, command))
+
+        return done
 
     def _reject_sends(self, why: str) -> None:
         # Between connections nothing can take a command; say so instead of holding

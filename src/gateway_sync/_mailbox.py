@@ -26,10 +26,15 @@ __all__ = ["CloseRequest", "IdentifyPermit", "Mailbox", "Message", "SendRequest"
 
 @dataclasses.dataclass(slots=True)
 class SendRequest:
-    """Write ``command``; ``done`` says whether the connection accepted it."""
+    """Write ``command``; ``done`` says whether the connection accepted it.
+
+    ``written`` (a waiting send's): resolved once the connection wrote the command,
+    or failed with ``CommandNotSentError`` if it never will.
+    """
 
     command: Command
     done: concurrent.futures.Future[None]
+    written: concurrent.futures.Future[None] | None = None
 
 
 @dataclasses.dataclass(slots=True)

@@ -26,10 +26,13 @@ from gateway_proto.close_codes import RESUMABLE_CLOSE
 from gateway_proto.commands import Command, RequestGuildMembers, Snowflake, UpdatePresence
 from gateway_proto.config import Compression, Encoding, ShardConfig
 from gateway_proto.driver_support import (
+    NOT_GIVEN,
     MemberChunkCollector,
+    NotGiven,
     ShardCounters,
     ShardLogger,
     ShardState,
+    compression_option,
 )
 from gateway_proto.errors import LocalProtocolError
 from gateway_proto.session import Session
@@ -56,7 +59,8 @@ class Shard(ShardIO):
         shard_count: the total number of shards.
         intents: the intents bitfield.
         encoding: ``"json"`` or ``"etf"``.
-        compress: ``"zlib-stream"``, ``"zstd-stream"``, ``"payload"`` or ``None``.
+        compression: ``"zlib-stream"``, ``"zstd-stream"``, ``"payload"`` or ``None``
+            (``"none"`` too). ``compress=``, the old name, still works and warns.
         url: connect here instead of asking ``GET /gateway/bot``.
         session: a saved :class:`~gateway_proto.Session` to resume.
         identify_limiter: shared identify limiter (a cluster passes its own);
@@ -84,7 +88,7 @@ class Shard(ShardIO):
         shard_count: int = 1,
         intents: int,
         encoding: Encoding = "json",
-        compress: Compression = "zlib-stream",
+        compression: Compression = "zlib-stream",
         url: str | None = None,
         session: Session | None = None,
         identify_limiter: IdentifyLimiter | None = None,
@@ -97,6 +101,7 @@ class Shard(ShardIO):
         max_buffer: int = DEFAULT_MAX_BUFFER,
         rng: random.Random | None = None,
         user_agent: str | None = None,
+        compress: Compression | NotGiven = NOT_GIVEN,
         **config_options: Any,
     ) -> None:
         gateway = (
@@ -113,7 +118,7 @@ class Shard(ShardIO):
             shard=(shard_id, shard_count),
             url=url or "wss://gateway.discord.gg/",
             encoding=encoding,
-            compression=compress,
+            compression=compression_option(compression, compress),
             presence=presence,
             large_threshold=large_threshold,
             user_agent=user_agent or gateway.user_agent,
@@ -333,10 +338,46 @@ class Shard(ShardIO):
             LocalProtocolError: the shard is not connected.
 
         """
+        self._post_send(command, None, timeout)
+
+    def send_and_wait(self, command: Command, *, timeout: float | None = 10.0) -> None:
+        """Send ``command`` and return once the connection has written it.
+
+        Thread-safe. :meth:`send` returns as soon as the command is queued; this
+        waits for the session to be live (READY/RESUMED, across a reconnect too)
+        and for the rate limiter (120 per 60 s), until the connection wrote the
+        command into its output, which the I/O thread hands to the socket at once.
+
+        Raises:
+            InvalidCommandError: the command is invalid or too large.
+            LocalProtocolError: the shard is not connected.
+            CommandNotSentError: the shard stopped before writing it (the command
+                is then also in ``Stopped.unsent``).
+            TimeoutError: not written within ``timeout`` seconds (it stays queued).
+
+        """
+        written: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._post_send(command, written, timeout)
+        try:
+            written.result(timeout)
+        except concurrent.futures.TimeoutError:
+            # Before 3.11 a distinct class: raise the builtin one everywhere.
+            raise TimeoutError(f"{type(command).__name__} not sent in {timeout} s") from None
+
+    def update_presence(self, presence: UpdatePresence, *, timeout: float | None = 10.0) -> None:
+        """Set this shard's presence (op 3); return once written (see :meth:`send_and_wait`)."""
+        self.send_and_wait(presence, timeout=timeout)
+
+    def _post_send(
+        self,
+        command: Command,
+        written: concurrent.futures.Future[None] | None,
+        timeout: float | None,
+    ) -> None:
         if not self._snapshot.connected or not self.running:
             raise LocalProtocolError(f"shard {self.id} is not connected")
         done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._mailbox.post(SendRequest(command, done))
+        self._mailbox.post(SendRequest(command, done, written))
         done.result(timeout)
 
     def request_guild_members(

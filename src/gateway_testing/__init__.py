@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from gateway_testing._codec import MissingDependency
 from gateway_testing._connection import FakeConnection
-from gateway_testing._options import FakeOptions
+from gateway_testing._options import FakeOptions, FakeOptionsDict
 from gateway_testing._records import ClientPayload, HttpRequest, ServerPayload
 from gateway_testing._server import FakeGateway
 from gateway_testing._session import Dispatch, FakeSession
@@ -27,6 +27,7 @@ __all__ = [
     "FakeConnection",
     "FakeGateway",
     "FakeOptions",
+    "FakeOptionsDict",
     "FakeSession",
     "HttpRequest",
     "MissingDependency",

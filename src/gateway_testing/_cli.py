@@ -19,6 +19,7 @@ from typing import Literal
 
 import anyio
 
+from gateway_testing._options import FakeOptionsDict
 from gateway_testing._server import FakeGateway
 
 __all__ = ["ServeOptions", "add_arguments", "build_parser", "main", "parse_args", "serve"]
@@ -221,7 +222,7 @@ def parse_args(argv: Sequence[str] | None = None) -> ServeOptions:
 
 async def serve(options: ServeOptions) -> None:
     """Run the fake described by ``options`` until cancelled or ``duration`` elapsed."""
-    kwargs: dict[str, object] = {
+    kwargs: FakeOptionsDict = {
         "host": options.host,
         "port": options.port,
         "token": options.token,

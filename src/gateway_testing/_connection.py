@@ -134,19 +134,28 @@ class FakeConnection:
 
     # -- records -------------------------------------------------------------------------
 
+    # One shape for the shortcuts: ``payloads(op)``, ``identifies`` and ``heartbeats``
+    # give the ``d`` the client sent (``conn.identifies[0]["intents"]``), as Discord's
+    # documentation shows payloads; ``records(op)`` and ``sent`` give the records
+    # (``time``, ``size``) for the tests that need them.
+
     def payloads(self, op: int) -> list[Any]:
         """Return the ``d`` of every payload the client sent with opcode ``op``, in order."""
         return [p.d for p in self.sent if p.op == op]
 
-    @property
-    def heartbeats(self) -> list[ClientPayload]:
-        """The heartbeats (op 1) the client sent."""
-        return [p for p in self.sent if p.op == 1]
+    def records(self, op: int) -> list[ClientPayload]:
+        """Return the records (time, op, d, size) of every payload with opcode ``op``."""
+        return [p for p in self.sent if p.op == op]
 
     @property
-    def identifies(self) -> list[ClientPayload]:
-        """The Identify payloads (op 2) the client sent."""
-        return [p for p in self.sent if p.op == 2]
+    def heartbeats(self) -> list[Any]:
+        """The ``d`` (the last sequence, or ``None``) of every heartbeat (op 1) sent."""
+        return self.payloads(1)
+
+    @property
+    def identifies(self) -> list[Any]:
+        """The ``d`` of every Identify (op 2) the client sent: ``identifies[0]["intents"]``."""
+        return self.payloads(2)
 
     def dispatches(self) -> list[ServerPayload]:
         """Return the dispatches (op 0) the fake wrote to this connection."""

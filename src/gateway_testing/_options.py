@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import TypedDict
 
 from gateway_testing._session import FixedWindow, SlidingWindow
 
-__all__ = ["ALL_INTENTS", "PRIVILEGED_INTENTS", "FakeOptions"]
+__all__ = [
+    "ALL_INTENTS",
+    "PRIVILEGED_INTENTS",
+    "FakeOptions",
+    "FakeOptionsDict",
+    "check_option_names",
+]
 
 #: Every documented intent bit OR'd together (PROTOCOL.md 12).
 ALL_INTENTS = 53608447
@@ -118,3 +126,71 @@ class FakeOptions:
         if self.fixed_command_window:
             return FixedWindow(self.command_limit, self.command_window)
         return SlidingWindow(self.command_limit, self.command_window)
+
+
+class FakeOptionsDict(TypedDict, total=False):
+    """The keyword arguments of :class:`~gateway_testing.FakeGateway`: ``FakeOptions``'s fields.
+
+    ``FakeGateway(**options: Unpack[FakeOptionsDict])`` lets a type checker catch a
+    misspelled option or a wrong type (``tests/testing/test_options_typed.py`` keeps
+    the two in step). Meanings and defaults are :class:`FakeOptions`'s.
+    """
+
+    token: str
+    shards: int
+    max_concurrency: int
+    heartbeat_interval: float
+    heartbeat_grace: float | None
+    guilds_per_shard: int
+    members_per_guild: int
+    ssl_context: ssl.SSLContext | None
+    host: str
+    port: int
+    identify_window: float
+    session_start_total: int
+    session_start_remaining: int | None
+    session_start_reset: float
+    member_request_window: float
+    member_chunk_size: int
+    command_limit: int
+    command_window: float
+    max_payload_size: int
+    max_guilds_per_shard: int
+    shard_count_multiple: int
+    privileged_intents: int
+    session_ttl: float
+    resume_buffer: int
+    resume_path: str
+    close_timeout: float
+    seed: int
+    event_rate: float | None
+    encodings: tuple[str, ...]
+    compressions: tuple[str | None, ...]
+    require_user_agent: bool
+    first_heartbeat_limit: float | None
+    fixed_command_window: bool
+    history_limit: int | None
+    zstd_end_frames: bool
+    fragment_size: int | None
+    zero_sequence_ready: bool
+    resume_unsupported: bool
+    replay_inclusive: bool
+    sessions_replace_before_ready: bool
+    resume_url: str | None
+
+
+def check_option_names(options: dict[str, object]) -> None:
+    """Raise ``TypeError`` naming each unknown option (and the nearest known one).
+
+    Raises:
+        TypeError: if a key of ``options`` is not a field of :class:`FakeOptions`.
+
+    """
+    known = {f.name for f in fields(FakeOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise TypeError(f"FakeGateway got unknown option(s): {', '.join(hints)}")

@@ -19,7 +19,7 @@ import struct
 import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.abc
@@ -32,10 +32,13 @@ from wsproto.events import AcceptConnection, Request
 from gateway_testing import corpus
 from gateway_testing._connection import FakeConnection
 from gateway_testing._http import header, is_websocket_upgrade, rate_limited, rest_reply
-from gateway_testing._options import FakeOptions
+from gateway_testing._options import FakeOptions, FakeOptionsDict, check_option_names
 from gateway_testing._protocol import open_connection
 from gateway_testing._records import HttpRequest
 from gateway_testing._session import Dispatch, FakeSession
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["FakeGateway"]
 
@@ -84,7 +87,10 @@ class FakeGateway:
 
     """
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, **options: Unpack[FakeOptionsDict]) -> None:
+        # Typed (FakeOptionsDict), so mypy catches a misspelled option; at run time the
+        # TypeError names it, with the nearest option's name.
+        check_option_names(dict(options))
         self.options = FakeOptions(**options)
         o = self.options
         self.connections: list[FakeConnection] = []

@@ -4,19 +4,22 @@ Theory of operation: :func:`run_in_thread` starts an anyio blocking portal (its 
 thread and event loop), enters the :class:`FakeGateway` there, and yields a
 :class:`ThreadedFakeGateway`. Every method of the proxies forwards to the loop with
 ``portal.call`` and blocks until it is done; records (``sent``, ``connections``...)
-are read directly, which is safe because the loop only ever appends to them.
+are read directly, which is safe because the loop only ever appends to them or
+assigns them whole. The proxies have every public name of the loop-side objects
+except the fake's own plumbing (``tests/testing/test_thread_api.py`` keeps it so).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from gateway_testing._connection import FakeConnection
+from gateway_testing._options import FakeOptions
 from gateway_testing._records import ClientPayload, HttpRequest, ServerPayload
 from gateway_testing._session import Dispatch, FakeSession
 
@@ -25,14 +28,86 @@ if TYPE_CHECKING:
 
 __all__ = ["ThreadedConnection", "ThreadedFakeGateway", "run_in_thread"]
 
+T = TypeVar("T")
 
-class ThreadedConnection:
+
+class _Record(Generic[T]):
+    """A record of the loop-side object, read from the calling thread.
+
+    Safe without the portal: the loop only appends to a record or assigns it whole.
+    """
+
+    def __init__(self, doc: str) -> None:
+        self.__doc__ = doc
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> _Record[T]: ...
+    @overload
+    def __get__(self, obj: _Proxy, owner: type | None = None) -> T: ...
+    def __get__(self, obj: _Proxy | None, owner: type | None = None) -> _Record[T] | T:
+        if obj is None:
+            return self
+        value: T = getattr(obj._target, self.name)
+        return value
+
+
+class _Knob(_Record[T]):
+    """A fault knob: read directly, set on the loop (through the portal)."""
+
+    def __set__(self, obj: _Proxy, value: T) -> None:
+        obj._portal.call(_assign, obj._target, self.name, value)
+
+
+async def _assign(target: object, name: str, value: object) -> None:
+    setattr(target, name, value)
+
+
+class _Proxy:
+    """What the two proxies share: the portal and the loop-side object."""
+
+    def __init__(self, portal: BlockingPortal, target: object) -> None:
+        self._portal = portal
+        self._target = target
+
+
+class ThreadedConnection(_Proxy):
     """A :class:`FakeConnection` seen from another thread: the same API, blocking."""
 
     def __init__(self, portal: BlockingPortal, conn: FakeConnection) -> None:
-        self._portal = portal
+        super().__init__(portal, conn)
         #: The underlying connection (read its records; call its methods only on the loop).
         self.connection = conn
+
+    number = _Record[int]("0-based arrival order.")
+    path = _Record[str]("The request path the client used.")
+    query = _Record[dict[str, str]]("The parsed query string (last value wins).")
+    host = _Record[str]("The upgrade request's ``Host`` header.")
+    encoding = _Record[str]("The encoding the query asked for.")
+    compress = _Record[str | None]("The transport compression the query asked for.")
+    session = _Record[FakeSession | None]("The session identified or resumed here.")
+    resumed = _Record[bool]("Whether the session was resumed here (RESUME).")
+    identify_rejected = _Record[int]("Identifies answered with op 9 (identify limits).")
+    payload_compression = _Record[bool]("Whether Identify asked for payload compression.")
+    close_code = _Record[int | None]("The code of the client's close frame, if it sent one.")
+    close_reason = _Record[str | None]("The reason of the client's close frame.")
+    server_close_code = _Record[int | None]("The code the fake closed with, if it did.")
+    server_close_reason = _Record[str | None]("The reason the fake closed with.")
+    closed = _Record[bool]("Whether the socket is gone.")
+    closed_at = _Record[float | None]("When the socket went away (the loop's clock).")
+    dropped = _Record[bool]("Whether the fake dropped it without a close frame.")
+    opened_at = _Record[float]("When the connection arrived (the loop's clock).")
+    last_heartbeat = _Record[float]("When the last heartbeat arrived (the loop's clock).")
+    user_agent = _Record[str | None]("The upgrade's ``User-Agent`` header.")
+    hello_at = _Record[float | None]("When HELLO was queued.")
+    first_heartbeat_at = _Record[float | None]("When the first heartbeat arrived.")
+    acking = _Knob[bool]("Fault knob: ``False`` stops answering heartbeats.")
+    fragment_frames = _Knob[int]("Fault knob: frames per WebSocket message.")
+    split_messages = _Knob[int]("Fault knob: zlib-stream WebSocket messages per payload.")
+    write_delay = _Knob[float]("Fault knob: seconds before each write.")
 
     @property
     def sent(self) -> list[ClientPayload]:
@@ -45,33 +120,49 @@ class ThreadedConnection:
         return list(self.connection.delivered)
 
     @property
-    def path(self) -> str:
-        """The request path the client used."""
-        return self.connection.path
+    def heartbeats(self) -> list[Any]:
+        """The ``d`` of every heartbeat (op 1) the client sent (as ``payloads(1)``)."""
+        return self.connection.heartbeats
 
     @property
-    def query(self) -> dict[str, str]:
-        """The parsed query string."""
-        return self.connection.query
+    def identifies(self) -> list[Any]:
+        """The ``d`` of every Identify (op 2) the client sent (as ``payloads(2)``)."""
+        return self.connection.identifies
 
     @property
-    def close_code(self) -> int | None:
-        """The code of the client's close frame, if it sent one."""
-        return self.connection.close_code
+    def identified(self) -> bool:
+        """Whether a session is live here (READY or RESUMED was queued)."""
+        return self.connection.identified
 
     @property
-    def server_close_code(self) -> int | None:
-        """The code the fake closed with, if it did."""
-        return self.connection.server_close_code
+    def backlog(self) -> int:
+        """Payloads queued for this connection and not yet written."""
+        return self.connection.backlog
 
-    @property
-    def closed(self) -> bool:
-        """Whether the socket is gone."""
-        return self.connection.closed
+    def records(self, op: int) -> list[ClientPayload]:
+        """Return the records of every payload the client sent with opcode ``op``."""
+        return self.connection.records(op)
+
+    def dispatches(self) -> list[ServerPayload]:
+        """Return the dispatches (op 0) the fake wrote to this connection."""
+        return self.connection.dispatches()
 
     def payloads(self, op: int) -> list[Any]:
         """Return the ``d`` of every payload the client sent with opcode ``op``."""
         return self.connection.payloads(op)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Block until ``predicate()`` is true (it runs on the fake's loop, after each change).
+
+        Raises:
+            TimeoutError: after ``timeout`` seconds.
+
+        """
+        self._portal.call(self.connection.wait_until, predicate, timeout)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Block until everything queued so far was written (or the connection ended)."""
+        self._portal.call(self.connection.flush, timeout)
 
     def wait_for_op(self, op: int, *, count: int = 1, timeout: float = 5.0) -> ClientPayload:
         """Block until the client sent ``count`` payloads with opcode ``op``."""
@@ -124,6 +215,10 @@ class ThreadedConnection:
         """Drop the TCP connection without a close frame."""
         self._portal.call(lambda: self.connection.drop(reset=reset))
 
+    def send_raw(self, message: str | bytes) -> None:
+        """Send ``message`` as one WebSocket message as-is (no encoding, no compression)."""
+        self._portal.call(self.connection.send_raw, message)
+
     def send_corrupted(self) -> None:
         """Send a message no client can decompress or decode."""
         self._portal.call(self.connection.send_corrupted)
@@ -138,13 +233,21 @@ class ThreadedConnection:
         return result
 
 
-class ThreadedFakeGateway:
+class ThreadedFakeGateway(_Proxy):
     """A running :class:`FakeGateway` seen from another thread: blocking methods."""
 
     def __init__(self, portal: BlockingPortal, fake: FakeGateway) -> None:
-        self._portal = portal
+        super().__init__(portal, fake)
         #: The underlying fake (read its records; call its methods only on the loop).
         self.fake = fake
+
+    options = _Record[FakeOptions]("The fake's options (see :class:`FakeOptions`).")
+    port = _Record[int]("The TCP port the fake listens on.")
+    sessions = _Record[dict[str, FakeSession]]("Every session so far, by session id.")
+    guild_ids = _Record[list[str]]("The bot's guilds, on every recommended shard.")
+    session_start_remaining = _Record[int]("Identifies left in the session-start budget.")
+    rest_rate_limits = _Record[list[float]]("``retry_after`` of each pending REST 429.")
+    reconnects_before_hello = _Record[int]("Connections still to get op 7 instead of HELLO.")
 
     @property
     def gateway_url(self) -> str:
@@ -175,6 +278,21 @@ class ThreadedFakeGateway:
     def session_starts_exhausted(self) -> bool:
         """Whether an Identify found the session start budget empty."""
         return self.fake.session_starts_exhausted
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Block until ``predicate()`` is true (it runs on the fake's loop, after each change)."""
+        self._portal.call(self.fake.wait_until, predicate, timeout)
+
+    def wait_for_connection(self, number: int, timeout: float = 5.0) -> ThreadedConnection:
+        """Block until connection ``number`` (0-based arrival order) arrived; return it."""
+        conn = self._portal.call(self.fake.wait_for_connection, number, timeout)
+        return ThreadedConnection(self._portal, conn)
+
+    @contextlib.contextmanager
+    def unreachable(self) -> Iterator[None]:
+        """Take the fake off the network while the block runs (:meth:`FakeGateway.unreachable`)."""
+        with self._portal.wrap_async_context_manager(self.fake.unreachable()):
+            yield
 
     def next_connection(self, timeout: float = 5.0) -> ThreadedConnection:
         """Block until the next connection arrives; return it."""

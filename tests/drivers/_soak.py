@@ -549,7 +549,7 @@ async def soak(driver: DriverAdapter, config: SoakConfig) -> SoakReport:
         driver.start_shard(
             gw,
             encoding=config.encoding,
-            compress=config.compress,
+            compression=config.compress,
             rng=random.Random(rng.getrandbits(64)),
             identify_limiter=_identify_limiter(driver),
         ) as run,

@@ -63,7 +63,7 @@ def the_big_one(run: Running, d: dict[str, Any]) -> dict[str, Any]:
 @pytest.mark.parametrize("compress", ["zlib-stream", "zstd-stream", "payload"])
 async def test_big_guild_create(driver: DriverAdapter, compress: str, size: int) -> None:
     """Regression: zstd-stream cut every payload over 128 KiB, then looped on resume."""
-    async with fake() as gw, driver.start_shard(gw, compress=compress) as run:
+    async with fake() as gw, driver.start_shard(gw, compression=compress) as run:
         await run.wait_for("READY", timeout=TIMEOUT)
         d = await send_big_then_small(gw, run, size)
         assert the_big_one(run, d) == d
@@ -77,7 +77,10 @@ async def test_big_guild_create(driver: DriverAdapter, compress: str, size: int)
 
 
 async def test_etf_big_guild_create_over_zstd(driver: DriverAdapter) -> None:
-    async with fake() as gw, driver.start_shard(gw, encoding="etf", compress="zstd-stream") as run:
+    async with (
+        fake() as gw,
+        driver.start_shard(gw, encoding="etf", compression="zstd-stream") as run,
+    ):
         await run.wait_for("READY", timeout=TIMEOUT)
         d = await send_big_then_small(gw, run, 1_000_000)
         assert the_big_one(run, d) == d
@@ -88,7 +91,7 @@ async def test_zstd_frame_ended_after_every_message(driver: DriverAdapter) -> No
     """A server that ends the zstd frame per message: each message starts a new frame."""
     async with (
         fake(zstd_end_frames=True) as gw,
-        driver.start_shard(gw, compress="zstd-stream") as run,
+        driver.start_shard(gw, compression="zstd-stream") as run,
     ):
         await run.wait_for("READY", timeout=TIMEOUT)
         await dispatch_messages(gw, range(5))

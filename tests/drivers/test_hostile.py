@@ -38,7 +38,7 @@ def options(srv: HostileServer, **more: Any) -> dict[str, Any]:
     """Shard options for the hostile server: its URL, no compression, short timeouts."""
     base: dict[str, Any] = {
         "url": srv.url,
-        "compress": None,
+        "compression": None,
         "handshake_timeout": 1.0,
         "hello_timeout": 1.0,
         "close_timeout": 1.0,

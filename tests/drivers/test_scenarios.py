@@ -61,7 +61,7 @@ async def test_hello_identify_ready_dispatches(
         await run.wait_for("MESSAGE_CREATE", count=5)
         assert_exactly_once_in_order(run, 5)
         conn = gw.connections[0]
-        identify = conn.identifies[0].d
+        identify = conn.identifies[0]
         assert identify["token"] == TOKEN
         assert (identify["shard"], identify["intents"]) == ([0, 1], 513)
         assert conn.compress == "zlib-stream"
@@ -273,14 +273,14 @@ async def test_cluster_identifies_bucket_by_bucket(driver: DriverAdapter) -> Non
             assert all(b - a >= window - 1e-6 for a, b in itertools.pairwise(times))
         # The fake enforces the window too: it never had to refuse an identify (op 9).
         assert sum(conn.identify_rejected for conn in gw.connections) == 0
-        assert sorted(conn.identifies[0].d["shard"][0] for conn in gw.connections) == list(range(8))
-        assert {tuple(conn.identifies[0].d["shard"])[1] for conn in gw.connections} == {8}
+        assert sorted(conn.identifies[0]["shard"][0] for conn in gw.connections) == list(range(8))
+        assert {tuple(conn.identifies[0]["shard"])[1] for conn in gw.connections} == {8}
 
 
 async def test_spawn_auto_takes_the_count_from_rest(driver: DriverAdapter) -> None:
     async with fake(shards=3, max_concurrency=3) as gw, driver.start_cluster(gw, "auto") as run:
         await run.wait_for("READY", count=3)
-        shards = sorted(tuple(conn.identifies[0].d["shard"]) for conn in gw.connections)
+        shards = sorted(tuple(conn.identifies[0]["shard"]) for conn in gw.connections)
         assert shards == [(0, 3), (1, 3), (2, 3)]
         assert any(r.path.endswith("/gateway/bot") for r in gw.http_requests)
         assert {s.shard_id for s in run.dispatches("READY")} == {0, 1, 2}
@@ -350,7 +350,7 @@ async def test_spawn_ids_with_a_pinned_shard_count(driver: DriverAdapter) -> Non
     gw = fake(shards=2, max_concurrency=2)
     async with gw, driver.start_cluster(gw, [4, 5], shard_count=16) as run:
         await run.wait_for("READY", count=2)
-        shards = sorted(tuple(conn.identifies[0].d["shard"]) for conn in gw.connections)
+        shards = sorted(tuple(conn.identifies[0]["shard"]) for conn in gw.connections)
         assert shards == [(4, 16), (5, 16)]
         assert sorted(run.shard(i).id for i in (4, 5)) == [4, 5]
 
@@ -362,7 +362,7 @@ async def test_cluster_asks_for_identifies_in_shard_id_order(driver: DriverAdapt
         await run.wait_for("READY", count=4)
         # One bucket: every identify waits for the one before, in shard id order.
         assert [shard for _, shard in run.identify_log] == [0, 1, 2, 3]
-        arrived = [conn.identifies[0].d["shard"][0] for conn in gw.connections if conn.identifies]
+        arrived = [conn.identifies[0]["shard"][0] for conn in gw.connections if conn.identifies]
         assert arrived == [0, 1, 2, 3]
         assert sum(conn.identify_rejected for conn in gw.connections) == 0
 

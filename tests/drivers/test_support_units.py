@@ -151,3 +151,67 @@ def test_gateway_fetch_decides_without_io() -> None:
     with pytest.raises(GatewayRequestError) as raised:
         failing.failed(ConnectionError("refused tok"))
     assert "tok" not in str(raised.value).replace("refused", "")
+
+
+def test_a_waiting_send_learns_whether_its_command_was_written() -> None:
+    from gateway_proto import GatewayConnection, ShardConfig
+
+    outcomes: list[tuple[str, bool]] = []
+    unsent = UnsentCommands()
+    presence, voice = UpdatePresence(status="idle"), UpdateVoiceState(guild_id=1, channel_id=None)
+    unsent.accepted(presence, lambda ok: outcomes.append(("presence", ok)))
+    unsent.accepted(UpdatePresence(status="dnd"))  # a plain send(): nobody waits
+    unsent.accepted(voice, lambda ok: outcomes.append(("voice", ok)))
+    unsent.observe(PayloadSent(3, presence.to_payload()))
+    assert outcomes == [("presence", True)]
+    # A new connection with room for one refuses the voice command: never written.
+    config = ShardConfig(token=TOKEN, intents=1, max_pending_commands=1)
+    conn = GatewayConnection(config)
+    conn.connect(0.0)
+    assert unsent.requeue(conn, 0.0) == [voice]
+    assert outcomes == [("presence", True), ("voice", False)]
+    # The shard stops: whoever still waits is told.
+    unsent.accepted(presence, lambda ok: outcomes.append(("last", ok)))
+    assert unsent.take() == (UpdatePresence(status="dnd"), presence)
+    assert outcomes[-1] == ("last", False)
+
+
+def test_the_dispatch_subscription_matches_dispatch_names_only() -> None:
+    from gateway_proto.driver_support import (
+        ANY_DISPATCH,
+        ANY_EVENT,
+        LIFECYCLE_EVENTS,
+        HandlerRegistry,
+        name_matches,
+    )
+
+    registry: HandlerRegistry[str] = HandlerRegistry()
+    registry.on(ANY_DISPATCH, "dispatches")
+    registry.on(ANY_EVENT, "everything")
+    registry.on("MESSAGE_CREATE", "messages")
+    assert registry.handlers_for("MESSAGE_CREATE") == ["messages", "dispatches", "everything"]
+    assert registry.handlers_for("TYPING_START") == ["dispatches", "everything"]
+    for lifecycle in LIFECYCLE_EVENTS:  # "receive" included: no dispatch twice
+        assert registry.handlers_for(lifecycle) == ["everything"]
+    only: HandlerRegistry[str] = HandlerRegistry()
+    only.on(ANY_DISPATCH, "dispatches")
+    assert only.has("GUILD_CREATE")
+    assert not only.has("receive")
+    assert name_matches(frozenset({ANY_DISPATCH}), "READY")
+    assert not name_matches(frozenset({ANY_DISPATCH}), "receive")
+    assert name_matches(frozenset(), "receive")
+    assert not name_matches(frozenset({"open"}), "READY")
+
+
+def test_bad_configuration_is_a_value_error_of_the_library() -> None:
+    from gateway_proto import ConfigError, GatewayError, LocalProtocolError, ShardConfig
+
+    assert ShardConfig(token=TOKEN, intents=1, compression="none").compression is None
+    assert ShardConfig(token=TOKEN, intents=1, compression=None).compression is None
+    with pytest.raises(ConfigError, match="compression must be") as info:
+        ShardConfig(token=TOKEN, intents=1, compression="gzip")  # type: ignore[arg-type]
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, LocalProtocolError)  # what callers caught before
+    assert isinstance(info.value, GatewayError)
+    with pytest.raises(ValueError, match="large_threshold"):
+        ShardConfig(token=TOKEN, intents=1, large_threshold=1)

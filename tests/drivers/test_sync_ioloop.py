@@ -301,7 +301,7 @@ def make_shard(peer: Peer, scheme: str = "ws", **options: Any) -> Shard:
         0,
         intents=1,
         url=f"{scheme}://localhost:{peer.port}/",
-        compress=None,
+        compression=None,
         rng=random.Random(0),
         # Re-identifying after a lost connection waits out the limiter's window.
         identify_limiter=InProcessIdentifyLimiter(window=0.01),
@@ -448,7 +448,7 @@ def test_ctrl_c_in_cluster_run_closes_every_shard(
         api_base="http://rest.invalid/api/v10",
         transport=httpx.MockTransport(lambda request: httpx.Response(200, json=body)),
     )
-    cluster = Cluster(gateway, intents=1, compress=None, identify_window=0.01)
+    cluster = Cluster(gateway, intents=1, compression=None, identify_window=0.01)
     ready: set[int] = set()
 
     @cluster.on("READY")

@@ -33,7 +33,7 @@ from gateway_proto.identify import SessionStartLimit
 from gateway_redis import RedisIdentifyLimiter, SyncRedisIdentifyLimiter
 from gateway_redis._identify_core import IdentifyCoordinator, RedisCall
 from gateway_redis._keys import Keys
-from gateway_testing import FakeGateway
+from gateway_testing import FakeGateway, FakeOptionsDict
 
 from .conftest import start_redis, stop_redis
 
@@ -409,9 +409,15 @@ async def test_an_anyio_cluster_feeds_the_limiter_and_keeps_the_buckets(redis_ur
 def test_a_sync_cluster_feeds_the_limiter_and_keeps_the_buckets(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     limiter = SyncRedisIdentifyLimiter(client, TOKEN, window=0.3)
-    options = {"shards": 4, "max_concurrency": 2, "identify_window": 0.3}
+    options: FakeOptionsDict = {
+        "token": TOKEN,
+        "session_start_remaining": 50,
+        "shards": 4,
+        "max_concurrency": 2,
+        "identify_window": 0.3,
+    }
     try:
-        with FakeGateway(token=TOKEN, session_start_remaining=50, **options).run_in_thread() as gw:
+        with FakeGateway(**options).run_in_thread() as gw:
             gateway = gateway_sync.Gateway(TOKEN, api_base=gw.api_base)
             cluster = gateway_sync.Cluster(gateway, intents=513, identify_limiter=limiter)
             with cluster, cluster.events("connect") as events:
@@ -511,7 +517,7 @@ def test_processes_on_one_token_never_break_the_fakes_limits(
     identifies = sorted(
         (payload.time, payload.d["shard"][0])
         for conn in fake.connections
-        for payload in conn.identifies
+        for payload in conn.records(2)
     )
     # The budget was spent to the last start and not beyond: the rest waited for its reset.
     assert len(identifies) == budget_left

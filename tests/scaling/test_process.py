@@ -22,7 +22,7 @@ from gateway_anyio import Gateway, ShardState
 from gateway_redis._keys import Keys
 from gateway_redis.leases import LeaseTiming
 from gateway_redis.process import GatewayProcess
-from gateway_testing import FakeGateway
+from gateway_testing import FakeGateway, FakeOptionsDict
 
 from ._gateways import (
     TOKEN,
@@ -39,7 +39,7 @@ from ._gateways import (
 from .conftest import RedisServer, start_redis, stop_redis
 
 KEYS = Keys.for_token(TOKEN)
-FAKE = {"token": TOKEN, "shards": 2, "max_concurrency": 2, "event_rate": 40.0}
+FAKE: FakeOptionsDict = {"token": TOKEN, "shards": 2, "max_concurrency": 2, "event_rate": 40.0}
 
 
 def sessions_saved(client: redis.Redis, count: int = 2) -> bool:

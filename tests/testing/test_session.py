@@ -31,7 +31,7 @@ async def test_ready_then_the_shards_guilds(anyio_backend: str) -> None:
         assert [p["d"]["id"] for p in creates] == guild_ids
         assert [p["s"] for p in creates] == [2, 3, 4]
         assert len(creates[0]["d"]["members"]) == 50
-        assert conn.identifies[0].d["shard"] == [1, 2]
+        assert conn.identifies[0]["shard"] == [1, 2]
         await client.aclose()
 
 
@@ -65,7 +65,7 @@ async def test_heartbeats_are_acked_and_recorded(fake: FakeGateway) -> None:
         assert await client.recv() == {"t": None, "s": None, "op": 11, "d": None}
     assert conn.payloads(1) == [None, 3]
     assert len(conn.heartbeats) == 2
-    assert conn.heartbeats[0].time <= conn.heartbeats[1].time
+    assert conn.records(1)[0].time <= conn.records(1)[1].time
     await client.aclose()
 
 

@@ -38,7 +38,10 @@ Every public name is importable from this package; each lives in one module, by 
   (:class:`TracksIdentifySends`, :func:`note_identify_sent`), budget feeding
   (:class:`TracksSessionStartLimit`, :func:`note_session_start_limit`) and
   :func:`announce_identify_wait`.
-- :mod:`.unsent`: the unsent-command backlog across connections (:class:`UnsentCommands`).
+- :mod:`.unsent`: the unsent-command backlog across connections (:class:`UnsentCommands`),
+  which also tells a waiting send whether its command was written (:data:`Done`).
+- :mod:`.options`: options both drivers spell alike (:func:`compression_option`, which
+  keeps the deprecated ``compress=`` working; :data:`NOT_GIVEN`).
 - :mod:`.member_chunks`: member-chunk collection (:class:`MemberChunkCollector`,
   :class:`ChunkOutcome`; a ``RATE_LIMITED`` wait is clamped to ``MAX_RETRY_AFTER``).
 - :mod:`.redaction`: token redaction (:func:`redact`, :class:`RedactingFilter`) and the
@@ -73,6 +76,7 @@ from .identify_permits import (
     note_session_start_limit,
 )
 from .member_chunks import ChunkOutcome, MemberChunkCollector
+from .options import NOT_GIVEN, NotGiven, compression_option
 from .planning import SpawnSpec, StartOrder, plan_shards, plan_spawn
 from .reactor import (
     HANDSHAKE_TIMED_OUT,
@@ -87,6 +91,7 @@ from .reactor import (
 from .redaction import RedactingFilter, ShardLogger, redact
 from .rejections import ConnectionRejectedError, EarlyEnds
 from .shard_events import (
+    ANY_DISPATCH,
     ANY_EVENT,
     CLOSE,
     CONNECT,
@@ -106,11 +111,13 @@ from .shard_events import (
     ShardState,
     StateChange,
     Stopped,
+    name_matches,
 )
-from .unsent import UnsentCommands
+from .unsent import Done, UnsentCommands
 from .urls import GatewayAddress, GatewayUrlError, split_gateway_url
 
 __all__ = [
+    "ANY_DISPATCH",
     "ANY_EVENT",
     "API_BASE_ENV",
     "CLOSE",
@@ -121,6 +128,7 @@ __all__ = [
     "HANDSHAKE_TIMED_OUT",
     "IDENTIFY_WAIT",
     "LIFECYCLE_EVENTS",
+    "NOT_GIVEN",
     "OPEN",
     "READY_TIMED_OUT",
     "RECEIVE",
@@ -133,6 +141,7 @@ __all__ = [
     "Connected",
     "ConnectionReactor",
     "ConnectionRejectedError",
+    "Done",
     "DropOldestBuffer",
     "EarlyEnds",
     "GatewayAddress",
@@ -151,6 +160,7 @@ __all__ = [
     "InvalidTokenError",
     "MemberChunkCollector",
     "NextAttempt",
+    "NotGiven",
     "Reaction",
     "RedactingFilter",
     "ShardCounters",
@@ -167,7 +177,9 @@ __all__ = [
     "UnsentCommands",
     "after_connection",
     "announce_identify_wait",
+    "compression_option",
     "describe_error",
+    "name_matches",
     "note_identify_sent",
     "note_session_start_limit",
     "parse_retry_after",

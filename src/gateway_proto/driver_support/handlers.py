@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Generic, TypeVar
 
-from .shard_events import ANY_EVENT
+from .shard_events import ANY_DISPATCH, ANY_EVENT, LIFECYCLE_EVENTS
 
 H = TypeVar("H")
 
 
 class HandlerRegistry(Generic[H]):
-    """Handlers by event name, in registration order (``"*"`` gets everything)."""
+    """Handlers by event name, in registration order.
+
+    ``"*"`` gets everything; ``"dispatch"`` (:data:`ANY_DISPATCH`) gets every
+    Discord dispatch once, by its own name.
+    """
 
     def __init__(self) -> None:
         self._by_name: dict[str, list[H]] = {}
@@ -30,16 +34,22 @@ class HandlerRegistry(Generic[H]):
 
     def handlers_for(self, name: str) -> list[H]:
         """Return the handlers for ``name``: its own first, then the catch-all ones."""
-        own = self._by_name.get(name, ())
-        anything = self._by_name.get(ANY_EVENT, ())
-        if not anything:
+        by_name = self._by_name
+        own = by_name.get(name, ())
+        anything = by_name.get(ANY_EVENT, ())
+        dispatches = by_name.get(ANY_DISPATCH, ()) if name not in LIFECYCLE_EVENTS else ()
+        if not anything and not dispatches:
             return list(own)
-        return [*own, *anything]
+        return [*own, *dispatches, *anything]
 
     def has(self, name: str) -> bool:
         """Whether any handler would get an event named ``name`` (catch-all included)."""
         by_name = self._by_name
-        return bool(by_name.get(name)) or bool(by_name.get(ANY_EVENT))
+        return (
+            bool(by_name.get(name))
+            or bool(by_name.get(ANY_EVENT))
+            or (name not in LIFECYCLE_EVENTS and bool(by_name.get(ANY_DISPATCH)))
+        )
 
     def __bool__(self) -> bool:
         return any(self._by_name.values())

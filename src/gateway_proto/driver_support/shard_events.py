@@ -47,6 +47,19 @@ ANY_EVENT = "*"
 LIFECYCLE_EVENTS = frozenset(
     {OPEN, CLOSE, ERROR, SEND, RECEIVE, CONNECT, DISCONNECT, STATE, IDENTIFY_WAIT}
 )
+#: Register a handler (or open ``events()``) under this name to get every Discord
+#: dispatch once, by its own name (``MESSAGE_CREATE``, ...): no lifecycle events,
+#: and not the ``receive`` copy that ``"*"`` gets as well.
+ANY_DISPATCH = "dispatch"
+
+
+def name_matches(names: frozenset[str], name: str) -> bool:
+    """Whether an event named ``name`` belongs to a subscription to ``names`` (empty: all)."""
+    return (
+        not names
+        or name in names
+        or (ANY_DISPATCH in names and name not in LIFECYCLE_EVENTS and name != ANY_DISPATCH)
+    )
 
 
 class ShardState(enum.Enum):

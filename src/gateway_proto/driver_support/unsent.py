@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from gateway_proto.commands import Command
@@ -16,6 +17,9 @@ from .shard_events import Stopped
 if TYPE_CHECKING:
     from gateway_proto.connection import GatewayConnection
 
+#: Told whether a waited-for command was written (``True``) or will never be (``False``).
+Done = Callable[[bool], None]
+
 
 class UnsentCommands:
     """Commands a shard accepted (its ``send()`` returned) that no connection wrote yet.
@@ -27,10 +31,17 @@ class UnsentCommands:
     connection writes its commands first in, first out), hands what is left to the
     shard's next connection (:meth:`requeue`), and reports what is still left when
     the shard stops for good (``Stopped.unsent``).
+
+    A waiting send (``send_and_wait``) passes a ``done`` callback with its command:
+    it is called once, on the driver's thread, with ``True`` when a connection wrote
+    the command into its output, or ``False`` when the command left the backlog
+    unsent (refused on a new connection, or the shard stopped).
     """
 
     def __init__(self) -> None:
         self._commands: deque[Command] = deque()
+        # Beside each command, its waiter (None for a plain send()): same order.
+        self._done: deque[Done | None] = deque()
 
     def __len__(self) -> int:
         return len(self._commands)
@@ -40,9 +51,10 @@ class UnsentCommands:
         """The unsent commands, oldest first."""
         return tuple(self._commands)
 
-    def accepted(self, command: Command) -> None:
-        """Record a command that a connection's ``send()`` accepted."""
+    def accepted(self, command: Command, done: Done | None = None) -> None:
+        """Record a command that a connection's ``send()`` accepted (``done``: see above)."""
         self._commands.append(command)
+        self._done.append(done)
 
     def observe(self, event: object) -> None:
         """Feed every event of the connection: a written command leaves the backlog."""
@@ -52,6 +64,9 @@ class UnsentCommands:
             and event.opcode == self._commands[0].opcode
         ):
             self._commands.popleft()
+            done = self._done.popleft()
+            if done is not None:
+                done(True)
 
     def requeue(
         self,
@@ -71,14 +86,18 @@ class UnsentCommands:
             return []
         refused: list[Command] = []
         kept: deque[Command] = deque()
-        for command in self._commands:
+        kept_done: deque[Done | None] = deque()
+        for command, done in zip(self._commands, self._done, strict=True):
             try:
                 connection.send(command, now)
             except GatewayError:
                 refused.append(command)
+                if done is not None:
+                    done(False)
             else:
                 kept.append(command)
-        self._commands = kept
+                kept_done.append(done)
+        self._commands, self._done = kept, kept_done
         if log is not None:
             log.info("re-queued %d unsent command(s)", len(kept))
             if refused:
@@ -88,7 +107,11 @@ class UnsentCommands:
     def take(self) -> tuple[Command, ...]:
         """Empty the backlog and return what it held (the shard stopped)."""
         commands = tuple(self._commands)
+        waiting = [done for done in self._done if done is not None]
         self._commands.clear()
+        self._done.clear()
+        for done in waiting:
+            done(False)
         return commands
 
     def stop_report(
