@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 import anyio
 from anyio.abc import TaskGroup
@@ -25,10 +25,11 @@ from gateway_proto.driver_support import (
 from gateway_proto.identify import IDENTIFY_WINDOW
 from gateway_proto.session import Session
 
-from ._events import DEFAULT_MAX_BUFFER, Emitter, EventStream, Handler
+from ._events import DEFAULT_MAX_BUFFER, Emitter, Handler
 from ._gateway import Gateway
 from ._limiter import IdentifyLimiter, InProcessIdentifyLimiter
 from ._shard import Shard
+from ._typed import TypedEvents
 
 __all__ = ["Cluster"]
 
@@ -64,7 +65,7 @@ class _PacingLimiter:
         note_identify_sent(self._limiter, shard_id)
 
 
-class Cluster:
+class Cluster(TypedEvents[Shard]):
     """Spawns and supervises shards; every event arrives here with its shard.
 
     Use it as an async context manager::
@@ -135,22 +136,9 @@ class Cluster:
 
     # -- events ------------------------------------------------------------------
 
-    @overload
-    def on(self, name: str) -> Callable[[_H], _H]: ...
-    @overload
-    def on(self, name: str, handler: _H) -> _H: ...
-
-    def on(self, name: str, handler: _H | None = None) -> _H | Callable[[_H], _H]:
-        """Register a handler for an event of any shard (``event.shard`` tells which)."""
-        return self._emitter.on(name) if handler is None else self._emitter.on(name, handler)
-
     def off(self, name: str, handler: Handler) -> None:
         """Unregister a handler."""
         self._emitter.off(name, handler)
-
-    def events(self, *names: str, max_buffer: int | None = None) -> EventStream:
-        """Iterate over every shard's events (see ``Shard.events`` for buffering)."""
-        return self._emitter.events(*names, max_buffer=max_buffer or self._max_buffer)
 
     # -- lifecycle -------------------------------------------------------------------
 
