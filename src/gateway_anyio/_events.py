@@ -21,10 +21,11 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
 import anyio
 from anyio.abc import TaskGroup
+from typing_extensions import TypeVar as DefaultTypeVar
 
 from gateway_proto.driver_support import (
     ERROR,
@@ -39,6 +40,9 @@ __all__ = ["DEFAULT_MAX_BUFFER", "Emitter", "EventStream", "Handler"]
 #: A handler: a coroutine function or a plain function taking the event.
 Handler = Callable[[GatewayEvent], Awaitable[None] | None]
 _H = TypeVar("_H", bound=Handler)
+
+# The type of a stream's events: what on()/events() typing says it carries (see _typed.py).
+_E = DefaultTypeVar("_E", bound=GatewayEvent, default=GatewayEvent)
 
 #: Default per-consumer buffer (events) before the oldest is dropped.
 DEFAULT_MAX_BUFFER = 10_000
@@ -62,7 +66,7 @@ class _Signal:
         self._event = None
 
 
-class EventStream:
+class EventStream(Generic[_E]):
     """An async iterator over events (``async for event in shard.events()``).
 
     Iteration ends when the shard or cluster stops, or when no shard can feed it
@@ -79,7 +83,7 @@ class EventStream:
     def __init__(self, emitter: Emitter, names: frozenset[str], max_buffer: int) -> None:
         self._emitter = emitter
         self._names = names
-        self._buffer: DropOldestBuffer[GatewayEvent] = DropOldestBuffer(max_buffer)
+        self._buffer: DropOldestBuffer[_E] = DropOldestBuffer(max_buffer)
         self._signal = _Signal()
         self._closed = False
         self._error: BaseException | None = None
@@ -90,7 +94,7 @@ class EventStream:
         """Events dropped because this consumer fell behind."""
         return self._buffer.dropped
 
-    def _put(self, event: GatewayEvent) -> bool:
+    def _put(self, event: _E) -> bool:
         if self._names and not name_matches(self._names, event.name):
             return False
         dropped = self._buffer.append(event)
@@ -102,10 +106,10 @@ class EventStream:
         self._error = error
         self._signal.set()
 
-    def __aiter__(self) -> EventStream:
+    def __aiter__(self) -> EventStream[_E]:
         return self
 
-    async def __anext__(self) -> GatewayEvent:
+    async def __anext__(self) -> _E:
         while not self._buffer:
             if self._closed:
                 error, self._error = self._error, None
@@ -121,7 +125,7 @@ class EventStream:
         self._emitter._streams.discard(self)
         self._signal.set()
 
-    async def __aenter__(self) -> EventStream:
+    async def __aenter__(self) -> EventStream[_E]:
         return self
 
     async def __aexit__(

@@ -14,7 +14,7 @@ import random
 import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar, overload
+from typing import Any
 
 import anyio
 
@@ -35,17 +35,16 @@ from gateway_proto.driver_support import (
 from gateway_proto.errors import CommandNotSentError
 from gateway_proto.session import Session
 
-from ._events import DEFAULT_MAX_BUFFER, Emitter, EventStream, Handler
+from ._events import DEFAULT_MAX_BUFFER, Emitter, Handler
 from ._gateway import Gateway
 from ._limiter import IdentifyLimiter, InProcessIdentifyLimiter
 from ._runner import ShardRunner
+from ._typed import TypedEvents
 
 __all__ = ["Shard"]
 
-_H = TypeVar("_H", bound=Handler)
 
-
-class Shard(ShardReporting):
+class Shard(TypedEvents["Shard"], ShardReporting):
     """One shard: connects, heartbeats, resumes and reconnects until told to stop.
 
     Args:
@@ -173,31 +172,9 @@ class Shard(ShardReporting):
 
     # -- events ------------------------------------------------------------------
 
-    @overload
-    def on(self, name: str) -> Callable[[_H], _H]: ...
-    @overload
-    def on(self, name: str, handler: _H) -> _H: ...
-
-    def on(self, name: str, handler: _H | None = None) -> _H | Callable[[_H], _H]:
-        """Register a handler for an event name (``"*"``: all); usable as a decorator.
-
-        Each handler runs in its own task, in event order, with a bounded buffer
-        (``max_buffer``; the oldest events are dropped when it falls behind).
-        """
-        return self._emitter.on(name) if handler is None else self._emitter.on(name, handler)
-
     def off(self, name: str, handler: Handler) -> None:
         """Unregister a handler."""
         self._emitter.off(name, handler)
-
-    def events(self, *names: str, max_buffer: int | None = None) -> EventStream:
-        """Iterate over events (only ``names`` if given) as they come.
-
-        The stream has its own buffer (``max_buffer`` events, default the shard's);
-        a consumer that falls behind loses the oldest events, counted in
-        ``stream.dropped``. Iteration ends when the shard stops.
-        """
-        return self._emitter.events(*names, max_buffer=max_buffer or self._max_buffer)
 
     # -- control -------------------------------------------------------------------
 

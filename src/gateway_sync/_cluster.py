@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from gateway_proto.commands import Command, UpdatePresence
 from gateway_proto.driver_support import (
@@ -33,10 +33,11 @@ from gateway_proto.driver_support import (
 from gateway_proto.errors import CommandNotSentError, InvalidCommandError, LocalProtocolError
 from gateway_proto.identify import IDENTIFY_WINDOW
 
-from ._events import DEFAULT_MAX_BUFFER, Emitter, EventStream, Handler
+from ._events import DEFAULT_MAX_BUFFER, Emitter, Handler
 from ._gateway import Gateway
 from ._limiter import IdentifyLimiter, InProcessIdentifyLimiter
 from ._shard import Shard
+from ._typed import TypedEvents
 
 __all__ = ["Cluster"]
 
@@ -73,7 +74,7 @@ class _PacingLimiter:
         note_identify_sent(self._limiter, shard_id)
 
 
-class Cluster:
+class Cluster(TypedEvents[Shard]):
     """Spawns and supervises shards; every event arrives here with its shard.
 
     Use it as a context manager, or call :meth:`run` to block until it is closed::
@@ -145,37 +146,9 @@ class Cluster:
 
     # -- events ------------------------------------------------------------------
 
-    @overload
-    def on(self, name: str) -> Callable[[_H], _H]: ...
-    @overload
-    def on(self, name: str, handler: _H) -> _H: ...
-
-    def on(self, name: str, handler: _H | None = None) -> _H | Callable[[_H], _H]:
-        """Register a handler for an event of any shard (``event.shard`` tells which)."""
-        return self._emitter.on(name) if handler is None else self._emitter.on(name, handler)
-
     def off(self, name: str, handler: Handler) -> None:
         """Unregister a handler."""
         self._emitter.off(name, handler)
-
-    def events(
-        self, *names: str, max_buffer: int | None = None, until_closed: bool = False
-    ) -> EventStream:
-        """Iterate over every shard's events (see ``Shard.events`` for buffering).
-
-        The iteration ends when the cluster closes, or when every spawned shard has
-        stopped (nothing can feed it any more; a later :meth:`spawn` feeds new
-        iterators again). If a shard stopped on an error (``cluster.errors``: a
-        fatal close such as 4014 ``DisallowedIntentsError``), the iteration raises
-        that error (the lowest shard id's) instead of just ending.
-
-        ``until_closed=True`` keeps the stream open until the cluster closes, even
-        while no shard runs: for a consumer that outlives its shards (a process
-        whose shards come and go, such as ``gateway_redis.GatewayProcess``).
-        """
-        return self._emitter.events(
-            *names, max_buffer=max_buffer or self._max_buffer, until_closed=until_closed
-        )
 
     # -- lifecycle -------------------------------------------------------------------
 

@@ -26,7 +26,9 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
+
+from typing_extensions import TypeVar as DefaultTypeVar
 
 from gateway_proto.driver_support import (
     ERROR,
@@ -42,6 +44,9 @@ __all__ = ["DEFAULT_MAX_BUFFER", "Emitter", "EventStream", "Handler"]
 Handler = Callable[[GatewayEvent], object]
 _H = TypeVar("_H", bound=Handler)
 
+# The type of a stream's events: what on()/events() typing says it carries (see _typed.py).
+_E = DefaultTypeVar("_E", bound=GatewayEvent, default=GatewayEvent)
+
 #: Default per-consumer buffer (events) before the oldest is dropped.
 DEFAULT_MAX_BUFFER = 10_000
 
@@ -49,7 +54,7 @@ DEFAULT_MAX_BUFFER = 10_000
 HANDLER_JOIN_TIMEOUT = 10.0
 
 
-class EventStream:
+class EventStream(Generic[_E]):
     """An iterator over events (``for event in shard.events()``).
 
     Iteration ends when the shard or cluster stops, or when no shard can feed it
@@ -66,7 +71,7 @@ class EventStream:
     def __init__(self, emitter: Emitter, names: frozenset[str], max_buffer: int) -> None:
         self._emitter = emitter
         self._names = names
-        self._buffer: DropOldestBuffer[GatewayEvent] = DropOldestBuffer(max_buffer)
+        self._buffer: DropOldestBuffer[_E] = DropOldestBuffer(max_buffer)
         self._cond = threading.Condition()
         self._closed = False
         self._error: BaseException | None = None
@@ -77,7 +82,7 @@ class EventStream:
         """Events dropped because this consumer fell behind."""
         return self._buffer.dropped
 
-    def _put(self, event: GatewayEvent) -> bool:
+    def _put(self, event: _E) -> bool:
         if self._names and not name_matches(self._names, event.name):
             return False
         with self._cond:
@@ -91,10 +96,10 @@ class EventStream:
             self._error = error
             self._cond.notify_all()
 
-    def __iter__(self) -> Iterator[GatewayEvent]:
+    def __iter__(self) -> Iterator[_E]:
         return self
 
-    def __next__(self) -> GatewayEvent:
+    def __next__(self) -> _E:
         with self._cond:
             while not self._buffer:
                 if self._closed:
@@ -105,7 +110,7 @@ class EventStream:
                 self._cond.wait()
             return self._buffer.popleft()
 
-    def get(self, timeout: float | None = None) -> GatewayEvent | None:
+    def get(self, timeout: float | None = None) -> _E | None:
         """Return the next event, or ``None`` if none came within ``timeout`` or it ended."""
         with self._cond:
             if not self._buffer and not self._closed:
@@ -121,7 +126,7 @@ class EventStream:
                 self._buffer.popleft()
             self._cond.notify_all()
 
-    def __enter__(self) -> EventStream:
+    def __enter__(self) -> EventStream[_E]:
         return self
 
     def __exit__(
@@ -253,7 +258,7 @@ class Emitter:
         with self._lock:
             return any(worker.thread is current for worker in self._workers.values())
 
-    def _discard(self, stream: EventStream) -> None:
+    def _discard(self, stream: EventStream[Any]) -> None:
         with self._lock:
             self._streams.discard(stream)
 

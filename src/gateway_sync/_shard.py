@@ -18,9 +18,9 @@ import secrets
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any
 
 from gateway_proto.close_codes import RESUMABLE_CLOSE
 from gateway_proto.commands import Command, RequestGuildMembers, Snowflake, UpdatePresence
@@ -37,19 +37,18 @@ from gateway_proto.driver_support import (
 from gateway_proto.errors import LocalProtocolError
 from gateway_proto.session import Session
 
-from ._events import DEFAULT_MAX_BUFFER, Emitter, EventStream, Handler
+from ._events import DEFAULT_MAX_BUFFER, Emitter, Handler
 from ._gateway import Gateway
 from ._io_thread import ShardIO
 from ._limiter import IdentifyLimiter, InProcessIdentifyLimiter
 from ._mailbox import CloseRequest, SendRequest
 from ._transport import Waker
+from ._typed import TypedEvents
 
 __all__ = ["Shard"]
 
-_H = TypeVar("_H", bound=Handler)
 
-
-class Shard(ShardIO):
+class Shard(TypedEvents["Shard"], ShardIO):
     """One shard: connects, heartbeats, resumes and reconnects until told to stop.
 
     Args:
@@ -185,31 +184,9 @@ class Shard(ShardIO):
 
     # -- events ------------------------------------------------------------------
 
-    @overload
-    def on(self, name: str) -> Callable[[_H], _H]: ...
-    @overload
-    def on(self, name: str, handler: _H) -> _H: ...
-
-    def on(self, name: str, handler: _H | None = None) -> _H | Callable[[_H], _H]:
-        """Register a handler for an event name (``"*"``: all); usable as a decorator.
-
-        Each handler runs in its own thread, in event order, with a bounded buffer
-        (``max_buffer``; the oldest events are dropped when it falls behind).
-        """
-        return self._emitter.on(name) if handler is None else self._emitter.on(name, handler)
-
     def off(self, name: str, handler: Handler) -> None:
         """Unregister a handler."""
         self._emitter.off(name, handler)
-
-    def events(self, *names: str, max_buffer: int | None = None) -> EventStream:
-        """Iterate over events (only ``names`` if given) as they come.
-
-        The iterator has its own buffer (``max_buffer`` events, default the
-        shard's); a consumer that falls behind loses the oldest events, counted in
-        ``stream.dropped``. Iteration ends when the shard stops.
-        """
-        return self._emitter.events(*names, max_buffer=max_buffer or self._max_buffer)
 
     # -- control -------------------------------------------------------------------
 

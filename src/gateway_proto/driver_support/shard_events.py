@@ -12,7 +12,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, cast
+
+from typing_extensions import TypeVar
 
 from gateway_proto.commands import Command
 from gateway_proto.events import Closed
@@ -81,9 +83,21 @@ class ShardState(enum.Enum):
     STOPPED = "stopped"
 
 
+#: The type of a :class:`GatewayEvent`'s ``data`` (``Any`` when not given).
+DataT_co = TypeVar("DataT_co", covariant=True, default=Any)
+#: The type of a :class:`GatewayEvent`'s ``shard`` (``Any`` when not given).
+ShardT_co = TypeVar("ShardT_co", covariant=True, default=Any)
+
+
 @dataclass(frozen=True, slots=True)
-class GatewayEvent:
+class GatewayEvent(Generic[DataT_co, ShardT_co]):
     """What handlers and ``events()`` receive: one event of one shard.
+
+    Generic for type checkers only: ``GatewayEvent[MessageCreate, Shard]`` is
+    what a handler registered for ``"MESSAGE_CREATE"`` gets (the drivers'
+    ``on()`` and ``events()`` pick the parameters from the event name); a bare
+    ``GatewayEvent`` means ``GatewayEvent[Any, Any]``. At run time it is the same
+    class and ``data`` is the decoded dict, untouched.
 
     Attributes:
         name: a Discord dispatch name (``"MESSAGE_CREATE"``) or a lifecycle name
@@ -97,9 +111,11 @@ class GatewayEvent:
 
     name: str
     shard_id: int
-    data: Any
+    data: DataT_co
     sequence: int | None = None
-    shard: Any = field(default=None, compare=False, repr=False)
+    # The default only serves code that builds events by hand (tests); drivers
+    # always pass the shard, so the field is typed as the shard it carries.
+    shard: ShardT_co = field(default=cast("Any", None), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
