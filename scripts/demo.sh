@@ -26,7 +26,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$wanted" ] \
     || [ ! -x "$VENV/bin/spectacles-gateway" ] \
     || ! "$VENV/bin/python" -c 'import gateway_anyio, gateway_testing' 2>/dev/null; then
     echo "== installing spectacles-gateway and its dependencies into $VENV" \
-        "(first run only; pip's output goes to $LOG)" >&2
+        "(re-runs skip this; pip's output goes to $LOG)" >&2
     rm -f "$STAMP"
     if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e . >"$LOG" 2>&1; then
         tail -n 30 "$LOG" >&2
