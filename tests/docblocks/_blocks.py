@@ -13,7 +13,7 @@ the block needs but the reader does not (names a fragment uses, for instance)::
     cluster: Cluster
     -->
 
-docs/README.md describes the kinds and options; :data:`KINDS` and :data:`OPTIONS`
+CONTRIBUTING.md describes the kinds and options; :data:`KINDS` and :data:`OPTIONS`
 are the ones this module accepts (anything else is an error, so a typo cannot
 quietly turn a test off).
 """
@@ -33,11 +33,11 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 #: How a Python block is tested (no marker: ``run``).
 KINDS = frozenset({"run", "bot", "fragment", "listing", "needs-redis"})
 #: Options of a marker, ``key="value"``.
-OPTIONS = frozenset({"until", "send"})
+OPTIONS = frozenset({"until", "send", "module"})
 #: Languages of fenced blocks, and what is done with them.
 PYTHON = frozenset({"python", "py"})
 SHELL = frozenset({"sh", "bash", "console", "shell"})
-NOT_CODE = frozenset({"text", "json", "jsonl", "toml", "ini", ""})
+NOT_CODE = frozenset({"text", "json", "jsonl", "toml", "ini", "markdown", "md", ""})
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<lang>[\w+-]*)[ \t]*$")
 _MARKER_START = re.compile(r"^[ \t]*<!--[ \t]*doc-test:(?P<rest>.*)$")
@@ -96,8 +96,10 @@ def _parse_marker(lines: list[str], where: str) -> tuple[frozenset[str], dict[st
             raise MarkerError(f"{where}: unknown doc-test kind {word!r} (known: {sorted(KINDS)})")
     if len(kinds - {"needs-redis"}) > 1:
         raise MarkerError(f"{where}: at most one of run, bot, fragment, listing")
-    if options and "bot" not in kinds:
+    if {"until", "send"} & set(options) and "bot" not in kinds:
         raise MarkerError(f"{where}: until= and send= apply to bot blocks only")
+    if ("module" in options) != ("listing" in kinds):
+        raise MarkerError(f"{where}: a listing names its module (module=...), and only a listing")
     return frozenset(kinds), options, textwrap.dedent("\n".join(body))
 
 
@@ -119,6 +121,7 @@ def blocks_of(path: Path) -> list[Block]:
     lines = path.read_text(encoding="utf-8").splitlines()
     found: list[Block] = []
     used_markers: set[int] = set()
+    inside: set[int] = set()  # lines of fenced blocks: a marker shown in one is text
     i = 0
     while i < len(lines):
         match = _FENCE.match(lines[i])
@@ -146,10 +149,13 @@ def blocks_of(path: Path) -> list[Block]:
                 raise MarkerError(f"{where}: doc-test markers apply to python blocks only")
             kinds, options, prelude = _parse_marker(marker, where)
         found.append(Block(path, i + 2, lang, code + "\n", kinds, options, prelude))
+        inside.update(range(i, end + 1))
         i = end + 1
     for number, line in enumerate(lines):
-        if _MARKER_START.match(line) and number not in used_markers:
-            raise MarkerError(f"{path.name}:{number + 1}: a doc-test marker not right before a fence")
+        if _MARKER_START.match(line) and number not in used_markers | inside:
+            raise MarkerError(
+                f"{path.name}:{number + 1}: a doc-test marker not right before a fence"
+            )
     return found
 
 

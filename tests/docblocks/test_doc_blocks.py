@@ -2,7 +2,7 @@
 
 The blocks are read from the Markdown files themselves (see ``_blocks.py``), so a
 doc example cannot rot or hang unnoticed. How each is tested follows its
-``doc-test`` marker (docs/README.md explains them):
+``doc-test`` marker (CONTRIBUTING.md explains them):
 
 - ``run`` (no marker): a complete program, run in a subprocess; it must exit 0. A
   block that defines ``test_*`` functions is run by pytest instead.
@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import inspect
 import os
 import re
 import shlex
@@ -34,6 +35,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +102,9 @@ def _is_test_module(code: str) -> bool:
 
 
 def _check_output(block: Block, proc: subprocess.CompletedProcess[str]) -> None:
-    assert proc.returncode == 0, f"{block.id} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, (
+        f"{block.id} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}"
+    )
     assert "Traceback" not in proc.stderr, f"{block.id}:\n{proc.stderr}"
 
 
@@ -228,14 +232,17 @@ def test_bot_runs_against_a_fake(
         env = _env({"DISCORD_API_BASE": running.api_base, "DISCORD_TOKEN": PLACEHOLDER})
         env.update(_extra_env(block, request))
         err_path = tmp_path / "stderr.txt"
-        with err_path.open("w") as err, subprocess.Popen(
-            [sys.executable, "-c", _SHIM, str(path)],
-            stdout=subprocess.PIPE,
-            stderr=err,  # a file: a chatty program never blocks on a full pipe
-            text=True,
-            env=env,
-            cwd=tmp_path,
-        ) as proc:
+        with (
+            err_path.open("w") as err,
+            subprocess.Popen(
+                [sys.executable, "-c", _SHIM, str(path)],
+                stdout=subprocess.PIPE,
+                stderr=err,  # a file: a chatty program never blocks on a full pipe
+                text=True,
+                env=env,
+                cwd=tmp_path,
+            ) as proc,
+        ):
             _drive_bot(block, proc, portal, running, err_path)
 
 
@@ -252,7 +259,7 @@ def _drive_bot(
         while True:  # a program that dies at once fails at once, not after TIMEOUT
             try:
                 conn = _fake_call(portal, lambda: running.next_connection(timeout=0.5))
-                session = _fake_call(portal, lambda: conn.wait_identified(timeout=TIMEOUT))
+                session = _fake_call(portal, partial(conn.wait_identified, timeout=TIMEOUT))
                 break
             except TimeoutError:
                 if proc.poll() is not None or time.monotonic() > deadline:
@@ -273,7 +280,9 @@ def _drive_bot(
         until = block.options.get("until", "output")
         if until == "exit":
             proc.wait(TIMEOUT)
-            assert proc.returncode == 0, f"{block.id} exited {proc.returncode}:\n{err_path.read_text()}"
+            assert proc.returncode == 0, (
+                f"{block.id} exited {proc.returncode}:\n{err_path.read_text()}"
+            )
         elif until == "output":
             assert output.wait_line(TIMEOUT), f"{block.id} printed nothing:\n{err_path.read_text()}"
         proc.send_signal(signal.SIGINT)  # Ctrl-C
@@ -390,3 +399,60 @@ def test_shell_commands_exist(block: Block, capsys: pytest.CaptureFixture[str]) 
                 assert importlib.util.find_spec(words[2]) is not None, f"{block.id}: {words}"
             else:
                 assert (ROOT / words[1]).is_file(), f"{block.id}: {words[1]} does not exist"
+
+
+# -- API listings: every parameter shown exists ------------------------------------------
+
+LISTINGS = [b for b in PY_BLOCKS if b.kind == "listing"]
+_CALL = re.compile(r"^(?:await |async for \w+ in |for \w+ in )?(\w+)(?:\.(\w+))?\(")
+
+
+def _line_calls(code: str) -> Iterator[tuple[str, str | None, list[str]]]:
+    offset = 0
+    for line in code.splitlines(keepends=True):
+        match = _CALL.match(line)
+        if match is not None:
+            start = offset + match.end()
+            depth, i = 1, start
+            while depth and i < len(code):
+                depth += {"(": 1, ")": -1}.get(code[i], 0)
+                i += 1
+            params: list[str] = []
+            depth, part = 0, ""
+            for char in code[start : i - 1] + ",":
+                if char == "," and depth == 0:
+                    word = re.match(r"\s*(\*{0,2})(\w+)", part)
+                    if word is not None and not word.group(1):
+                        params.append(word.group(2))
+                    part = ""
+                    continue
+                depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
+                part += char
+            yield match.group(1), match.group(2), params
+        offset += len(line)
+
+
+def _signature_of(module: Any, name: str, attribute: str | None) -> inspect.Signature | None:
+    owner = getattr(module, name, None) or getattr(module, name.capitalize(), None)
+    if owner is None:
+        return None
+    target = getattr(owner, attribute, None) if attribute else owner
+    if target is None or not callable(target):
+        return None
+    return inspect.signature(target)
+
+
+@pytest.mark.parametrize("block", LISTINGS, ids=_ids(LISTINGS))
+def test_listing_parameters_exist(block: Block) -> None:
+    module = importlib.import_module(block.options["module"])
+    checked = 0
+    for name, attribute, params in _line_calls(block.code):
+        signature = _signature_of(module, name, attribute)
+        if signature is None:
+            continue
+        checked += 1
+        real = set(signature.parameters)
+        missing = [p for p in params if p not in real]
+        shown = f"{name}.{attribute}" if attribute else name
+        assert not missing, f"{block.id}: {shown} has no parameter {missing} (it has {real})"
+    assert checked, f"{block.id}: no call of {block.options['module']} found to check"
