@@ -29,6 +29,7 @@ from gateway_proto.driver_support import (
     ShardReporting,
     ShardState,
 )
+from gateway_proto.events import Closed
 from gateway_proto.session import Session
 
 from ._events import DEFAULT_MAX_BUFFER, Emitter, EventStream, Handler
@@ -121,6 +122,10 @@ class Shard(ShardReporting):
         self._emitter = Emitter(self._log, max_pending=max_buffer, on_drop=self._count_drop)
         self._max_buffer = max_buffer
         self._state = ShardState.IDLE
+        #: When the current state began (``anyio.current_time()``; ``None`` while IDLE).
+        self.state_since: float | None = None
+        #: How the last connection that ended closed (``None`` before one did).
+        self.last_close: Closed | None = None
         self._running = False
         self._run_scope: anyio.CancelScope | None = None
         self._stopped: anyio.Event | None = None
@@ -238,6 +243,11 @@ class Shard(ShardReporting):
             self._stopped.set()
         if failure is not None:
             raise failure
+
+    def _set_state(self, new: ShardState, reason: str) -> None:
+        if new is not self._state:
+            self.state_since = anyio.current_time()
+        super()._set_state(new, reason)
 
     def _stop_on(self, exc: BaseException) -> None:
         if self._state is not ShardState.STOPPED:
