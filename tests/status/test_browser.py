@@ -112,8 +112,7 @@ async def test_the_page_shows_every_shard_and_follows_a_dropped_connection() -> 
                         assert "last close" in text
                     # Back once the fake is: every shard resumes (or identifies) again.
                     await page.wait_for_function(
-                        "document.getElementById('summary').textContent"
-                        " === '4 of 4 shards ready'",
+                        "document.getElementById('summary').textContent === '4 of 4 shards ready'",
                         timeout=30000,
                     )
                     assert await cells.nth(2).get_attribute("data-state") == "ready"
