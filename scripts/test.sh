@@ -24,6 +24,21 @@ if ! command -v redis-server >/dev/null 2>&1; then
         echo "no apt-get: install redis-server (Redis 7) yourself; the Redis tests will fail" >&2
     fi
 fi
+# The status page's browser test drives Debian's Chromium (Playwright's own browser
+# download is not reachable): install it when missing, like redis-server above.
+# Without it that test fails loudly, it never skips.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "== installing chromium (Debian package) for the status page's browser test"
+    SUDO=""
+    if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+    if command -v apt-get >/dev/null 2>&1; then
+        $SUDO apt-get update -qq >/dev/null || true
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null \
+            || echo "could not install chromium: the browser test will fail" >&2
+    else
+        echo "no apt-get: install chromium yourself; the browser test will fail" >&2
+    fi
+fi
 echo "== ruff"
 "$VENV/bin/ruff" check --no-cache .
 echo "== mypy --strict"

@@ -233,6 +233,9 @@ class ShardRunner:
             )
             self._session = reconnector.session
             self._sync_counters()
+            self._counters.count_close(closed)
+            if closed is not None:
+                shard.last_close = closed
             shard._set_state(step.state, step.state_reason)
             if step.delay is None:
                 shard._emit(DISCONNECT, step.stopped(self._unsent, closed, self._log))
@@ -356,6 +359,8 @@ class ShardRunner:
         # Checked once per batch: most applications don't listen to "receive", and
         # building an event nobody reads costs as much as the dispatch's own.
         receive = shard._emitter.wants(RECEIVE)
+        counters = self._counters
+        names = counters.dispatch_names
         for event in conn.events():
             observe(event)
             if type(event) is not Dispatch:
@@ -365,7 +370,12 @@ class ShardRunner:
             if reaction is not None:
                 self._apply(reaction, conn)
             if type(event) is Dispatch:
-                self._counters.dispatches += 1
+                counters.dispatches += 1
+                count = names.get(event.name)
+                if count is None:
+                    counters.count_dispatch_name(event.name)
+                else:
+                    names[event.name] = count + 1
                 shard._emit(event.name, event.data, event.sequence)
                 if receive:
                     shard._emit(RECEIVE, event)

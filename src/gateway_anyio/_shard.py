@@ -33,6 +33,7 @@ from gateway_proto.driver_support import (
     compression_option,
 )
 from gateway_proto.errors import CommandNotSentError
+from gateway_proto.events import Closed
 from gateway_proto.session import Session
 
 from ._events import DEFAULT_MAX_BUFFER, Emitter, Handler
@@ -126,6 +127,10 @@ class Shard(TypedEvents["Shard"], ShardReporting):
         self._emitter = Emitter(self._log, max_pending=max_buffer, on_drop=self._count_drop)
         self._max_buffer = max_buffer
         self._state = ShardState.IDLE
+        #: When the current state began (``anyio.current_time()``; ``None`` while IDLE).
+        self.state_since: float | None = None
+        #: How the last connection that ended closed (``None`` before one did).
+        self.last_close: Closed | None = None
         self._running = False
         # disconnect() came before the first connect(): that connect() returns at once.
         self._stop_first = False
@@ -225,6 +230,11 @@ class Shard(TypedEvents["Shard"], ShardReporting):
             self._stopped.set()
         if failure is not None:
             raise failure
+
+    def _set_state(self, new: ShardState, reason: str) -> None:
+        if new is not self._state:
+            self.state_since = anyio.current_time()
+        super()._set_state(new, reason)
 
     def _stop_on(self, exc: BaseException) -> None:
         if self._state is not ShardState.STOPPED:

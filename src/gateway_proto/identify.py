@@ -140,6 +140,11 @@ class IdentifySchedule:
         """Session starts left (``None`` when no budget is tracked)."""
         return None if self._total is None else self._remaining
 
+    @property
+    def reset_at(self) -> float | None:
+        """When the session start budget resets (``None`` when no budget is tracked)."""
+        return None if self._total is None else self._reset_at
+
     def update_limit(self, limit: SessionStartLimit, *, now: float) -> None:
         """Take a freshly fetched budget (and its ``max_concurrency``) into account."""
         self._total = limit.total

@@ -106,6 +106,8 @@ class ShardIO(ShardReporting):
     _emitter: Emitter
 
     def __init__(self) -> None:
+        # How the last connection that ended closed (published in the snapshot).
+        self._last_close: Closed | None = None
         #: What other threads may read; replaced (never changed) by the I/O thread.
         self._snapshot = ShardSnapshot(session=self._session)
         self._conn: GatewayConnection | None = None
@@ -168,8 +170,12 @@ class ShardIO(ShardReporting):
             or session is not old.session
             or latency != old.latency
             or connected is not old.connected
+            or self._last_close is not old.last_close
         ):
-            self._snapshot = ShardSnapshot(state, session, latency, connected)
+            since = time.monotonic() if state is not old.state else old.since
+            self._snapshot = ShardSnapshot(
+                state, session, latency, connected, since, self._last_close
+            )
 
     # -- the thread's life ---------------------------------------------------------
 
@@ -232,6 +238,9 @@ class ShardIO(ShardReporting):
             # What the next connection resumes (None: it identifies).
             self._session = reconnector.session
             self._sync_counters()
+            self.counters.count_close(closed)
+            if closed is not None:
+                self._last_close = closed
             self._set_state(step.state, step.state_reason)
             if step.delay is None:
                 self._emit(DISCONNECT, step.stopped(self._unsent, closed, self._log))
@@ -350,6 +359,8 @@ class ShardIO(ShardReporting):
     def _process(self, conn: GatewayConnection, reconnector: Reconnector) -> None:
         reactor = self._reactor
         assert reactor is not None
+        counters = self.counters
+        names = counters.dispatch_names
         for event in conn.events():
             reconnector.observe(event)
             if type(event) is not Dispatch:
@@ -359,7 +370,12 @@ class ShardIO(ShardReporting):
             if reaction is not None:
                 self._react(reaction, conn)
             if type(event) is Dispatch:
-                self.counters.dispatches += 1
+                counters.dispatches += 1
+                count = names.get(event.name)
+                if count is None:
+                    counters.count_dispatch_name(event.name)
+                else:
+                    names[event.name] = count + 1
                 self._emit(event.name, event.data, event.sequence)
                 self._emit(RECEIVE, event)
         self._publish()  # once per batch: what other threads read of the connection

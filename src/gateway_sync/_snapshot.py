@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from gateway_proto.driver_support import ShardState
+from gateway_proto.events import Closed
 from gateway_proto.session import Session
 
 __all__ = ["ShardSnapshot"]
@@ -33,6 +34,8 @@ class ShardSnapshot:
         latency: the live connection's last heartbeat round trip, in seconds.
         connected: a connection is open and has not ended: commands and closes
             posted to the mailbox reach it.
+        since: when ``state`` began (``time.monotonic()``; 0.0 before any change).
+        last_close: how the last connection that ended closed (``None`` before one).
 
     """
 
@@ -40,3 +43,5 @@ class ShardSnapshot:
     session: Session | None = None
     latency: float | None = None
     connected: bool = False
+    since: float = 0.0
+    last_close: Closed | None = None

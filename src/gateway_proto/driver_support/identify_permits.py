@@ -204,6 +204,8 @@ class InProcessLimiterBase:
         self._log = log
         #: The most recent grants, oldest first (for metrics and tests).
         self.history: deque[IdentifyGrant] = deque(maxlen=history)
+        #: Times a shard had to wait for its permit (for metrics).
+        self.waits = 0
 
     @property
     def max_concurrency(self) -> int:
@@ -214,6 +216,12 @@ class InProcessLimiterBase:
     def remaining(self) -> int | None:
         """Session starts left, if a budget is tracked."""
         return self._schedule.remaining
+
+    @property
+    def reset_in(self) -> float | None:
+        """Seconds until the session start budget resets, if a budget is tracked."""
+        reset_at = self._schedule.reset_at
+        return None if reset_at is None else max(0.0, reset_at - self._clock())
 
     def identify_sent(self, shard_id: int) -> None:
         """Note that ``shard_id``'s IDENTIFY was just written (see :class:`TracksIdentifySends`).
@@ -231,6 +239,7 @@ class InProcessLimiterBase:
     def _announce(
         self, shard_id: int, wait: IdentifyWait, on_wait: Callable[[IdentifyWait], None] | None
     ) -> None:
+        self.waits += 1
         announce_identify_wait(self._log, shard_id, wait, on_wait)
 
 

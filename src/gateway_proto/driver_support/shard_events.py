@@ -177,6 +177,10 @@ class IdentifyWait:
     waits_for_reset: bool
 
 
+#: How many distinct dispatch names :class:`ShardCounters` keeps apart.
+MAX_DISPATCH_NAMES = 256
+
+
 @dataclass(slots=True)
 class ShardCounters:
     """Counters a shard keeps, for metrics and tests.
@@ -190,6 +194,10 @@ class ShardCounters:
         dropped_events: events dropped because a consumer fell behind.
         duplicates_dropped: dispatches a server replayed that were already
             delivered in the session (``s`` not above the last one), dropped.
+        dispatch_names: dispatches delivered, by event name (at most
+            :data:`MAX_DISPATCH_NAMES` names; later new names count as ``"other"``).
+        closes: connections that ended, by close code (``0``: no close code, the
+            transport was lost).
 
     """
 
@@ -200,6 +208,24 @@ class ShardCounters:
     reconnects: dict[str, int] = field(default_factory=dict)
     dropped_events: int = 0
     duplicates_dropped: int = 0
+    dispatch_names: dict[str, int] = field(default_factory=dict)
+    closes: dict[int, int] = field(default_factory=dict)
+
+    def count_dispatch_name(self, name: str) -> None:
+        """Count the first dispatch of a name not seen yet (the drivers count the rest inline).
+
+        The names come from the server: bounded, so that a server inventing names
+        cannot grow the dict (and a metrics label set) without end.
+        """
+        names = self.dispatch_names
+        if name not in names and len(names) >= MAX_DISPATCH_NAMES:
+            name = "other"
+        names[name] = names.get(name, 0) + 1
+
+    def count_close(self, closed: Closed | None) -> None:
+        """Count one ended connection by its close code (``0``: none, or it never opened)."""
+        code = 0 if closed is None or closed.code is None else closed.code
+        self.closes[code] = self.closes.get(code, 0) + 1
 
     def count_reconnect(self, cause: str) -> None:
         """Count one reconnect caused by ``cause``."""

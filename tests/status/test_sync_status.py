@@ -1,0 +1,63 @@
+"""The status server thread on a blocking cluster: it reads only what I/O threads publish."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+import pytest
+
+from gateway_status import StatusServerError, start_status_thread
+from gateway_sync import Cluster, Gateway, ShardState
+from gateway_testing import FakeGateway
+
+from .conftest import TOKEN, samples, shard_value
+
+
+def _wait(predicate: object, timeout: float = 10.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_sync_metrics_and_probes_follow_the_shards() -> None:
+    with FakeGateway(
+        token=TOKEN, shards=2, max_concurrency=2, heartbeat_interval=0.2
+    ).run_in_thread() as fake:
+        cluster = Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513)
+        with cluster, start_status_thread(cluster, "127.0.0.1", 0) as status:
+            assert httpx.get(status.url + "readyz").status_code == 503
+            cluster.spawn([0, 1], shard_count=2)
+            shards = list(cluster.shards.values())
+            _wait(lambda: all(s.state is ShardState.READY for s in shards))
+            assert httpx.get(status.url + "readyz").status_code == 200
+            fake.connections[0].drop()
+            _wait(lambda: sum(s.counters.resumes for s in shards) == 1)
+            _wait(lambda: all(s.state is ShardState.READY for s in shards))
+            parsed = samples(httpx.get(status.url + "metrics").text)
+            for shard in shards:
+                c = shard.counters
+                assert shard_value(parsed, "gateway_shard_state", shard.id, state="ready") == 1
+                assert shard_value(parsed, "gateway_identifies_total", shard.id) == c.identifies
+                assert shard_value(parsed, "gateway_resumes_total", shard.id) == c.resumes
+                assert shard_value(parsed, "gateway_connections_total", shard.id) == c.connections
+            assert httpx.get(status.url + "livez").json() == {"dead_shards": [], "live": True}
+        # Closed: the port is free again, and a scrape now is refused, not hung.
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(status.url + "metrics", timeout=2)
+
+
+def test_sync_server_refuses_a_port_in_use_with_a_typed_error() -> None:
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = busy.getsockname()[1]
+        cluster = Cluster(Gateway(TOKEN, api_base="http://127.0.0.1:9"), intents=513)
+        with pytest.raises(StatusServerError, match="in use"):
+            start_status_thread(cluster, "127.0.0.1", port)
+    finally:
+        busy.close()
