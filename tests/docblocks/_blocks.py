@@ -37,7 +37,7 @@ OPTIONS = frozenset({"until", "send", "module"})
 #: Languages of fenced blocks, and what is done with them.
 PYTHON = frozenset({"python", "py"})
 SHELL = frozenset({"sh", "bash", "console", "shell"})
-NOT_CODE = frozenset({"text", "json", "jsonl", "toml", "ini", "markdown", "md", ""})
+NOT_CODE = frozenset({"text", "json", "jsonl", "toml", "ini", "yaml", "markdown", "md", ""})
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<lang>[\w+-]*)[ \t]*$")
 _MARKER_START = re.compile(r"^[ \t]*<!--[ \t]*doc-test:(?P<rest>.*)$")

@@ -130,7 +130,7 @@ async def test_a_given_url_means_no_lookup() -> None:
         assert [s.id for s in shards] == [0]
         assert event.shard_id == 0
         assert not gateway.fetched
-        assert gw.connections[0].identifies[0].d["shard"] == [0, 1]
+        assert gw.connections[0].identifies[0]["shard"] == [0, 1]
 
 
 async def test_discord_api_base_points_the_library_at_a_fake(
