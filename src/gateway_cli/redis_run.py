@@ -60,6 +60,8 @@ class RunOptions:
         jsonl: print one JSON object per line on stdout.
         status: ``"auto"``, ``"on"`` or ``"off"``.
         status_interval: seconds between status lines.
+        status_address: ``(host, port)`` of the status page: the whole fleet's
+            shards, read from Redis (``None``: none).
         verbose: log the library's INFO records to stderr.
         user_agent: the ``User-Agent`` (``None``: the library's).
         lease_ttl: seconds a lease lives without renewal.
@@ -82,6 +84,7 @@ class RunOptions:
     jsonl: bool = False
     status: Literal["auto", "on", "off"] = "auto"
     status_interval: float = 5.0
+    status_address: tuple[str, int] | None = None
     verbose: bool = False
     user_agent: str | None = None
     lease_ttl: float = 15.0
@@ -102,6 +105,7 @@ def add_run_parser(sub: Any) -> None:
     from .args import (  # noqa: PLC0415 - args imports this module
         OFFLINE_TOKEN,
         _wrap,
+        add_status_argument,
         parse_event_names,
         parse_intents,
         parse_user_agent,
@@ -184,10 +188,7 @@ def add_run_parser(sub: Any) -> None:
         help="only show these dispatches",
     )  # fmt: skip
     out.add_argument("--jsonl", action="store_true", help="one JSON object per event on stdout")
-    out.add_argument(
-        "--status", choices=["auto", "on", "off"], default="auto",
-        help="progress and periodic status on stderr (default: auto)",
-    )  # fmt: skip
+    add_status_argument(out)
     out.add_argument(
         "--status-interval", type=positive_float, default=5.0, metavar="SECONDS",
         help="seconds between status lines (default: 5)",
@@ -201,7 +202,11 @@ def run_options(
     """Validate the parsed ``run`` arguments (bad input: one line, exit status 2)."""
     from gateway_proto.intents import Intents  # noqa: PLC0415
 
-    from .args import OFFLINE_TOKEN, require_redis  # noqa: PLC0415 - args imports this module
+    from .args import (  # noqa: PLC0415 - args imports this module
+        OFFLINE_TOKEN,
+        require_redis,
+        status_settings,
+    )
 
     require_redis(parser, "run", ns.redis)
     if ns.token is not None and not ns.token.strip():
@@ -232,6 +237,7 @@ def run_options(
         LeaseTiming(ttl=ns.lease_ttl)
     except ValueError as exc:
         parser.error(f"--lease-ttl: {exc}")
+    status, status_address = status_settings(parser, ns.status)
     return RunOptions(
         redis=ns.redis,
         token=token.strip().removeprefix("Bot "),
@@ -244,8 +250,9 @@ def run_options(
         compress=ns.compress,
         events=ns.events,
         jsonl=ns.jsonl,
-        status=ns.status,
+        status=status,
         status_interval=ns.status_interval,
+        status_address=status_address,
         verbose=ns.verbose,
         user_agent=ns.user_agent,
         lease_ttl=ns.lease_ttl,
