@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
+import anyio.abc
 
 if TYPE_CHECKING:
     from gateway_proto.session import Session
@@ -352,16 +353,26 @@ async def _run(options: RunOptions, display: Display) -> int:
     which = options.shards or f"any {options.count} of {options.shard_count or 'auto'}"
     display.start([], anyio.current_time(), where=f"{where}: shards {which}, leases in Redis")
     stopped_by: list[int] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(_watch_signals, process, tg.cancel_scope, stopped_by)
-        tg.start_soon(_tick, display, process)
-        try:
-            await process.run()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await publisher.aclose()
-                await applier.aclose()
-        tg.cancel_scope.cancel()
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(applier.aclose)
+        stack.push_async_callback(publisher.aclose)
+        async with anyio.create_task_group() as tg:
+            # Bound before any lease is taken: an address that cannot serve leaves
+            # the fleet untouched.
+            address = options.status_address
+            if address is not None and not await _serve_fleet(
+                tg, stack, process, redis_url=options.redis, address=address, display=display
+            ):
+                return EXIT_FAILURE
+            tg.start_soon(_watch_signals, process, tg.cancel_scope, stopped_by)
+            tg.start_soon(_tick, display, process)
+            try:
+                await process.run()
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await publisher.aclose()
+                    await applier.aclose()
+            tg.cancel_scope.cancel()
     display.finish(anyio.current_time(), reason="stopped; sessions saved, leases released")
     if stopped_by and stopped_by[0] == signal.SIGINT:
         return EXIT_INTERRUPTED
@@ -370,6 +381,44 @@ async def _run(options: RunOptions, display: Display) -> int:
 
         return EXIT_PIPE_CLOSED
     return EXIT_OK
+
+
+async def _serve_fleet(
+    tg: anyio.abc.TaskGroup,
+    stack: contextlib.AsyncExitStack,
+    process: GatewayProcess,
+    *,
+    redis_url: str,
+    address: tuple[str, int],
+    display: Display,
+) -> bool:
+    """Serve the fleet's status page in ``tg`` and print its URL; ``False`` (said) if it cannot.
+
+    The page shows every process's shards, read from Redis (a client of its own,
+    closed with ``stack``), and the live state of this process's own.
+    """
+    from gateway_redis.process import connect_redis  # noqa: PLC0415
+    from gateway_status import StatusApp, StatusServerError, serve_app  # noqa: PLC0415
+    from gateway_status.fleet import FleetReader, process_source  # noqa: PLC0415
+
+    def shard_count() -> int | None:
+        request = process.request
+        return None if request is None else request.shard_count
+
+    redis = connect_redis(redis_url)
+    stack.push_async_callback(redis.aclose)
+    source = process_source(process)
+    fleet = FleetReader(
+        redis, process.keys, shard_count=shard_count, owner=process.owner, local=source
+    )
+    app = StatusApp(source, process=process.owner, fleet=fleet)
+    try:
+        url = await tg.start(serve_app, app, *address)
+    except StatusServerError as exc:
+        display.error(str(exc))
+        return False
+    display.info(f"status page: {url}")
+    return True
 
 
 async def _tick(display: Display, process: GatewayProcess) -> None:
