@@ -353,26 +353,25 @@ async def _run(options: RunOptions, display: Display) -> int:
     which = options.shards or f"any {options.count} of {options.shard_count or 'auto'}"
     display.start([], anyio.current_time(), where=f"{where}: shards {which}, leases in Redis")
     stopped_by: list[int] = []
-    async with contextlib.AsyncExitStack() as stack:
-        stack.push_async_callback(applier.aclose)
-        stack.push_async_callback(publisher.aclose)
-        async with anyio.create_task_group() as tg:
-            # Bound before any lease is taken: an address that cannot serve leaves
-            # the fleet untouched.
-            address = options.status_address
-            if address is not None and not await _serve_fleet(
-                tg, stack, process, redis_url=options.redis, address=address, display=display
-            ):
-                return EXIT_FAILURE
-            tg.start_soon(_watch_signals, process, tg.cancel_scope, stopped_by)
-            tg.start_soon(_tick, display, process)
-            try:
-                await process.run()
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await publisher.aclose()
-                    await applier.aclose()
-            tg.cancel_scope.cancel()
+    async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as tg:
+        # Bound before any lease is taken: an address that cannot serve leaves
+        # the fleet untouched.
+        address = options.status_address
+        if address is not None and not await _serve_fleet(
+            tg, stack, process, redis_url=options.redis, address=address, display=display
+        ):
+            await publisher.aclose()
+            await applier.aclose()
+            return EXIT_FAILURE
+        tg.start_soon(_watch_signals, process, tg.cancel_scope, stopped_by)
+        tg.start_soon(_tick, display, process)
+        try:
+            await process.run()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await publisher.aclose()
+                await applier.aclose()
+        tg.cancel_scope.cancel()
     display.finish(anyio.current_time(), reason="stopped; sessions saved, leases released")
     if stopped_by and stopped_by[0] == signal.SIGINT:
         return EXIT_INTERRUPTED
