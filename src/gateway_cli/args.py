@@ -17,7 +17,7 @@ import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from gateway_proto import __version__
 from gateway_proto.config import check_user_agent
@@ -62,6 +62,12 @@ Backend = Literal["asyncio", "trio"]
 _T = TypeVar("_T")
 
 _SHARD_RANGE = re.compile(r"^(\d+)(?:-(\d+))?/(\d+)$")
+#: ``PORT``, ``:PORT``, ``HOST:PORT`` or ``[IPV6]:PORT``.
+_ADDRESS = re.compile(r"^(?:(\[[^\]]*\]|[^:\[\]]*):)?(\d+)$")
+#: The status page's host when ``--status`` names only a port: loopback, never more
+#: unless the user says so.
+STATUS_DEFAULT_HOST = "127.0.0.1"
+_DISPLAY_MODES = ("auto", "on", "off")
 _EVENT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -123,6 +129,70 @@ def parse_shards(text: str) -> ShardSpec:
     if last >= total:
         raise ValueError(f"shard ids go from 0 to {total - 1} when TOTAL is {total}, got {text!r}")
     return ShardSpec(count=total, ids=tuple(range(first, last + 1)))
+
+
+def parse_status_address(text: str) -> tuple[str, int]:
+    """Parse a status page address: ``PORT``, ``:PORT``, ``HOST:PORT`` or ``[IPV6]:PORT``.
+
+    Without a host it is :data:`STATUS_DEFAULT_HOST` (loopback); port 0 picks a free one.
+
+    Raises:
+        ValueError: with a one-line explanation.
+
+    """
+    match = _ADDRESS.match(text.strip())
+    if match is None:
+        raise ValueError(
+            f"expected auto, on, off or a status page address [HOST:]PORT "
+            f"(e.g. 127.0.0.1:8080), got {text!r}"
+        )
+    host = (match.group(1) or "").removeprefix("[").removesuffix("]")
+    port = int(match.group(2))
+    if port > 65535:
+        raise ValueError(f"the status page's port must be 0-65535, got {port}")
+    return host or STATUS_DEFAULT_HOST, port
+
+
+def parse_status(text: str) -> str | tuple[str, int]:
+    """Parse one ``--status``: a display mode (``auto``, ``on``, ``off``) or an address."""
+    value = text.strip().lower()
+    if value in _DISPLAY_MODES:
+        return value
+    return parse_status_address(text)
+
+
+def add_status_argument(group: Any) -> None:
+    """Add ``--status`` (display mode and/or status page address) to a command's parser."""
+    group.add_argument(
+        "--status",
+        type=_wrap(parse_status),
+        action="append",
+        default=None,
+        metavar="auto|on|off|[HOST:]PORT",
+        help="auto|on|off: progress and periodic status on stderr ('auto', the default, "
+        "shows them when stdout and stderr are terminals). [HOST:]PORT: also serve the "
+        "status page, /metrics, /livez and /readyz there (needs the [status] extra; "
+        f"HOST defaults to {STATUS_DEFAULT_HOST}, port 0 picks a free one). Give both "
+        "with two --status options",
+    )
+
+
+def status_settings(
+    parser: argparse.ArgumentParser, values: list[str | tuple[str, int]] | None
+) -> tuple[Literal["auto", "on", "off"], tuple[str, int] | None]:
+    """Split the ``--status`` values into the display mode and the status page address."""
+    modes = [v for v in values or () if isinstance(v, str)]
+    addresses = [v for v in values or () if isinstance(v, tuple)]
+    if len(set(modes)) > 1:
+        parser.error(f"--status {modes[0]} and --status {modes[1]} contradict each other")
+    if len(set(addresses)) > 1:
+        parser.error("--status names two status page addresses; the page is served once")
+    if addresses:
+        option = "--status [HOST:]PORT"
+        _require_module(parser, "hypercorn", option, "status")
+        _require_module(parser, "prometheus_client", option, "status")
+    mode = cast('Literal["auto", "on", "off"]', modes[0] if modes else "auto")
+    return mode, (addresses[0] if addresses else None)
 
 
 def parse_intents(text: str) -> Intents:
@@ -290,6 +360,7 @@ class ListenOptions:
         rate: events per second of the embedded fake gateway.
         status: ``"auto"``, ``"on"`` or ``"off"``: the terminal status display.
         status_interval: seconds between status lines.
+        status_address: ``(host, port)`` to serve the status page on (``None``: none).
         verbose: log the library's INFO records (connections, state changes) to stderr.
         user_agent: the ``User-Agent`` for REST and the WebSocket upgrade (``None``:
             the library's ``DiscordBot (URL, version)``).
@@ -311,6 +382,7 @@ class ListenOptions:
     rate: float = DEFAULT_OFFLINE_RATE
     status: Literal["auto", "on", "off"] = "auto"
     status_interval: float = 5.0
+    status_address: tuple[str, int] | None = None
     verbose: bool = False
     user_agent: str | None = None
 
@@ -479,13 +551,7 @@ def _add_listen(sub: argparse._SubParsersAction[_Parser]) -> None:
         help="print one JSON object per event on stdout: "
         '{"shard": 0, "seq": 5, "event": "MESSAGE_CREATE", "data": {...}}',
     )
-    out.add_argument(
-        "--status",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="progress and periodic status on stderr: 'auto' shows them when stdout and "
-        "stderr are terminals (default: auto)",
-    )
+    add_status_argument(out)
     out.add_argument(
         "--status-interval",
         type=_positive_float,
@@ -581,6 +647,7 @@ def _listen_options(
         _require_module(parser, "erlpack", "--encoding etf", "etf")
     if ns.backend == "trio":
         _require_module(parser, "trio", "--backend trio", "trio")
+    status, status_address = status_settings(parser, ns.status)
     duration = ns.duration
     if duration is None:
         duration = DEFAULT_OFFLINE_DURATION if offline else 0.0
@@ -598,8 +665,9 @@ def _listen_options(
         backend=ns.backend or "asyncio",
         duration=duration or None,
         rate=ns.rate,
-        status=ns.status,
+        status=status,
         status_interval=ns.status_interval,
+        status_address=status_address,
         verbose=ns.verbose,
         user_agent=ns.user_agent,
     )

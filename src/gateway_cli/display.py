@@ -578,6 +578,10 @@ class Display:
         if self.status:
             self._write_err(self._paint(f"· {text}", style))
 
+    def info(self, text: str) -> None:
+        """Write a line the user asked for (the status page's URL) to stderr, whatever the mode."""
+        self._write_err(self._paint(text, _BOLD))
+
     def warning(self, text: str) -> None:
         """Write a warning to stderr, whatever the mode."""
         self._write_err(self._paint(f"warning: {text}", _YELLOW))

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
+import anyio.abc
 
 if TYPE_CHECKING:
     from gateway_proto.session import Session
@@ -60,6 +61,8 @@ class RunOptions:
         jsonl: print one JSON object per line on stdout.
         status: ``"auto"``, ``"on"`` or ``"off"``.
         status_interval: seconds between status lines.
+        status_address: ``(host, port)`` of the status page: the whole fleet's
+            shards, read from Redis (``None``: none).
         verbose: log the library's INFO records to stderr.
         user_agent: the ``User-Agent`` (``None``: the library's).
         lease_ttl: seconds a lease lives without renewal.
@@ -82,6 +85,7 @@ class RunOptions:
     jsonl: bool = False
     status: Literal["auto", "on", "off"] = "auto"
     status_interval: float = 5.0
+    status_address: tuple[str, int] | None = None
     verbose: bool = False
     user_agent: str | None = None
     lease_ttl: float = 15.0
@@ -102,6 +106,7 @@ def add_run_parser(sub: Any) -> None:
     from .args import (  # noqa: PLC0415 - args imports this module
         OFFLINE_TOKEN,
         _wrap,
+        add_status_argument,
         parse_event_names,
         parse_intents,
         parse_user_agent,
@@ -184,10 +189,7 @@ def add_run_parser(sub: Any) -> None:
         help="only show these dispatches",
     )  # fmt: skip
     out.add_argument("--jsonl", action="store_true", help="one JSON object per event on stdout")
-    out.add_argument(
-        "--status", choices=["auto", "on", "off"], default="auto",
-        help="progress and periodic status on stderr (default: auto)",
-    )  # fmt: skip
+    add_status_argument(out)
     out.add_argument(
         "--status-interval", type=positive_float, default=5.0, metavar="SECONDS",
         help="seconds between status lines (default: 5)",
@@ -201,7 +203,11 @@ def run_options(
     """Validate the parsed ``run`` arguments (bad input: one line, exit status 2)."""
     from gateway_proto.intents import Intents  # noqa: PLC0415
 
-    from .args import OFFLINE_TOKEN, require_redis  # noqa: PLC0415 - args imports this module
+    from .args import (  # noqa: PLC0415 - args imports this module
+        OFFLINE_TOKEN,
+        require_redis,
+        status_settings,
+    )
 
     require_redis(parser, "run", ns.redis)
     if ns.token is not None and not ns.token.strip():
@@ -232,6 +238,7 @@ def run_options(
         LeaseTiming(ttl=ns.lease_ttl)
     except ValueError as exc:
         parser.error(f"--lease-ttl: {exc}")
+    status, status_address = status_settings(parser, ns.status)
     return RunOptions(
         redis=ns.redis,
         token=token.strip().removeprefix("Bot "),
@@ -244,8 +251,9 @@ def run_options(
         compress=ns.compress,
         events=ns.events,
         jsonl=ns.jsonl,
-        status=ns.status,
+        status=status,
         status_interval=ns.status_interval,
+        status_address=status_address,
         verbose=ns.verbose,
         user_agent=ns.user_agent,
         lease_ttl=ns.lease_ttl,
@@ -345,7 +353,16 @@ async def _run(options: RunOptions, display: Display) -> int:
     which = options.shards or f"any {options.count} of {options.shard_count or 'auto'}"
     display.start([], anyio.current_time(), where=f"{where}: shards {which}, leases in Redis")
     stopped_by: list[int] = []
-    async with anyio.create_task_group() as tg:
+    async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as tg:
+        # Bound before any lease is taken: an address that cannot serve leaves
+        # the fleet untouched.
+        address = options.status_address
+        if address is not None and not await _serve_fleet(
+            tg, stack, process, redis_url=options.redis, address=address, display=display
+        ):
+            await publisher.aclose()
+            await applier.aclose()
+            return EXIT_FAILURE
         tg.start_soon(_watch_signals, process, tg.cancel_scope, stopped_by)
         tg.start_soon(_tick, display, process)
         try:
@@ -363,6 +380,44 @@ async def _run(options: RunOptions, display: Display) -> int:
 
         return EXIT_PIPE_CLOSED
     return EXIT_OK
+
+
+async def _serve_fleet(
+    tg: anyio.abc.TaskGroup,
+    stack: contextlib.AsyncExitStack,
+    process: GatewayProcess,
+    *,
+    redis_url: str,
+    address: tuple[str, int],
+    display: Display,
+) -> bool:
+    """Serve the fleet's status page in ``tg`` and print its URL; ``False`` (said) if it cannot.
+
+    The page shows every process's shards, read from Redis (a client of its own,
+    closed with ``stack``), and the live state of this process's own.
+    """
+    from gateway_redis.process import connect_redis  # noqa: PLC0415
+    from gateway_status import StatusApp, StatusServerError, serve_app  # noqa: PLC0415
+    from gateway_status.fleet import FleetReader, process_source  # noqa: PLC0415
+
+    def shard_count() -> int | None:
+        request = process.request
+        return None if request is None else request.shard_count
+
+    redis = connect_redis(redis_url)
+    stack.push_async_callback(redis.aclose)
+    source = process_source(process)
+    fleet = FleetReader(
+        redis, process.keys, shard_count=shard_count, owner=process.owner, local=source
+    )
+    app = StatusApp(source, process=process.owner, fleet=fleet)
+    try:
+        url = await tg.start(serve_app, app, *address)
+    except StatusServerError as exc:
+        display.error(str(exc))
+        return False
+    display.info(f"status page: {url}")
+    return True
 
 
 async def _tick(display: Display, process: GatewayProcess) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import signal
@@ -28,9 +29,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.abc
 
 from gateway_anyio import DEFAULT_API_BASE, Cluster, Gateway
 from gateway_proto.config import DEFAULT_USER_AGENT
@@ -74,6 +76,9 @@ from .args import (
 from .display import Display, EventRecord
 from .redis_run import RunOptions, run_gateway
 from .worker import WorkerOptions, run_worker
+
+if TYPE_CHECKING:
+    import gateway_sync
 
 __all__ = ["explain", "main"]
 
@@ -464,6 +469,10 @@ async def _run_cluster(
     )
     run_scope = anyio.CancelScope(deadline=deadline)
     async with anyio.create_task_group() as tg:
+        # Bound before any shard starts: an address that cannot serve leaves them untouched.
+        address = options.status_address
+        if address is not None and not await _serve_status(tg, cluster, address, display):
+            return EXIT_FAILURE
         tg.start_soon(_watch_signals, run_scope, tg.cancel_scope, outcome)
         async with cluster:
             display.start(ids, anyio.current_time(), where=where)
@@ -486,6 +495,28 @@ async def _run_cluster(
         outcome.errors.setdefault(shard_id, error)
     display.finish(anyio.current_time(), reason=outcome.reason or "stopped")
     return _summary(outcome, options, display)
+
+
+#: The process name the status page shows for ``listen``.
+_PAGE_NAME = "spectacles-gateway listen"
+
+
+async def _serve_status(
+    tg: anyio.abc.TaskGroup, cluster: Cluster, address: tuple[str, int], display: Display
+) -> bool:
+    """Serve the status page in ``tg`` and print its URL; ``False`` (said) if it cannot."""
+    # Imported here: the [status] extra is optional (args checked it is installed).
+    from gateway_status import StatusServerError, serve_status  # noqa: PLC0415
+
+    host, port = address
+    try:
+        serve = functools.partial(serve_status, process=_PAGE_NAME)
+        url = await tg.start(serve, cluster, host, port)
+    except StatusServerError as exc:
+        display.error(str(exc))
+        return False
+    display.info(f"status page: {url}")
+    return True
 
 
 async def _tick(display: Display, cluster: Cluster, scope: anyio.CancelScope) -> None:
@@ -563,6 +594,12 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
             encoding=options.encoding,
             compression=options.compression,
         )
+        if options.status_address is not None:
+            # Started before any shard, and stopped after every shard closed.
+            status = _status_thread(cluster, options.status_address, display)
+            if status is None:
+                return EXIT_FAILURE
+            stack.enter_context(status)
         try:
             with _sigterm_raises(), cluster:
                 stream = cluster.events()  # before spawn, so no event is missed
@@ -597,6 +634,21 @@ def _listen_sync(options: ListenOptions, display: Display) -> int:
         display.finish(time.monotonic(), reason=outcome.reason or "stopped")
         return _summary(outcome, options, display)
     raise AssertionError("unreachable")  # pragma: no cover - the stack swallows nothing
+
+
+def _status_thread(
+    cluster: gateway_sync.Cluster, address: tuple[str, int], display: Display
+) -> contextlib.AbstractContextManager[object] | None:
+    """Start the status page's thread and print its URL; ``None`` (said) if it cannot."""
+    from gateway_status import StatusServerError, start_status_thread  # noqa: PLC0415
+
+    try:
+        status = start_status_thread(cluster, *address, process=_PAGE_NAME)
+    except StatusServerError as exc:
+        display.error(str(exc))
+        return None
+    display.info(f"status page: {status.url}")
+    return status
 
 
 def _where(options: ListenOptions, info: GatewayInfo) -> str:

@@ -15,7 +15,8 @@ shard's per-event path.
         print(status.url)
 
 Routes: ``/metrics`` (Prometheus text format), ``/livez``, ``/readyz`` (JSON;
-200 or 503), ``/`` (the page) and ``/status.json`` (what the page polls).
+200 or 503), ``/`` (the page) and ``/status.json`` (what the page polls); with a
+fleet reader (:mod:`gateway_status.fleet`, Redis), ``/fleet.json``.
 docs/operations.md lists every metric.
 """
 
@@ -30,6 +31,7 @@ from ._serve import (
     DEFAULT_PORT,
     StatusServerError,
     StatusThread,
+    serve_app,
     serve_status,
     start_status_thread,
 )
@@ -50,6 +52,7 @@ __all__ = [
     "anyio_source",
     "dispatch_label",
     "readiness",
+    "serve_app",
     "serve_status",
     "start_status_thread",
     "sync_source",

@@ -48,15 +48,25 @@ class StatusApp:
         source: the shards to report on.
         grace: seconds a shard may be out of READY before ``/readyz`` fails.
         process: a name for this process, shown on the page.
+        fleet: reads the whole fleet (a :class:`gateway_status.fleet.FleetReader`),
+            served at ``/fleet.json`` and drawn by the page; ``None``: this process only.
 
     """
 
-    def __init__(self, source: StatusSource, *, grace: float = 30.0, process: str = "") -> None:
+    def __init__(
+        self,
+        source: StatusSource,
+        *,
+        grace: float = 30.0,
+        process: str = "",
+        fleet: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    ) -> None:
         if grace < 0:
             raise ValueError("grace must not be negative")
         self.source = source
         self.grace = grace
         self.process = process
+        self.fleet = fleet
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(GatewayCollector(source))
         # Read once: the page is the same for every request.
@@ -74,13 +84,24 @@ class StatusApp:
             await _respond(send, 405, b"method not allowed\n", "text/plain", head=False)
             return
         try:
-            status, body, kind = self._route(path)
+            if path == "/fleet.json":
+                status, body, kind = await self._fleet()
+            else:
+                status, body, kind = self._route(path)
         except Exception:
             # A bug in reading must not reach the server as a traceback page; it
             # never touches the shards, which go on.
             _log.exception("the status server failed to answer %s", path)
             status, body, kind = 500, b'{"error": "internal error"}\n', "application/json"
         await _respond(send, status, body, kind, head=method == "HEAD")
+
+    async def _fleet(self) -> tuple[int, bytes, str]:
+        if self.fleet is None:
+            return 404, b"not found\n", "text/plain"
+        document = await self.fleet()
+        # A fleet that could not be read (Redis down) is the reader's answer, not a crash.
+        status = 503 if document.get("error") else 200
+        return status, _json(document), "application/json"
 
     def _route(self, path: str) -> tuple[int, bytes, str]:
         if path == "/metrics":
@@ -94,6 +115,7 @@ class StatusApp:
             return (200 if ready else 503), _json(body), "application/json"
         if path == "/status.json":
             document = page_document(self.source.read(), self.source.clock(), self.process)
+            document["fleet"] = self.fleet is not None
             return 200, _json(document), "application/json"
         asset = self._assets.get(path)
         if asset is not None:

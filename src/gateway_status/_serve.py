@@ -31,7 +31,13 @@ from gateway_proto.errors import GatewayError
 from ._app import StatusApp
 from ._views import anyio_source, sync_source
 
-__all__ = ["StatusServerError", "StatusThread", "serve_status", "start_status_thread"]
+__all__ = [
+    "StatusServerError",
+    "StatusThread",
+    "serve_app",
+    "serve_status",
+    "start_status_thread",
+]
 
 _log = logging.getLogger("gateway_status")
 
@@ -114,6 +120,26 @@ async def serve_status(
 
     """
     app = StatusApp(anyio_source(cluster), grace=grace, process=process)
+    await serve_app(app, host, port, task_status=task_status)
+
+
+async def serve_app(
+    app: StatusApp,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    task_status: anyio.abc.TaskStatus[str] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve a :class:`StatusApp` you built (another source, a fleet view) until cancelled.
+
+    :func:`serve_status` is this with ``StatusApp(anyio_source(cluster))``; start it
+    the same way, ``url = await task_group.start(serve_app, app, host, port)``.
+
+    Raises:
+        StatusServerError: the address is in use or cannot be bound (raised
+            by ``task_group.start``).
+
+    """
     sock = _bind(host, port)
     try:
         config = _config(sock)

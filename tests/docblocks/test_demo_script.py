@@ -1,4 +1,4 @@
-"""scripts/demo.sh installs only what the demo uses, and a re-run skips pip.
+"""scripts/demo.sh installs only what the demo uses, a re-run skips pip, and it serves the page.
 
 The script runs on a copy of the repository's packaging files, with a venv whose
 ``python`` records ``-m pip`` calls instead of making them (no network) and whose
@@ -13,6 +13,8 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from ._blocks import ROOT
 
@@ -38,11 +40,11 @@ def _tree(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "scripts" / "demo.sh", log
 
 
-def _run(script: Path) -> subprocess.CompletedProcess[str]:
+def _run(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "VENV"}
     env["PYTHONPATH"] = str(ROOT / "src")  # the "installed" library the import check finds
     return subprocess.run(
-        ["bash", str(script), "--duration", "5"],
+        ["bash", str(script), *(args or ("--duration", "5"))],
         capture_output=True,
         text=True,
         timeout=60,
@@ -51,19 +53,24 @@ def _run(script: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_demo_installs_no_extras_once_and_says_so(tmp_path: Path) -> None:
+#: What the demo adds: the status page on loopback, on a free port.
+PAGE = "--status 127.0.0.1:0"
+
+
+def test_demo_installs_only_the_status_extra_once_and_says_so(tmp_path: Path) -> None:
     script, log = _tree(tmp_path)
     first = _run(script)
     assert first.returncode == 0, first.stderr
-    assert first.stdout == "ran: listen --duration 5\n"
+    assert first.stdout == f"ran: listen {PAGE} --duration 5\n"
     assert "installing spectacles-gateway" in first.stderr  # it says what takes time
     calls = log.read_text().splitlines()
     assert len(calls) == 1
-    assert calls[0].endswith("install --disable-pip-version-check -e .")  # no extras (erlpack)
+    # [status] is pure Python; no other extra (erlpack needs a C++ compiler).
+    assert calls[0].endswith("install --disable-pip-version-check -e .[status]")
 
     again = _run(script)
     assert again.returncode == 0, again.stderr
-    assert again.stdout == "ran: listen --duration 5\n"
+    assert again.stdout == f"ran: listen {PAGE} --duration 5\n"
     assert again.stderr == ""
     assert len(log.read_text().splitlines()) == 1  # the re-run skipped pip
 
@@ -71,3 +78,21 @@ def test_demo_installs_no_extras_once_and_says_so(tmp_path: Path) -> None:
         pyproject.write("\n# a changed dependency list\n")
     assert _run(script).returncode == 0
     assert len(log.read_text().splitlines()) == 2  # a changed pyproject.toml reinstalls
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--status", "off"), f"listen {PAGE} --status off"),
+        (("--status=on", "--shards", "2"), f"listen {PAGE} --status=on --shards 2"),
+        (("--status", "9000"), "listen --status 9000"),
+        (("--status", "off", "--status=[::1]:0"), "listen --status off --status=[::1]:0"),
+    ],
+)
+def test_demo_serves_the_page_unless_told_where(
+    tmp_path: Path, args: tuple[str, ...], expected: str
+) -> None:
+    script, _ = _tree(tmp_path)
+    result = _run(script, *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"ran: {expected}\n"

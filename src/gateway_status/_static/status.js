@@ -44,6 +44,56 @@
     return box;
   }
 
+  const fleetSection = document.getElementById("fleet-section");
+  const fleetGrid = document.getElementById("fleet");
+  const fleetSummary = document.getElementById("fleet-summary");
+  const processRows = document.querySelector("#processes tbody");
+
+  function fleetCell(shard, self) {
+    const box = document.createElement("div");
+    const mine = shard.owner !== null && shard.owner === self;
+    box.className = "fleet-cell " + shard.state + (mine ? " mine" : "");
+    box.dataset.shard = String(shard.id);
+    box.dataset.state = shard.state;
+    box.dataset.owner = shard.owner === null ? "" : shard.owner;
+    const title = document.createElement("b");
+    title.textContent = shard.id + " \u00b7 " + shard.state;
+    const owner = document.createElement("span");
+    owner.textContent = shard.owner === null ? "nobody" : shard.owner;
+    box.append(title, owner);
+    return box;
+  }
+
+  function processRow(record) {
+    const row = document.createElement("tr");
+    const values = [
+      record.owner, record.host || "-", record.pid === null ? "-" : String(record.pid),
+      record.request || "-", record.shards.join(", ") || "-", seconds(record.seen_ago) + " ago",
+    ];
+    for (const value of values) {
+      const td = document.createElement("td");
+      td.textContent = value;
+      row.appendChild(td);
+    }
+    return row;
+  }
+
+  async function refreshFleet() {
+    try {
+      const response = await fetch("/fleet.json", { cache: "no-store" });
+      const doc = await response.json();
+      if (doc.error) throw new Error(doc.error);
+      const held = doc.shards.filter((s) => s.owner !== null).length;
+      fleetSummary.textContent = doc.processes.length + " processes, " + held + " of " +
+        doc.shards.length + " shards held";
+      fleetGrid.replaceChildren(...doc.shards.map((s) => fleetCell(s, doc.self)));
+      processRows.replaceChildren(...doc.processes.map(processRow));
+    } catch (error) {
+      fleetSummary.textContent = "the fleet could not be read (" + error.message + ")";
+      for (const box of fleetGrid.children) box.classList.add("stale");
+    }
+  }
+
   async function refresh() {
     try {
       const response = await fetch("/status.json", { cache: "no-store" });
@@ -53,6 +103,8 @@
       const ready = doc.shards.filter((s) => s.state === "ready").length;
       summary.textContent = ready + " of " + doc.shards.length + " shards ready";
       grid.replaceChildren(...doc.shards.map((s) => cell(s, doc.now)));
+      fleetSection.hidden = !doc.fleet;
+      if (doc.fleet) await refreshFleet();
     } catch (error) {
       summary.textContent = "the status server does not answer (" + error.message + ")";
       for (const box of grid.children) box.classList.add("stale");
