@@ -1,7 +1,7 @@
 """What the status server costs: a scrape of 1,000 shards, and events/s with it on (a report).
 
 Scrape: builds 1,000 anyio shards (not connected) whose counters look like a busy
-day's (20 dispatch names, 3 reconnect causes, 3 close codes each), then times the
+day's (20 dispatch names, 3 reconnect causes and codes, traffic counters each), then times the
 collector and the text exposition as a scrape does, in the event loop. The shards
 pay nothing between scrapes: the collector only runs when asked.
 
@@ -49,6 +49,10 @@ async def scrape_cost() -> None:
         c.dispatches = 100_000
         c.dispatch_names = {f"{n}_{i}" if i else n: 5000 for n in NAMES for i in range(4)}
         c.reconnects = {"zombie": 3, "connection_lost": 2, "reconnect_requested": 9}
+        c.reconnect_codes = {("zombie", 4000): 3, ("connection_lost", 0): 2}
+        c.reconnect_codes[("reconnect_requested", 4000)] = 9
+        c.bytes_received, c.payload_bytes, c.messages_decoded = 10**9, 8 * 10**9, 10**6
+        c.commands_refused, c.rate_limit_wait, c.decode_seconds = 1, 2.5, 30.0
         c.closes = {0: 2, 4000: 9, 1006: 3}
         c.identifies, c.resumes, c.connections = 2, 12, 14
         cluster.shards[sid] = shard

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import ssl
+from time import perf_counter
 from typing import TYPE_CHECKING
 
 import anyio
@@ -47,6 +48,7 @@ from gateway_proto.driver_support import (
     WRITE_STALL_TIMEOUT,
     WRITE_STALLED,
     ConnectionReactor,
+    ConnectionTally,
     Done,
     EarlyEnds,
     IdentifyWait,
@@ -104,6 +106,8 @@ class ShardRunner:
         self._shard = shard
         self._log = shard._log
         self._counters = shard.counters
+        # The core counts bytes, messages and rate limit waits per connection.
+        self._tally = ConnectionTally(shard.counters)
         self.config = config
         self._url_given = url_given
         self._session = session
@@ -153,9 +157,13 @@ class ShardRunner:
         ``done``: told once whether the command was written (see ``UnsentCommands``).
         """
         conn = self._conn
-        if conn is None or self._closed is not None:
-            raise LocalProtocolError(f"shard {self._shard.id} is not connected")
-        conn.send(command, anyio.current_time())
+        try:
+            if conn is None or self._closed is not None:
+                raise LocalProtocolError(f"shard {self._shard.id} is not connected")
+            conn.send(command, anyio.current_time())
+        except GatewayError:
+            self._counters.commands_refused += 1
+            raise
         self._unsent.accepted(command, done)
         self._process(conn)
         self._flush(conn)
@@ -211,8 +219,10 @@ class ShardRunner:
         )
         # One dict, shared: the core counts reconnects by cause, the driver adds its own.
         self._counters.reconnects = reconnector.reconnects
+        self._counters.reconnect_codes = reconnector.reconnect_codes
         while True:
             conn = reconnector.new_connection()
+            self._tally.track(conn)
             self._unsent.requeue(conn, anyio.current_time(), log=self._log)
             closed: Closed | None = None
             failure: Exception | None = None
@@ -353,6 +363,8 @@ class ShardRunner:
         self._wake.set()
 
     def _process(self, conn: GatewayConnection) -> None:
+        # Timed per call, not per event: decoding happens as events() hands them out.
+        start = perf_counter()
         shard = self._shard
         observe = self._reconnector.observe
         react = self._reactor.react
@@ -380,6 +392,7 @@ class ShardRunner:
                 if receive:
                     shard._emit(RECEIVE, event)
         self._sync_counters()  # once per batch: replayed duplicates are dropped silently
+        counters.decode_seconds += perf_counter() - start
 
     def _apply(self, reaction: Reaction, conn: GatewayConnection) -> None:
         """Do what the core's last event asks of the shard (see ``ConnectionReactor``)."""
@@ -401,6 +414,7 @@ class ShardRunner:
         self._counters.identifies = self._reconnector.identifies
         self._counters.resumes = self._reconnector.resumes
         self._counters.duplicates_dropped = self._reconnector.duplicates_dropped
+        self._tally.update()
 
     async def _identify(self, conn: GatewayConnection) -> None:
         await self._limiter.acquire(self._shard.id, on_wait=self._identify_wait)

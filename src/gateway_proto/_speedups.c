@@ -55,6 +55,10 @@ typedef struct {
      * so its own __setattr__ refuses). */
     PyObject *dispatch;
     PyObject *name_slot, *data_slot, *sequence_slot;
+    /* Counters shared with the Python parser (which adds to them through the
+     * members below): whole messages taken, and their size after inflating. */
+    long long messages;
+    long long payload_bytes;
 } Scanner;
 
 static PyObject *str_op, *str_d, *str_s, *str_t;
@@ -109,6 +113,8 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
     }
     self->pos = 0;
     self->fragmenting = 0;
+    self->messages = 0;
+    self->payload_bytes = 0;
     Py_XSETREF(self->decompress, decompress);
     Py_XSETREF(self->pending, pending);
     Py_XSETREF(self->check, check);
@@ -353,6 +359,8 @@ take(Scanner *self)
             return NULL;
         }
     }
+    self->messages++;
+    self->payload_bytes += PyBytes_GET_SIZE(message);
     PyObject *obj = PyObject_CallOneArg(self->decode, message);
     /* Free the inflated bytes before the caller inflates the next message: the
      * allocator then hands the same cache-hot block back. */
@@ -424,6 +432,10 @@ static PyMemberDef Scanner_members[] = {
     {"pos", T_PYSSIZET, offsetof(Scanner, pos), 0, "Where the next frame starts."},
     {"fragmenting", T_BOOL, offsetof(Scanner, fragmenting), 0,
      "A fragmented message is in progress (next() takes nothing)."},
+    {"messages", T_LONGLONG, offsetof(Scanner, messages), 0,
+     "Whole messages taken so far (by next() and the Python parser)."},
+    {"payload_bytes", T_LONGLONG, offsetof(Scanner, payload_bytes), 0,
+     "Their size after decompression, in bytes."},
     {NULL, 0, 0, 0, NULL},
 };
 

@@ -15,6 +15,10 @@ class Scanner:
     pos: int
     #: A fragmented message is in progress (``next()`` takes nothing).
     fragmenting: bool
+    #: Whole messages taken so far (by ``next()`` and the Python parser).
+    messages: int
+    #: Their size after decompression, in bytes.
+    payload_bytes: int
 
     def __init__(
         self,

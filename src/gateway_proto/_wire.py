@@ -169,12 +169,15 @@ def _json_error(exc: Exception) -> DecodeError:
 class _PlainInput:
     """The input buffer without the C hot path (the same attributes as its ``Scanner``)."""
 
-    __slots__ = ("data", "fragmenting", "pos")
+    __slots__ = ("data", "fragmenting", "messages", "payload_bytes", "pos")
 
     def __init__(self) -> None:
         self.data = b""
         self.pos = 0
         self.fragmenting = False  # a fragmented message is in progress (careful path only)
+        # Whole messages decoded, and their size after decompression (metrics).
+        self.messages = 0
+        self.payload_bytes = 0
 
 
 class _HandshakeBroken(Exception):
@@ -271,6 +274,16 @@ class Wire:
         :meth:`discard`, which replaces it.
         """
         return self._parser
+
+    @property
+    def messages(self) -> int:
+        """Whole messages decoded so far (each a gateway payload handed to the codec)."""
+        return self._input.messages
+
+    @property
+    def payload_bytes(self) -> int:
+        """The size of those messages after decompression (as handed to the codec), in bytes."""
+        return self._input.payload_bytes
 
     @property
     def close_sent(self) -> bool:
@@ -439,6 +452,9 @@ class Wire:
                             if inflated is None:
                                 continue  # the payload goes on in the next message
                             message = inflated
+                    # For metrics: an integer add each, the least a count can cost.
+                    held.messages += 1
+                    held.payload_bytes += len(message)
                     if loads is None:
                         item = as_item(decode(message))
                     else:
@@ -562,6 +578,9 @@ class Wire:
             if inflated is None:
                 return None
             message = inflated
+        held = self._input
+        held.messages += 1
+        held.payload_bytes += len(message)
         return _as_item(self._codec.decode(message))
 
     def _control(self, opcode: int, payload: bytes) -> PeerClosed | None:

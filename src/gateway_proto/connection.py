@@ -24,7 +24,9 @@ the session is live and the rate limiter allows them, so everything goes out
 through one buffer, in order.
 
 The read-only *properties* (``state``, ``session``, ``sequence``, ``latency``,
-``heartbeat_interval``, ``pending_commands``) and ``repr()`` never parse: reading
+``heartbeat_interval``, ``pending_commands`` and the metrics' counters:
+``commands_queued``, ``rate_limit_wait``, ``bytes_received``, ``payload_bytes``,
+``messages_decoded``) and ``repr()`` never parse: reading
 them changes nothing, and they describe the input processed so far, as h11's
 state reflects the events ``next_event`` returned. ``events()`` parses a message
 just before handing out its events, so while draining they are as of the event in
@@ -163,8 +165,15 @@ class GatewayConnection:
         self._now = 0.0
         self._heart: Heartbeater | None = None
         self._limiter = CommandRateLimiter()
-        self._queue: deque[tuple[Command, bytes, Any]] = deque()
+        # (command, encoded, shown, when it was queued)
+        self._queue: deque[tuple[Command, bytes, Any, float]] = deque()
         self._held = False  # whether the limiter holds commands back (warned once)
+        # For metrics, counted off the per-event path: bytes fed to receive_data (per
+        # call), seconds commands waited for a rate limit permit (per command sent),
+        # and when the session went live (a wait for READY is not the limiter's).
+        self._received = 0
+        self._limiter_wait = 0.0
+        self._live_since = 0.0
         self._hello_deadline: float | None = None
         self._close_deadline: float | None = None
         self._closing: dict[str, Any] | None = None  # Closed's fields once the peer answers
@@ -247,6 +256,40 @@ class GatewayConnection:
         """
         return tuple(item[0] for item in self._queue)
 
+    @property
+    def commands_queued(self) -> int:
+        """How many commands :meth:`send` accepted that are not written yet (cheap to read)."""
+        return len(self._queue)
+
+    @property
+    def rate_limit_wait(self) -> float:
+        """Seconds commands written so far waited for a rate limit permit, summed.
+
+        A command's wait runs from when it was queued, or from when the session
+        went live if it was queued before READY/RESUMED (that wait is not the
+        limiter's), to when it was written. Measured on the caller's ``now``.
+        """
+        return self._limiter_wait
+
+    @property
+    def bytes_received(self) -> int:
+        """Bytes fed to :meth:`receive_data` so far: as read from the socket, still compressed."""
+        return self._received
+
+    @property
+    def payload_bytes(self) -> int:
+        """The size of the messages decoded so far, after decompression, in bytes.
+
+        Counts what was parsed, like the other read-only views: input still
+        buffered is not in it yet.
+        """
+        return self._wire.payload_bytes
+
+    @property
+    def messages_decoded(self) -> int:
+        """Whole messages decoded so far (gateway payloads handed to the codec)."""
+        return self._wire.messages
+
     def rate_limit_available(self, now: float) -> int:
         """Return how many commands the rate limiter would let out at ``now``.
 
@@ -305,6 +348,7 @@ class GatewayConnection:
             self._on_eof()
             return
         self._arrival = now
+        self._received += len(data)
         try:
             items = self._wire.feed(data)
         except Exception as exc:  # the wire's own bug must not escape as a peer fault
@@ -558,7 +602,7 @@ class GatewayConnection:
             )
         d = command.to_payload()
         encoded = self._wire.encode(command.opcode, d)
-        self._queue.append((command, encoded, d))
+        self._queue.append((command, encoded, d, now))
         self._now = now
         if self._state is _S.ACTIVE:
             self._flush_commands(now)
@@ -630,8 +674,12 @@ class GatewayConnection:
     def _flush_commands(self, now: float) -> None:
         queue = self._queue
         limiter = self._limiter
+        live = self._live_since
         while queue and limiter.try_acquire(now):
-            command, encoded, d = queue.popleft()
+            command, encoded, d, queued = queue.popleft()
+            waited = now - (queued if queued > live else live)
+            if waited > 0.0:
+                self._limiter_wait += waited
             self._write(command.opcode, encoded, d)
         if not queue:
             self._held = False
@@ -682,8 +730,10 @@ class GatewayConnection:
             moved = self._transition(Input.RECV_READY)
         else:
             moved = self._transition(Input.RECV_RESUMED)
-        if moved and self._queue:
-            self._flush_commands(now)
+        if moved:
+            self._live_since = now
+            if self._queue:
+                self._flush_commands(now)
 
     def _safe_resume_url(self, url: str, current: str) -> str:
         """Return ``url``, or the base URL (and queue a warning) if it would drop TLS."""

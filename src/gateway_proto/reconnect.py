@@ -87,6 +87,8 @@ class Reconnector:
         reconnects: reconnects counted by ``CloseCause`` value,
             :data:`CONNECT_FAILED` for attempts that never opened, and
             :data:`RESTART_REQUESTED` for restarts the caller asked for.
+        reconnect_codes: the same reconnects by ``(cause, close code)``, the code
+            ``0`` when the connection ended without one (lost, or never opened).
         last_error: the text given to the last :meth:`after_connect_failure`.
 
     """
@@ -111,6 +113,7 @@ class Reconnector:
         self.identifies = 0
         self.resumes = 0
         self.reconnects: dict[str, int] = {}
+        self.reconnect_codes: dict[tuple[str, int], int] = {}
         self.last_error = ""
         self._on_base_url = False  # the next resume goes to config.url, not the resume URL
         self._lost_at: float | None = None  # when the session's last live connection ended
@@ -184,8 +187,9 @@ class Reconnector:
         if not closed.can_reconnect:
             return None
         if not self._opened:
-            return max(self.after_connect_failure(closed.reason, now=now), closed.retry_after)
-        self._count(closed.cause.value)
+            wait = self.after_connect_failure(closed.reason, now=now, code=closed.code)
+            return max(wait, closed.retry_after)
+        self._count(closed.cause.value, closed.code)
         if self._resuming and not self._live and self.session is not None:
             self._failed_resumes += 1
             if self._failed_resumes >= self.max_resume_attempts:
@@ -203,20 +207,23 @@ class Reconnector:
         left (or identifies, after a ``1000``/``1001`` restart).
         """
         self.session = closed.session
-        self._count(RESTART_REQUESTED)
+        self._count(RESTART_REQUESTED, closed.code)
         return 0.0
 
-    def after_connect_failure(self, error_text: str = "", *, now: float | None = None) -> float:
+    def after_connect_failure(
+        self, error_text: str = "", *, now: float | None = None, code: int | None = None
+    ) -> float:
         """Return the seconds to wait after an attempt that never opened the WebSocket.
 
         Call it when TCP, TLS or the WebSocket handshake failed or timed out. A
         resume keeps its session and alternates hosts: after the resume URL the
         base URL, after the base URL the resume URL, with a growing backoff, until
         the session is older than ``config.max_resume_age`` at ``now`` (the
-        driver's clock; without it there is no age limit).
+        driver's clock; without it there is no age limit). ``code``: the close
+        code the attempt ended with, if any (counted in :attr:`reconnect_codes`).
         """
         self.last_error = error_text
-        self._count(CONNECT_FAILED)
+        self._count(CONNECT_FAILED, code)
         if self.session is not None:
             # Either host may be the one that is down: take turns.
             self._on_base_url = not self._on_base_url
@@ -237,5 +244,7 @@ class Reconnector:
         self._failed_resumes = 0
         self._lost_at = None
 
-    def _count(self, key: str) -> None:
+    def _count(self, key: str, code: int | None = None) -> None:
         self.reconnects[key] = self.reconnects.get(key, 0) + 1
+        pair = (key, 0 if code is None else code)
+        self.reconnect_codes[pair] = self.reconnect_codes.get(pair, 0) + 1

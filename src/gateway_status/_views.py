@@ -83,6 +83,7 @@ def _copy_counters(counters: ShardCounters) -> ShardCounters:
     copied.reconnects = dict(counters.reconnects)
     copied.dispatch_names = dict(counters.dispatch_names)
     copied.closes = dict(counters.closes)
+    copied.reconnect_codes = dict(counters.reconnect_codes)
     return copied
 
 

@@ -47,6 +47,7 @@ from gateway_proto.driver_support import (
     IDENTIFY_WAIT,
     RECEIVE,
     ConnectionReactor,
+    ConnectionTally,
     Done,
     EarlyEnds,
     Reaction,
@@ -134,6 +135,8 @@ class ShardIO(ShardReporting):
         self._early_ends = EarlyEnds(self._config.token)
         #: Called after every state change (a cluster paces its spawns with it).
         self._on_state: Callable[[Shard], None] | None = None
+        # The core counts bytes, messages and rate limit waits per connection.
+        self._tally = ConnectionTally(self.counters)
 
     # -- what other threads may read -------------------------------------------------
 
@@ -221,8 +224,10 @@ class ShardIO(ShardReporting):
         )
         # Counted by the core; copied into the counters (see _sync_counters).
         self.counters.reconnects = {}
+        self.counters.reconnect_codes = {}
         while True:
             conn = reconnector.new_connection()
+            self._tally.track(conn)
             self._unsent.requeue(conn, time.monotonic(), log=self._log)
             closed = self._run_connection(conn, reconnector)
             self._reject_sends(f"shard {self.id} is not connected")
@@ -357,6 +362,8 @@ class ShardIO(ShardReporting):
     # -- what the core reports ------------------------------------------------------------
 
     def _process(self, conn: GatewayConnection, reconnector: Reconnector) -> None:
+        # Timed per call, not per event: decoding happens as events() hands them out.
+        start = time.perf_counter()
         reactor = self._reactor
         assert reactor is not None
         counters = self.counters
@@ -380,6 +387,7 @@ class ShardIO(ShardReporting):
                 self._emit(RECEIVE, event)
         self._publish()  # once per batch: what other threads read of the connection
         self._sync_counters()  # once per batch: replayed duplicates are dropped silently
+        counters.decode_seconds += time.perf_counter() - start
 
     def _react(self, reaction: Reaction, conn: GatewayConnection) -> None:
         # Do what the core's last event asks of the shard (see ConnectionReactor).
@@ -435,7 +443,9 @@ class ShardIO(ShardReporting):
                 # A copy, replaced whole: another thread iterating the dict must
                 # never see it change size under it.
                 self.counters.reconnects = dict(reconnector.reconnects)
+                self.counters.reconnect_codes = dict(reconnector.reconnect_codes)
             self.counters.duplicates_dropped = reconnector.duplicates_dropped
+            self._tally.update()
 
     def _stop_report(
         self, reason: str, *, error: BaseException | None = None, closed: Closed | None = None

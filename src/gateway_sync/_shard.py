@@ -34,7 +34,7 @@ from gateway_proto.driver_support import (
     ShardState,
     compression_option,
 )
-from gateway_proto.errors import LocalProtocolError
+from gateway_proto.errors import GatewayError, LocalProtocolError
 from gateway_proto.session import Session
 
 from ._events import DEFAULT_MAX_BUFFER, Emitter, Handler
@@ -132,6 +132,7 @@ class Shard(TypedEvents["Shard"], ShardIO):
         self._log = ShardLogger(logging.getLogger(f"gateway_sync.shard.{shard_id}"), gateway.token)
         #: Counters for metrics and tests (identifies, resumes, reconnects, ...).
         self.counters = ShardCounters()
+        self._refused_lock = threading.Lock()  # commands_refused is counted on callers' threads
         self._emitter = Emitter(
             self._log,
             max_pending=max_buffer,
@@ -351,11 +352,18 @@ class Shard(TypedEvents["Shard"], ShardIO):
         written: concurrent.futures.Future[None] | None,
         timeout: float | None,
     ) -> None:
-        if not self._snapshot.connected or not self.running:
-            raise LocalProtocolError(f"shard {self.id} is not connected")
-        done: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._mailbox.post(SendRequest(command, done, written))
-        done.result(timeout)
+        try:
+            if not self._snapshot.connected or not self.running:
+                raise LocalProtocolError(f"shard {self.id} is not connected")
+            done: concurrent.futures.Future[None] = concurrent.futures.Future()
+            self._mailbox.post(SendRequest(command, done, written))
+            done.result(timeout)
+        except GatewayError:
+            # Counted on the caller's thread (refusals are rare): callers on
+            # several threads must not lose an increment to each other.
+            with self._refused_lock:
+                self.counters.commands_refused += 1
+            raise
 
     def request_guild_members(
         self,

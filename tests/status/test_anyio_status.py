@@ -9,11 +9,12 @@ import anyio
 import pytest
 
 from gateway_anyio import Cluster, Gateway, ShardState
-from gateway_proto.errors import AuthenticationFailedError
-from gateway_status import StatusServerError, serve_status
+from gateway_proto import Activity, UpdatePresence
+from gateway_proto.errors import AuthenticationFailedError, InvalidCommandError
+from gateway_status import StatusServerError, dispatch_label, serve_status
 from gateway_testing import FakeGateway
 
-from .conftest import TOKEN, get, samples, shard_value
+from .conftest import TOKEN, check_process_totals, get, process_totals, samples, shard_value
 
 pytestmark = pytest.mark.anyio
 
@@ -59,7 +60,13 @@ async def test_metrics_equal_the_shards_counters_through_drops_and_reconnects() 
         with anyio.fail_after(10):
             while sum(s.counters.dispatches for s in cluster.shards.values()) < 2 + 20 + 1 + 10:
                 await anyio.sleep(0.01)
+        # A command over 4096 bytes encoded is refused by send().
+        with pytest.raises(InvalidCommandError):
+            await cluster.shards[1].send(UpdatePresence(activities=[Activity(name="x" * 5000)]))
+        counters = [cluster.shards[sid].counters for sid in sorted(cluster.shards)]
+        before = process_totals(counters)
         response = await get(url + "metrics")
+        after = process_totals(counters)
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/plain")
         parsed = samples(response.text)
@@ -68,32 +75,59 @@ async def test_metrics_equal_the_shards_counters_through_drops_and_reconnects() 
             c = shard.counters
             sid = shard.id
             assert shard_value(parsed, "gateway_shard_state", sid, state="ready") == 1.0
-            assert shard_value(parsed, "gateway_shard_state", sid, state="stopped") == 0.0
+            # One sample per shard: the state it is in, no zeros for the others.
+            assert shard_value(parsed, "gateway_shard_state", sid, state="stopped") is None
             assert shard_value(parsed, "gateway_identifies_total", sid) == c.identifies
             assert shard_value(parsed, "gateway_resumes_total", sid) == c.resumes
             assert shard_value(parsed, "gateway_connections_total", sid) == c.connections
             assert shard_value(parsed, "gateway_events_dropped_total", sid) == c.dropped_events
             dup = shard_value(parsed, "gateway_duplicates_dropped_total", sid)
             assert dup == c.duplicates_dropped
-            for cause, count in c.reconnects.items():
-                assert shard_value(parsed, "gateway_reconnects_total", sid, cause=cause) == count
-            for code, count in c.closes.items():
-                assert shard_value(parsed, "gateway_closes_total", sid, code=str(code)) == count
-            total = sum(
-                v
+            reconnects = {
+                (dict(labels)["cause"], int(dict(labels)["code"])): v
                 for (name, labels), v in parsed.items()
-                if name == "gateway_dispatches_total" and ("shard", str(sid)) in labels
-            )
-            assert total == c.dispatches
+                if name == "gateway_reconnects_total" and ("shard", str(sid)) in labels
+            }
+            assert reconnects == c.reconnect_codes
+            assert shard_value(parsed, "gateway_dispatches_total", sid) == c.dispatches
+            assert shard_value(parsed, "gateway_commands_queued", sid) == c.commands_queued == 0
+            refused = shard_value(parsed, "gateway_commands_refused_total", sid)
+            assert refused == c.commands_refused == (1 if sid == 1 else 0)
+            waited = shard_value(parsed, "gateway_command_rate_limit_wait_seconds_total", sid)
+            assert waited == c.rate_limit_wait
             assert c.resumes == 1
             assert c.connections == 2
             latency = shard_value(parsed, "gateway_heartbeat_latency_seconds", sid)
             assert latency is None or latency >= 0
-        # The server's invented name is labelled "other"; documented names are kept.
-        assert shard_value(parsed, "gateway_dispatches_total", 0, event="other") == 1
-        assert shard_value(parsed, "gateway_dispatches_total", 0, event="MESSAGE_CREATE") == 10
-        assert shard_value(parsed, "gateway_dispatches_total", 1, event="TYPING_START") == 5
+        # A dropped connection (code 0: none) and an op 7 (4000), each resumed.
+        assert cluster.shards[0].counters.reconnect_codes == {("connection_lost", 0): 1}
+        assert cluster.shards[1].counters.reconnect_codes == {("reconnect_requested", 4000): 1}
+        # By event name, summed over the shards: the server's invented name is
+        # labelled "other"; documented names are kept.
+        by_event = {
+            dict(labels)["event"]: v
+            for (name, labels), v in parsed.items()
+            if name == "gateway_dispatches_by_event_total"
+        }
+        expected: dict[str, float] = {}
+        for c in counters:
+            for event, count in c.dispatch_names.items():
+                expected[dispatch_label(event)] = expected.get(dispatch_label(event), 0) + count
+        assert by_event == expected
+        assert (by_event["other"], by_event["MESSAGE_CREATE"], by_event["TYPING_START"]) == (
+            1,
+            20,
+            10,
+        )
+        check_process_totals(parsed, before, after)
         assert parsed[("gateway_identify_waits_total", ())] >= 0
+        # Commands past the rate limit (60 per minute with 0.2 s heartbeats) wait: queued.
+        for _ in range(70):
+            await cluster.shards[0].send(UpdatePresence(status="idle"))
+        queued = cluster.shards[0].counters.commands_queued
+        assert queued > 0
+        parsed = samples((await get(url + "metrics")).text)
+        assert shard_value(parsed, "gateway_commands_queued", 0) == queued
         tg.cancel_scope.cancel()
 
 

@@ -8,11 +8,13 @@ import time
 import httpx
 import pytest
 
+from gateway_proto import Activity, UpdatePresence
+from gateway_proto.errors import InvalidCommandError
 from gateway_status import StatusServerError, start_status_thread
 from gateway_sync import Cluster, Gateway, ShardState
 from gateway_testing import FakeGateway
 
-from .conftest import TOKEN, samples, shard_value
+from .conftest import TOKEN, check_process_totals, process_totals, samples, shard_value
 
 
 def _wait(predicate: object, timeout: float = 10.0) -> None:
@@ -37,10 +39,35 @@ def test_sync_metrics_and_probes_follow_the_shards() -> None:
             fake.connections[0].drop()
             _wait(lambda: sum(s.counters.resumes for s in shards) == 1)
             _wait(lambda: all(s.state is ShardState.READY for s in shards))
+            _wait(lambda: shards[0].counters.reconnect_codes == {("connection_lost", 0): 1})
+            # Refused on the I/O thread (over 4096 bytes), counted for the caller.
+            with pytest.raises(InvalidCommandError):
+                shards[1].send(UpdatePresence(activities=[Activity(name="x" * 5000)]))
+            counters = [s.counters for s in sorted(shards, key=lambda s: s.id)]
+            before = process_totals(counters)
             parsed = samples(httpx.get(status.url + "metrics").text)
+            after = process_totals(counters)
+            check_process_totals(parsed, before, after)
             for shard in shards:
                 c = shard.counters
+                sid = shard.id
                 assert shard_value(parsed, "gateway_shard_state", shard.id, state="ready") == 1
+                assert shard_value(parsed, "gateway_dispatches_total", sid) == c.dispatches
+                reconnects = {
+                    (dict(labels)["cause"], int(dict(labels)["code"])): v
+                    for (name, labels), v in parsed.items()
+                    if name == "gateway_reconnects_total" and ("shard", str(sid)) in labels
+                }
+                assert (
+                    reconnects
+                    == c.reconnect_codes
+                    == ({("connection_lost", 0): 1} if sid == 0 else {})
+                )
+                assert shard_value(parsed, "gateway_commands_queued", sid) == c.commands_queued
+                refused = shard_value(parsed, "gateway_commands_refused_total", sid)
+                assert refused == c.commands_refused == sid
+                waited = shard_value(parsed, "gateway_command_rate_limit_wait_seconds_total", sid)
+                assert waited == c.rate_limit_wait
                 assert shard_value(parsed, "gateway_identifies_total", shard.id) == c.identifies
                 assert shard_value(parsed, "gateway_resumes_total", shard.id) == c.resumes
                 assert shard_value(parsed, "gateway_connections_total", shard.id) == c.connections

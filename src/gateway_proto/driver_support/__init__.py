@@ -12,7 +12,8 @@ Every public name is importable from this package; each lives in one module, by 
 - :mod:`.shard_events`: the lifecycle event names (:data:`OPEN`, :data:`CLOSE`, ...,
   :data:`LIFECYCLE_EVENTS`), the envelope :class:`GatewayEvent`, the payloads
   (:class:`StateChange`, :class:`Connected`, :class:`Stopped`, :class:`IdentifyWait`),
-  :class:`ShardState` and :class:`ShardCounters`; :class:`ShardReporting`, how a
+  :class:`ShardState` and :class:`ShardCounters` (:class:`ConnectionTally` totals the
+  core's per-connection counts); :class:`ShardReporting`, how a
   shard emits its events and changes state.
 - :mod:`.handlers`: the handler registry (:class:`HandlerRegistry`).
 - :mod:`.buffers`: bounded event buffers (:class:`DropOldestBuffer`).
@@ -105,6 +106,7 @@ from .shard_events import (
     SEND,
     STATE,
     Connected,
+    ConnectionTally,
     GatewayEvent,
     IdentifyWait,
     ShardCounters,
@@ -143,6 +145,7 @@ __all__ = [
     "Connected",
     "ConnectionReactor",
     "ConnectionRejectedError",
+    "ConnectionTally",
     "Done",
     "DropOldestBuffer",
     "EarlyEnds",

@@ -21,6 +21,8 @@ from gateway_proto.events import Closed
 from gateway_proto.session import Session
 
 if TYPE_CHECKING:
+    from gateway_proto.connection import GatewayConnection
+
     from .redaction import ShardLogger
 
 #: The WebSocket to the gateway opened (data: the URL, without the token).
@@ -198,6 +200,19 @@ class ShardCounters:
             :data:`MAX_DISPATCH_NAMES` names; later new names count as ``"other"``).
         closes: connections that ended, by close code (``0``: no close code, the
             transport was lost).
+        reconnect_codes: ``reconnects`` by ``(cause, close code)`` (code ``0``:
+            none, the transport was lost or never opened).
+        commands_queued: commands accepted and not written yet on the live
+            connection (waiting for READY/RESUMED or a rate limit permit).
+        commands_refused: commands ``send()`` refused (raised): not connected,
+            too many waiting, or invalid.
+        rate_limit_wait: seconds commands waited for a rate limit permit, summed.
+        bytes_received: bytes read from the gateway's sockets (still compressed).
+        payload_bytes: the size of the messages decoded, after decompression.
+        messages_decoded: messages decoded (gateway payloads of any opcode).
+        decode_seconds: seconds the shard spent turning received bytes into
+            events (the core's parsing and decoding, plus counting and handing
+            each event to its handlers' buffers; not the handlers' own work).
 
     """
 
@@ -210,6 +225,14 @@ class ShardCounters:
     duplicates_dropped: int = 0
     dispatch_names: dict[str, int] = field(default_factory=dict)
     closes: dict[int, int] = field(default_factory=dict)
+    reconnect_codes: dict[tuple[str, int], int] = field(default_factory=dict)
+    commands_queued: int = 0
+    commands_refused: int = 0
+    rate_limit_wait: float = 0.0
+    bytes_received: int = 0
+    payload_bytes: int = 0
+    messages_decoded: int = 0
+    decode_seconds: float = 0.0
 
     def count_dispatch_name(self, name: str) -> None:
         """Count the first dispatch of a name not seen yet (the drivers count the rest inline).
@@ -230,6 +253,47 @@ class ShardCounters:
     def count_reconnect(self, cause: str) -> None:
         """Count one reconnect caused by ``cause``."""
         self.reconnects[cause] = self.reconnects.get(cause, 0) + 1
+
+
+class ConnectionTally:
+    """Keeps a shard's per-connection counters as totals over all its connections.
+
+    The core counts per connection (``GatewayConnection.bytes_received``, ...);
+    a shard's counters are the ended connections' totals plus the live one's.
+    The driver calls :meth:`track` with each new connection and :meth:`update`
+    when it copies the core's counts (once per batch of events, never per event).
+
+    Args:
+        counters: the shard's counters, which :meth:`update` sets.
+
+    """
+
+    __slots__ = ("_base", "_conn", "_counters")
+
+    def __init__(self, counters: ShardCounters) -> None:
+        self._counters = counters
+        self._conn: GatewayConnection | None = None
+        self._base = (0, 0, 0, 0.0)
+
+    def track(self, conn: GatewayConnection) -> None:
+        """Count ``conn`` from now on, on top of everything counted so far."""
+        self.update()
+        c = self._counters
+        self._base = (c.bytes_received, c.payload_bytes, c.messages_decoded, c.rate_limit_wait)
+        self._conn = conn
+
+    def update(self) -> None:
+        """Copy the live connection's counts into the shard's counters."""
+        conn = self._conn
+        if conn is None:
+            return
+        received, payload, messages, waited = self._base
+        c = self._counters
+        c.bytes_received = received + conn.bytes_received
+        c.payload_bytes = payload + conn.payload_bytes
+        c.messages_decoded = messages + conn.messages_decoded
+        c.rate_limit_wait = waited + conn.rate_limit_wait
+        c.commands_queued = conn.commands_queued
 
 
 class _Emits(Protocol):
