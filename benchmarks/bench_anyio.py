@@ -1,11 +1,13 @@
-"""Full-stack events/s of one ``gateway_anyio`` shard, next to a bare client.
+"""Full-stack events/s of one ``gateway_anyio`` and one ``gateway_sync`` shard, next to floors.
 
 What is measured: one shard (TCP, WebSocket, zlib-stream inflate, JSON decode, the
 core's state machine, event delivery to a handler or an ``events()`` stream)
 receiving the recorded session of ``gateway_testing.corpus.recorded_session()``
-over loopback, on asyncio and on trio, side by side **in one run** with a bare
-``websockets`` + ``zlib`` + ``orjson`` client reading the very same bytes. The
-result is the ratio shard / bare.
+over loopback, on asyncio, on trio and on the blocking driver's threads, side by
+side **in one run** with a bare ``websockets`` + ``zlib`` + ``orjson`` client
+reading the very same bytes and the in-memory floor (inflate + ``orjson.loads``
+per message, no I/O). Each row: events/s, its ratio to the same round's floor
+(min / median / max over the rounds), and this process's CPU per event.
 
 How the bytes are produced and served: ``benchmarks/_replay.py`` (shared with
 ``bench_peers.py``) encodes the session once as Discord sends it with
@@ -16,7 +18,7 @@ and so encoding speed does not cap the rate) serves those exact bytes to every
 contender: the 101 answer and HELLO, and after the client's IDENTIFY the rest in one
 ``sendall``. The clock runs from READY to the last dispatch, as seen by the client.
 
-Run: ``.venv/bin/python benchmarks/bench_anyio.py [--events N] [--repeat R]``.
+Run: ``.venv/bin/python benchmarks/bench_anyio.py [--events N] [--repeat R] [--only WORDS]``.
 """
 
 from __future__ import annotations
