@@ -72,7 +72,10 @@ class EventStream(Generic[_E]):
         self._emitter = emitter
         self._names = names
         self._buffer: DropOldestBuffer[_E] = DropOldestBuffer(max_buffer)
-        self._cond = threading.Condition()
+        # The hot paths take the lock itself: ``with`` on a Lock is C, on a
+        # Condition two Python calls, and they run once per event.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         self._closed = False
         self._error: BaseException | None = None
         self._until_closed = False  # see Emitter.events
@@ -82,11 +85,10 @@ class EventStream(Generic[_E]):
         """Events dropped because this consumer fell behind."""
         return self._buffer.dropped
 
-    def _put(self, event: _E) -> bool:
-        if self._names and not name_matches(self._names, event.name):
-            return False
-        with self._cond:
-            dropped = self._buffer.append(event)
+    def _put_many(self, events: list[_E]) -> int:
+        # Events the emitter routed here (names already matched): one wake-up for all.
+        with self._lock:
+            dropped = self._buffer.extend(events)
             self._cond.notify()
         return dropped
 
@@ -100,15 +102,18 @@ class EventStream(Generic[_E]):
         return self
 
     def __next__(self) -> _E:
-        with self._cond:
-            while not self._buffer:
+        with self._lock:
+            while True:
+                try:
+                    return self._buffer.popleft()
+                except IndexError:  # empty: rare next to the events of a batch
+                    pass
                 if self._closed:
                     error, self._error = self._error, None
                     if error is not None:
                         raise error  # once; the next call ends the iteration
                     raise StopIteration
                 self._cond.wait()
-            return self._buffer.popleft()
 
     def get(self, timeout: float | None = None) -> _E | None:
         """Return the next event, or ``None`` if none came within ``timeout`` or it ended."""
@@ -145,16 +150,19 @@ class _Worker:
         self.emitter = emitter
         self.handler = handler
         self.buffer: DropOldestBuffer[GatewayEvent] = DropOldestBuffer(max_pending)
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()  # taken directly on the hot paths (see EventStream)
+        self.cond = threading.Condition(self.lock)
         self.closed = False
         name = getattr(handler, "__qualname__", "handler")
         self.thread = threading.Thread(
             target=self.run, name=f"{emitter.thread_prefix}-handler-{name}", daemon=True
         )
 
-    def put(self, event: GatewayEvent) -> bool:
-        with self.cond:
-            dropped = self.buffer.append(event)
+    def _put_many(self, events: list[GatewayEvent]) -> int:
+        # One lock and one wake-up for the whole batch: a handler thread woken per
+        # event would take the GIL from the I/O thread once per event.
+        with self.lock:
+            dropped = self.buffer.extend(events)
             self.cond.notify()
         return dropped
 
@@ -164,17 +172,25 @@ class _Worker:
             self.cond.notify()
 
     def run(self) -> None:
+        lock, cond, pop, handler = self.lock, self.cond, self.buffer.popleft, self.handler
         while True:
-            with self.cond:
-                while not self.buffer:
+            with lock:
+                while True:
+                    try:
+                        event = pop()
+                        break
+                    except IndexError:  # empty: wait once per batch, not per event
+                        pass
                     if self.closed:
                         return
-                    self.cond.wait()
-                event = self.buffer.popleft()
+                    cond.wait()
             try:
-                self.handler(event)
+                handler(event)
             except Exception as exc:
-                self.emitter._handler_failed(self.handler, event, exc)
+                self.emitter._handler_failed(handler, event, exc)
+
+
+_Consumer = _Worker | EventStream[Any]
 
 
 class Emitter:
@@ -271,26 +287,60 @@ class Emitter:
 
     def emit(self, event: GatewayEvent) -> None:
         """Deliver ``event`` to every matching handler and stream; never waits."""
-        dropped = 0
+        self.emit_batch([event])
+
+    def emit_batch(self, events: list[GatewayEvent]) -> None:
+        """Deliver ``events``, in order, to every matching handler and stream; never waits.
+
+        Each consumer gets its share of the batch with one lock and one wake-up,
+        however many events it holds: what a shard's I/O thread uses for all the
+        dispatches one read produced.
+        """
+        shares: dict[_Consumer, list[GatewayEvent]] = {}
         with self._lock:
-            handlers = self._registry.handlers_for(event.name) if self._running else []
-            streams = list(self._streams)
-            workers = []
-            for handler in handlers:
+            # Where each name goes, worked out once per name per batch.
+            routes: dict[str, list[Callable[[GatewayEvent], None]]] = {}
+            for event in events:
+                route = routes.get(event.name)
+                if route is None:
+                    route = routes[event.name] = [
+                        shares.setdefault(consumer, []).append
+                        for consumer in self._consumers(event.name)
+                    ]
+                for append in route:
+                    append(event)
+            parents = list(self.parents)
+        dropped = 0
+        for consumer, share in shares.items():
+            dropped += consumer._put_many(share)
+        if dropped:
+            self._dropped(dropped)
+        for parent in parents:
+            parent.emit_batch(events)
+
+    def _consumers(self, name: str) -> list[_Consumer]:
+        # Under self._lock: the handlers' workers (started on first use) and the
+        # streams that take events named ``name``.
+        consumers: list[_Consumer] = []
+        if self._running:
+            for handler in self._registry.handlers_for(name):
                 worker = self._workers.get(handler)
                 if worker is None:
                     worker = self._workers[handler] = _Worker(self, handler, self._max_pending)
                     worker.thread.start()
-                workers.append(worker)
+                consumers.append(worker)
+        consumers += [stream for stream in self._streams if name_matches(stream._names, name)]
+        return consumers
+
+    def wants(self, name: str) -> bool:
+        """Whether any handler or stream (here or in a parent) would get ``name``."""
+        with self._lock:
+            if self._registry.has(name) or any(
+                name_matches(stream._names, name) for stream in self._streams
+            ):
+                return True
             parents = list(self.parents)
-        for worker in workers:
-            dropped += worker.put(event)
-        for stream in streams:
-            dropped += stream._put(event)
-        if dropped:
-            self._dropped(dropped)
-        for parent in parents:
-            parent.emit(event)
+        return any(parent.wants(name) for parent in parents)
 
     def end_streams(self, error: BaseException | None = None, *, sticky: bool = False) -> None:
         """End every ``events()`` iterator (after what they hold); never waits.

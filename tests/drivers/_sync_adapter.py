@@ -35,6 +35,16 @@ __all__ = ["ADAPTERS", "LeakCheck", "SyncAdapter", "driver_threads", "open_socke
 THREAD_PREFIX = "gateway-"
 
 
+class CountingCondition(threading.Condition):
+    """A Condition that counts its notify() calls: one per wake-up handed out."""
+
+    notified = 0
+
+    def notify(self, n: int = 1) -> None:
+        self.notified += 1
+        super().notify(n)
+
+
 def driver_threads() -> list[threading.Thread]:
     """Return the blocking driver's live threads."""
     return [t for t in threading.enumerate() if t.name.startswith(THREAD_PREFIX) and t.is_alive()]

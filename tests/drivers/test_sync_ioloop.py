@@ -45,7 +45,7 @@ from gateway_proto.events import (
 )
 from gateway_sync import Cluster, Gateway, InProcessIdentifyLimiter, Shard
 
-from ._sync_adapter import driver_threads, open_sockets
+from ._sync_adapter import CountingCondition, driver_threads, open_sockets
 
 INTERVAL = 0.05
 
@@ -323,6 +323,18 @@ def test_lifecycle_events_and_ordered_dispatches(peer: Peer) -> None:
     assert peer.count("CLOSE 1000") == 1
     final: ShardState = shard.state  # read again: the shard moved on meanwhile
     assert final is ShardState.STOPPED
+
+
+def test_the_events_of_one_read_are_handed_over_with_one_wake_up(peer: Peer) -> None:
+    # The peer answers IDENTIFY with READY and five dispatches in one write: one
+    # read, one batch, so an events() iterator is woken once, not once per event.
+    shard = make_shard(peer)
+    stream = shard.events("MESSAGE_CREATE")
+    stream._cond = counting = CountingCondition(stream._lock)
+    with shard, stream:
+        got = [next(stream).sequence for _ in range(5)]
+        assert got == [2, 3, 4, 5, 6]
+        assert counting.notified == 1
 
 
 def test_a_blocked_handler_does_not_delay_heartbeats(peer: Peer) -> None:

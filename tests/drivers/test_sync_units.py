@@ -37,7 +37,7 @@ from gateway_sync._transport import (
     send_some,
 )
 
-from ._sync_adapter import LeakCheck, driver_threads, open_sockets
+from ._sync_adapter import CountingCondition, LeakCheck, driver_threads, open_sockets
 
 BODY = {
     "url": "wss://gateway.example/",
@@ -330,6 +330,48 @@ def test_iterator_blocks_until_an_event_from_another_thread() -> None:
     assert got.name == "LATE"
     assert stream.get(timeout=0.01) is None
     emitter.close()
+
+
+def test_a_batch_reaches_each_consumer_whole_with_one_wake_up() -> None:
+    import logging
+
+    emitter = Emitter(logging.getLogger("test"), thread_prefix="gateway-test")
+    stream = emitter.events("A")
+    stream._cond = counting = CountingCondition(stream._lock)
+    seen: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def handler(ev: GatewayEvent) -> None:
+        # What is still waiting in this handler's buffer when it gets each event.
+        seen.append((ev.data["n"], len(emitter._workers[handler].buffer)))
+        if ev.data["n"] == 5:
+            done.set()
+
+    emitter.on("A", handler)
+    emitter.start()
+    batch = [event("A", 1), event("B", 2), event("A", 3), event("A", 4), event("A", 5)]
+    emitter.emit_batch(batch)
+    assert done.wait(5.0)
+    emitter.close()
+    # The whole batch was in the handler's buffer before its thread woke for the first.
+    assert seen == [(1, 3), (3, 2), (4, 1), (5, 0)]
+    assert [ev.data["n"] for ev in stream] == [1, 3, 4, 5]
+    assert counting.notified == 2  # one for the batch, one for close()
+
+
+def test_a_batch_larger_than_the_buffer_keeps_its_newest_events() -> None:
+    import logging
+
+    drops: list[int] = []
+    emitter = Emitter(logging.getLogger("test"), on_drop=drops.append)
+    emitter.start()
+    stream = emitter.events(max_buffer=3)
+    emitter.emit(event("A", 1))
+    emitter.emit_batch([event("A", n) for n in range(2, 7)])
+    emitter.close()
+    assert [ev.data["n"] for ev in stream] == [4, 5, 6]
+    assert stream.dropped == 3
+    assert sum(drops) == 3
 
 
 # -- transport --------------------------------------------------------------------------

@@ -34,6 +34,22 @@ class DropOldestBuffer(Generic[T]):
         self._items.append(item)
         return dropped
 
+    def extend(self, items: list[T]) -> int:
+        """Add ``items`` in order; return how many of the oldest were dropped to make room.
+
+        The same as appending them one by one, in one call: a driver hands a
+        consumer everything one read produced at once.
+        """
+        buffered = self._items
+        buffered.extend(items)
+        over = len(buffered) - self.maxlen
+        if over <= 0:
+            return 0
+        for _ in range(over):
+            buffered.popleft()
+        self.dropped += over
+        return over
+
     def popleft(self) -> T:
         """Remove and return the oldest item (``IndexError`` if empty)."""
         return self._items.popleft()
