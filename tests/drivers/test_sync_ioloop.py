@@ -67,6 +67,10 @@ class ScriptedConnection:
         self._closed = False
         self.beats: list[float] = []
         self.commands: list[Any] = []
+        # The counters the drivers copy into ShardCounters (the metrics).
+        self.bytes_received = self.payload_bytes = self.messages_decoded = 0
+        self.commands_queued = 0
+        self.rate_limit_wait = 0.0
         ScriptedConnection.instances.append(self)
 
     def connect(self, now: float) -> None:
@@ -157,6 +161,7 @@ class ScriptedReconnector:
         self.session = None
         self.fatal_error: GatewayError | None = None
         self.reconnects: dict[str, int] = {}
+        self.reconnect_codes: dict[tuple[str, int], int] = {}
         self.identifies = self.resumes = self.duplicates_dropped = 0
 
     def new_connection(self) -> ScriptedConnection:
@@ -173,6 +178,8 @@ class ScriptedReconnector:
         if closed.cause is CloseCause.REQUESTED:
             return None
         self.reconnects[closed.cause.value] = self.reconnects.get(closed.cause.value, 0) + 1
+        key = (closed.cause.value, closed.code or 0)
+        self.reconnect_codes[key] = self.reconnect_codes.get(key, 0) + 1
         return 0.01
 
     def after_connect_failure(self, error_text: str = "", *, now: float | None = None) -> float:
