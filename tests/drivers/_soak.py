@@ -496,7 +496,8 @@ class _Soak:
         Live: the READY or RESUMED the fake sent there, and all before it, delivered.
         """
         live = live_connection(self.gw)
-        if live is None or live.session is not self.ledger.session:
+        session = None if live is None else live.session
+        if live is None or session is None or session is not self.ledger.session:
             return False
         if after is not None and live.number <= after.number:
             return False
@@ -506,7 +507,7 @@ class _Soak:
             # numbers it as it attaches the session. (Not the first one delivered
             # here: a replay carries the RESUMED of a connection dropped before
             # it wrote it, as `drop-in-replay` does.)
-            found = (d.s for d in reversed(live.session.buffer) if d.t in ("READY", "RESUMED"))
+            found = (d.s for d in reversed(session.buffer) if d.t in ("READY", "RESUMED"))
             mark = next(found, None)
             if mark is None:
                 return False
