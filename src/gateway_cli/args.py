@@ -240,98 +240,28 @@ def parse_event_names(text: str) -> frozenset[str]:
     return frozenset(name.upper() for name in names)
 
 
-#: The dispatch names Discord documents for API v10 (the Gateway Events page, as of
-#: 2025): ``--events`` warns about any other name, since it would match nothing
-#: (Discord may add events before this list knows them, so a warning, not an error).
-DISPATCH_NAMES = frozenset(
-    [
-        "READY",
-        "RESUMED",
-        "RATE_LIMITED",
-        "APPLICATION_COMMAND_PERMISSIONS_UPDATE",
-        "AUTO_MODERATION_RULE_CREATE",
-        "AUTO_MODERATION_RULE_UPDATE",
-        "AUTO_MODERATION_RULE_DELETE",
-        "AUTO_MODERATION_ACTION_EXECUTION",
-        "CHANNEL_CREATE",
-        "CHANNEL_UPDATE",
-        "CHANNEL_DELETE",
-        "CHANNEL_PINS_UPDATE",
-        "THREAD_CREATE",
-        "THREAD_UPDATE",
-        "THREAD_DELETE",
-        "THREAD_LIST_SYNC",
-        "THREAD_MEMBER_UPDATE",
-        "THREAD_MEMBERS_UPDATE",
-        "ENTITLEMENT_CREATE",
-        "ENTITLEMENT_UPDATE",
-        "ENTITLEMENT_DELETE",
-        "GUILD_CREATE",
-        "GUILD_UPDATE",
-        "GUILD_DELETE",
-        "GUILD_AUDIT_LOG_ENTRY_CREATE",
-        "GUILD_BAN_ADD",
-        "GUILD_BAN_REMOVE",
-        "GUILD_EMOJIS_UPDATE",
-        "GUILD_STICKERS_UPDATE",
-        "GUILD_INTEGRATIONS_UPDATE",
-        "GUILD_MEMBER_ADD",
-        "GUILD_MEMBER_REMOVE",
-        "GUILD_MEMBER_UPDATE",
-        "GUILD_MEMBERS_CHUNK",
-        "GUILD_ROLE_CREATE",
-        "GUILD_ROLE_UPDATE",
-        "GUILD_ROLE_DELETE",
-        "GUILD_SCHEDULED_EVENT_CREATE",
-        "GUILD_SCHEDULED_EVENT_UPDATE",
-        "GUILD_SCHEDULED_EVENT_DELETE",
-        "GUILD_SCHEDULED_EVENT_USER_ADD",
-        "GUILD_SCHEDULED_EVENT_USER_REMOVE",
-        "GUILD_SOUNDBOARD_SOUND_CREATE",
-        "GUILD_SOUNDBOARD_SOUND_UPDATE",
-        "GUILD_SOUNDBOARD_SOUND_DELETE",
-        "GUILD_SOUNDBOARD_SOUNDS_UPDATE",
-        "SOUNDBOARD_SOUNDS",
-        "INTEGRATION_CREATE",
-        "INTEGRATION_UPDATE",
-        "INTEGRATION_DELETE",
-        "INTERACTION_CREATE",
-        "INVITE_CREATE",
-        "INVITE_DELETE",
-        "MESSAGE_CREATE",
-        "MESSAGE_UPDATE",
-        "MESSAGE_DELETE",
-        "MESSAGE_DELETE_BULK",
-        "MESSAGE_REACTION_ADD",
-        "MESSAGE_REACTION_REMOVE",
-        "MESSAGE_REACTION_REMOVE_ALL",
-        "MESSAGE_REACTION_REMOVE_EMOJI",
-        "MESSAGE_POLL_VOTE_ADD",
-        "MESSAGE_POLL_VOTE_REMOVE",
-        "PRESENCE_UPDATE",
-        "STAGE_INSTANCE_CREATE",
-        "STAGE_INSTANCE_UPDATE",
-        "STAGE_INSTANCE_DELETE",
-        "SUBSCRIPTION_CREATE",
-        "SUBSCRIPTION_UPDATE",
-        "SUBSCRIPTION_DELETE",
-        "TYPING_START",
-        "USER_UPDATE",
-        "VOICE_CHANNEL_EFFECT_SEND",
-        "VOICE_STATE_UPDATE",
-        "VOICE_SERVER_UPDATE",
-        "WEBHOOKS_UPDATE",
-    ]
-)
+def dispatch_names() -> frozenset[str]:
+    """Return the dispatch names Discord documents: the payload types' list (one source).
+
+    ``--events`` warns about any other name, since it would match nothing (Discord
+    may add events before the list knows them, so a warning, not an error). Imported
+    here, not at the top: the CLI starts without loading the payload types.
+    """
+    from gateway_proto.payloads import DISPATCH_EVENTS  # noqa: PLC0415
+
+    return frozenset(DISPATCH_EVENTS)
 
 
 def unknown_event_warnings(names: frozenset[str] | None) -> list[str]:
     """Return one warning per ``--events`` name Discord does not document (with a guess)."""
+    if not names:
+        return []
+    known = dispatch_names()
     warnings = []
-    for name in sorted(names or ()):
-        if name in DISPATCH_NAMES:
+    for name in sorted(names):
+        if name in known:
             continue
-        close = difflib.get_close_matches(name, DISPATCH_NAMES, n=1)
+        close = difflib.get_close_matches(name, sorted(known), n=1)
         guess = f" (did you mean {close[0]}?)" if close else ""
         warnings.append(
             f"--events: {name!r} is no event Discord documents{guess}; "

@@ -25,6 +25,16 @@ EXIT_OK = 0
 EXIT_INTERRUPTED = 130
 
 
+class _ReaderGone(Exception):
+    """Stdout's reader went away (``| head``): the event is left pending, quietly."""
+
+
+def _not_reader_gone(record: logging.LogRecord) -> bool:
+    # The Worker logs a failed handler with its traceback; this failure is the
+    # normal end of a piped run (as for cat), not an error to show.
+    return not (record.exc_info and isinstance(record.exc_info[1], _ReaderGone))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WorkerOptions:
     """Validated settings of ``worker``.
@@ -142,8 +152,12 @@ async def _work(options: WorkerOptions) -> int:
         layout="per-event" if options.layout == "per-event" else "single",
     )
     out = sys.stdout
+    reader_gone = False
 
     def show(event: StreamEvent) -> None:
+        nonlocal reader_gone
+        if reader_gone:
+            raise _ReaderGone  # not printed: not acknowledged (another worker gets it)
         line = {
             "shard": event.shard_id,
             "session": event.session_id,
@@ -151,8 +165,14 @@ async def _work(options: WorkerOptions) -> int:
             "event": event.name,
             "data": event.data,
         }
-        out.write(DUMPS(line).decode() + "\n")
-        out.flush()  # one line at a time, for pipes (| jq)
+        try:
+            out.write(DUMPS(line).decode() + "\n")
+            out.flush()  # one line at a time, for pipes (| jq)
+        except BrokenPipeError:  # the reader went away (| head): end as cat does
+            reader_gone = True
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the exit flush
+            worker.stop()  # after the batch in hand (what was printed is acknowledged)
+            raise _ReaderGone from None
 
     status = EXIT_OK
     async with anyio.create_task_group() as tg:
@@ -166,11 +186,16 @@ async def _work(options: WorkerOptions) -> int:
                     return
 
         tg.start_soon(stop_on_signal)
+        worker_log = logging.getLogger("gateway_redis.worker")
+        worker_log.addFilter(_not_reader_gone)
         try:
             await worker.run(show)
-        except BrokenPipeError:  # the reader went away (| head)
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silences the exit flush
         finally:
+            worker_log.removeFilter(_not_reader_gone)
             tg.cancel_scope.cancel()
             await worker.aclose()
+    if reader_gone:
+        from .run import EXIT_PIPE_CLOSED  # noqa: PLC0415 - only now: run is heavier
+
+        return EXIT_PIPE_CLOSED
     return status

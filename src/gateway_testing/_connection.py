@@ -403,6 +403,13 @@ class FakeConnection:
             return
         if not self._window.hit(now):
             self._record(ClientPayload(now, -1, None, size))
+            options = self.fake.options
+            logger.warning(
+                "connection %d: over %d payloads in %g s (heartbeats count), closing 4008",
+                self.number,
+                options.command_limit,
+                options.command_window,
+            )
             self.close_with(4008, "Rate limited.")
             return
         if size > self.fake.options.max_payload_size:

@@ -121,6 +121,27 @@ class FakeOptions:
         """Seconds past the interval before a silent client is closed with 4009."""
         return self.heartbeat_interval if self.heartbeat_grace is None else self.heartbeat_grace
 
+    def heartbeats_fill_command_limit(self) -> str | None:
+        """Say why every connection will be closed with 4008, if heartbeats alone do it.
+
+        Heartbeats count against ``command_limit`` per ``command_window``, as on
+        Discord, whose interval (~41 s) leaves nearly all of it to commands. A
+        short interval does not: a client that heartbeats as told fills the limit
+        with heartbeats and is closed with 4008 after ``command_limit`` of them.
+        Returns ``None`` when the interval leaves room for commands.
+        """
+        beats = self.command_window / self.heartbeat_interval
+        if beats < self.command_limit:
+            return None
+        room = self.command_window / (self.command_limit / 2)
+        return (
+            f"heartbeat_interval={self.heartbeat_interval:g} s: heartbeats count against the "
+            f"command limit ({self.command_limit} per {self.command_window:g} s, as on "
+            f"Discord) and alone fill it, so every connection is closed with 4008 after "
+            f"about {self.command_limit * self.heartbeat_interval:g} s; use an interval of "
+            f"at least {room:g} s (half the limit left for commands) or a higher command_limit"
+        )
+
     def command_window_limiter(self) -> SlidingWindow | FixedWindow:
         """Return a fresh per-connection limiter (120 payloads per 60 s by default)."""
         if self.fixed_command_window:

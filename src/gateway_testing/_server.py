@@ -141,6 +141,9 @@ class FakeGateway:
                 tg.start_soon(self._lively, o.event_rate)
             self._stack = stack.pop_all()
         logger.info("fake gateway listening on %s (REST %s)", self.gateway_url, self.api_base)
+        trap = o.heartbeats_fill_command_limit()
+        if trap is not None:
+            logger.warning("%s", trap)
         return self
 
     async def __aexit__(

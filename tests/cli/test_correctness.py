@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import socket
+import subprocess
+import sys
 
 import pytest
 from anyio.from_thread import start_blocking_portal
@@ -46,6 +48,22 @@ def test_unknown_event_names_are_warned_about_with_a_suggestion() -> None:
     assert any("'FOO'" in w and "no event" in w for w in warnings)
     assert any("'MESAGE_CREATE'" in w and "did you mean MESSAGE_CREATE" in w for w in warnings)
     assert unknown_event_warnings(None) == []
+
+
+def test_every_event_the_payload_types_know_is_known_to_events() -> None:
+    # One list: the payload types' (it had CHANNEL_INFO and the voice channel
+    # events of 2026-04, the CLI's own copy did not).
+    from gateway_proto.payloads import DISPATCH_EVENTS
+
+    assert unknown_event_warnings(frozenset(DISPATCH_EVENTS)) == []
+    assert unknown_event_warnings(frozenset({"CHANNEL_INFO"})) == []
+
+
+def test_the_cli_does_not_load_the_payload_types_to_start() -> None:
+    # They are only needed to check --events names: `--help` stays quick.
+    code = "import sys, gateway_cli.args; print('gateway_proto.payloads' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_listen_with_an_unknown_event_name_says_so(

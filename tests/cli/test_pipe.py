@@ -8,13 +8,12 @@ test closes after the first lines, on every driver and backend.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 
 import pytest
 
 from gateway_cli.run import EXIT_PIPE_CLOSED, _first_real_error
 
+from ._pipe import first_line_then_close
 from .conftest import ROOT, TIMEOUT, clean_env
 
 
@@ -28,27 +27,11 @@ from .conftest import ROOT, TIMEOUT, clean_env
     ids=["asyncio", "trio", "sync"],
 )
 def test_a_closed_stdout_ends_the_run_quietly(how: list[str]) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway_cli", "listen", "--duration", "30", "--rate", "200", *how],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=clean_env(),
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    try:
-        first = proc.stdout.readline()
-        proc.stdout.close()  # what `head -1` does once it has its line
-        status = proc.wait(timeout=TIMEOUT)
-        err = proc.stderr.read().decode()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.stderr.close()
-    assert b"READY" in first
-    assert err == ""
-    assert status == EXIT_PIPE_CLOSED == 141
+    argv = ["listen", "--duration", "30", "--rate", "200", *how]
+    result = first_line_then_close(argv, env=clean_env(), timeout=TIMEOUT, cwd=ROOT)
+    assert b"READY" in result.first
+    assert result.err == ""
+    assert result.status == EXIT_PIPE_CLOSED == 141
 
 
 class _Group(Exception):

@@ -33,7 +33,8 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,7 +46,17 @@ from gateway_testing import Dispatch, FakeConnection, FakeGateway, FakeSession
 
 from .adapter import TOKEN, DriverAdapter, Running, Seen
 
-__all__ = ["DISRUPTIVE", "FAULTS", "Leaks", "Ledger", "SoakConfig", "SoakFailure", "soak"]
+__all__ = [
+    "DISRUPTIVE",
+    "FAULTS",
+    "Leaks",
+    "Ledger",
+    "SoakConfig",
+    "SoakFailure",
+    "live_connection",
+    "running_soak",
+    "soak",
+]
 
 #: Faults that end the connection (the harness waits for READY/RESUMED after each).
 # (The two slow ones, with the 1-5 s wait after op 9 false and two backoffs, are
@@ -336,7 +347,8 @@ class Ledger:
 # -- the run -------------------------------------------------------------------------------
 
 
-def _live_connection(gw: FakeGateway) -> FakeConnection | None:
+def live_connection(gw: FakeGateway) -> FakeConnection | None:
+    """The fake's newest connection with a session on it (``None`` while the client is away)."""
     for conn in reversed(gw.connections):
         if conn.session is not None and not conn.closed:
             return conn
@@ -427,9 +439,15 @@ class _Soak:
         await self.burst(self.rng.randint(0, 40))
 
     async def inject(self, kind: str) -> None:
-        conn = _live_connection(self.gw)
-        if conn is None:
-            raise self.ledger.fail(f"no live connection to inject {kind} into")
+        """Inject one fault into the connection the client is live on."""
+        # The client may be away although no fault asked for it: under load, the
+        # ACK of a heartbeat sent during a long replay waits behind it (and behind
+        # fragments, after a `fragment`), comes after the next heartbeat was due,
+        # and the client closes the connection as a zombie and resumes, as it
+        # should. A fault is for a connection the client is live on: wait for one.
+        await self.until(self._back, f"the client to be live to inject {kind}", stream=True)
+        conn = live_connection(self.gw)
+        assert conn is not None
         self.log.append(f"{kind}@{conn.number}")
         rng = self.rng
         if kind == "drop":
@@ -440,7 +458,7 @@ class _Soak:
             await conn.drop(reset=rng.random() < 0.5)
             dropped = conn
             await self.until(lambda: self._resumed_after(dropped), "a RESUME", stream=True)
-            replaying = _live_connection(self.gw)
+            replaying = live_connection(self.gw)
             assert replaying is not None
             self.log.append(f"drop@{replaying.number}")
             await replaying.drop(reset=rng.random() < 0.5)
@@ -469,26 +487,38 @@ class _Soak:
             await self.until(lambda: self._back(after), f"READY/RESUMED after {kind}", stream=True)
 
     def _resumed_after(self, conn: FakeConnection) -> bool:
-        live = _live_connection(self.gw)
+        live = live_connection(self.gw)
         return live is not None and live.number > conn.number and live.resumed
 
-    def _back(self, conn: FakeConnection) -> bool:
-        """Whether a later connection's READY/RESUMED reached the client (all before it, too)."""
-        live = _live_connection(self.gw)
-        if live is None or live.number <= conn.number or live.session is not self.ledger.session:
+    def _back(self, after: FakeConnection | None = None) -> bool:
+        """Whether the client is live on the newest connection (one after ``after``).
+
+        Live: the READY or RESUMED the fake sent there, and all before it, delivered.
+        """
+        live = live_connection(self.gw)
+        session = None if live is None else live.session
+        if live is None or session is None or session is not self.ledger.session:
             return False
-        if live.number not in self._marks:
-            mark = next((p.s for p in live.delivered if p.t in ("READY", "RESUMED")), None)
+        if after is not None and live.number <= after.number:
+            return False
+        mark = self._marks.get(live.number)
+        if mark is None:
+            # The session's newest READY/RESUMED is this connection's: the fake
+            # numbers it as it attaches the session. (Not the first one delivered
+            # here: a replay carries the RESUMED of a connection dropped before
+            # it wrote it, as `drop-in-replay` does.)
+            found = (d.s for d in reversed(session.buffer) if d.t in ("READY", "RESUMED"))
+            mark = next(found, None)
             if mark is None:
                 return False
             self._marks[live.number] = mark
-        return self.ledger.last_s >= self._marks[live.number]
+        return self.ledger.last_s >= mark
 
     async def settle(self) -> None:
         """Stop streaming; wait until the client delivered its session's last dispatch."""
 
         def caught_up() -> bool:
-            live = _live_connection(self.gw)
+            live = live_connection(self.gw)
             session = None if live is None else live.session
             return (
                 session is not None
@@ -527,14 +557,18 @@ class SoakReport:
     closes: int
 
 
-async def soak(driver: DriverAdapter, config: SoakConfig) -> SoakReport:
-    """Run one soak of ``driver``; raise :class:`SoakFailure` (naming the seed) on any finding."""
+@asynccontextmanager
+async def running_soak(driver: DriverAdapter, config: SoakConfig) -> AsyncIterator[_Soak]:
+    """Start the fake and one shard of ``driver`` for ``config``; yield the run's state.
+
+    :func:`soak` runs the schedule in it; a test of the harness itself can call
+    ``inject`` and ``settle`` on the state directly.
+    """
     replay = f"seed {config.seed} (replay: SPECTACLES_SOAK_SEED={config.seed})"
     # Printed first, so that pytest shows it with any failure, even one not ours.
     print(f"soak {driver.name} {config.encoding}/{config.compress}: {replay}")
     # One stream of randomness per case: the same seed replays every case's schedule.
     rng = random.Random(f"{config.seed}:{driver.name}:{config.encoding}:{config.compress}")
-    leaks = Leaks()
     gw = FakeGateway(
         token=TOKEN,
         heartbeat_interval=INTERVAL,
@@ -556,6 +590,13 @@ async def soak(driver: DriverAdapter, config: SoakConfig) -> SoakReport:
     ):
         state = _Soak(gw, run, config, rng)
         state.ledger.context = lambda: f"{replay}; faults: {' '.join(state.log[-30:])}"
+        yield state
+
+
+async def soak(driver: DriverAdapter, config: SoakConfig) -> SoakReport:
+    """Run one soak of ``driver``; raise :class:`SoakFailure` (naming the seed) on any finding."""
+    leaks = Leaks()
+    async with running_soak(driver, config) as state:
         await state.main()
     try:
         await leaks.check()

@@ -91,6 +91,33 @@ async def test_command_rate_limit_4008(anyio_backend: str) -> None:
         assert len(fake.connections[0].heartbeats) == 5
 
 
+@pytest.mark.parametrize(("interval", "closed_after"), [(0.2, "24"), (0.5, "60")])
+async def test_heartbeats_that_fill_the_command_limit_are_warned_about_at_start(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture, interval: float, closed_after: str
+) -> None:
+    # Heartbeats count against 120 per 60 s, as on Discord: at these intervals they
+    # alone fill it, so every connection is closed with 4008 within a minute.
+    caplog.set_level(logging.WARNING, logger="gateway_testing")
+    async with FakeGateway(token="test-token", heartbeat_interval=interval):
+        pass
+    (record,) = [r for r in caplog.records if "4008" in r.getMessage()]
+    message = record.getMessage()
+    assert record.levelno == logging.WARNING
+    assert f"heartbeat_interval={interval:g}" in message
+    assert f"after about {closed_after} s" in message
+
+
+async def test_an_interval_that_leaves_room_for_commands_is_not_warned_about(
+    anyio_backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="gateway_testing")
+    async with FakeGateway(token="test-token", heartbeat_interval=1.0):
+        pass
+    async with FakeGateway(token="test-token", heartbeat_interval=0.2, command_limit=10**6):
+        pass
+    assert not [r for r in caplog.records if "4008" in r.getMessage()]
+
+
 @pytest.mark.parametrize("shard", [[2, 2], [-1, 2], [0, 0], [0], "0,1"])
 async def test_bad_shard_4010(fake: FakeGateway, shard: Any) -> None:
     assert await _close_code_after(fake, _identify(shard=shard)) == 4010
