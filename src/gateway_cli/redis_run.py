@@ -349,14 +349,6 @@ async def _run(options: RunOptions, display: Display) -> int:
         encoding=options.encoding,
         compression=options.compress,
     )
-    # The first line names the gateway URL the shards connect to, as listen's does
-    # (the shards ask for it again: GET /gateway/bot is cheap, and says it first).
-    url = (await gateway.fetch()).url
-    source = "Discord" if options.api_base is None else f"from {options.api_base}"
-    which = options.shards or f"any {options.count} of {options.shard_count or 'auto'}"
-    display.start(
-        [], anyio.current_time(), where=f"{url} ({source}): shards {which}, leases in Redis"
-    )
     stopped_by: list[int] = []
     async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as tg:
         # Bound before any lease is taken: an address that cannot serve leaves
@@ -368,6 +360,14 @@ async def _run(options: RunOptions, display: Display) -> int:
             await publisher.aclose()
             await applier.aclose()
             return EXIT_FAILURE
+        # The first line names the gateway URL the shards connect to, as listen's does
+        # (the shards ask for it again: GET /gateway/bot is cheap, and says it first).
+        url = (await gateway.fetch()).url
+        source = "Discord" if options.api_base is None else f"from {options.api_base}"
+        which = options.shards or f"any {options.count} of {options.shard_count or 'auto'}"
+        display.start(
+            [], anyio.current_time(), where=f"{url} ({source}): shards {which}, leases in Redis"
+        )
         tg.start_soon(_watch_signals, process, tg.cancel_scope, stopped_by)
         tg.start_soon(_tick, display, process)
         try:

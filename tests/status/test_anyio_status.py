@@ -12,7 +12,7 @@ from gateway_anyio import Cluster, Gateway, ShardState
 from gateway_proto import Activity, UpdatePresence
 from gateway_proto.errors import AuthenticationFailedError, InvalidCommandError
 from gateway_status import StatusServerError, dispatch_label, serve_status
-from gateway_testing import FakeGateway
+from gateway_testing import FakeConnection, FakeGateway
 
 from .conftest import TOKEN, check_process_totals, get, process_totals, samples, shard_value
 
@@ -37,9 +37,18 @@ def _message(n: int) -> dict[str, str]:
     return {"id": str(1000 + n), "channel_id": "7", "content": f"hello {n}"}
 
 
+def _live_connection(fake: FakeGateway, shard_id: int) -> FakeConnection:
+    """The open connection on which ``shard_id`` identified."""
+    return next(
+        c
+        for c in fake.connections
+        if not c.closed and c.identifies and c.identifies[0]["shard"][0] == shard_id
+    )
+
+
 async def test_metrics_equal_the_shards_counters_through_drops_and_reconnects() -> None:
     async with (
-        FakeGateway(token=TOKEN, shards=2, max_concurrency=2, heartbeat_interval=0.2) as fake,
+        FakeGateway(token=TOKEN, shards=2, max_concurrency=2, heartbeat_interval=1.0) as fake,
         Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513) as cluster,
         anyio.create_task_group() as tg,
     ):
@@ -51,9 +60,10 @@ async def test_metrics_equal_the_shards_counters_through_drops_and_reconnects() 
         await fake.dispatch("SOMETHING_UNDOCUMENTED", {}, shard_id=0)
         # A dropped connection (resumed), then a server's op 7 (resumed), while scraping.
         first = (await get(url + "metrics")).text
-        await fake.connections[0].drop()
+        # Connections are numbered in arrival order, not by shard: pick by IDENTIFY.
+        await _live_connection(fake, 0).drop()
         await _all_ready(cluster)
-        await fake.connections[1].reconnect()
+        await _live_connection(fake, 1).reconnect()
         for n in range(10):
             await fake.dispatch("TYPING_START", {"channel_id": "7"}, shard_id=n % 2)
         await _all_ready(cluster)
@@ -133,7 +143,7 @@ async def test_metrics_equal_the_shards_counters_through_drops_and_reconnects() 
 
 async def test_readyz_fails_on_a_fatal_close_and_recovers_once_that_shard_is_gone() -> None:
     async with (
-        FakeGateway(token=TOKEN, shards=3, max_concurrency=3, heartbeat_interval=0.2) as fake,
+        FakeGateway(token=TOKEN, shards=3, max_concurrency=3, heartbeat_interval=1.0) as fake,
         Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513) as cluster,
         anyio.create_task_group() as tg,
     ):
@@ -173,7 +183,7 @@ async def test_readyz_fails_on_a_fatal_close_and_recovers_once_that_shard_is_gon
 
 async def test_readyz_tells_a_shard_reconnecting_past_its_grace() -> None:
     async with (
-        FakeGateway(token=TOKEN, heartbeat_interval=0.2) as fake,
+        FakeGateway(token=TOKEN, heartbeat_interval=1.0) as fake,
         Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513) as cluster,
         anyio.create_task_group() as tg,
     ):
@@ -196,7 +206,7 @@ async def test_a_port_in_use_or_a_foreign_address_is_a_typed_error_and_shards_go
     port = busy.getsockname()[1]
     try:
         async with (
-            FakeGateway(token=TOKEN, heartbeat_interval=0.2) as fake,
+            FakeGateway(token=TOKEN, heartbeat_interval=1.0) as fake,
             Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513) as cluster,
             anyio.create_task_group() as tg,
         ):
@@ -224,7 +234,7 @@ async def test_a_port_in_use_or_a_foreign_address_is_a_typed_error_and_shards_go
 
 async def test_the_page_and_its_assets_are_served_and_nothing_else_is() -> None:
     async with (
-        FakeGateway(token=TOKEN, heartbeat_interval=0.2) as fake,
+        FakeGateway(token=TOKEN, heartbeat_interval=1.0) as fake,
         Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513) as cluster,
         anyio.create_task_group() as tg,
     ):

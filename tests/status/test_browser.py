@@ -49,7 +49,7 @@ async def test_the_page_shows_every_shard_and_follows_a_dropped_connection() -> 
     )
     failures: list[str] = []
     async with (
-        FakeGateway(token=TOKEN, shards=4, max_concurrency=4, heartbeat_interval=0.2) as fake,
+        FakeGateway(token=TOKEN, shards=4, max_concurrency=4, heartbeat_interval=1.0) as fake,
         Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513) as cluster,
         anyio.create_task_group() as tg,
     ):

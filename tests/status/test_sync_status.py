@@ -27,7 +27,7 @@ def _wait(predicate: object, timeout: float = 10.0) -> None:
 
 def test_sync_metrics_and_probes_follow_the_shards() -> None:
     with FakeGateway(
-        token=TOKEN, shards=2, max_concurrency=2, heartbeat_interval=0.2
+        token=TOKEN, shards=2, max_concurrency=2, heartbeat_interval=1.0
     ).run_in_thread() as fake:
         cluster = Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513)
         with cluster, start_status_thread(cluster, "127.0.0.1", 0) as status:
@@ -36,7 +36,12 @@ def test_sync_metrics_and_probes_follow_the_shards() -> None:
             shards = list(cluster.shards.values())
             _wait(lambda: all(s.state is ShardState.READY for s in shards))
             assert httpx.get(status.url + "readyz").status_code == 200
-            fake.connections[0].drop()
+            # Connections are numbered in arrival order, not by shard: pick by IDENTIFY.
+            next(
+                c
+                for c in fake.connections
+                if not c.closed and c.identifies and c.identifies[0]["shard"][0] == 0
+            ).drop()
             _wait(lambda: sum(s.counters.resumes for s in shards) == 1)
             _wait(lambda: all(s.state is ShardState.READY for s in shards))
             _wait(lambda: shards[0].counters.reconnect_codes == {("connection_lost", 0): 1})
