@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar, cast
 
 from gateway_proto import __version__
 from gateway_proto.config import check_user_agent
+from gateway_proto.driver_support import API_BASE_ENV
 from gateway_proto.errors import LocalProtocolError
 from gateway_proto.intents import Intents
 from gateway_testing._cli import DEFAULT_TOKEN, ServeOptions
@@ -561,14 +562,18 @@ def _listen_options(
         token = token.strip()
         token = token.removeprefix("Bot ")
     offline = token is None
-    if ns.api_base is not None:
-        if offline:
-            parser.error(
-                "--api-base needs a token: pass --token or set DISCORD_TOKEN "
-                "(a `spectacles-gateway fake` accepts the one given with its --token)"
-            )
-        if not ns.api_base.startswith(("http://", "https://")):
-            parser.error(f"--api-base must be an http:// or https:// URL, got {ns.api_base!r}")
+    if ns.api_base is not None and offline:
+        parser.error(
+            "--api-base needs a token: pass --token or set DISCORD_TOKEN "
+            "(a `spectacles-gateway fake` accepts the one given with its --token)"
+        )
+    # As the library does: --api-base, else DISCORD_API_BASE (with a token: offline
+    # runs use their embedded fake), else Discord's.
+    api_base = ns.api_base
+    if api_base is None and not offline:
+        api_base = env.get(API_BASE_ENV) or None
+    if api_base is not None and not api_base.startswith(("http://", "https://")):
+        parser.error(f"--api-base must be an http:// or https:// URL, got {api_base!r}")
     if ns.backend is not None and ns.driver == "sync":
         parser.error("--backend applies to --driver anyio only")
     if ns.compress == "zstd-stream":
@@ -584,7 +589,7 @@ def _listen_options(
     return ListenOptions(
         token=token,
         offline=offline,
-        api_base=ns.api_base,
+        api_base=api_base,
         shards=ns.shards if ns.shards is not None else ShardSpec(count=None),
         intents=int(ns.intents if ns.intents is not None else Intents.default()),
         encoding=ns.encoding,

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import anyio.abc
 
+from gateway_proto.driver_support import API_BASE_ENV
+
 if TYPE_CHECKING:
     from gateway_proto.session import Session
     from gateway_redis.process import GatewayProcess
@@ -212,11 +214,13 @@ def run_options(
     require_redis(parser, "run", ns.redis)
     if ns.token is not None and not ns.token.strip():
         parser.error("--token is empty")
-    token = ns.token or env.get("DISCORD_TOKEN") or (OFFLINE_TOKEN if ns.api_base else None)
+    # As the library does: --api-base, else DISCORD_API_BASE, else Discord's.
+    api_base = ns.api_base or env.get(API_BASE_ENV) or None
+    token = ns.token or env.get("DISCORD_TOKEN") or (OFFLINE_TOKEN if api_base else None)
     if token is None:
         parser.error("run needs a token: --token or DISCORD_TOKEN (or --api-base of a fake)")
-    if ns.api_base is not None and not ns.api_base.startswith(("http://", "https://")):
-        parser.error(f"--api-base must be an http:// or https:// URL, got {ns.api_base!r}")
+    if api_base is not None and not api_base.startswith(("http://", "https://")):
+        parser.error(f"--api-base must be an http:// or https:// URL, got {api_base!r}")
     if ns.shards is not None:
         if ns.shard_count is not None:
             parser.error("--shard-count goes with --count; --shards names its own TOTAL")
@@ -242,7 +246,7 @@ def run_options(
     return RunOptions(
         redis=ns.redis,
         token=token.strip().removeprefix("Bot "),
-        api_base=ns.api_base,
+        api_base=api_base,
         shards=ns.shards,
         count=ns.count,
         shard_count=ns.shard_count,

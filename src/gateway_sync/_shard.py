@@ -281,12 +281,15 @@ class Shard(TypedEvents["Shard"], ShardIO):
 
     def _request_stop(self, code: int) -> None:
         """Ask the I/O thread to close with ``code`` and stop; do not wait."""
-        if not self.running:
-            # Before the first start it is remembered (the next run stops at once);
-            # once stopped, a later start() runs as usual.
-            if self._thread is None:
-                self._stop_first = True
-            return
+        # Under start()'s lock: a start() halfway through on another thread would
+        # otherwise miss the stop, or keep it for the run after.
+        with self._start_lock:
+            if not self.running:
+                # Before the first start it is remembered (the next run stops at once);
+                # once stopped, a later start() runs as usual.
+                if self._thread is None:
+                    self._stop_first = True
+                return
         self._stopping.set()
         self._kick.set()
         self._mailbox.post(CloseRequest(code, restart=False))

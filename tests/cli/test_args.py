@@ -206,3 +206,22 @@ def test_help_names_privileged_intents_and_the_offline_default(
         assert f"{name} (PRIVILEGED)" in out
     assert "guilds (PRIVILEGED)" not in out
     assert f"{DEFAULT_OFFLINE_DURATION:g} offline" in out
+
+
+def test_discord_api_base_points_listen_and_run_at_a_server_as_the_library_does() -> None:
+    from gateway_cli.redis_run import RunOptions
+
+    env = {"DISCORD_TOKEN": "t", "DISCORD_API_BASE": "http://127.0.0.1:9/api/v10"}
+    listen = parse_args(["listen"], env)
+    assert isinstance(listen, ListenOptions)
+    assert listen.api_base == "http://127.0.0.1:9/api/v10"
+    flag = parse_args(["listen", "--api-base", "http://127.0.0.1:8/api/v10"], env)
+    assert isinstance(flag, ListenOptions)
+    assert flag.api_base == "http://127.0.0.1:8/api/v10"  # the flag wins
+    offline = parse_args(["listen"], {"DISCORD_API_BASE": "http://127.0.0.1:9/api/v10"})
+    assert isinstance(offline, ListenOptions)
+    assert offline.offline  # no token: the embedded fake, whatever the variable says
+    assert offline.api_base is None
+    run = parse_args(["run", "--redis", "redis://h/0", "--count", "1"], env)
+    assert isinstance(run, RunOptions)
+    assert run.api_base == "http://127.0.0.1:9/api/v10"

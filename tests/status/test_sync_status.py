@@ -93,3 +93,12 @@ def test_sync_server_refuses_a_port_in_use_with_a_typed_error() -> None:
             start_status_thread(cluster, "127.0.0.1", port)
     finally:
         busy.close()
+
+
+def test_every_dispatch_the_payload_types_know_is_its_own_label() -> None:
+    from gateway_proto.payloads import DISPATCH_EVENTS
+    from gateway_status import dispatch_label
+
+    assert [n for n in DISPATCH_EVENTS if dispatch_label(n) != n] == []
+    assert dispatch_label("CHANNEL_INFO") == "CHANNEL_INFO"
+    assert dispatch_label("NOT_A_DISCORD_EVENT") == "other"
