@@ -385,7 +385,7 @@ class ShardRunner:
                 counters.dispatches += 1
                 count = names.get(event.name)
                 if count is None:
-                    counters.count_dispatch_name(event.name)
+                    names = counters.count_dispatch_name(event.name)
                 else:
                     names[event.name] = count + 1
                 shard._emit(event.name, event.data, event.sequence)

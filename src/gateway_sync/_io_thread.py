@@ -403,7 +403,7 @@ class ShardIO(ShardReporting):
                     counters.dispatches += 1
                     count = names.get(event.name)
                     if count is None:
-                        counters.count_dispatch_name(event.name)
+                        names = counters.count_dispatch_name(event.name)
                     else:
                         names[event.name] = count + 1
                     batch.append(

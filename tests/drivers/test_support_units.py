@@ -215,3 +215,21 @@ def test_bad_configuration_is_a_value_error_of_the_library() -> None:
     assert isinstance(info.value, GatewayError)
     with pytest.raises(ValueError, match="large_threshold"):
         ShardConfig(token=TOKEN, intents=1, large_threshold=1)
+
+
+def test_a_new_dispatch_name_or_close_code_replaces_the_dict_other_threads_may_iterate() -> None:
+    from gateway_proto.driver_support import ShardCounters
+
+    counters = ShardCounters()
+    counters.count_dispatch_name("READY")
+    names, closes = counters.dispatch_names, counters.closes
+    reader = iter(names)  # another thread, halfway through the dict
+    next(reader)
+    returned = counters.count_dispatch_name("GUILD_CREATE")
+    counters.count_close(None)
+    assert list(reader) == []  # the old dict did not change size under the reader
+    assert returned is counters.dispatch_names
+    assert counters.dispatch_names == {"READY": 1, "GUILD_CREATE": 1}
+    assert names == {"READY": 1}
+    assert counters.closes == {0: 1}
+    assert closes == {}

@@ -234,21 +234,25 @@ class ShardCounters:
     messages_decoded: int = 0
     decode_seconds: float = 0.0
 
-    def count_dispatch_name(self, name: str) -> None:
+    def count_dispatch_name(self, name: str) -> dict[str, int]:
         """Count the first dispatch of a name not seen yet (the drivers count the rest inline).
 
         The names come from the server: bounded, so that a server inventing names
-        cannot grow the dict (and a metrics label set) without end.
+        cannot grow the dict (and a metrics label set) without end. A new name
+        replaces the dict whole (returned, for the caller's local reference): another
+        thread iterating the old one never sees it change size.
         """
         names = self.dispatch_names
         if name not in names and len(names) >= MAX_DISPATCH_NAMES:
             name = "other"
-        names[name] = names.get(name, 0) + 1
+        self.dispatch_names = names = {**names, name: names.get(name, 0) + 1}
+        return names
 
     def count_close(self, closed: Closed | None) -> None:
         """Count one ended connection by its close code (``0``: none, or it never opened)."""
         code = 0 if closed is None or closed.code is None else closed.code
-        self.closes[code] = self.closes.get(code, 0) + 1
+        # Replaced whole, as dispatch_names: other threads may be iterating it.
+        self.closes = {**self.closes, code: self.closes.get(code, 0) + 1}
 
     def count_reconnect(self, cause: str) -> None:
         """Count one reconnect caused by ``cause``."""
