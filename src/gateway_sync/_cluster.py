@@ -231,6 +231,7 @@ class Cluster(TypedEvents[Shard]):
                 if shard.state is ShardState.CONNECTING and shard.id in self._stopped:
                     with self._errors_lock:  # started again by hand: it feeds the streams
                         self._stopped.discard(shard.id)
+                        self._emitter.reopen()
 
             limiter = _PacingLimiter(self.identify_limiter, passed)
             started = []
@@ -250,8 +251,9 @@ class Cluster(TypedEvents[Shard]):
                 shard._on_state = on_state
                 by_id[shard_id] = shard
                 started.append(shard)
-            self.shards = by_id  # one assignment: readers see all the new shards or none
-            self._emitter.reopen()  # new shards: something feeds the iterators again
+            with self._errors_lock:  # not between a last stop's check and its end_streams
+                self.shards = by_id  # one assignment: readers see all the new shards or none
+                self._emitter.reopen()  # new shards: something feeds the iterators again
             # Per bucket, one after another: identifies are asked for in id order.
             for shard_id in order.first():
                 self.shards[shard_id].start()
@@ -383,10 +385,9 @@ class Cluster(TypedEvents[Shard]):
                 self.errors = {**self.errors, shard.id: error}
             _log.error("shard %d stopped: %s", shard.id, error)
             self._emitter.emit(GatewayEvent(ERROR, shard.id, error, None, shard))
-        with self._errors_lock:
+        with self._errors_lock:  # the check and the end as one: a spawn() reopens after both
             self._stopped.add(shard.id)
-            unfed = not self._closing.is_set() and set(self.shards) <= self._stopped
-            errors = self.errors
-        if unfed:
-            first = min(errors, default=None)
-            self._emitter.end_streams(None if first is None else errors[first], sticky=True)
+            if not self._closing.is_set() and set(self.shards) <= self._stopped:
+                first = min(self.errors, default=None)
+                error = None if first is None else self.errors[first]
+                self._emitter.end_streams(error, sticky=True)

@@ -234,6 +234,26 @@ def test_cluster_events_end_when_every_shard_was_disconnected() -> None:
         assert names[-1] == "disconnect"
 
 
+
+def test_cluster_events_feed_again_once_a_stopped_shard_is_started_by_hand() -> None:
+    # Regression: the streams ended when the last shard stopped, and a shard started
+    # again by hand fed none of the streams opened after (they ended at once).
+    with (
+        FakeGateway(token=TOKEN).run_in_thread() as fake,
+        Cluster(Gateway(TOKEN, api_base=fake.api_base), intents=513) as cluster,
+    ):
+        [shard] = cluster.spawn(1)
+        until(lambda: shard.state is ShardState.READY, "READY")
+        shard.disconnect()
+        until(lambda: shard.state is ShardState.STOPPED, "STOPPED")
+        shard.start()
+        until(lambda: shard.state is ShardState.READY, "READY again")
+        stream = cluster.events("MESSAGE_CREATE")
+        fake.dispatch("MESSAGE_CREATE", {"content": "again"})
+        event = stream.get(timeout=10)
+        assert event is not None
+        assert event.data["content"] == "again"
+
 def test_a_refused_token_leaves_the_cluster_as_itself() -> None:
     with FakeGateway(token=TOKEN).run_in_thread() as fake:
         gateway = Gateway("wrong-token", api_base=fake.api_base)
