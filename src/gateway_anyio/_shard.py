@@ -312,9 +312,7 @@ class Shard(TypedEvents["Shard"], ShardReporting):
         await self._runner.send(command, done)
         await written.wait()
         if not outcome[0]:
-            raise CommandNotSentError(
-                f"shard {self.id} stopped before {type(command).__name__} was sent", command
-            )
+            raise CommandNotSentError.stopped_first(self.id, command)
 
     async def update_presence(self, presence: UpdatePresence) -> None:
         """Set this shard's presence (op 3); return once written (see :meth:`send_and_wait`)."""

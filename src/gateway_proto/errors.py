@@ -76,6 +76,11 @@ class CommandNotSentError(LocalProtocolError):
         super().__init__(message)
         self.command = command
 
+    @classmethod
+    def stopped_first(cls, shard_id: int, command: object) -> CommandNotSentError:
+        """Return the error for ``command``, which shard ``shard_id`` stopped before writing."""
+        return cls(f"shard {shard_id} stopped before {type(command).__name__} was sent", command)
+
 
 class ProtocolError(GatewayError):
     """The peer (Discord, or whatever is on the other end) broke the protocol.

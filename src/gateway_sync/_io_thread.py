@@ -353,8 +353,7 @@ class ShardIO(ShardReporting):
             if ok:
                 written.set_result(None)
             else:
-                why = f"shard {shard_id} stopped before {type(command).__name__} was sent"
-                written.set_exception(CommandNotSentError(why, command))
+                written.set_exception(CommandNotSentError.stopped_first(shard_id, command))
 
         return done
 
