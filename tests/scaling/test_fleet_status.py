@@ -20,7 +20,7 @@ import anyio
 import httpx
 import pytest
 
-from gateway_anyio import Gateway
+from gateway_anyio import Gateway, ShardState
 from gateway_redis._keys import Keys
 from gateway_redis.leases import LeaseTiming
 from gateway_redis.process import GatewayProcess, connect_redis
@@ -31,7 +31,7 @@ from gateway_testing import FakeGateway
 from ._gateways import SRC, TOKEN
 from ._publishing import anyio_backend
 from .conftest import _free_port
-from .test_process import running
+from .test_process import running, wait_for
 
 __all__ = ["anyio_backend"]  # the fixture (asyncio: redis.asyncio), imported to apply here
 
@@ -115,6 +115,12 @@ async def test_one_page_shows_which_process_holds_which_shard(redis_url: str) ->
             for session in fake.sessions:
                 assert session not in text
 
+            # A session to save first: leases are taken before the shards are READY.
+            await wait_for(
+                lambda: b.cluster is not None
+                and bool(b.cluster.shards)
+                and all(s.state is ShardState.READY for s in b.cluster.shards.values())
+            )
             b.stop()
             gone = next(iter(b.owned))
 
