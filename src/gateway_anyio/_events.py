@@ -57,13 +57,14 @@ class _Signal:
         self._event: anyio.Event | None = None
 
     def set(self) -> None:
-        if self._event is not None:
-            self._event.set()
+        event = self._event
+        if event is not None:
+            self._event = None  # one wake-up, however many events arrive before it runs
+            event.set()
 
     async def wait(self) -> None:
-        self._event = anyio.Event()
-        await self._event.wait()
-        self._event = None
+        event = self._event = anyio.Event()
+        await event.wait()
 
 
 class EventStream(Generic[_E]):
@@ -94,10 +95,8 @@ class EventStream(Generic[_E]):
         """Events dropped because this consumer fell behind."""
         return self._buffer.dropped
 
-    def _put(self, event: _E) -> bool:
-        if self._names and not name_matches(self._names, event.name):
-            return False
-        dropped = self._buffer.append(event)
+    def _put_many(self, events: list[_E]) -> int:
+        dropped = self._buffer.extend(events)
         self._signal.set()
         return dropped
 
@@ -110,6 +109,8 @@ class EventStream(Generic[_E]):
         return self
 
     async def __anext__(self) -> _E:
+        if self._buffer:
+            return self._buffer.popleft()
         while not self._buffer:
             if self._closed:
                 error, self._error = self._error, None
@@ -147,19 +148,26 @@ class _Worker:
         self.signal = _Signal()
         self.closed = False
 
+    def _put_many(self, events: list[GatewayEvent]) -> int:
+        dropped = self.buffer.extend(events)
+        self.signal.set()
+        return dropped
+
     async def run(self) -> None:
+        buffer, handler = self.buffer, self.handler
         while True:
-            while not self.buffer:
+            while not buffer:
                 if self.closed:
                     return
                 await self.signal.wait()
-            event = self.buffer.popleft()
+            event = buffer.popleft()
             try:
-                result = self.handler(event)
-                if inspect.isawaitable(result):
+                result = handler(event)
+                # A plain function returns None: no awaitable check per event for it.
+                if result is not None and inspect.isawaitable(result):
                     await result
             except Exception as exc:
-                self.emitter._handler_failed(self.handler, event, exc)
+                self.emitter._handler_failed(handler, event, exc)
 
 
 class Emitter:
@@ -261,22 +269,45 @@ class Emitter:
 
     def emit(self, event: GatewayEvent) -> None:
         """Deliver ``event`` to every matching handler and stream; never waits."""
+        self.emit_batch([event])
+
+    def emit_batch(self, events: list[GatewayEvent]) -> None:
+        """Deliver ``events``, in order, to every matching handler and stream; never waits.
+
+        Each consumer gets its share of the batch at once, with one wake-up: what
+        a shard's reader uses for the dispatches it decodes between two yields.
+        """
+        shares: dict[_Worker | EventStream[Any], list[GatewayEvent]] = {}
+        # Where each name goes, worked out once per name per batch.
+        routes: dict[str, list[Callable[[GatewayEvent], None]]] = {}
+        for event in events:
+            route = routes.get(event.name)
+            if route is None:
+                consumers = self._consumers(event.name)
+                route = routes[event.name] = [shares.setdefault(c, []).append for c in consumers]
+            for append in route:
+                append(event)
         dropped = 0
-        for handler in self._registry.handlers_for(event.name):
+        for consumer, share in shares.items():
+            dropped += consumer._put_many(share)
+        if dropped:
+            self._dropped(dropped)
+        for parent in self.parents:
+            parent.emit_batch(events)
+
+    def _consumers(self, name: str) -> list[_Worker | EventStream[Any]]:
+        # The handlers' workers (started on first use) and the streams taking ``name``.
+        consumers: list[_Worker | EventStream[Any]] = []
+        for handler in self._registry.handlers_for(name):
             worker = self._workers.get(handler)
             if worker is None:
                 if self._task_group is None:
                     continue  # nothing runs handlers before the shard starts
                 worker = self._workers[handler] = _Worker(self, handler, self._max_pending)
                 self._task_group.start_soon(worker.run)
-            dropped += worker.buffer.append(event)
-            worker.signal.set()
-        for stream in self._streams:
-            dropped += stream._put(event)
-        if dropped:
-            self._dropped(dropped)
-        for parent in self.parents:
-            parent.emit(event)
+            consumers.append(worker)
+        consumers += [s for s in self._streams if not s._names or name_matches(s._names, name)]
+        return consumers
 
     def close(self) -> None:
         """Finish: workers stop once their buffers are drained, streams end."""

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from gateway_proto.backoff import Backoff
 from gateway_proto.commands import Command
@@ -51,6 +52,7 @@ from gateway_proto.driver_support import (
     ConnectionTally,
     Done,
     EarlyEnds,
+    GatewayEvent,
     IdentifyWait,
     Reaction,
     ShardState,
@@ -79,6 +81,7 @@ __all__ = ["ShardRunner"]
 _WRITE_CHUNK = 64 * 1024
 #: Seconds the writer gets, once the connection ended, to write its last bytes (a
 #: close frame): enough for any peer that reads, and a bound for one that does not.
+_BATCH = 64
 _LAST_WORDS_TIMEOUT = 1.0
 
 
@@ -293,7 +296,8 @@ class ShardRunner:
             except (*TRANSPORT_ERRORS, anyio.ClosedResourceError):
                 data = b""
             conn.receive_data(data, anyio.current_time())
-            self._process(conn)
+            while self._process(conn, _BATCH):
+                await anyio.lowlevel.checkpoint()
             self._flush(conn)
             self._wake.set()
             if not data:
@@ -362,7 +366,7 @@ class ShardRunner:
             self._process(conn)
         self._wake.set()
 
-    def _process(self, conn: GatewayConnection) -> None:
+    def _process(self, conn: GatewayConnection, limit: int = 0) -> bool:
         # Timed per call, not per event: decoding happens as events() hands them out.
         start = perf_counter()
         shard = self._shard
@@ -373,26 +377,43 @@ class ShardRunner:
         receive = shard._emitter.wants(RECEIVE)
         counters = self._counters
         names = counters.dispatch_names
-        for event in conn.events():
-            observe(event)
-            if type(event) is not Dispatch:
-                self._unsent.observe(event)
-                self._sync_counters()  # the core counts IDENTIFY and RESUME payloads
-            reaction = react(event)
-            if reaction is not None:
-                self._apply(reaction, conn)
-            if type(event) is Dispatch:
-                counters.dispatches += 1
-                count = names.get(event.name)
-                if count is None:
-                    names = counters.count_dispatch_name(event.name)
-                else:
-                    names[event.name] = count + 1
-                shard._emit(event.name, event.data, event.sequence)
-                if receive:
-                    shard._emit(RECEIVE, event)
+        shard_id, emit_batch = shard.id, shard._emitter.emit_batch
+        batch: list[GatewayEvent] = []
+        left = limit
+        try:
+            for event in conn.events():
+                observe(event)
+                if type(event) is not Dispatch:
+                    self._unsent.observe(event)
+                    self._sync_counters()  # the core counts IDENTIFY and RESUME payloads
+                reaction = react(event)
+                if reaction is not None:
+                    # What the reaction emits comes after the dispatches before it.
+                    if batch:
+                        emit_batch(batch)
+                        batch = []
+                    self._apply(reaction, conn)
+                if type(event) is Dispatch:
+                    counters.dispatches += 1
+                    count = names.get(event.name)
+                    if count is None:
+                        names = counters.count_dispatch_name(event.name)
+                    else:
+                        names[event.name] = count + 1
+                    batch.append(
+                        GatewayEvent(event.name, shard_id, event.data, event.sequence, shard)
+                    )
+                    if receive:
+                        batch.append(GatewayEvent(RECEIVE, shard_id, event, None, shard))
+                    left -= 1
+                    if left == 0:
+                        break
+        finally:
+            if batch:
+                emit_batch(batch)
         self._sync_counters()  # once per batch: replayed duplicates are dropped silently
         counters.decode_seconds += perf_counter() - start
+        return left == 0
 
     def _apply(self, reaction: Reaction, conn: GatewayConnection) -> None:
         """Do what the core's last event asks of the shard (see ``ConnectionReactor``)."""
