@@ -43,6 +43,7 @@ from gateway_proto.connection import GatewayConnection
 from gateway_proto.driver_support import (
     DISCONNECT,
     ERROR,
+    HAND_OVER_EVERY,
     HANDSHAKE_TIMED_OUT,
     IDENTIFY_WAIT,
     RECEIVE,
@@ -52,7 +53,7 @@ from gateway_proto.driver_support import (
     ConnectionTally,
     Done,
     EarlyEnds,
-    GatewayEvent,
+    EventDrain,
     IdentifyWait,
     Reaction,
     ShardState,
@@ -63,7 +64,7 @@ from gateway_proto.driver_support import (
     note_identify_sent,
 )
 from gateway_proto.errors import GatewayError, LocalProtocolError
-from gateway_proto.events import Closed, Dispatch
+from gateway_proto.events import Closed
 from gateway_proto.reconnect import Reconnector
 from gateway_proto.session import Session
 
@@ -81,7 +82,6 @@ __all__ = ["ShardRunner"]
 _WRITE_CHUNK = 64 * 1024
 #: Seconds the writer gets, once the connection ended, to write its last bytes (a
 #: close frame): enough for any peer that reads, and a bound for one that does not.
-_BATCH = 64
 _LAST_WORDS_TIMEOUT = 1.0
 
 
@@ -132,7 +132,7 @@ class ShardRunner:
         self._closed: Closed | None = None
         self._stopping = False
         self._restart: int | None = None
-        self._reactor: ConnectionReactor
+        self._drain: EventDrain
         self._reconnector: Reconnector
         self._task_group: anyio.abc.TaskGroup
         # Accepted by send(), not written yet: carried over to the next connection.
@@ -265,8 +265,22 @@ class ShardRunner:
         self._conn, self._stream, self._closed = conn, stream, None
         self._outgoing = bytearray()
         writer_done = self._writer_done = anyio.Event()
-        self._reactor = ConnectionReactor(
+        reactor = ConnectionReactor(
             conn, ready_timeout=self._timeouts[2], early_ends=self._early_ends
+        )
+        shard = self._shard
+        self._drain = EventDrain(
+            shard=shard,
+            shard_id=shard.id,
+            counters=self._counters,
+            reconnector=self._reconnector,
+            reactor=reactor,
+            unsent=self._unsent,
+            hand_over=shard._emitter.emit_batch,
+            wants_receive=lambda: shard._emitter.wants(RECEIVE),
+            on_reaction=lambda reaction: self._apply(reaction, conn),
+            on_counts=self._sync_counters,
+            clock=perf_counter,
         )
         try:
             async with anyio.create_task_group() as tg:
@@ -296,7 +310,7 @@ class ShardRunner:
             except (*TRANSPORT_ERRORS, anyio.ClosedResourceError):
                 data = b""
             conn.receive_data(data, anyio.current_time())
-            while self._process(conn, _BATCH):
+            while self._process(conn, HAND_OVER_EVERY):
                 await anyio.lowlevel.checkpoint()
             self._flush(conn)
             self._wake.set()
@@ -367,53 +381,8 @@ class ShardRunner:
         self._wake.set()
 
     def _process(self, conn: GatewayConnection, limit: int = 0) -> bool:
-        # Timed per call, not per event: decoding happens as events() hands them out.
-        start = perf_counter()
-        shard = self._shard
-        observe = self._reconnector.observe
-        react = self._reactor.react
-        # Checked once per batch: most applications don't listen to "receive", and
-        # building an event nobody reads costs as much as the dispatch's own.
-        receive = shard._emitter.wants(RECEIVE)
-        counters = self._counters
-        names = counters.dispatch_names
-        shard_id, emit_batch = shard.id, shard._emitter.emit_batch
-        batch: list[GatewayEvent] = []
-        left = limit
-        try:
-            for event in conn.events():
-                observe(event)
-                if type(event) is not Dispatch:
-                    self._unsent.observe(event)
-                    self._sync_counters()  # the core counts IDENTIFY and RESUME payloads
-                reaction = react(event)
-                if reaction is not None:
-                    # What the reaction emits comes after the dispatches before it.
-                    if batch:
-                        emit_batch(batch)
-                        batch = []
-                    self._apply(reaction, conn)
-                if type(event) is Dispatch:
-                    counters.dispatches += 1
-                    count = names.get(event.name)
-                    if count is None:
-                        names = counters.count_dispatch_name(event.name)
-                    else:
-                        names[event.name] = count + 1
-                    batch.append(
-                        GatewayEvent(event.name, shard_id, event.data, event.sequence, shard)
-                    )
-                    if receive:
-                        batch.append(GatewayEvent(RECEIVE, shard_id, event, None, shard))
-                    left -= 1
-                    if left == 0:
-                        break
-        finally:
-            if batch:
-                emit_batch(batch)
-        self._sync_counters()  # once per batch: replayed duplicates are dropped silently
-        counters.decode_seconds += perf_counter() - start
-        return left == 0
+        # See EventDrain: with a limit, True means more may be waiting.
+        return self._drain.drain(conn, limit)
 
     def _apply(self, reaction: Reaction, conn: GatewayConnection) -> None:
         """Do what the core's last event asks of the shard (see ``ConnectionReactor``)."""

@@ -455,6 +455,148 @@ static PyTypeObject ScannerType = {
     .tp_members = Scanner_members,
 };
 
+/*
+ * SlotMaker(cls, names): a callable that builds an instance of a slotted class
+ * from positional values, one per name, by setting the slots through their
+ * descriptors (as a frozen dataclass's __init__ does through
+ * object.__setattr__, without the Python-level calls): the drivers build one
+ * GatewayEvent per dispatch with it. It runs no __init__ and no
+ * __post_init__, so it only suits classes whose __init__ just stores its
+ * arguments; driver_support checks that it builds what the class's own
+ * constructor builds.
+ */
+#define SLOT_MAKER_MAX 8
+
+typedef struct {
+    PyObject_HEAD
+    PyTypeObject *cls;
+    Py_ssize_t count;
+    PyObject *slots[SLOT_MAKER_MAX];
+    vectorcallfunc vectorcall;
+} SlotMaker;
+
+static PyObject *
+SlotMaker_vectorcall(SlotMaker *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) != 0) {
+        PyErr_SetString(PyExc_TypeError, "SlotMaker takes positional arguments only");
+        return NULL;
+    }
+    if (nargs != self->count) {
+        PyErr_Format(PyExc_TypeError, "SlotMaker for %s takes %zd arguments (%zd given)",
+                     self->cls->tp_name, self->count, nargs);
+        return NULL;
+    }
+    PyObject *obj = self->cls->tp_alloc(self->cls, 0);
+    if (obj == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) {
+        PyObject *slot = self->slots[i];
+        if (Py_TYPE(slot)->tp_descr_set(slot, obj, args[i]) < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+static int
+SlotMaker_traverse(SlotMaker *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->cls);
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        Py_VISIT(self->slots[i]);
+    }
+    return 0;
+}
+
+static int
+SlotMaker_clear(SlotMaker *self)
+{
+    Py_CLEAR(self->cls);
+    for (Py_ssize_t i = 0; i < self->count; i++) {
+        Py_CLEAR(self->slots[i]);
+    }
+    self->count = 0;
+    return 0;
+}
+
+static void
+SlotMaker_dealloc(SlotMaker *self)
+{
+    PyObject_GC_UnTrack(self);
+    SlotMaker_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject SlotMakerType;
+
+static PyObject *
+SlotMaker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *cls, *names;
+    static char *keywords[] = {"cls", "names", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!:SlotMaker", keywords, &PyType_Type,
+                                     &cls, &PyTuple_Type, &names)) {
+        return NULL;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(names);
+    if (count > SLOT_MAKER_MAX) {
+        PyErr_Format(PyExc_ValueError, "SlotMaker takes at most %d names", SLOT_MAKER_MAX);
+        return NULL;
+    }
+    SlotMaker *self = (SlotMaker *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->vectorcall = (vectorcallfunc)SlotMaker_vectorcall;
+    self->cls = (PyTypeObject *)Py_NewRef(cls);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *name = PyTuple_GET_ITEM(names, i);
+        if (!PyUnicode_Check(name)) {
+            PyErr_SetString(PyExc_TypeError, "SlotMaker names must be str");
+            Py_DECREF(self);
+            return NULL;
+        }
+        /* Only the class's own member descriptors: anything else (a property, an
+         * inherited attribute, a method) would not be a plain slot. */
+        PyObject *slot = PyDict_GetItemWithError(((PyTypeObject *)cls)->tp_dict, name);
+        if (slot == NULL) {
+            if (!PyErr_Occurred()) {
+                PyErr_Format(PyExc_TypeError, "%s has no slot %R", ((PyTypeObject *)cls)->tp_name,
+                             name);
+            }
+            Py_DECREF(self);
+            return NULL;
+        }
+        if (Py_TYPE(slot) != &PyMemberDescr_Type) {
+            PyErr_Format(PyExc_TypeError, "%s.%U is not a slot", ((PyTypeObject *)cls)->tp_name,
+                         name);
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->slots[i] = Py_NewRef(slot);
+        self->count = i + 1;
+    }
+    return (PyObject *)self;
+}
+
+static PyTypeObject SlotMakerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gateway_proto._speedups.SlotMaker",
+    .tp_doc = "SlotMaker(cls, names): builds cls instances from positional slot values.",
+    .tp_basicsize = sizeof(SlotMaker),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(SlotMaker, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_new = SlotMaker_new,
+    .tp_dealloc = (destructor)SlotMaker_dealloc,
+    .tp_traverse = (traverseproc)SlotMaker_traverse,
+    .tp_clear = (inquiry)SlotMaker_clear,
+};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "gateway_proto._speedups",
@@ -469,7 +611,8 @@ PyInit__speedups(void)
     str_d = PyUnicode_InternFromString("d");
     str_s = PyUnicode_InternFromString("s");
     str_t = PyUnicode_InternFromString("t");
-    if (!str_op || !str_d || !str_s || !str_t || PyType_Ready(&ScannerType) < 0) {
+    if (!str_op || !str_d || !str_s || !str_t || PyType_Ready(&ScannerType) < 0
+        || PyType_Ready(&SlotMakerType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -479,6 +622,12 @@ PyInit__speedups(void)
     Py_INCREF(&ScannerType);
     if (PyModule_AddObject(module, "Scanner", (PyObject *)&ScannerType) < 0) {
         Py_DECREF(&ScannerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&SlotMakerType);
+    if (PyModule_AddObject(module, "SlotMaker", (PyObject *)&SlotMakerType) < 0) {
+        Py_DECREF(&SlotMakerType);
         Py_DECREF(module);
         return NULL;
     }

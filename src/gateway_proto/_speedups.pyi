@@ -33,3 +33,10 @@ class Scanner:
     ) -> None: ...
     def next(self) -> Any:
         """Decode the common-case frame at ``data[pos:]`` and move past it, or return ``None``."""
+
+class SlotMaker:
+    """Builds ``cls`` instances from positional values, one per slot name, without ``__init__``."""
+
+    def __init__(self, cls: type, names: tuple[str, ...]) -> None: ...
+    def __call__(self, *values: Any) -> Any:
+        """Return a new ``cls`` with its named slots set to ``values``, in order."""

@@ -151,7 +151,8 @@ class Reconnector:
         """Take note of one event of the current connection (call it for every event).
 
         READY and RESUMED reset the backoff; IDENTIFY and RESUME payloads are
-        counted; ``Closed`` updates :attr:`session`. Cheap enough for every dispatch.
+        counted; ``Closed`` updates :attr:`session`. Other dispatches change
+        nothing, so a driver may skip them (``driver_support.EventDrain`` does).
         """
         if type(event) is Dispatch:
             name = event.name

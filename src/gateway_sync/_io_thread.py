@@ -50,7 +50,7 @@ from gateway_proto.driver_support import (
     ConnectionTally,
     Done,
     EarlyEnds,
-    GatewayEvent,
+    EventDrain,
     Reaction,
     ShardCounters,
     ShardLogger,
@@ -63,7 +63,7 @@ from gateway_proto.driver_support import (
     note_identify_sent,
 )
 from gateway_proto.errors import CommandNotSentError, GatewayError, LocalProtocolError
-from gateway_proto.events import Closed, Dispatch
+from gateway_proto.events import Closed
 from gateway_proto.reconnect import Reconnector
 from gateway_proto.session import Session
 
@@ -84,7 +84,6 @@ __all__ = ["ShardIO"]
 #: over as they come, a batch at a time, keeps few decoded payloads alive at once
 #: (a read's worth of them outgrew the CPU caches and made decoding half as fast
 #: on the recorded stream) while consumers still wake once per batch.
-_HAND_OVER_EVERY = 64
 
 
 class ShardIO(ShardReporting):
@@ -122,7 +121,6 @@ class ShardIO(ShardReporting):
         self._reconnector: Reconnector | None = None
         self._closed: Closed | None = None
         self._deadline = StepDeadline()
-        self._reactor: ConnectionReactor | None = None
         self._connect_error: BaseException | None = None
         self._mailbox = Mailbox()
         self._thread: threading.Thread | None = None
@@ -291,8 +289,23 @@ class ShardIO(ShardReporting):
         self.counters.connections += 1
         self._conn, self._closed = conn, None
         self._publish()
-        self._reactor = ConnectionReactor(
+        reactor = ConnectionReactor(
             conn, ready_timeout=self._timeouts[2], early_ends=self._early_ends
+        )
+        # A handler thread woken per event took the GIL from this thread once per
+        # event, which cost more than decoding the event: EventDrain hands batches over.
+        drain = EventDrain(
+            shard=self._as_shard(),
+            shard_id=self.id,
+            counters=self.counters,
+            reconnector=reconnector,
+            reactor=reactor,
+            unsent=self._unsent,
+            hand_over=self._emitter.emit_batch,
+            wants_receive=lambda: self._emitter.wants(RECEIVE),
+            on_reaction=lambda reaction: self._react(reaction, conn),
+            on_counts=self._sync_counters,
+            clock=time.perf_counter,
         )
         try:
             pump(
@@ -303,7 +316,7 @@ class ShardIO(ShardReporting):
                 self._log,
                 handshake_timeout=self._timeouts[1],
                 handle_mailbox=lambda: self._handle_mailbox(conn),
-                handle_events=lambda: self._process(conn, reconnector),
+                handle_events=lambda: self._process(drain, conn),
                 closed=lambda: self._closed is not None,
             )
         finally:
@@ -367,63 +380,9 @@ class ShardIO(ShardReporting):
 
     # -- what the core reports ------------------------------------------------------------
 
-    def _process(self, conn: GatewayConnection, reconnector: Reconnector) -> None:
-        # The dispatches go to the emitter in batches (of up to _HAND_OVER_EVERY,
-        # and what is left at the end of the read): each consumer then takes one
-        # lock and its thread one wake-up per batch. A handler thread woken per
-        # event took the GIL from this thread once per event, which cost more
-        # than decoding the event.
-        # Timed per call, not per event: decoding happens as events() hands them out.
-        start = time.perf_counter()
-        reactor = self._reactor
-        assert reactor is not None
-        counters = self.counters
-        names = counters.dispatch_names
-        observe = reconnector.observe
-        react = reactor.react
-        shard, shard_id = self._as_shard(), self.id
-        # Checked once per batch: most applications don't listen to "receive", and
-        # building an event nobody reads costs about as much as the dispatch's own.
-        receive = self._emitter.wants(RECEIVE)
-        batch: list[GatewayEvent] = []
-        try:
-            for event in conn.events():
-                observe(event)
-                if type(event) is not Dispatch:
-                    self._unsent.observe(event)
-                    self._sync_counters()  # the core counts IDENTIFY and RESUME payloads
-                reaction = react(event)
-                if reaction is not None:
-                    # What the reaction emits (state, lifecycle events, errors)
-                    # comes after the dispatches before it, as it happened.
-                    self._hand_over(batch)
-                    self._react(reaction, conn)
-                if type(event) is Dispatch:
-                    counters.dispatches += 1
-                    count = names.get(event.name)
-                    if count is None:
-                        names = counters.count_dispatch_name(event.name)
-                    else:
-                        names[event.name] = count + 1
-                    batch.append(
-                        GatewayEvent(event.name, shard_id, event.data, event.sequence, shard)
-                    )
-                    if receive:
-                        batch.append(GatewayEvent(RECEIVE, shard_id, event, None, shard))
-                    if len(batch) >= _HAND_OVER_EVERY:
-                        self._hand_over(batch)
-        finally:
-            self._hand_over(batch)
+    def _process(self, drain: EventDrain, conn: GatewayConnection) -> None:
+        drain.drain(conn)
         self._publish()  # once per batch: what other threads read of the connection
-        self._sync_counters()  # once per batch: replayed duplicates are dropped silently
-        counters.decode_seconds += time.perf_counter() - start
-
-    def _hand_over(self, batch: list[GatewayEvent]) -> None:
-        # Emit what the batch holds so far, and empty it for the caller to refill
-        # (emit_batch keeps no reference to the list it was given).
-        if batch:
-            self._emitter.emit_batch(batch)
-            batch.clear()
 
     def _react(self, reaction: Reaction, conn: GatewayConnection) -> None:
         # Do what the core's last event asks of the shard (see ConnectionReactor).

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 from .after_close import NextAttempt, after_connection, describe_error
 from .buffers import DropOldestBuffer
+from .drain import HAND_OVER_EVERY, EventDrain
 from .gateway_info import (
     API_BASE_ENV,
     DEFAULT_API_BASE,
@@ -115,6 +116,7 @@ from .shard_events import (
     StateChange,
     Stopped,
     name_matches,
+    new_gateway_event,
 )
 from .unsent import Done, UnsentCommands
 from .urls import GatewayAddress, GatewayUrlError, split_gateway_url
@@ -129,6 +131,7 @@ __all__ = [
     "DISCONNECT",
     "ERROR",
     "HANDSHAKE_TIMED_OUT",
+    "HAND_OVER_EVERY",
     "IDENTIFY_WAIT",
     "LIFECYCLE_EVENTS",
     "MAX_DISPATCH_NAMES",
@@ -149,6 +152,7 @@ __all__ = [
     "Done",
     "DropOldestBuffer",
     "EarlyEnds",
+    "EventDrain",
     "GatewayAddress",
     "GatewayBase",
     "GatewayEvent",
@@ -185,6 +189,7 @@ __all__ = [
     "compression_option",
     "describe_error",
     "name_matches",
+    "new_gateway_event",
     "note_identify_sent",
     "note_session_start_limit",
     "parse_retry_after",

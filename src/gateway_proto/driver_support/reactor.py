@@ -104,8 +104,9 @@ class ConnectionReactor:
       (the connection carries on).
     - Anything else from the server: emit :data:`RECEIVE`.
 
-    Ordinary dispatches give ``None``, so the hot path allocates nothing: the driver
-    delivers them itself (by name, then :data:`RECEIVE`).
+    Ordinary dispatches (all but READY and RESUMED) give ``None``: the driver
+    delivers them itself (by name, then :data:`RECEIVE`), and
+    :class:`~.drain.EventDrain` does not even ask.
 
     Args:
         conn: the connection, before it connects (it resumes if it holds a session).

@@ -1,0 +1,158 @@
+"""The loop both drivers run over a connection's events: the per-dispatch hot path.
+
+Theory of operation: after feeding bytes (or a timeout) to the core, a driver calls
+:meth:`EventDrain.drain`. It walks ``conn.events()`` and, for each event:
+
+- an ordinary dispatch (all but READY and RESUMED) is counted and wrapped in a
+  :class:`~.shard_events.GatewayEvent` (plus a :data:`~.shard_events.RECEIVE`
+  event if anything listens to those), nothing more: the reconnector and the
+  reactor have nothing to do for one (both say so), so neither is called;
+- anything else goes to the reconnector (backoff, counts), the backlog of unsent
+  commands and the :class:`~.reactor.ConnectionReactor`, and what the reactor asks
+  for is handed to the driver's ``on_reaction`` *after* the dispatches before it
+  were handed over, so handlers see everything in the order it happened.
+
+Dispatches are handed over in batches (``hand_over``, at most :data:`HAND_OVER_EVERY`
+at a time, and what is left at the end): a consumer then takes one lock or one
+wake-up per batch, not per event, and a batch's decoded payloads do not pile up
+(a whole read's worth held alive at once cost more than decoding them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from gateway_proto.events import Dispatch
+
+from .shard_events import RECEIVE, GatewayEvent, ShardCounters, new_gateway_event
+
+if TYPE_CHECKING:
+    from gateway_proto.connection import GatewayConnection
+    from gateway_proto.reconnect import Reconnector
+
+    from .reactor import ConnectionReactor, Reaction
+    from .unsent import UnsentCommands
+
+__all__ = ["HAND_OVER_EVERY", "EventDrain"]
+
+#: Dispatches per hand-over at most (and per :meth:`EventDrain.drain` call with a limit).
+HAND_OVER_EVERY = 64
+
+
+class EventDrain:
+    """Turns one connection's events into what the driver delivers and does.
+
+    Args:
+        shard: the driver's shard object (each event's ``shard``).
+        shard_id: its id.
+        counters: the shard's counters (dispatches and names are counted here).
+        reconnector: the shard's reconnector (it observes every other event).
+        reactor: this connection's reactor.
+        unsent: the shard's backlog of commands not yet written.
+        hand_over: delivers a batch of events, in order (it must not keep the list).
+        wants_receive: whether anything listens to :data:`RECEIVE` (asked per drain).
+        on_reaction: does what a :class:`~.reactor.Reaction` asks.
+        on_counts: called after an event that is not a dispatch, and once per drain
+            (the reconnector counts IDENTIFY, RESUME and replayed duplicates).
+        clock: a CPU-cheap monotonic clock for ``counters.decode_seconds`` (the
+            driver's ``time.perf_counter``: the core reads no clock of its own).
+
+    """
+
+    __slots__ = (
+        "_clock",
+        "_counters",
+        "_hand_over",
+        "_on_counts",
+        "_on_reaction",
+        "_reactor",
+        "_reconnector",
+        "_shard",
+        "_shard_id",
+        "_unsent",
+        "_wants_receive",
+    )
+
+    def __init__(
+        self,
+        *,
+        shard: Any,
+        shard_id: int,
+        counters: ShardCounters,
+        reconnector: Reconnector,
+        reactor: ConnectionReactor,
+        unsent: UnsentCommands,
+        hand_over: Callable[[list[GatewayEvent]], None],
+        wants_receive: Callable[[], bool],
+        on_reaction: Callable[[Reaction], None],
+        on_counts: Callable[[], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self._shard, self._shard_id, self._counters = shard, shard_id, counters
+        self._reconnector, self._reactor, self._unsent = reconnector, reactor, unsent
+        self._hand_over, self._wants_receive = hand_over, wants_receive
+        self._on_reaction, self._on_counts = on_reaction, on_counts
+        self._clock = clock
+
+    def drain(self, conn: GatewayConnection, limit: int = 0) -> bool:
+        """Deliver the connection's events; with ``limit``, stop after that many dispatches.
+
+        Returns ``True`` if it stopped at the limit (more may be waiting: an async
+        driver lets its consumers run, then calls again), ``False`` once the
+        connection has nothing more.
+        """
+        # Timed per call, not per event: decoding happens as events() hands them out.
+        start = self._clock()
+        counters, shard, shard_id = self._counters, self._shard, self._shard_id
+        names = counters.dispatch_names
+        hand_over, make = self._hand_over, new_gateway_event
+        # Asked once per drain: most applications don't listen to "receive", and
+        # building an event nobody reads costs about as much as the dispatch's own.
+        receive = self._wants_receive()
+        batch: list[GatewayEvent] = []
+        left = limit
+        try:
+            for event in conn.events():
+                if type(event) is Dispatch:
+                    name = event.name
+                    if name == "READY" or name == "RESUMED":  # noqa: PLR1714 (hot path)
+                        batch = self._react(event, batch)
+                    counters.dispatches += 1
+                    count = names.get(name)
+                    if count is None:
+                        names = counters.count_dispatch_name(name)
+                    else:
+                        names[name] = count + 1
+                    batch.append(make(name, shard_id, event.data, event.sequence, shard))
+                    if receive:
+                        batch.append(make(RECEIVE, shard_id, event, None, shard))
+                    if len(batch) >= HAND_OVER_EVERY:
+                        hand_over(batch)
+                        batch = []
+                    left -= 1
+                    if left == 0:
+                        break
+                else:
+                    self._unsent.observe(event)
+                    batch = self._react(event, batch)
+                    self._on_counts()  # the core counts IDENTIFY and RESUME payloads
+        finally:
+            if batch:
+                hand_over(batch)
+        self._on_counts()  # once per drain: replayed duplicates are dropped silently
+        counters.decode_seconds += self._clock() - start
+        return left == 0
+
+    def _react(self, event: Any, batch: list[GatewayEvent]) -> list[GatewayEvent]:
+        # What the reaction does (state, lifecycle events, errors) comes after the
+        # dispatches before it, as it happened. Returns the batch to go on filling.
+        self._reconnector.observe(event)
+        reaction = self._reactor.react(event)
+        if reaction is None:
+            return batch
+        if batch:
+            self._hand_over(batch)
+            batch = []
+        self._on_reaction(reaction)
+        return batch

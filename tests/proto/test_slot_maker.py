@@ -1,0 +1,76 @@
+"""``new_gateway_event``: the C ``SlotMaker`` and the Python fallback build what the class does.
+
+Drivers build one ``GatewayEvent`` per dispatch with ``new_gateway_event``, which
+skips the frozen dataclass's ``__init__``; both ways of doing it must give an
+event indistinguishable from the constructor's, and ``SlotMaker`` must refuse
+what it cannot build safely.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gateway_proto.driver_support import GatewayEvent, new_gateway_event
+from gateway_proto.driver_support.shard_events import python_event_maker
+
+try:
+    from gateway_proto._speedups import SlotMaker
+except ImportError:
+    SlotMaker = None  # type: ignore[assignment,misc]
+
+values = st.one_of(st.none(), st.integers(), st.text(), st.dictionaries(st.text(), st.integers()))
+
+
+def _makers() -> list[Any]:
+    makers: list[Any] = [new_gateway_event, python_event_maker()]
+    if SlotMaker is not None:
+        makers.append(SlotMaker(GatewayEvent, ("name", "shard_id", "data", "sequence", "shard")))
+    return makers
+
+
+@given(name=st.text(), shard_id=st.integers(), data=values, sequence=values, shard=values)
+def test_every_maker_builds_what_the_constructor_builds(
+    name: str, shard_id: int, data: Any, sequence: Any, shard: Any
+) -> None:
+    expected = GatewayEvent(name, shard_id, data, sequence, shard)
+    for make in _makers():
+        event = make(name, shard_id, data, sequence, shard)
+        assert type(event) is GatewayEvent
+        assert event == expected
+        assert repr(event) == repr(expected)
+        assert event.shard is shard
+        with pytest.raises(AttributeError):
+            event.name = "changed"  # type: ignore[misc]
+
+
+def test_the_c_maker_is_used_when_the_extension_is_built() -> None:
+    if SlotMaker is None:
+        if os.environ.get("SPECTACLES_GATEWAY_NO_EXTENSIONS"):
+            pytest.skip("the C extension was not built")
+        pytest.fail("gateway_proto._speedups is missing: was the C extension built?")
+    assert type(new_gateway_event) is SlotMaker
+
+
+@pytest.mark.skipif(SlotMaker is None, reason="the C extension was not built")
+def test_slot_maker_refuses_what_is_not_a_plain_slot_call() -> None:
+    assert SlotMaker is not None
+    make = SlotMaker(GatewayEvent, ("name", "shard_id"))
+    with pytest.raises(TypeError, match="takes 2 arguments"):
+        make("only one")
+    with pytest.raises(TypeError, match="positional"):
+        make("a", 1, shard_id=2)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="no slot 'nope'"):
+        SlotMaker(GatewayEvent, ("nope",))
+    with pytest.raises(TypeError, match="not a slot"):
+        SlotMaker(GatewayEvent, ("__init__",))
+    with pytest.raises(TypeError, match="must be str"):
+        SlotMaker(GatewayEvent, (1,))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at most 8"):
+        SlotMaker(GatewayEvent, tuple("abcdefghi"))
+    with pytest.raises(TypeError):
+        SlotMaker("not a class", ())  # type: ignore[arg-type]
