@@ -109,16 +109,17 @@ class EventStream(Generic[_E]):
         return self
 
     async def __anext__(self) -> _E:
-        if self._buffer:
-            return self._buffer.popleft()
-        while not self._buffer:
+        items = self._buffer.items
+        if items:
+            return items.popleft()
+        while not items:
             if self._closed:
                 error, self._error = self._error, None
                 if error is not None:
                     raise error  # once; the next call ends the iteration
                 raise StopAsyncIteration
             await self._signal.wait()
-        return self._buffer.popleft()
+        return items.popleft()
 
     async def aclose(self) -> None:
         """Stop receiving events (buffered ones are discarded)."""
@@ -154,13 +155,13 @@ class _Worker:
         return dropped
 
     async def run(self) -> None:
-        buffer, handler = self.buffer, self.handler
+        items, handler = self.buffer.items, self.handler
         while True:
-            while not buffer:
+            while not items:
                 if self.closed:
                     return
                 await self.signal.wait()
-            event = buffer.popleft()
+            event = items.popleft()
             try:
                 result = handler(event)
                 # A plain function returns None: no awaitable check per event for it.

@@ -20,18 +20,21 @@ class DropOldestBuffer(Generic[T]):
     def __init__(self, maxlen: int) -> None:
         if maxlen < 1:
             raise ValueError("maxlen must be at least 1")
-        self._items: deque[T] = deque()
+        #: The items, oldest first. Consumers may test and ``popleft()`` it directly
+        #: (the hot path: no method call of ours per event); add only through
+        #: :meth:`append` and :meth:`extend`, which count what the deque's own
+        #: ``maxlen`` drops.
+        self.items: deque[T] = deque(maxlen=maxlen)
         self.maxlen = maxlen
         self.dropped = 0
 
     def append(self, item: T) -> bool:
         """Add an item; return ``True`` if the oldest one was dropped to make room."""
-        dropped = False
-        if len(self._items) >= self.maxlen:
-            self._items.popleft()
+        items = self.items
+        dropped = len(items) == self.maxlen
+        items.append(item)  # drops the oldest itself when full
+        if dropped:
             self.dropped += 1
-            dropped = True
-        self._items.append(item)
         return dropped
 
     def extend(self, items: list[T]) -> int:
@@ -40,19 +43,17 @@ class DropOldestBuffer(Generic[T]):
         The same as appending them one by one, in one call: a driver hands a
         consumer everything one read produced at once.
         """
-        buffered = self._items
-        buffered.extend(items)
-        over = len(buffered) - self.maxlen
+        buffered = self.items
+        over = len(buffered) + len(items) - self.maxlen
+        buffered.extend(items)  # drops the oldest itself when full
         if over <= 0:
             return 0
-        for _ in range(over):
-            buffered.popleft()
         self.dropped += over
         return over
 
     def popleft(self) -> T:
         """Remove and return the oldest item (``IndexError`` if empty)."""
-        return self._items.popleft()
+        return self.items.popleft()
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)
