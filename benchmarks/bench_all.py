@@ -206,7 +206,9 @@ def summary(steps: list[Step]) -> list[str]:
     return lines
 
 
-def report(args: argparse.Namespace, steps: list[Step], started: str, wall: float) -> str:
+def report(
+    args: argparse.Namespace, steps: list[Step], started: str, machine: list[str], wall: float
+) -> str:
     """The whole report, Markdown."""
     commit = "unknown"
     with contextlib.suppress(OSError, subprocess.CalledProcessError):
@@ -222,8 +224,8 @@ def report(args: argparse.Namespace, steps: list[Step], started: str, wall: floa
         "",
         f"started {started}, wall time {wall / 60:.1f} min, commit {commit}",
         "",
-        *(f"- {line}" for line in machine_details()),
-        f"- trio {_version('trio')}",
+        *(f"- {line}" for line in machine),
+        f"- also: trio {_version('trio')}",
         f"- load average at end: {_load()}",
         "",
         "## Summary against issue 12's targets",
@@ -235,9 +237,10 @@ def report(args: argparse.Namespace, steps: list[Step], started: str, wall: floa
         if step.skip:
             out.append(f"skipped: {step.skip}")
             continue
+        shown = step.argv[: step.argv.index("--json")] if "--json" in step.argv else step.argv
         command = " ".join(
-            Path(a).name if a == sys.executable else os.path.relpath(a) if "/" in a else a
-            for a in step.argv
+            "python" if a == sys.executable else os.path.relpath(a) if "/" in a else a
+            for a in shown
         )
         status = "" if step.code == 0 else f", FAILED (exit {step.code})"
         out += [
@@ -272,12 +275,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown step(s): {', '.join(sorted(args.only - set(STEPS)))}")
 
     started = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    machine = machine_details()  # with the load average before anything runs
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_all_") as scratch:
         steps = plan(args, Path(scratch))
         for step in steps:
             run(step, Path(scratch))
-    text = report(args, steps, started, time.perf_counter() - t0)
+    text = report(args, steps, started, machine, time.perf_counter() - t0)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out or HERE / ".data" / f"report-{stamp}{'-quick' if args.quick else ''}.md")
     out.parent.mkdir(parents=True, exist_ok=True)
