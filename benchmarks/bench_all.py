@@ -67,15 +67,15 @@ def plan(args: argparse.Namespace, scratch: Path) -> list[Step]:
     """The steps to run, with full or ``--quick`` settings."""
     quick = args.quick
     py = [sys.executable]
-    core = ["--only", "orjson", "--events", "5000", "--repeat", "3"] if quick else [
+    core = ["--only", "orjson", "--events", "10000", "--repeat", "3"] if quick else [
         "--only", "orjson", "--repeat", "7"
     ]  # fmt: skip
     stack = (
-        ["--events", "5000", "--repeat", "3"] if quick else ["--events", "20000", "--repeat", "7"]
+        ["--events", "10000", "--repeat", "3"] if quick else ["--events", "20000", "--repeat", "7"]
     )
-    idle = ["--window", "10", "--rounds", "1"] if quick else ["--window", "60", "--rounds", "3"]
+    idle = ["--window", "10", "--rounds", "1"] if quick else ["--window", "60", "--rounds", "2"]
     shards = {"anyio": 200, "sync": 100} if quick else {"anyio": 1000, "sync": 500}
-    seconds = args.sustained_seconds or (30 if quick else 300)
+    seconds = args.sustained_seconds or (60 if quick else 300)
     sustained = ["--sustained-seconds", str(seconds), "--rate", "10000"]
     sustained += ["--sample-every", "5", "--events", "5000"] if quick else ["--sample-every", "10"]
     steps = [
@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sustained-seconds",
         type=float,
         default=0,
-        help="length of the sustained run (default 300, 30 with --quick)",
+        help="length of the sustained run (default 300, 60 with --quick)",
     )
     parser.add_argument("--out", help="write the report here too (default: benchmarks/.data/)")
     args = parser.parse_args(argv)
