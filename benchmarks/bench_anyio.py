@@ -132,6 +132,82 @@ def bare(url: str, total: int, names: list[str]) -> Result:
     return asyncio.run(session())
 
 
+def bare_protocol(url: str, total: int, names: list[str]) -> Result:
+    """A hand-written frame reader in an ``asyncio.Protocol``: the floor for a driver over asyncio.
+
+    No streams, no tasks per read: ``data_received`` parses the server's unmasked
+    frames out of a ``bytearray``, inflates and ``orjson.loads`` each message. It
+    handles only what the replay server sends (unfragmented binary frames); the
+    IDENTIFY goes out as one masked text frame (mask key 0, so the payload is as is).
+    """
+    import asyncio
+
+    import orjson
+
+    host, port = url.split("//", 1)[1].strip("/").rsplit(":", 1)
+    identify = json.dumps({"op": 2, "d": {"token": TOKEN, "intents": 513, "properties": {}}})
+    request = (
+        f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+    class Reader(asyncio.Protocol):
+        def __init__(self, done: asyncio.Future[Result]) -> None:
+            self.done, self.buffer, self.upgraded = done, bytearray(), False
+            self.decompress, self.loads = zlib.decompressobj().decompress, orjson.loads
+            self.n, self.t_ready = 0, _ZERO
+            self.transport: asyncio.Transport | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport = transport
+            transport.write(request)
+
+        def data_received(self, data: bytes) -> None:
+            buf = self.buffer
+            buf += data
+            if not self.upgraded:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                del buf[: end + 4]
+                self.upgraded = True
+            pos, size = 0, len(buf)
+            while size - pos >= 2:
+                length, start = buf[pos + 1] & 0x7F, pos + 2
+                if length == 126:
+                    length, start = int.from_bytes(buf[start : start + 2], "big"), start + 2
+                elif length == 127:
+                    length, start = int.from_bytes(buf[start : start + 8], "big"), start + 8
+                if start + length > size:
+                    break
+                payload = self.loads(self.decompress(buf[start : start + length]))
+                pos = start + length
+                if payload["op"] == 10:
+                    text = identify.encode()
+                    assert self.transport is not None
+                    self.transport.write(bytes((0x81, 0x80 | len(text))) + b"\0\0\0\0" + text)
+                elif payload["op"] == 0:
+                    self.n += 1
+                    if self.n == 1:
+                        self.t_ready = _now()
+                    elif self.n == total:
+                        self.done.set_result(_span(self.t_ready, _now(), self.n, total))
+            del buf[:pos]
+
+    async def session() -> Result:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Result] = loop.create_future()
+        transport, _ = await loop.create_connection(lambda: Reader(done), host, int(port))
+        try:
+            return await asyncio.wait_for(done, 120)
+        finally:
+            transport.close()
+
+    return asyncio.run(session())
+
+
 def shard(url: str, total: int, names: list[str], *, backend: str, stream: bool) -> Result:
     import anyio
 
@@ -275,6 +351,9 @@ def contenders(
         "core alone, no I/O (GatewayConnection)": _ours(lambda: core_alone(hello, rest, total)),
         "bare websockets + zlib + orjson (asyncio)": _ours(
             lambda: bare(url, total, names), "websockets", "orjson"
+        ),
+        "bare asyncio Protocol + zlib + orjson": _ours(
+            lambda: bare_protocol(url, total, names), "orjson"
         ),
         "gateway_anyio Shard, handler (asyncio)": _ours(
             lambda: shard(url, total, names, backend="asyncio", stream=False)
