@@ -4,10 +4,11 @@ What is measured: one shard (TCP, WebSocket, zlib-stream inflate, JSON decode, t
 core's state machine, event delivery to a handler or an ``events()`` stream)
 receiving the recorded session of ``gateway_testing.corpus.recorded_session()``
 over loopback, on asyncio, on trio and on the blocking driver's threads, side by
-side **in one run** with a bare ``websockets`` + ``zlib`` + ``orjson`` client
-reading the very same bytes and the in-memory floor (inflate + ``orjson.loads``
-per message, no I/O). Each row: events/s, its ratio to the same round's floor
-(min / median / max over the rounds), and this process's CPU per event.
+side **in one run** with a bare ``websockets`` + ``zlib`` + ``orjson`` client and
+a hand-written ``asyncio.Protocol`` frame reader, both reading the very same bytes,
+and the in-memory floor (inflate + ``orjson.loads`` per message, no I/O). Each row:
+events/s, its ratio to the same round's floor (min / median / max over the rounds),
+and this process's CPU per event.
 
 How the bytes are produced and served: ``benchmarks/_replay.py`` (shared with
 ``bench_peers.py``) encodes the session once as Discord sends it with
