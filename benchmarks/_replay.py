@@ -18,7 +18,7 @@ Four things, all deterministic:
   after IDENTIFY are ACKed (compressed with a copy of the stream's deflate state,
   so they continue the client's inflate context correctly); a close is answered.
   Connections are served one after another; the server exits when stdin closes.
-* ``python benchmarks/_replay.py serve DATAFILE RATE``: the same server, paced (for
+* ``python benchmarks/_replay.py serve-paced DATAFILE RATE``: the same server, paced (for
   ``bench_sustained.py``): after IDENTIFY it sends the session at ``RATE``
   dispatches per second, then its everyday events again and again (READY and the
   GUILD_CREATEs only once) for as long as the client stays. Every repeat is a valid
@@ -326,9 +326,9 @@ class ReplayServer:
         self._dir = tempfile.TemporaryDirectory(prefix="bench_replay_")
         path = Path(self._dir.name) / "session.json"
         path.write_text(json.dumps(session), encoding="utf-8")
-        paced = [] if rate is None else [repr(float(rate))]
+        command = ["serve", str(path)] if rate is None else ["serve-paced", str(path), str(rate)]
         self._proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "serve", str(path), *paced],
+            [sys.executable, str(Path(__file__).resolve()), *command],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -374,6 +374,9 @@ def iter_chunks(data: bytes, size: int) -> Iterator[bytes]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4) or sys.argv[1] != "serve":
-        sys.exit("usage: python benchmarks/_replay.py serve SESSION.json [RATE]")
-    _serve(sys.argv[2], float(sys.argv[3]) if len(sys.argv) == 4 else None)
+    if len(sys.argv) == 4 and sys.argv[1] == "serve-paced":
+        _serve(sys.argv[2], float(sys.argv[3]))
+    elif len(sys.argv) != 3 or sys.argv[1] != "serve":
+        sys.exit("usage: python benchmarks/_replay.py serve SESSION.json")
+    else:
+        _serve(sys.argv[2])

@@ -175,8 +175,12 @@ def summary(steps: list[Step]) -> list[str]:
         elapsed = samples[-1][0]
         achieved = (samples[-1][1] - samples[0][1]) / elapsed
         window = min(60.0, sustained["seconds"] / 3)
-        first = statistics.mean(s[2] for s in samples[1:] if s[0] <= window + 0.5)
-        last = statistics.mean(s[2] for s in samples[1:] if s[0] >= elapsed - window - 0.5)
+        first = statistics.mean(
+            [s[2] for s in samples[1:] if s[0] <= window + 0.5] or [samples[1][2]]
+        )
+        last = statistics.mean(
+            [s[2] for s in samples[1:] if s[0] >= elapsed - window - 0.5] or [samples[-1][2]]
+        )
         change = (last - first) / first
         rows.append(
             [

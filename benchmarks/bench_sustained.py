@@ -98,8 +98,10 @@ def report(samples: list[Sample], seconds: float, rate: float) -> list[str]:
         rates.append((n1 - n0) / (t1 - t0))
         lines.append(f"  {t1:7.1f} {rates[-1]:9,.0f} {rss / mb:9.1f} {(c1 - c0) / (t1 - t0):6.0%}")
     window = min(60.0, seconds / 3)
-    first = [s[2] for s in samples[1:] if s[0] <= window + 0.5]
+    # A window shorter than the sampling interval still holds its nearest sample.
+    first = [s[2] for s in samples[1:] if s[0] <= window + 0.5] or [samples[1][2]]
     last = [s[2] for s in samples[1:] if s[0] >= samples[-1][0] - window - 0.5]
+    last = last or [samples[-1][2]]
     elapsed = samples[-1][0]
     achieved = (samples[-1][1] - samples[0][1]) / elapsed
     cpu = (samples[-1][3] - samples[0][3]) / elapsed
