@@ -18,6 +18,15 @@ Four things, all deterministic:
   after IDENTIFY are ACKed (compressed with a copy of the stream's deflate state,
   so they continue the client's inflate context correctly); a close is answered.
   Connections are served one after another; the server exits when stdin closes.
+* ``python benchmarks/_replay.py serve-paced DATAFILE RATE``: the same server, paced (for
+  ``bench_sustained.py``): after IDENTIFY it sends the session at ``RATE``
+  dispatches per second, then its everyday events again and again (READY and the
+  GUILD_CREATEs only once) for as long as the client stays. Every repeat is a valid
+  continuation of the connection: sequence numbers keep increasing and every
+  message continues the one deflate context, so it encodes as it goes (JSON is
+  prepared once per event, with a hole for the sequence number; compression and
+  framing happen per message, at level 1 to keep the server's share of the two
+  cores small).
 * :class:`ReplayServer`: starts that server as a child process and checks (by
   digest) that it built the same bytes as the caller.
 """
@@ -28,11 +37,13 @@ import contextlib
 import functools
 import hashlib
 import json
+import select
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,7 +192,97 @@ def _serve_one(sock: socket.socket, stream: Stream) -> None:
             return
 
 
-def _serve(path: str) -> None:
+class _Paced:
+    """One paced connection's sender: the session once, then its everyday events forever."""
+
+    def __init__(self, session: list[tuple[str, Any]], rate: float) -> None:
+        self.rate = rate
+        # Everything but the sequence number, encoded once: b'{"op":0,"t":NAME,"s":' and
+        # b',"d":DATA}'. READY and GUILD_CREATE open the session and are not repeated.
+        self.first = [_dispatch_parts(name, data) for name, data in session]
+        self.loop = [
+            parts
+            for parts, (name, _) in zip(self.first, session, strict=True)
+            if name not in {"READY", "GUILD_CREATE"}
+        ]
+        self.deflate = zlib.compressobj(1)
+        self.seq = 0
+        self.sent = 0
+        self.t0 = 0.0
+
+    def message(self, raw: bytes) -> bytes:
+        """``raw`` compressed on the connection's one context, as one binary frame."""
+        return ws_binary_frame(self.deflate.compress(raw) + self.deflate.flush(zlib.Z_SYNC_FLUSH))
+
+    def start(self) -> None:
+        self.t0 = time.monotonic()
+
+    def due(self, limit: int) -> bytes:
+        """The frames owed by now (at most ``limit``): pacing catches up after a stall."""
+        if not self.t0:
+            return b""
+        n = min(int((time.monotonic() - self.t0) * self.rate) - self.sent, limit)
+        frames = []
+        for _ in range(max(n, 0)):
+            i = self.sent
+            prefix, rest = (
+                self.first[i]
+                if i < len(self.first)
+                else self.loop[(i - len(self.first)) % len(self.loop)]
+            )
+            self.seq += 1
+            self.sent += 1
+            frames.append(self.message(prefix + str(self.seq).encode() + rest))
+        return b"".join(frames)
+
+
+def _dispatch_parts(name: str, data: Any) -> tuple[bytes, bytes]:
+    head = _dumps({"op": 0, "t": name, "s": 0})
+    return head[: -len(b"0}")], b',"d":' + _dumps(data) + b"}"
+
+
+def _serve_paced(sock: socket.socket, session: list[tuple[str, Any]], rate: float) -> None:
+    import wsproto
+    import wsproto.events as wse
+
+    ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+    paced = _Paced(session, rate)
+    hello = _dumps(
+        {"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}, "s": None, "t": None}
+    )
+    tick = 0.005
+    batch = max(int(rate * tick * 20), 1)  # after a stall, catch up in steps of 0.1 s
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    while True:
+        readable, _, _ = select.select([sock], [], [], tick)
+        if readable:
+            data = sock.recv(65536)
+            ws.receive_data(data or None)
+            for event in ws.events():
+                if isinstance(event, wse.Request):
+                    sock.sendall(ws.send(wse.AcceptConnection()) + paced.message(hello))
+                elif isinstance(event, wse.CloseConnection):
+                    if ws.state is wsproto.connection.ConnectionState.REMOTE_CLOSING:
+                        sock.sendall(ws.send(event.response()))
+                    return
+                elif isinstance(event, wse.Ping):
+                    sock.sendall(ws.send(event.response()))
+                elif isinstance(event, wse.TextMessage | wse.BytesMessage):
+                    # The driver sends each command as one frame; no buffering needed.
+                    op = json.loads(event.data).get("op")
+                    if op in (2, 6) and not paced.t0:
+                        paced.start()
+                    elif op == 1 and paced.t0:
+                        ack = {"op": 11, "d": None, "s": None, "t": None}
+                        sock.sendall(paced.message(_dumps(ack)))
+            if not data:
+                return
+        frames = paced.due(batch)
+        if frames:
+            sock.sendall(frames)
+
+
+def _serve(path: str, rate: float | None = None) -> None:
     with open(path, encoding="utf-8") as f:
         session = [(str(name), data) for name, data in json.load(f)]
     stream = encode_stream(session)
@@ -204,20 +305,30 @@ def _serve(path: str) -> None:
             return
         with sock:
             try:
-                _serve_one(sock, stream)
+                if rate is None:
+                    _serve_one(sock, stream)
+                else:
+                    _serve_paced(sock, session, rate)
             except (OSError, ValueError) as exc:
                 print(f"replay: connection ended: {exc!r}", file=sys.stderr, flush=True)
 
 
 class ReplayServer:
-    """``_replay.py serve`` in a child process; same stream, one connection at a time."""
+    """``_replay.py serve`` in a child process; same stream, one connection at a time.
 
-    def __init__(self, session: list[tuple[str, Any]], stream: Stream) -> None:
+    With ``rate``, the paced server (see the module's docstring) at that many
+    dispatches per second.
+    """
+
+    def __init__(
+        self, session: list[tuple[str, Any]], stream: Stream, *, rate: float | None = None
+    ) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="bench_replay_")
         path = Path(self._dir.name) / "session.json"
         path.write_text(json.dumps(session), encoding="utf-8")
+        command = ["serve", str(path)] if rate is None else ["serve-paced", str(path), str(rate)]
         self._proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "serve", str(path)],
+            [sys.executable, str(Path(__file__).resolve()), *command],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -263,6 +374,9 @@ def iter_chunks(data: bytes, size: int) -> Iterator[bytes]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "serve":
+    if len(sys.argv) == 4 and sys.argv[1] == "serve-paced":
+        _serve(sys.argv[2], float(sys.argv[3]))
+    elif len(sys.argv) != 3 or sys.argv[1] != "serve":
         sys.exit("usage: python benchmarks/_replay.py serve SESSION.json")
-    _serve(sys.argv[2])
+    else:
+        _serve(sys.argv[2])

@@ -4,10 +4,11 @@ What is measured: one shard (TCP, WebSocket, zlib-stream inflate, JSON decode, t
 core's state machine, event delivery to a handler or an ``events()`` stream)
 receiving the recorded session of ``gateway_testing.corpus.recorded_session()``
 over loopback, on asyncio, on trio and on the blocking driver's threads, side by
-side **in one run** with a bare ``websockets`` + ``zlib`` + ``orjson`` client
-reading the very same bytes and the in-memory floor (inflate + ``orjson.loads``
-per message, no I/O). Each row: events/s, its ratio to the same round's floor
-(min / median / max over the rounds), and this process's CPU per event.
+side **in one run** with a bare ``websockets`` + ``zlib`` + ``orjson`` client and
+a hand-written ``asyncio.Protocol`` frame reader, both reading the very same bytes,
+and the in-memory floor (inflate + ``orjson.loads`` per message, no I/O). Each row:
+events/s, its ratio to the same round's floor (min / median / max over the rounds),
+and this process's CPU per event.
 
 How the bytes are produced and served: ``benchmarks/_replay.py`` (shared with
 ``bench_peers.py``) encodes the session once as Discord sends it with
@@ -18,14 +19,23 @@ and so encoding speed does not cap the rate) serves those exact bytes to every
 contender: the 101 answer and HELLO, and after the client's IDENTIFY the rest in one
 ``sendall``. The clock runs from READY to the last dispatch, as seen by the client.
 
-Run: ``.venv/bin/python benchmarks/bench_anyio.py [--events N] [--repeat R] [--only WORDS]``.
+hikari's shard and discord.py's gateway layer run in the same rounds (their loopback
+runners from ``bench_peers.py``: models stubbed out, see ``benchmarks/peers.md``)
+when they are importable, that is in ``benchmarks/.venv-peers``; anywhere else, and
+for any row whose library is missing (trio, say), the row prints ``n/a`` and why.
+The order of the rows rotates every round, so that no one always runs first.
+
+Run: ``.venv/bin/python benchmarks/bench_anyio.py [--events N] [--repeat R] [--only WORDS]``,
+or ``scripts/bench.sh``, which runs it in the peers venv with everything else.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import gc
 import hashlib
+import importlib
 import json
 import os
 import platform
@@ -39,12 +49,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _replay import ReplayServer, encode_stream, load_corpus
+from _replay import ReplayServer, Stream, encode_stream, load_corpus
+from bench_peers import Unavailable, _version, loopback_discord_timed, loopback_hikari_timed
 
 TOKEN = "bench-token"
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _SYNC = b"\x00\x00\xff\xff"
 FLOOR = "floor: zlib + orjson in memory, no I/O"
+HIKARI = "hikari 2.x GatewayShardImpl (asyncio)"
+_DISTS = ("spectacles-gateway", "hikari", "discord.py", "anyio", "trio", "websockets", "orjson")
 
 
 # -- contenders -----------------------------------------------------------------------------
@@ -116,6 +129,82 @@ def bare(url: str, total: int, names: list[str]) -> Result:
                         t_ready = _now()
             t_last = _now()
         return _span(t_ready, t_last, n, total)
+
+    return asyncio.run(session())
+
+
+def bare_protocol(url: str, total: int, names: list[str]) -> Result:
+    """A hand-written frame reader in an ``asyncio.Protocol``: the floor for a driver over asyncio.
+
+    No streams, no tasks per read: ``data_received`` parses the server's unmasked
+    frames out of a ``bytearray``, inflates and ``orjson.loads`` each message. It
+    handles only what the replay server sends (unfragmented binary frames); the
+    IDENTIFY goes out as one masked text frame (mask key 0, so the payload is as is).
+    """
+    import asyncio
+
+    import orjson
+
+    host, port = url.split("//", 1)[1].strip("/").rsplit(":", 1)
+    identify = json.dumps({"op": 2, "d": {"token": TOKEN, "intents": 513, "properties": {}}})
+    request = (
+        f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    ).encode()
+
+    class Reader(asyncio.Protocol):
+        def __init__(self, done: asyncio.Future[Result]) -> None:
+            self.done, self.buffer, self.upgraded = done, bytearray(), False
+            self.decompress, self.loads = zlib.decompressobj().decompress, orjson.loads
+            self.n, self.t_ready = 0, _ZERO
+            self.transport: asyncio.Transport | None = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            assert isinstance(transport, asyncio.Transport)
+            self.transport = transport
+            transport.write(request)
+
+        def data_received(self, data: bytes) -> None:
+            buf = self.buffer
+            buf += data
+            if not self.upgraded:
+                end = buf.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                del buf[: end + 4]
+                self.upgraded = True
+            pos, size = 0, len(buf)
+            while size - pos >= 2:
+                length, start = buf[pos + 1] & 0x7F, pos + 2
+                if length == 126:
+                    length, start = int.from_bytes(buf[start : start + 2], "big"), start + 2
+                elif length == 127:
+                    length, start = int.from_bytes(buf[start : start + 8], "big"), start + 8
+                if start + length > size:
+                    break
+                payload = self.loads(self.decompress(buf[start : start + length]))
+                pos = start + length
+                if payload["op"] == 10:
+                    text = identify.encode()
+                    assert self.transport is not None
+                    self.transport.write(bytes((0x81, 0x80 | len(text))) + b"\0\0\0\0" + text)
+                elif payload["op"] == 0:
+                    self.n += 1
+                    if self.n == 1:
+                        self.t_ready = _now()
+                    elif self.n == total:
+                        self.done.set_result(_span(self.t_ready, _now(), self.n, total))
+            del buf[:pos]
+
+    async def session() -> Result:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Result] = loop.create_future()
+        transport, _ = await loop.create_connection(lambda: Reader(done), host, int(port))
+        try:
+            return await asyncio.wait_for(done, 120)
+        finally:
+            transport.close()
 
     return asyncio.run(session())
 
@@ -235,6 +324,63 @@ def core_alone(hello: bytes, rest: bytes, total: int) -> Result:
     return _span(t_ready, _now(), n, total)
 
 
+def _needs(*modules: str) -> None:
+    """Raise :class:`Unavailable` unless every module imports (a row for another venv)."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise Unavailable(f"{module} is not installed ({exc})") from None
+
+
+def _ours(make: Callable[[], Result], *modules: str) -> Callable[[], Callable[[], Result]]:
+    def prepare() -> Callable[[], Result]:
+        _needs(*modules)
+        return make
+
+    return prepare
+
+
+def contenders(
+    stream: Stream, url: str, total: int, names: list[str]
+) -> dict[str, Callable[[], Callable[[], Result]]]:
+    """Every row, by name: a ``prepare()`` that returns the runner or raises Unavailable."""
+    hello, rest = stream.hello_frame, stream.body
+    peer_url = url.rstrip("/")
+    return {
+        FLOOR: _ours(lambda: floor(stream.messages, total), "orjson"),
+        "core alone, no I/O (GatewayConnection)": _ours(lambda: core_alone(hello, rest, total)),
+        "bare websockets + zlib + orjson (asyncio)": _ours(
+            lambda: bare(url, total, names), "websockets", "orjson"
+        ),
+        "bare asyncio Protocol + zlib + orjson": _ours(
+            lambda: bare_protocol(url, total, names), "orjson"
+        ),
+        "gateway_anyio Shard, handler (asyncio)": _ours(
+            lambda: shard(url, total, names, backend="asyncio", stream=False)
+        ),
+        "gateway_anyio Shard, events() (asyncio)": _ours(
+            lambda: shard(url, total, names, backend="asyncio", stream=True)
+        ),
+        "gateway_anyio Shard, handler (trio)": _ours(
+            lambda: shard(url, total, names, backend="trio", stream=False), "trio"
+        ),
+        "gateway_sync Shard, handler (thread)": _ours(
+            lambda: sync_shard(url, total, names, stream=False)
+        ),
+        "gateway_sync Shard, events() (thread)": _ours(
+            lambda: sync_shard(url, total, names, stream=True)
+        ),
+        HIKARI: lambda: loopback_hikari_timed(stream, peer_url),
+        "discord.py 2.x gateway layer (asyncio)": lambda: loopback_discord_timed(stream, peer_url),
+    }
+
+
+def _spread(ratios: list[float]) -> str:
+    ratios = sorted(ratios)
+    return f"x{ratios[0]:.2f} / x{statistics.median(ratios):.2f} / x{ratios[-1]:.2f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=20000, help="recorded events (default 20000)")
@@ -245,66 +391,83 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated words; run only the contenders whose names contain one "
         "(the floor always runs)",
     )
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write every round's events/s and CPU/event here"
+    )
     args = parser.parse_args(argv)
 
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     session, source = load_corpus(seed=0, guilds=20, members_per_guild=200, events=args.events)
     stream = encode_stream(session)
-    hello, rest = stream.hello_frame, stream.body
     total, names = len(stream.names), sorted(set(stream.names))
+    unavailable: dict[str, str] = {}
     with ReplayServer(session, stream) as server:
-        url = server.url + "/"
-        contenders: dict[str, Callable[[], Result]] = {
-            FLOOR: lambda: floor(stream.messages, total),
-            "core alone, no I/O (GatewayConnection)": lambda: core_alone(hello, rest, total),
-            "bare websockets + zlib + orjson (asyncio)": lambda: bare(url, total, names),
-            "gateway_anyio Shard, handler (asyncio)": lambda: shard(
-                url, total, names, backend="asyncio", stream=False
-            ),
-            "gateway_anyio Shard, events() (asyncio)": lambda: shard(
-                url, total, names, backend="asyncio", stream=True
-            ),
-            "gateway_anyio Shard, handler (trio)": lambda: shard(
-                url, total, names, backend="trio", stream=False
-            ),
-            "gateway_sync Shard, handler (thread)": lambda: sync_shard(
-                url, total, names, stream=False
-            ),
-            "gateway_sync Shard, events() (thread)": lambda: sync_shard(
-                url, total, names, stream=True
-            ),
-        }
+        rows = contenders(stream, server.url + "/", total, names)
         words = [w for w in args.only.split(",") if w]
         if words:
-            contenders = {
-                k: v for k, v in contenders.items() if k == FLOOR or any(w in k for w in words)
-            }
-        rates: dict[str, list[float]] = {name: [] for name in contenders}
-        cpu: dict[str, list[float]] = {name: [] for name in contenders}
-        for run in contenders.values():  # warm-up round, not counted
-            run()
-        for _ in range(args.repeat):
-            for name, run in contenders.items():
-                seconds, count, cpu_seconds = run()
-                rates[name].append(count / seconds)
-                cpu[name].append(cpu_seconds / count * 1e6)
-    size = len(hello) + len(rest)
+            rows = {k: v for k, v in rows.items() if k == FLOOR or any(w in k for w in words)}
+        runs: dict[str, Callable[[], Result]] = {}
+        for name, prepare in rows.items():
+            try:
+                runs[name] = prepare()
+            except Unavailable as exc:
+                unavailable[name] = str(exc)
+        rates: dict[str, list[float]] = {name: [] for name in runs}
+        cpu: dict[str, list[float]] = {name: [] for name in runs}
+        for rep in range(args.repeat + 1):  # round 0 warms up and is not counted
+            order = list(runs)
+            shift = rep % len(order)
+            for name in order[shift:] + order[:shift]:  # rotate: no one always goes first
+                if name not in runs:
+                    continue
+                gc.collect()
+                try:
+                    seconds, count, cpu_seconds = runs[name]()
+                except Exception as exc:
+                    unavailable[name] = f"failed: {type(exc).__name__}: {exc}"
+                    del runs[name]
+                    continue
+                if rep:
+                    rates[name].append(count / seconds)
+                    cpu[name].append(cpu_seconds / count * 1e6)
+    size = len(stream.hello_frame) + len(stream.body)
     print(
         f"stream: {total} dispatches, {size / 1e6:.1f} MB zlib-stream JSON, from {source} "
         f"(digest {stream.digest()})"
     )
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")
+    print("versions: " + ", ".join(f"{d} {_version(d)}" for d in _DISTS))
     print(
-        f"{args.repeat} interleaved rounds after a warm-up, READY to the last dispatch: "
-        "events/s (median); its ratio to the same round's in-memory floor (min / median / "
-        "max); CPU of this process per event, all threads (median, µs)"
+        f"{args.repeat} interleaved rounds (order rotated) after a warm-up, READY to the last "
+        "dispatch: events/s (median); its ratio to the same round's in-memory floor and "
+        "to the same round's hikari shard (min / median / max); CPU of this process per "
+        "event, all threads (median, µs)"
     )
-    for name, values in rates.items():
-        ratios = sorted(v / f for v, f in zip(values, rates[FLOOR], strict=True))
-        print(
-            f"  {name:45s} {statistics.median(values):9,.0f}   x{ratios[0]:.2f}"
-            f" / x{statistics.median(ratios):.2f} / x{ratios[-1]:.2f} of floor"
-            f"   {statistics.median(cpu[name]):5.1f} µs CPU"
+    if FLOOR not in runs:
+        print(f"the floor could not run: {unavailable.get(FLOOR, '?')}")
+        return 1
+    head = f"  {'runner':45s} {'events/s':>9}   {'vs floor (min/med/max)':24}"
+    print(f"{head}   {'vs hikari (min/med/max)':24}   CPU/event")
+    for name in rows:
+        if name not in runs:
+            print(f"  {name:45s} {'n/a':>9}   {unavailable.get(name, '')}")
+            continue
+        values = rates[name]
+        vs_floor = _spread([v / f for v, f in zip(values, rates[FLOOR], strict=True)])
+        vs_hikari = (
+            _spread([v / h for v, h in zip(values, rates[HIKARI], strict=True)])
+            if HIKARI in runs
+            else "n/a"
         )
+        print(
+            f"  {name:45s} {statistics.median(values):9,.0f}   {vs_floor:24}   {vs_hikari:24}"
+            f"   {statistics.median(cpu[name]):5.1f} µs"
+        )
+    print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.json:
+        rounds = {name: {"events_per_s": rates[name], "cpu_us": cpu[name]} for name in runs}
+        out = {"floor": FLOOR, "hikari": HIKARI, "rounds": rounds, "unavailable": unavailable}
+        Path(args.json).write_text(json.dumps(out, indent=1), encoding="utf-8")
     return 0
 
 

@@ -63,6 +63,16 @@ TIMEOUT = 120.0  # seconds for one loopback run before it counts as failed
 
 # A run returns (seconds, events): the timed span and how many events it covered.
 Run = Callable[[], tuple[float, int]]
+#: A loopback run's (wall seconds, events, CPU seconds of this process, every thread)
+#: from READY to the last event: what ``bench_anyio.py`` interleaves with its own rows.
+Timed = tuple[float, int, float]
+#: A point in time on both clocks: (``perf_counter``, ``process_time``).
+Instant = tuple[float, float]
+_ZERO: Instant = (0.0, 0.0)
+
+
+def _now() -> Instant:
+    return time.perf_counter(), time.process_time()
 
 
 class Unavailable(Exception):
@@ -268,16 +278,16 @@ class _HikariSink:
     def __init__(self, total: int) -> None:
         self.n = 0
         self.total = total
-        self.t_ready = 0.0
-        self.t_last = 0.0
+        self.t_ready = _ZERO
+        self.t_last = _ZERO
         self.done: asyncio.Event | None = None
 
     def consume_raw_event(self, name: str, shard: Any, payload: Any) -> None:
         self.n += 1
         if self.n == 1:
-            self.t_ready = time.perf_counter()
+            self.t_ready = _now()
         if self.n == self.total:
-            self.t_last = time.perf_counter()
+            self.t_last = _now()
             if self.done is not None:
                 self.done.set()
 
@@ -427,6 +437,21 @@ def _span(t_ready: float, t_last: float, n: int, total: int) -> tuple[float, int
     return t_last - t_ready, total - 1  # READY starts the clock: the rest are timed
 
 
+def _timed_span(t_ready: Instant, t_last: Instant, n: int, total: int) -> Timed:
+    seconds, events = _span(t_ready[0], t_last[0], n, total)
+    return seconds, events, t_last[1] - t_ready[1]
+
+
+def _wall(timed: Callable[[], Timed]) -> Run:
+    """``timed`` as this script's runs: (seconds, events), CPU time dropped."""
+
+    def run() -> tuple[float, int]:
+        seconds, events, _ = timed()
+        return seconds, events
+
+    return run
+
+
 def loopback_bare(stream: Stream, url: str) -> Run:
     client = _import("websockets.asyncio.client", "websockets (>= 13) is not installed")
     loads, _ = _loads()
@@ -502,23 +527,29 @@ def loopback_spectacles(stream: Stream, url: str) -> Run:
 
 
 def loopback_discord(stream: Stream, url: str) -> Run:
+    return _wall(loopback_discord_timed(stream, url))
+
+
+def loopback_discord_timed(stream: Stream, url: str) -> Callable[[], Timed]:
+    """discord.py's gateway layer over loopback; raises :class:`Unavailable` if it can't run."""
     discord = _discord_api()
     gateway = importlib.import_module("discord.gateway")
     yarl = importlib.import_module("yarl")
     total = len(stream.names)
     names = set(stream.names)
 
-    async def session() -> tuple[float, int]:
+    async def session() -> Timed:
         client = discord.Client(intents=discord.Intents.default())
-        state = {"n": 0, "t_ready": 0.0, "t_last": 0.0}
+        n, t_ready, t_last = 0, _ZERO, _ZERO
         done = asyncio.Event()
 
         def parser(data: Any) -> None:
-            state["n"] += 1
-            if state["n"] == 1:
-                state["t_ready"] = time.perf_counter()
-            if state["n"] == total:
-                state["t_last"] = time.perf_counter()
+            nonlocal n, t_ready, t_last
+            n += 1
+            if n == 1:
+                t_ready = _now()
+            if n == total:
+                t_last = _now()
                 done.set()
 
         async def no_rest(route: Any, **kwargs: Any) -> dict[str, Any]:
@@ -541,9 +572,9 @@ def loopback_discord(stream: Stream, url: str) -> Run:
             if ws is not None:
                 await ws.close(code=1000)
             await client.http.close()
-        return _span(state["t_ready"], state["t_last"], int(state["n"]), total)
+        return _timed_span(t_ready, t_last, n, total)
 
-    def run() -> tuple[float, int]:
+    def run() -> Timed:
         return asyncio.run(asyncio.wait_for(session(), TIMEOUT))
 
     return run
@@ -562,10 +593,15 @@ def _quiet_hikari_teardown(hikari: Any) -> None:
 
 
 def loopback_hikari(stream: Stream, url: str) -> Run:
+    return _wall(loopback_hikari_timed(stream, url))
+
+
+def loopback_hikari_timed(stream: Stream, url: str) -> Callable[[], Timed]:
+    """hikari's shard over loopback; raises :class:`Unavailable` if it can't run."""
     hikari, shard_impl, hconfig = _hikari_api()
     total = len(stream.names)
 
-    async def session() -> tuple[float, int]:
+    async def session() -> Timed:
         _quiet_hikari_teardown(hikari)
         sink = _HikariSink(total)
         sink.done = asyncio.Event()
@@ -575,9 +611,9 @@ def loopback_hikari(stream: Stream, url: str) -> Run:
             await sink.done.wait()
         finally:
             await shard.close()
-        return _span(sink.t_ready, sink.t_last, sink.n, total)
+        return _timed_span(sink.t_ready, sink.t_last, sink.n, total)
 
-    def run() -> tuple[float, int]:
+    def run() -> Timed:
         return asyncio.run(asyncio.wait_for(session(), TIMEOUT))
 
     return run

@@ -1,0 +1,299 @@
+"""Every benchmark in one run, one report: what ``scripts/bench.sh`` runs in the peers venv.
+
+Steps, in order, each a child process of this interpreter (so one step's memory and
+threads never colour the next):
+
+1. ``bench_core.py``: the core alone against the in-memory floor (orjson only).
+2. ``bench_anyio.py``: the full stack over loopback, every runner interleaved over
+   the same recorded stream (floor, core alone, bare websockets, gateway_anyio on
+   asyncio and trio, gateway_sync, hikari's shard, discord.py's gateway layer).
+3. ``bench_idle.py``: idle shards in one process (gateway_anyio 1,000; gateway_sync
+   500), if that script is there.
+4. ``bench_sustained.py``: one gateway_anyio shard at 10,000 dispatches/s for five
+   minutes; RSS and the rate achieved.
+
+The report (Markdown) starts with the machine, the versions and a summary against
+issue 12's targets, computed from the steps' own figures (median of the per-round
+ratios, with min and max); then each step's command, wall time, load average and
+output as printed. It goes to stdout and to ``benchmarks/.data/`` (ignored by git).
+Progress goes to stderr. ``--quick`` runs a smaller version of every step (a few
+minutes; for checking that everything runs, not for publishing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_peers import _version, machine_details
+
+HERE = Path(__file__).resolve().parent
+
+STEPS = ("core", "stack", "idle", "sustained")
+
+
+@dataclass
+class Step:
+    """One child run: its title, arguments and what came of it."""
+
+    key: str
+    title: str
+    argv: list[str]
+    skip: str = ""
+    output: str = ""
+    code: int | None = None
+    seconds: float = 0.0
+    load: tuple[str, str] = ("", "")
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def plan(args: argparse.Namespace, scratch: Path) -> list[Step]:
+    """The steps to run, with full or ``--quick`` settings."""
+    quick = args.quick
+    py = [sys.executable]
+    core = ["--only", "orjson", "--events", "10000", "--repeat", "3"] if quick else [
+        "--only", "orjson", "--repeat", "7"
+    ]  # fmt: skip
+    stack = (
+        ["--events", "10000", "--repeat", "3"] if quick else ["--events", "20000", "--repeat", "7"]
+    )
+    idle = ["--window", "10", "--rounds", "1"] if quick else ["--window", "60", "--rounds", "2"]
+    shards = {"anyio": 200, "sync": 100} if quick else {"anyio": 1000, "sync": 500}
+    seconds = args.sustained_seconds or (60 if quick else 300)
+    sustained = ["--sustained-seconds", str(seconds), "--rate", "10000"]
+    sustained += ["--sample-every", "5", "--events", "5000"] if quick else ["--sample-every", "10"]
+    steps = [
+        Step("core", "The core alone: bench_core.py", [*py, str(HERE / "bench_core.py"), *core]),
+        Step(
+            "stack",
+            "Full stack, every runner interleaved: bench_anyio.py",
+            [*py, str(HERE / "bench_anyio.py"), *stack, "--json", str(scratch / "stack.json")],
+        ),
+    ]
+    idle_script = HERE / "bench_idle.py"
+    for driver, n in shards.items():
+        argv = [*py, str(idle_script), "--shards", str(n), "--driver", driver, *idle]
+        step = Step("idle", f"Idle shards, gateway_{driver} x {n:,}: bench_idle.py", argv)
+        if not idle_script.exists():
+            step.skip = "benchmarks/bench_idle.py is not there (yet): the idle runs are skipped"
+        steps.append(step)
+    steps.append(
+        Step(
+            "sustained",
+            f"Sustained, one gateway_anyio shard at 10,000 events/s for {seconds:g} s: "
+            "bench_sustained.py",
+            [
+                *py,
+                str(HERE / "bench_sustained.py"),
+                *sustained,
+                "--json",
+                str(scratch / "sustained.json"),
+            ],
+        )
+    )
+    return [s for s in steps if s.key in args.only]
+
+
+def run(step: Step, scratch: Path) -> None:
+    """Run one step, keeping its output; its JSON (if it writes one) goes to ``data``."""
+    if step.skip:
+        print(f"-- {step.title}: skipped ({step.skip})", file=sys.stderr, flush=True)
+        return
+    print(f"-- {step.title} ...", file=sys.stderr, flush=True)
+    before = _load()
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        step.argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False
+    )
+    step.seconds = time.perf_counter() - t0
+    step.output, step.code, step.load = proc.stdout, proc.returncode, (before, _load())
+    status = "done" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+    print(f"   {status} in {step.seconds:.0f} s", file=sys.stderr, flush=True)
+    if "--json" in step.argv:
+        path = Path(step.argv[step.argv.index("--json") + 1])
+        with contextlib.suppress(OSError, ValueError):
+            step.data = json.loads(path.read_text(encoding="utf-8"))
+
+
+def _ratio_row(rounds: dict[str, Any], label: str, target: float, a: str, b: str) -> list[str]:
+    if a not in rounds or b not in rounds:
+        return [label, f">= {target:.2f}x", "n/a (a runner did not run)", ""]
+    ratios = sorted(
+        x / y for x, y in zip(rounds[a]["events_per_s"], rounds[b]["events_per_s"], strict=True)
+    )
+    median = statistics.median(ratios)
+    spread = f"{ratios[0]:.2f}x / **{median:.2f}x** / {ratios[-1]:.2f}x"
+    return [label, f">= {target:.2f}x", spread, "yes" if median >= target else "no"]
+
+
+def summary(steps: list[Step]) -> list[str]:
+    """Issue 12's targets next to what this run measured."""
+    rows: list[list[str]] = []
+    stack = next((s.data for s in steps if s.key == "stack" and s.data), None)
+    if stack:
+        r, floor, hikari = stack["rounds"], stack["floor"], stack["hikari"]
+        anyio, trio = (
+            "gateway_anyio Shard, handler (asyncio)",
+            "gateway_anyio Shard, handler (trio)",
+        )
+        stream = "gateway_anyio Shard, events() (asyncio)"
+        sync, sync_stream = (
+            "gateway_sync Shard, handler (thread)",
+            "gateway_sync Shard, events() (thread)",
+        )
+        core = "core alone, no I/O (GatewayConnection)"
+        checks: list[tuple[str, float, str, str]] = [
+            ("gateway_anyio (asyncio) / in-memory floor", 0.80, anyio, floor),
+            ("gateway_anyio (asyncio) / hikari's shard", 1.15, anyio, hikari),
+            ("gateway_anyio (trio) / in-memory floor", 0.70, trio, floor),
+            ("gateway_anyio events() / handler (asyncio)", 1.00, stream, anyio),
+            ("gateway_sync handler / gateway_anyio handler", 1.00, sync, anyio),
+            ("gateway_sync handler (worker thread) / its events()", 0.50, sync, sync_stream),
+            ("core alone / in-memory floor", 0.90, core, floor),
+        ]
+        for label, target, a, b in checks:
+            rows.append(_ratio_row(r, label, target, a, b))
+    sustained = next((s.data for s in steps if s.key == "sustained" and s.data), None)
+    if sustained and len(sustained["samples"]) > 2:
+        samples, rate = sustained["samples"], sustained["rate"]
+        elapsed = samples[-1][0]
+        achieved = (samples[-1][1] - samples[0][1]) / elapsed
+        window = min(60.0, sustained["seconds"] / 3)
+        first = statistics.mean(
+            [s[2] for s in samples[1:] if s[0] <= window + 0.5] or [samples[1][2]]
+        )
+        last = statistics.mean(
+            [s[2] for s in samples[1:] if s[0] >= elapsed - window - 0.5] or [samples[-1][2]]
+        )
+        change = (last - first) / first
+        rows.append(
+            [
+                "sustained: events/s achieved / asked",
+                ">= 0.98x",
+                f"{achieved / rate:.2f}x ({achieved:,.0f}/s)",
+                "yes" if achieved >= 0.98 * rate else "no",
+            ]
+        )
+        rows.append(
+            [
+                f"sustained: RSS, last {window:.0f} s against first {window:.0f} s",
+                "flat (within 5 %)",
+                f"{first / 1e6:.1f} -> {last / 1e6:.1f} MB ({change:+.1%})",
+                "yes" if abs(change) <= 0.05 else "no",
+            ]
+        )
+    if not rows:
+        return ["(no figures to summarise)"]
+    lines = ["| measure | target | min / median / max | met (median) |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in rows]
+    lines.append("")
+    lines.append(
+        "Idle shards: see their section below (targets: gateway_anyio x 1,000 <= 0.5 % of "
+        "a core and <= 100 KB RSS per shard; gateway_sync x 500 <= 1 % of a core)."
+    )
+    return lines
+
+
+def report(
+    args: argparse.Namespace, steps: list[Step], started: str, machine: list[str], wall: float
+) -> str:
+    """The whole report, Markdown."""
+    commit = "unknown"
+    with contextlib.suppress(OSError, subprocess.CalledProcessError):
+        commit = subprocess.run(
+            ["git", "-C", str(HERE), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    mode = "--quick (a check that everything runs; do not publish)" if args.quick else "full"
+    out = [
+        f"# Benchmark report: scripts/bench.sh, {mode}",
+        "",
+        f"started {started}, wall time {wall / 60:.1f} min, commit {commit}",
+        "",
+        *(f"- {line}" for line in machine),
+        f"- also: trio {_version('trio')}",
+        f"- load average at end: {_load()}",
+        "",
+        "## Summary against issue 12's targets",
+        "",
+        *summary(steps),
+    ]
+    for i, step in enumerate(steps, start=1):
+        out += ["", f"## {i}. {step.title}", ""]
+        if step.skip:
+            out.append(f"skipped: {step.skip}")
+            continue
+        shown = step.argv[: step.argv.index("--json")] if "--json" in step.argv else step.argv
+        command = " ".join(
+            "python" if a == sys.executable else os.path.relpath(a) if "/" in a else a
+            for a in shown
+        )
+        status = "" if step.code == 0 else f", FAILED (exit {step.code})"
+        out += [
+            f"`{command}`: {step.seconds:.0f} s, load average {step.load[0]} before, "
+            f"{step.load[1]} after{status}",
+            "",
+            "```",
+            step.output.rstrip(),
+            "```",
+        ]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a few-minute version of every step")
+    parser.add_argument(
+        "--only",
+        default=",".join(STEPS),
+        help=f"comma-separated steps to run, from {', '.join(STEPS)} (default: all)",
+    )
+    parser.add_argument(
+        "--sustained-seconds",
+        type=float,
+        default=0,
+        help="length of the sustained run (default 300, 60 with --quick)",
+    )
+    parser.add_argument("--out", help="write the report here too (default: benchmarks/.data/)")
+    args = parser.parse_args(argv)
+    args.only = {w.strip() for w in args.only.split(",") if w.strip()}
+    if args.only - set(STEPS):
+        parser.error(f"unknown step(s): {', '.join(sorted(args.only - set(STEPS)))}")
+
+    started = time.strftime("%Y-%m-%d %H:%M:%S %z")
+    machine = machine_details()  # with the load average before anything runs
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench_all_") as scratch:
+        steps = plan(args, Path(scratch))
+        for step in steps:
+            run(step, Path(scratch))
+    text = report(args, steps, started, machine, time.perf_counter() - t0)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out or HERE / ".data" / f"report-{stamp}{'-quick' if args.quick else ''}.md")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    print(text)
+    print(f"(report saved to {out})", file=sys.stderr)
+    return 0 if all(s.code in (0, None) for s in steps) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
