@@ -10,8 +10,10 @@ Four things, all deterministic:
   and ``encoding=json``: HELLO then READY then the dispatches, compact JSON, one
   zlib deflate context for the whole connection, each message ended by a
   ``Z_SYNC_FLUSH`` (``00 00 ff ff``), each message one unmasked binary WebSocket
-  frame. Every client reads these exact bytes.
-* ``python benchmarks/_replay.py serve DATAFILE``: a replay gateway in its own
+  frame. Every client reads these exact bytes. ``compression="zstd-stream"``: one
+  zstd compressor instead, one flushed block per message; the frame is ended with
+  the last message, so later ACKs go out as frames of their own (PROTOCOL.md 9.3).
+* ``python benchmarks/_replay.py serve DATAFILE [COMPRESSION]``: a replay gateway in its own
   process (so its cost never lands on the client's core). Per connection: WebSocket
   handshake (wsproto, server side), HELLO, wait for IDENTIFY (op 2), then the whole
   pre-built READY + dispatch byte string in one ``sendall``. Heartbeats that come
@@ -34,7 +36,7 @@ import sys
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -81,6 +83,17 @@ class Stream:
     frames: list[bytes]
     payload_bytes: int
     deflate_after: Any = None
+    compression: str = "zlib-stream"
+
+    def later_messages(self) -> Callable[[bytes], bytes]:
+        """One connection's compressor for messages after the stream (heartbeat ACKs)."""
+        if self.compression == "zstd-stream":
+            import zstandard
+
+            # The stream's frame ended with its last message: each one a frame of its own.
+            return zstandard.ZstdCompressor().compress
+        deflate = self.deflate_after.copy()
+        return lambda raw: deflate.compress(raw) + deflate.flush(zlib.Z_SYNC_FLUSH)
 
     @property
     def hello_frame(self) -> bytes:
@@ -108,8 +121,8 @@ def ws_binary_frame(payload: bytes) -> bytes:
     return head + payload
 
 
-def encode_stream(session: list[tuple[str, Any]]) -> Stream:
-    """Encode ``session`` as HELLO + READY + dispatches on one zlib-stream."""
+def encode_stream(session: list[tuple[str, Any]], compression: str = "zlib-stream") -> Stream:
+    """Encode ``session`` as HELLO + READY + dispatches on one zlib-stream (or zstd-stream)."""
     deflate = zlib.compressobj()
     hello = {"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}, "s": None, "t": None}
     raw = [_dumps(hello)]
@@ -117,14 +130,23 @@ def encode_stream(session: list[tuple[str, Any]]) -> Stream:
         _dumps({"op": 0, "t": name, "s": seq, "d": data})
         for seq, (name, data) in enumerate(session, start=1)
     ]
-    messages = [deflate.compress(r) + deflate.flush(zlib.Z_SYNC_FLUSH) for r in raw]
-    assert all(m.endswith(_SYNC_FLUSH) for m in messages)
+    if compression == "zstd-stream":
+        import zstandard
+
+        zstd = zstandard.ZstdCompressor().compressobj()
+        block = zstandard.COMPRESSOBJ_FLUSH_BLOCK
+        messages = [zstd.compress(r) + zstd.flush(block) for r in raw[:-1]]
+        messages.append(zstd.compress(raw[-1]) + zstd.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH))
+    else:
+        messages = [deflate.compress(r) + deflate.flush(zlib.Z_SYNC_FLUSH) for r in raw]
+        assert all(m.endswith(_SYNC_FLUSH) for m in messages)
     return Stream(
         names=[name for name, _ in session],
         messages=messages,
         frames=[ws_binary_frame(m) for m in messages],
         payload_bytes=sum(len(r) for r in raw[1:]),
         deflate_after=deflate,
+        compression=compression,
     )
 
 
@@ -140,7 +162,7 @@ def _serve_one(sock: socket.socket, stream: Stream) -> None:
     import wsproto.events as wse
 
     ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
-    deflate = stream.deflate_after.copy()
+    compress = stream.later_messages()
     identified = False
     text: list[str] = []
     binary: list[bytes] = []
@@ -173,18 +195,15 @@ def _serve_one(sock: socket.socket, stream: Stream) -> None:
                     sock.sendall(stream.body)
                 elif op == 1 and identified:
                     ack = _dumps({"op": 11, "d": None, "s": None, "t": None})
-                    frame = ws_binary_frame(
-                        deflate.compress(ack) + deflate.flush(zlib.Z_SYNC_FLUSH)
-                    )
-                    sock.sendall(frame)
+                    sock.sendall(ws_binary_frame(compress(ack)))
         if not data:
             return
 
 
-def _serve(path: str) -> None:
+def _serve(path: str, compression: str) -> None:
     with open(path, encoding="utf-8") as f:
         session = [(str(name), data) for name, data in json.load(f)]
-    stream = encode_stream(session)
+    stream = encode_stream(session, compression)
     assert stream.body  # build the bytes once, before anyone connects
     listener = socket.create_server(("127.0.0.1", 0))
     print(listener.getsockname()[1], stream.digest(), flush=True)
@@ -217,7 +236,13 @@ class ReplayServer:
         path = Path(self._dir.name) / "session.json"
         path.write_text(json.dumps(session), encoding="utf-8")
         self._proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "serve", str(path)],
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "serve",
+                str(path),
+                stream.compression,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -263,6 +288,6 @@ def iter_chunks(data: bytes, size: int) -> Iterator[bytes]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "serve":
-        sys.exit("usage: python benchmarks/_replay.py serve SESSION.json")
-    _serve(sys.argv[2])
+    if len(sys.argv) not in (3, 4) or sys.argv[1] != "serve":
+        sys.exit("usage: python benchmarks/_replay.py serve SESSION.json [COMPRESSION]")
+    _serve(sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else "zlib-stream")

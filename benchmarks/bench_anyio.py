@@ -19,6 +19,8 @@ contender: the 101 answer and HELLO, and after the client's IDENTIFY the rest in
 ``sendall``. The clock runs from READY to the last dispatch, as seen by the client.
 
 Run: ``.venv/bin/python benchmarks/bench_anyio.py [--events N] [--repeat R] [--only WORDS]``.
+``--compression zstd-stream`` serves the same session with zstd-stream instead
+(every contender, and the floors, then inflate with zstandard).
 """
 
 from __future__ import annotations
@@ -85,7 +87,17 @@ class _Tally:
         return _span(self.ready, self.last, self.n, self.total)
 
 
-def bare(url: str, total: int, names: list[str]) -> Result:
+def _decompressor(compression: str) -> Callable[[bytes], bytes]:
+    """A fresh inflate context's ``decompress`` for one connection's messages."""
+    if compression == "zstd-stream":
+        import zstandard
+
+        decompressobj = zstandard.ZstdDecompressor().decompressobj
+        return decompressobj(read_across_frames=True).decompress
+    return zlib.decompressobj().decompress
+
+
+def bare(url: str, total: int, names: list[str], compression: str = "zlib-stream") -> Result:
     import asyncio
 
     import orjson
@@ -95,7 +107,9 @@ def bare(url: str, total: int, names: list[str]) -> Result:
 
     async def session() -> Result:
         async with connect(url, compression=None, max_size=None) as ws:
-            decompress = zlib.decompressobj().decompress
+            decompress = _decompressor(compression)
+            # zstd-stream: every message is one whole payload (no suffix to wait for).
+            suffix = b"" if compression == "zstd-stream" else _SYNC
             buffer = b""
             n, t_ready, t_last = 0, _ZERO, _ZERO
             hello = await ws.recv()
@@ -106,7 +120,7 @@ def bare(url: str, total: int, names: list[str]) -> Result:
                 message = await ws.recv()
                 assert isinstance(message, bytes)
                 buffer += message
-                if not buffer.endswith(_SYNC):
+                if not buffer.endswith(suffix):
                     continue
                 payload = orjson.loads(decompress(buffer))
                 buffer = b""
@@ -120,13 +134,28 @@ def bare(url: str, total: int, names: list[str]) -> Result:
     return asyncio.run(session())
 
 
-def shard(url: str, total: int, names: list[str], *, backend: str, stream: bool) -> Result:
+def shard(
+    url: str,
+    total: int,
+    names: list[str],
+    *,
+    backend: str,
+    stream: bool,
+    compression: str = "zlib-stream",
+) -> Result:
     import anyio
 
     from gateway_anyio import GatewayEvent, Shard
 
     async def session() -> Result:
-        sh = Shard(TOKEN, intents=513, url=url, max_buffer=total + 100, rng=random.Random(0))
+        sh = Shard(
+            TOKEN,
+            intents=513,
+            url=url,
+            max_buffer=total + 100,
+            rng=random.Random(0),
+            compression=compression,  # type: ignore[arg-type]
+        )
         done = anyio.Event()
         tally = _Tally(total, done.set)
         hook: Callable[[GatewayEvent], None] = tally.hook
@@ -154,13 +183,22 @@ def shard(url: str, total: int, names: list[str], *, backend: str, stream: bool)
     return result
 
 
-def sync_shard(url: str, total: int, names: list[str], *, stream: bool) -> Result:
+def sync_shard(
+    url: str, total: int, names: list[str], *, stream: bool, compression: str = "zlib-stream"
+) -> Result:
     """One ``gateway_sync`` shard: its I/O thread, and a handler thread or an iterator."""
     import threading
 
     from gateway_sync import GatewayEvent, Shard
 
-    sh = Shard(TOKEN, intents=513, url=url, max_buffer=total + 100, rng=random.Random(0))
+    sh = Shard(
+        TOKEN,
+        intents=513,
+        url=url,
+        max_buffer=total + 100,
+        rng=random.Random(0),
+        compression=compression,  # type: ignore[arg-type]
+    )
     done = threading.Event()
     tally = _Tally(total, done.set)
     hook: Callable[[GatewayEvent], None] = tally.hook
@@ -184,11 +222,11 @@ def sync_shard(url: str, total: int, names: list[str], *, stream: bool) -> Resul
     return tally.result()
 
 
-def floor(messages: list[bytes], total: int) -> Result:
+def floor(messages: list[bytes], total: int, compression: str = "zlib-stream") -> Result:
     """The in-memory floor: inflate + ``orjson.loads`` per message, nothing else."""
     import orjson
 
-    decompress = zlib.decompressobj().decompress
+    decompress = _decompressor(compression)
     loads = orjson.loads
     loads(decompress(messages[0]))  # HELLO, before the clock as for the others
     n, t_ready = 0, _ZERO
@@ -200,13 +238,18 @@ def floor(messages: list[bytes], total: int) -> Result:
     return _span(t_ready, _now(), n, total)
 
 
-def core_alone(hello: bytes, rest: bytes, total: int) -> Result:
+def core_alone(hello: bytes, rest: bytes, total: int, compression: str = "zlib-stream") -> Result:
     """The same bytes fed to ``GatewayConnection`` in 64 KiB reads: no sockets, no loop."""
     from gateway_proto.config import ShardConfig
     from gateway_proto.connection import GatewayConnection
     from gateway_proto.events import Dispatch, IdentifyNeeded
 
-    config = ShardConfig(token=TOKEN, intents=513, url="ws://127.0.0.1/")
+    config = ShardConfig(
+        token=TOKEN,
+        intents=513,
+        url="ws://127.0.0.1/",
+        compression=compression,  # type: ignore[arg-type]
+    )
     conn = GatewayConnection(config, rng=random.Random(0))
     conn.connect(0.0)
     request = conn.data_to_send()
@@ -245,32 +288,39 @@ def main(argv: list[str] | None = None) -> int:
         help="comma-separated words; run only the contenders whose names contain one "
         "(the floor always runs)",
     )
+    parser.add_argument(
+        "--compression",
+        choices=("zlib-stream", "zstd-stream"),
+        default="zlib-stream",
+        help="transport compression of the served stream (default zlib-stream)",
+    )
     args = parser.parse_args(argv)
+    z = args.compression
 
     session, source = load_corpus(seed=0, guilds=20, members_per_guild=200, events=args.events)
-    stream = encode_stream(session)
+    stream = encode_stream(session, z)
     hello, rest = stream.hello_frame, stream.body
     total, names = len(stream.names), sorted(set(stream.names))
     with ReplayServer(session, stream) as server:
         url = server.url + "/"
         contenders: dict[str, Callable[[], Result]] = {
-            FLOOR: lambda: floor(stream.messages, total),
-            "core alone, no I/O (GatewayConnection)": lambda: core_alone(hello, rest, total),
-            "bare websockets + zlib + orjson (asyncio)": lambda: bare(url, total, names),
+            FLOOR: lambda: floor(stream.messages, total, z),
+            "core alone, no I/O (GatewayConnection)": lambda: core_alone(hello, rest, total, z),
+            "bare websockets + zlib + orjson (asyncio)": lambda: bare(url, total, names, z),
             "gateway_anyio Shard, handler (asyncio)": lambda: shard(
-                url, total, names, backend="asyncio", stream=False
+                url, total, names, backend="asyncio", stream=False, compression=z
             ),
             "gateway_anyio Shard, events() (asyncio)": lambda: shard(
-                url, total, names, backend="asyncio", stream=True
+                url, total, names, backend="asyncio", stream=True, compression=z
             ),
             "gateway_anyio Shard, handler (trio)": lambda: shard(
-                url, total, names, backend="trio", stream=False
+                url, total, names, backend="trio", stream=False, compression=z
             ),
             "gateway_sync Shard, handler (thread)": lambda: sync_shard(
-                url, total, names, stream=False
+                url, total, names, stream=False, compression=z
             ),
             "gateway_sync Shard, events() (thread)": lambda: sync_shard(
-                url, total, names, stream=True
+                url, total, names, stream=True, compression=z
             ),
         }
         words = [w for w in args.only.split(",") if w]
@@ -289,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                 cpu[name].append(cpu_seconds / count * 1e6)
     size = len(hello) + len(rest)
     print(
-        f"stream: {total} dispatches, {size / 1e6:.1f} MB zlib-stream JSON, from {source} "
+        f"stream: {total} dispatches, {size / 1e6:.1f} MB {z} JSON, from {source} "
         f"(digest {stream.digest()})"
     )
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")

@@ -407,6 +407,13 @@ class Wire:
         # it holds part of a payload, messages must go through feed().
         z_pending = bytearray() if zlib_stream is None else zlib_stream.pending
         inflate = None if self._inflater is None else self._inflater.feed
+        # zstd-stream: a message short enough for one decompress call (nearly all)
+        # is inflated here, as ZstdStreamInflater.feed would; longer ones go to feed.
+        zstd = self._inflater if isinstance(self._inflater, ZstdStreamInflater) else None
+        zstd_decompress = None if zstd is None else zstd.decompress
+        zstd_one_slice = 0 if zstd is None else zstd.one_slice
+        inflate_error = self._inflate_error
+        corrupt = self._corrupt
         loads = self._loads
         decode = self._codec.decode
         careful = self._next_careful
@@ -463,6 +470,13 @@ class Wire:
                                 raise _zlib_error(exc) from None
                             if len(message) > max_size or not message:
                                 zlib_stream.check(message)  # type: ignore[union-attr]
+                        elif zstd_decompress is not None and length <= zstd_one_slice:
+                            try:
+                                message = zstd_decompress(message)
+                            except inflate_error as exc:
+                                raise corrupt(exc) from None  # type: ignore[misc]
+                            if len(message) > max_size:
+                                zstd.refuse(len(message))  # type: ignore[union-attr]
                         else:
                             inflated = inflate(message)
                             if inflated is None:

@@ -161,7 +161,7 @@ class ZstdStreamInflater:
 
     """
 
-    __slots__ = ("_one_slice", "decompress", "error", "max_size")
+    __slots__ = ("decompress", "error", "max_size", "one_slice")
 
     def __init__(self, max_size: int) -> None:
         zstandard = _import_zstandard()
@@ -170,7 +170,8 @@ class ZstdStreamInflater:
         self.decompress: Any = (
             zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress
         )
-        self._one_slice = 3 * (max_size // _ZSTD_BLOCK) + 2
+        #: The longest message decompressed in one call (see the class docstring).
+        self.one_slice = 3 * (max_size // _ZSTD_BLOCK) + 2
         #: What ``decompress`` raises on corrupt input (see :meth:`corrupt`).
         self.error: type[Exception] = zstandard.ZstdError
 
@@ -187,7 +188,7 @@ class ZstdStreamInflater:
         if size > cap:
             raise _too_large("a compressed message", size, cap)
         try:
-            if size <= self._one_slice:
+            if size <= self.one_slice:
                 out: bytes = self.decompress(data)
             else:
                 out = self._sliced(data)

@@ -336,7 +336,7 @@ def test_missing_zstandard_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
 def test_a_bomb_through_the_wire_is_refused_within_the_cap(kind: str) -> None:
     """Both wire paths stop inflating about one block past the cap: the bomb is 64x it."""
     (bomb,) = _compressed(kind, [b"\x00" * (64 * CAP)])
-    wire, out = open_wire(make_config(compression=kind, max_message_size=CAP))
+    wire, _ = open_wire(make_config(compression=kind, max_message_size=CAP))
     wire.feed(server_frame(0x2, bomb))
     tracemalloc.start()
     try:
