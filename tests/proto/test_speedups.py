@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from gateway_proto import _wire
 from gateway_proto._wire import PeerClosed, Wire, WireFailed
 from gateway_proto.codecs import _envelope
+from gateway_proto.compression import PayloadInflater, ZlibStreamInflater
 from gateway_proto.events import Dispatch
 
 from ._wire_helpers import (
@@ -445,6 +446,15 @@ def test_scanner_distrusts_its_settable_state() -> None:
         Scanner(json.loads, _envelope, _reraise, 4096, True, False, zlib_stream=not_a_bytearray)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_size"):
         Scanner(json.loads, _envelope, _reraise, -1, False, False)
+    with pytest.raises(ValueError, match="at most one"):
+        Scanner(
+            json.loads, _envelope, _reraise, 4096, True, False,
+            zlib_stream=ZlibStreamInflater(4096), payload=PayloadInflater(4096),
+        )
+    with pytest.raises(AttributeError):
+        Scanner(json.loads, _envelope, _reraise, 4096, True, False, zstd_stream=object())  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        Scanner(json.loads, _envelope, _reraise, 4096, True, False, payload=object())  # type: ignore[arg-type]
 
 
 def test_a_scanner_whose_init_never_ran_takes_nothing() -> None:
