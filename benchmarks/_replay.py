@@ -10,8 +10,10 @@ Four things, all deterministic:
   and ``encoding=json``: HELLO then READY then the dispatches, compact JSON, one
   zlib deflate context for the whole connection, each message ended by a
   ``Z_SYNC_FLUSH`` (``00 00 ff ff``), each message one unmasked binary WebSocket
-  frame. Every client reads these exact bytes.
-* ``python benchmarks/_replay.py serve DATAFILE``: a replay gateway in its own
+  frame. Every client reads these exact bytes. ``compression="zstd-stream"``: one
+  zstd compressor instead, one flushed block per message; the frame is ended with
+  the last message, so later ACKs go out as frames of their own (PROTOCOL.md 9.3).
+* ``python benchmarks/_replay.py serve DATAFILE [COMPRESSION]``: a replay gateway in its own
   process (so its cost never lands on the client's core). Per connection: WebSocket
   handshake (wsproto, server side), HELLO, wait for IDENTIFY (op 2), then the whole
   pre-built READY + dispatch byte string in one ``sendall``. Heartbeats that come
@@ -45,7 +47,7 @@ import tempfile
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -92,6 +94,17 @@ class Stream:
     frames: list[bytes]
     payload_bytes: int
     deflate_after: Any = None
+    compression: str = "zlib-stream"
+
+    def later_messages(self) -> Callable[[bytes], bytes]:
+        """One connection's compressor for messages after the stream (heartbeat ACKs)."""
+        if self.compression == "zstd-stream":
+            import zstandard
+
+            # The stream's frame ended with its last message: each one a frame of its own.
+            return zstandard.ZstdCompressor().compress
+        deflate = self.deflate_after.copy()
+        return lambda raw: deflate.compress(raw) + deflate.flush(zlib.Z_SYNC_FLUSH)
 
     @property
     def hello_frame(self) -> bytes:
@@ -119,8 +132,8 @@ def ws_binary_frame(payload: bytes) -> bytes:
     return head + payload
 
 
-def encode_stream(session: list[tuple[str, Any]]) -> Stream:
-    """Encode ``session`` as HELLO + READY + dispatches on one zlib-stream."""
+def encode_stream(session: list[tuple[str, Any]], compression: str = "zlib-stream") -> Stream:
+    """Encode ``session`` as HELLO + READY + dispatches on one zlib-stream (or zstd-stream)."""
     deflate = zlib.compressobj()
     hello = {"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}, "s": None, "t": None}
     raw = [_dumps(hello)]
@@ -128,14 +141,23 @@ def encode_stream(session: list[tuple[str, Any]]) -> Stream:
         _dumps({"op": 0, "t": name, "s": seq, "d": data})
         for seq, (name, data) in enumerate(session, start=1)
     ]
-    messages = [deflate.compress(r) + deflate.flush(zlib.Z_SYNC_FLUSH) for r in raw]
-    assert all(m.endswith(_SYNC_FLUSH) for m in messages)
+    if compression == "zstd-stream":
+        import zstandard
+
+        zstd = zstandard.ZstdCompressor().compressobj()
+        block = zstandard.COMPRESSOBJ_FLUSH_BLOCK
+        messages = [zstd.compress(r) + zstd.flush(block) for r in raw[:-1]]
+        messages.append(zstd.compress(raw[-1]) + zstd.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH))
+    else:
+        messages = [deflate.compress(r) + deflate.flush(zlib.Z_SYNC_FLUSH) for r in raw]
+        assert all(m.endswith(_SYNC_FLUSH) for m in messages)
     return Stream(
         names=[name for name, _ in session],
         messages=messages,
         frames=[ws_binary_frame(m) for m in messages],
         payload_bytes=sum(len(r) for r in raw[1:]),
         deflate_after=deflate,
+        compression=compression,
     )
 
 
@@ -151,7 +173,7 @@ def _serve_one(sock: socket.socket, stream: Stream) -> None:
     import wsproto.events as wse
 
     ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
-    deflate = stream.deflate_after.copy()
+    compress = stream.later_messages()
     identified = False
     text: list[str] = []
     binary: list[bytes] = []
@@ -184,10 +206,7 @@ def _serve_one(sock: socket.socket, stream: Stream) -> None:
                     sock.sendall(stream.body)
                 elif op == 1 and identified:
                     ack = _dumps({"op": 11, "d": None, "s": None, "t": None})
-                    frame = ws_binary_frame(
-                        deflate.compress(ack) + deflate.flush(zlib.Z_SYNC_FLUSH)
-                    )
-                    sock.sendall(frame)
+                    sock.sendall(ws_binary_frame(compress(ack)))
         if not data:
             return
 
@@ -282,10 +301,10 @@ def _serve_paced(sock: socket.socket, session: list[tuple[str, Any]], rate: floa
             sock.sendall(frames)
 
 
-def _serve(path: str, rate: float | None = None) -> None:
+def _serve(path: str, compression: str, rate: float | None = None) -> None:
     with open(path, encoding="utf-8") as f:
         session = [(str(name), data) for name, data in json.load(f)]
-    stream = encode_stream(session)
+    stream = encode_stream(session, compression)
     assert stream.body  # build the bytes once, before anyone connects
     listener = socket.create_server(("127.0.0.1", 0))
     print(listener.getsockname()[1], stream.digest(), flush=True)
@@ -326,7 +345,12 @@ class ReplayServer:
         self._dir = tempfile.TemporaryDirectory(prefix="bench_replay_")
         path = Path(self._dir.name) / "session.json"
         path.write_text(json.dumps(session), encoding="utf-8")
-        command = ["serve", str(path)] if rate is None else ["serve-paced", str(path), str(rate)]
+        if rate is None:
+            command = ["serve", str(path), stream.compression]
+        elif stream.compression == "zlib-stream":
+            command = ["serve-paced", str(path), str(rate)]
+        else:
+            raise ValueError("the paced server speaks zlib-stream only")
         self._proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), *command],
             stdin=subprocess.PIPE,
@@ -375,8 +399,11 @@ def iter_chunks(data: bytes, size: int) -> Iterator[bytes]:
 
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "serve-paced":
-        _serve(sys.argv[2], float(sys.argv[3]))
-    elif len(sys.argv) != 3 or sys.argv[1] != "serve":
-        sys.exit("usage: python benchmarks/_replay.py serve SESSION.json")
+        _serve(sys.argv[2], "zlib-stream", float(sys.argv[3]))
+    elif len(sys.argv) not in (3, 4) or sys.argv[1] != "serve":
+        sys.exit(
+            "usage: python benchmarks/_replay.py serve SESSION.json [COMPRESSION]\n"
+            "       python benchmarks/_replay.py serve-paced SESSION.json RATE"
+        )
     else:
-        _serve(sys.argv[2])
+        _serve(sys.argv[2], sys.argv[3] if len(sys.argv) == 4 else "zlib-stream")

@@ -27,6 +27,9 @@ The order of the rows rotates every round, so that no one always runs first.
 
 Run: ``.venv/bin/python benchmarks/bench_anyio.py [--events N] [--repeat R] [--only WORDS]``,
 or ``scripts/bench.sh``, which runs it in the peers venv with everything else.
+``--compression zstd-stream`` serves the same session with zstd-stream instead
+(every contender, and the floors, then inflate with zstandard; the peers' rows,
+which read zlib-stream only, print ``n/a``).
 """
 
 from __future__ import annotations
@@ -98,7 +101,17 @@ class _Tally:
         return _span(self.ready, self.last, self.n, self.total)
 
 
-def bare(url: str, total: int, names: list[str]) -> Result:
+def _decompressor(compression: str) -> Callable[[bytes | bytearray], bytes]:
+    """A fresh inflate context's ``decompress`` for one connection's messages."""
+    if compression == "zstd-stream":
+        import zstandard
+
+        decompressobj = zstandard.ZstdDecompressor().decompressobj
+        return decompressobj(read_across_frames=True).decompress
+    return zlib.decompressobj().decompress
+
+
+def bare(url: str, total: int, names: list[str], compression: str = "zlib-stream") -> Result:
     import asyncio
 
     import orjson
@@ -108,7 +121,9 @@ def bare(url: str, total: int, names: list[str]) -> Result:
 
     async def session() -> Result:
         async with connect(url, compression=None, max_size=None) as ws:
-            decompress = zlib.decompressobj().decompress
+            decompress = _decompressor(compression)
+            # zstd-stream: every message is one whole payload (no suffix to wait for).
+            suffix = b"" if compression == "zstd-stream" else _SYNC
             buffer = b""
             n, t_ready, t_last = 0, _ZERO, _ZERO
             hello = await ws.recv()
@@ -119,7 +134,7 @@ def bare(url: str, total: int, names: list[str]) -> Result:
                 message = await ws.recv()
                 assert isinstance(message, bytes)
                 buffer += message
-                if not buffer.endswith(_SYNC):
+                if not buffer.endswith(suffix):
                     continue
                 payload = orjson.loads(decompress(buffer))
                 buffer = b""
@@ -133,7 +148,9 @@ def bare(url: str, total: int, names: list[str]) -> Result:
     return asyncio.run(session())
 
 
-def bare_protocol(url: str, total: int, names: list[str]) -> Result:
+def bare_protocol(
+    url: str, total: int, names: list[str], compression: str = "zlib-stream"
+) -> Result:
     """A hand-written frame reader in an ``asyncio.Protocol``: the floor for a driver over asyncio.
 
     No streams, no tasks per read: ``data_received`` parses the server's unmasked
@@ -156,7 +173,7 @@ def bare_protocol(url: str, total: int, names: list[str]) -> Result:
     class Reader(asyncio.Protocol):
         def __init__(self, done: asyncio.Future[Result]) -> None:
             self.done, self.buffer, self.upgraded = done, bytearray(), False
-            self.decompress, self.loads = zlib.decompressobj().decompress, orjson.loads
+            self.decompress, self.loads = _decompressor(compression), orjson.loads
             self.n, self.t_ready = 0, _ZERO
             self.transport: asyncio.Transport | None = None
 
@@ -209,13 +226,28 @@ def bare_protocol(url: str, total: int, names: list[str]) -> Result:
     return asyncio.run(session())
 
 
-def shard(url: str, total: int, names: list[str], *, backend: str, stream: bool) -> Result:
+def shard(
+    url: str,
+    total: int,
+    names: list[str],
+    *,
+    backend: str,
+    stream: bool,
+    compression: str = "zlib-stream",
+) -> Result:
     import anyio
 
     from gateway_anyio import GatewayEvent, Shard
 
     async def session() -> Result:
-        sh = Shard(TOKEN, intents=513, url=url, max_buffer=total + 100, rng=random.Random(0))
+        sh = Shard(
+            TOKEN,
+            intents=513,
+            url=url,
+            max_buffer=total + 100,
+            rng=random.Random(0),
+            compression=compression,  # type: ignore[arg-type]
+        )
         done = anyio.Event()
         tally = _Tally(total, done.set)
         hook: Callable[[GatewayEvent], None] = tally.hook
@@ -243,13 +275,22 @@ def shard(url: str, total: int, names: list[str], *, backend: str, stream: bool)
     return result
 
 
-def sync_shard(url: str, total: int, names: list[str], *, stream: bool) -> Result:
+def sync_shard(
+    url: str, total: int, names: list[str], *, stream: bool, compression: str = "zlib-stream"
+) -> Result:
     """One ``gateway_sync`` shard: its I/O thread, and a handler thread or an iterator."""
     import threading
 
     from gateway_sync import GatewayEvent, Shard
 
-    sh = Shard(TOKEN, intents=513, url=url, max_buffer=total + 100, rng=random.Random(0))
+    sh = Shard(
+        TOKEN,
+        intents=513,
+        url=url,
+        max_buffer=total + 100,
+        rng=random.Random(0),
+        compression=compression,  # type: ignore[arg-type]
+    )
     done = threading.Event()
     tally = _Tally(total, done.set)
     hook: Callable[[GatewayEvent], None] = tally.hook
@@ -273,11 +314,11 @@ def sync_shard(url: str, total: int, names: list[str], *, stream: bool) -> Resul
     return tally.result()
 
 
-def floor(messages: list[bytes], total: int) -> Result:
+def floor(messages: list[bytes], total: int, compression: str = "zlib-stream") -> Result:
     """The in-memory floor: inflate + ``orjson.loads`` per message, nothing else."""
     import orjson
 
-    decompress = zlib.decompressobj().decompress
+    decompress = _decompressor(compression)
     loads = orjson.loads
     loads(decompress(messages[0]))  # HELLO, before the clock as for the others
     n, t_ready = 0, _ZERO
@@ -289,13 +330,18 @@ def floor(messages: list[bytes], total: int) -> Result:
     return _span(t_ready, _now(), n, total)
 
 
-def core_alone(hello: bytes, rest: bytes, total: int) -> Result:
+def core_alone(hello: bytes, rest: bytes, total: int, compression: str = "zlib-stream") -> Result:
     """The same bytes fed to ``GatewayConnection`` in 64 KiB reads: no sockets, no loop."""
     from gateway_proto.config import ShardConfig
     from gateway_proto.connection import GatewayConnection
     from gateway_proto.events import Dispatch, IdentifyNeeded
 
-    config = ShardConfig(token=TOKEN, intents=513, url="ws://127.0.0.1/")
+    config = ShardConfig(
+        token=TOKEN,
+        intents=513,
+        url="ws://127.0.0.1/",
+        compression=compression,  # type: ignore[arg-type]
+    )
     conn = GatewayConnection(config, rng=random.Random(0))
     conn.connect(0.0)
     request = conn.data_to_send()
@@ -345,34 +391,45 @@ def contenders(
     stream: Stream, url: str, total: int, names: list[str]
 ) -> dict[str, Callable[[], Callable[[], Result]]]:
     """Every row, by name: a ``prepare()`` that returns the runner or raises Unavailable."""
-    hello, rest = stream.hello_frame, stream.body
+    hello, rest, z = stream.hello_frame, stream.body, stream.compression
     peer_url = url.rstrip("/")
+
+    Prepare = Callable[[], Callable[[], Result]]
+
+    def peer(run: Callable[[Stream, str], Callable[[], Result]]) -> Prepare:
+        def prepare() -> Callable[[], Result]:
+            if z != "zlib-stream":
+                raise Unavailable(f"reads zlib-stream only, not {z}")
+            return run(stream, peer_url)
+
+        return prepare
+
     return {
-        FLOOR: _ours(lambda: floor(stream.messages, total), "orjson"),
-        "core alone, no I/O (GatewayConnection)": _ours(lambda: core_alone(hello, rest, total)),
+        FLOOR: _ours(lambda: floor(stream.messages, total, z), "orjson"),
+        "core alone, no I/O (GatewayConnection)": _ours(lambda: core_alone(hello, rest, total, z)),
         "bare websockets + zlib + orjson (asyncio)": _ours(
-            lambda: bare(url, total, names), "websockets", "orjson"
+            lambda: bare(url, total, names, z), "websockets", "orjson"
         ),
         "bare asyncio Protocol + zlib + orjson": _ours(
-            lambda: bare_protocol(url, total, names), "orjson"
+            lambda: bare_protocol(url, total, names, z), "orjson"
         ),
         "gateway_anyio Shard, handler (asyncio)": _ours(
-            lambda: shard(url, total, names, backend="asyncio", stream=False)
+            lambda: shard(url, total, names, backend="asyncio", stream=False, compression=z)
         ),
         "gateway_anyio Shard, events() (asyncio)": _ours(
-            lambda: shard(url, total, names, backend="asyncio", stream=True)
+            lambda: shard(url, total, names, backend="asyncio", stream=True, compression=z)
         ),
         "gateway_anyio Shard, handler (trio)": _ours(
-            lambda: shard(url, total, names, backend="trio", stream=False), "trio"
+            lambda: shard(url, total, names, backend="trio", stream=False, compression=z), "trio"
         ),
         "gateway_sync Shard, handler (thread)": _ours(
-            lambda: sync_shard(url, total, names, stream=False)
+            lambda: sync_shard(url, total, names, stream=False, compression=z)
         ),
         "gateway_sync Shard, events() (thread)": _ours(
-            lambda: sync_shard(url, total, names, stream=True)
+            lambda: sync_shard(url, total, names, stream=True, compression=z)
         ),
-        HIKARI: lambda: loopback_hikari_timed(stream, peer_url),
-        "discord.py 2.x gateway layer (asyncio)": lambda: loopback_discord_timed(stream, peer_url),
+        HIKARI: peer(loopback_hikari_timed),
+        "discord.py 2.x gateway layer (asyncio)": peer(loopback_discord_timed),
     }
 
 
@@ -394,11 +451,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--json", metavar="PATH", help="also write every round's events/s and CPU/event here"
     )
+    parser.add_argument(
+        "--compression",
+        choices=("zlib-stream", "zstd-stream"),
+        default="zlib-stream",
+        help="transport compression of the served stream (default zlib-stream)",
+    )
     args = parser.parse_args(argv)
 
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     session, source = load_corpus(seed=0, guilds=20, members_per_guild=200, events=args.events)
-    stream = encode_stream(session)
+    stream = encode_stream(session, args.compression)
     total, names = len(stream.names), sorted(set(stream.names))
     unavailable: dict[str, str] = {}
     with ReplayServer(session, stream) as server:
@@ -432,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
                     cpu[name].append(cpu_seconds / count * 1e6)
     size = len(stream.hello_frame) + len(stream.body)
     print(
-        f"stream: {total} dispatches, {size / 1e6:.1f} MB zlib-stream JSON, from {source} "
+        f"stream: {total} dispatches, {size / 1e6:.1f} MB {stream.compression} JSON, from {source} "
         f"(digest {stream.digest()})"
     )
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs")

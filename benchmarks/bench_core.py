@@ -7,7 +7,11 @@ READY, one large GUILD_CREATE per guild, then everyday events), encoded as Disco
 sends it: HELLO, then one dispatch per WebSocket message, one deflate context for
 the whole connection (``compress=zlib-stream``), each message ended by a
 ``Z_SYNC_FLUSH``, each message one unmasked binary frame. Frames are pre-built and
-cut into ~64 KiB chunks, as a socket would hand them over.
+cut into ~64 KiB chunks, as a socket would hand them over. ``--compression``
+(repeatable) runs the same rows over ``zstd-stream`` (one zstd context for the
+connection, one flushed block per message, the frame never ended) or ``payload``
+(IDENTIFY ``compress: true``: each message a standalone zlib stream; JSON only)
+instead, or as well; those rows are labelled ``orjson/zstd-stream`` and so on.
 
 Rows, per encoding (JSON with orjson, JSON with stdlib ``json``, ETF with erlpack):
 
@@ -16,7 +20,9 @@ Columns: events/s is the best of N rounds; "vs floor" compares best with best;
 cancels slow drift in the machine's speed and is the steadier of the two.
 
 * ``floor``: a bare loop ``decompressobj().decompress(message)`` + ``loads`` over the
-  same messages, no framing, nothing kept: the ceiling any client can reach.
+  same messages, no framing, nothing kept: the ceiling any client can reach
+  (zstd-stream: zstandard's ``decompressobj``; payload: ``zlib.decompress`` per
+  message, without the size cap a client needs).
 * ``floor, results held``: the same loop, each chunk's results kept alive until the
   next chunk (what any eager ``receive(chunk)`` -> list design pays).
 * ``Wire.receive (eager)``: ``gateway_proto._wire.Wire.receive`` over the chunks
@@ -134,10 +140,43 @@ def frame(payload: bytes) -> bytes:
     return head + payload
 
 
-class Stream:
-    """HELLO + the session, compressed on one zlib stream, framed, chunked."""
+def _compressor(compression: str) -> Callable[[bytes], bytes]:
+    """Compress one message as a server with ``compression`` does."""
+    if compression == "zstd-stream":
+        import zstandard
 
-    def __init__(self, session: list[tuple[str, Any]], encoding: str, chunk: int) -> None:
+        zstd = zstandard.ZstdCompressor().compressobj()
+        block = zstandard.COMPRESSOBJ_FLUSH_BLOCK
+        return lambda raw: zstd.compress(raw) + zstd.flush(block)
+    if compression == "payload":
+        return zlib.compress
+    deflate = zlib.compressobj()
+    return lambda raw: deflate.compress(raw) + deflate.flush(zlib.Z_SYNC_FLUSH)
+
+
+def _decompressor(compression: str) -> Callable[[bytes], bytes]:
+    """The bare decompression of one message, for the floor: a fresh context per connection."""
+    if compression == "zstd-stream":
+        import zstandard
+
+        decompressobj = zstandard.ZstdDecompressor().decompressobj
+        return decompressobj(read_across_frames=True).decompress
+    if compression == "payload":
+        return zlib.decompress
+    return zlib.decompressobj().decompress
+
+
+class Stream:
+    """HELLO + the session, compressed as ``compression`` says, framed, chunked."""
+
+    def __init__(
+        self,
+        session: list[tuple[str, Any]],
+        encoding: str,
+        chunk: int,
+        compression: str = "zlib-stream",
+    ) -> None:
+        self.compression = compression
         if encoding == "etf":
             import erlpack
 
@@ -148,12 +187,12 @@ class Stream:
             def dumps(obj: Any) -> bytes:
                 return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
 
-        deflate = zlib.compressobj()
+        compress = _compressor(compression)
         raw = [dumps(HELLO)] + [
             dumps({"op": 0, "t": name, "s": seq, "d": d})
             for seq, (name, d) in enumerate(session, start=1)
         ]
-        self.messages = [deflate.compress(r) + deflate.flush(zlib.Z_SYNC_FLUSH) for r in raw]
+        self.messages = [compress(r) for r in raw]
         self.events = len(raw) - 1
         self.raw_bytes = sum(len(r) for r in raw)
         self.hello_frame = frame(self.messages[0])
@@ -175,7 +214,7 @@ def floor(stream: Stream, loads: Callable[[bytes], Any]) -> Run:
 
     def run() -> tuple[float, int]:
         t0 = clock()
-        decompress = zlib.decompressobj().decompress
+        decompress = _decompressor(stream.compression)
         n = 0
         for m in messages:
             loads(decompress(m))
@@ -192,7 +231,7 @@ def floor_held(stream: Stream, loads: Callable[[bytes], Any]) -> Run:
 
     def run() -> tuple[float, int]:
         t0 = clock()
-        decompress = zlib.decompressobj().decompress
+        decompress = _decompressor(stream.compression)
         held: list[Any] = []
         n = 0
         for m in messages:
@@ -205,9 +244,13 @@ def floor_held(stream: Stream, loads: Callable[[bytes], Any]) -> Run:
     return run
 
 
-def _config(encoding: str) -> ShardConfig:
+def _config(encoding: str, compression: str) -> ShardConfig:
     return ShardConfig(
-        token=TOKEN, intents=513, url=URL, encoding="etf" if encoding == "etf" else "json"
+        token=TOKEN,
+        intents=513,
+        url=URL,
+        encoding="etf" if encoding == "etf" else "json",
+        compression=compression,  # type: ignore[arg-type]
     )
 
 
@@ -230,7 +273,7 @@ def _configure(w: Wire, encoding: str, use_orjson: bool, c_path: bool) -> None:
 
 
 def wire(stream: Stream, encoding: str, use_orjson: bool) -> Run:
-    config = _config(encoding)
+    config = _config(encoding, stream.compression)
 
     def run() -> tuple[float, int]:
         out = bytearray()
@@ -251,7 +294,7 @@ def wire(stream: Stream, encoding: str, use_orjson: bool) -> Run:
 
 
 def connection(stream: Stream, encoding: str, use_orjson: bool, c_path: bool = True) -> Run:
-    config = _config(encoding)
+    config = _config(encoding, stream.compression)
 
     def run() -> tuple[float, int]:
         conn = GatewayConnection(config, rng=random.Random(0))
@@ -301,8 +344,8 @@ def etf_decoders(stream: Stream, repeat: int) -> list[tuple[str, float]]:
 
     from gateway_proto import _etf
 
-    inflate = zlib.decompressobj()
-    raws = [inflate.decompress(m) for m in stream.messages]
+    inflate = _decompressor(stream.compression)
+    raws = [inflate(m) for m in stream.messages]
     atom = erlpack.Atom
 
     def bare() -> None:
@@ -359,6 +402,12 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=("orjson", "json", "etf"), action="append", help="variants to run"
     )
+    parser.add_argument(
+        "--compression",
+        choices=("zlib-stream", "zstd-stream", "payload"),
+        action="append",
+        help="transport/payload compression of the stream (repeatable; default zlib-stream)",
+    )
     args = parser.parse_args()
 
     import orjson
@@ -373,19 +422,24 @@ def main() -> None:
         print("note: gateway_proto._speedups is not built; the pure-Python wire layer runs\n")
     session, source = load_session(args.guilds, args.members, args.events)
     variants = args.only or ["orjson", "json", "etf"]
+    compressions = args.compression or ["zlib-stream"]
     rows: list[tuple[str, str, Run]] = []
     streams: dict[str, Stream] = {}
-    for variant in variants:
-        encoding = "etf" if variant == "etf" else "json"
-        if encoding not in streams:
-            streams[encoding] = Stream(session, encoding, args.chunk)
-        stream = streams[encoding]
+    for compression, codec in [(c, v) for c in compressions for v in variants]:
+        encoding = "etf" if codec == "etf" else "json"
+        if compression == "payload" and encoding == "etf":
+            continue  # payload compression is JSON-only
+        key = encoding if compression == "zlib-stream" else f"{encoding}/{compression}"
+        if key not in streams:
+            streams[key] = Stream(session, encoding, args.chunk, compression)
+        stream = streams[key]
+        variant = codec if compression == "zlib-stream" else f"{codec}/{compression}"
         loads: Callable[[bytes], Any] = orjson.loads
-        if variant != "orjson":
-            loads = erlpack.unpack if variant == "etf" else json.loads
+        if codec != "orjson":
+            loads = erlpack.unpack if codec == "etf" else json.loads
         rows.append((variant, "floor (decompress + loads)", floor(stream, loads)))
         rows.append((variant, "floor, results held per chunk", floor_held(stream, loads)))
-        use_orjson = variant == "orjson"
+        use_orjson = codec == "orjson"
         rows.append((variant, "Wire.receive (eager)", wire(stream, encoding, use_orjson)))
         rows.append(
             (variant, "GatewayConnection -> Dispatch", connection(stream, encoding, use_orjson))
@@ -428,8 +482,9 @@ def main() -> None:
             f"{sum(map(len, stream.messages)) / 1e6:.1f} MB on the wire"
         )
     print()
+    width = max(8, *(len(variant) for variant, _, _ in rows))
     print(
-        f"{'codec':<8} {'path':<32} {'events':>8} {'events/s':>11} {'vs floor':>9} "
+        f"{'codec':<{width}} {'path':<32} {'events':>8} {'events/s':>11} {'vs floor':>9} "
         f"{'paired':>7} {'vs held':>8}"
     )
     rates = [counts[i] / best[i] for i in range(len(rows))]
@@ -446,7 +501,8 @@ def main() -> None:
             for mine, base in zip(times[i], times[floor_row], strict=True)
         )
         print(
-            f"{variant:<8} {label:<32} {counts[i]:>8} {rate:>11,.0f} {rate / floor_rate:>8.2f}x "
+            f"{variant:<{width}} {label:<32} {counts[i]:>8} {rate:>11,.0f} "
+            f"{rate / floor_rate:>8.2f}x "
             f"{paired:>6.2f}x {rate / held_rate if held_rate else 1.0:>7.2f}x"
         )
     if "etf" in streams:

@@ -4,9 +4,10 @@
  * A Scanner holds the bytes the connection buffered (`data`) and the offset of
  * the next frame (`pos`), as the pure-Python _wire._PlainInput does. Its
  * `next()` takes the frame at `pos` if it is the common case and returns the
- * decoded payload: a whole unmasked FIN text or binary frame, a zlib-stream
- * message that ends with the Z_SYNC_FLUSH suffix while nothing is pending (or no
- * compression), and a JSON (or ETF) payload; op 0 comes back as a Dispatch, any
+ * decoded payload: a whole unmasked FIN text or binary frame; a zlib-stream
+ * message that ends with the Z_SYNC_FLUSH suffix while nothing is pending, any
+ * whole zstd-stream or payload-compressed (`compress: true`) message, or no
+ * compression; and a JSON (or ETF) payload. Op 0 comes back as a Dispatch, any
  * other op as an (op, d, s, t) tuple. Anything else, and every frame that is not
  * whole yet, it leaves alone (returns None, `pos` unchanged) for the Python code
  * in _wire.py, which is also the reference: this file must make exactly the
@@ -14,9 +15,11 @@
  * that it does on arbitrary input.
  *
  * It does no I/O and keeps no state beyond the buffer: the inflate context, the
- * decoder and the checks are Python callables it is given, and every error they
- * raise goes to the `on_error` callable, which turns it into the same item the
- * Python path gives (or raises it again).
+ * decoder and the checks are Python callables it is given (the inflater's own,
+ * from compression.py), and every error they raise goes to the `on_error`
+ * callable, which turns it into the same item the Python path gives (or raises
+ * it again). On success no Python code runs: only C callables (zlib, zstandard,
+ * orjson) are called; the Python checks run only once a check has failed.
  *
  * Bounds: every read of `data` is checked against its size before it is made;
  * a frame's length is compared with the size cap before any offset arithmetic
@@ -31,6 +34,17 @@
 #define FIN_TEXT 0x81
 #define FIN_BINARY 0x82
 
+/* How binary messages are inflated (`inflate` set). */
+enum {
+    INFLATE_PYTHON,  /* leave every binary message to Python */
+    INFLATE_ZLIB_STREAM,
+    INFLATE_ZSTD_STREAM,
+    INFLATE_PAYLOAD,
+};
+
+/* zstd's largest block (compression._ZSTD_BLOCK): no block decodes to more. */
+#define ZSTD_BLOCK (128 * 1024)
+
 typedef struct {
     PyObject_HEAD
     /* The input buffer (the attributes the Python parser shares). */
@@ -42,9 +56,13 @@ typedef struct {
     PyObject *envelope;   /* object -> item, raising the precise error */
     PyObject *on_error;   /* exception -> item (a WireFailed), or raises it again */
     int decoded;          /* `decode` returns the (op, d, s, t) item itself */
-    /* Compression: binary messages are inflated; with zlib-stream, the inflater's
-     * decompress, pending (bytearray) and check, else NULL (Python does it). */
+    /* Compression: binary messages are inflated (`inflate`), the `mode` way, with
+     * the inflater's pieces (NULL for INFLATE_PYTHON: Python does it):
+     *   zlib-stream: decompress(data, limit), pending (bytearray), check(out);
+     *   zstd-stream: decompress(data), check = refuse(size) (raises);
+     *   payload: decompress = decompressobj(), check(context, out). */
     int inflate;
+    int mode;
     PyObject *decompress;
     PyObject *pending;
     PyObject *check;
@@ -62,19 +80,36 @@ typedef struct {
 } Scanner;
 
 static PyObject *str_op, *str_d, *str_s, *str_t;
+static PyObject *str_decompress, *str_eof, *str_unused_data;
+
+/* Read `name` off `obj` into `*out` (a new reference); 0, or -1 with an exception. */
+static int
+get_attr(PyObject *obj, const char *name, PyObject **out)
+{
+    *out = PyObject_GetAttrString(obj, name);
+    return *out == NULL ? -1 : 0;
+}
 
 static int
 Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"decode", "envelope", "on_error", "max_size", "inflate",
-                             "decoded", "zlib_stream", "dispatch", NULL};
+                             "decoded", "zlib_stream", "dispatch", "zstd_stream", "payload",
+                             NULL};
     PyObject *decode, *envelope, *on_error, *zlib_stream = Py_None, *dispatch = Py_None;
+    PyObject *zstd_stream = Py_None, *payload = Py_None;
     PyObject *decompress = NULL, *pending = NULL, *check = NULL;
     Py_ssize_t max_size;
     int inflate, decoded;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnpp|OO:Scanner", kwlist, &decode,
+    int mode = INFLATE_PYTHON;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnpp|OOOO:Scanner", kwlist, &decode,
                                      &envelope, &on_error, &max_size, &inflate, &decoded,
-                                     &zlib_stream, &dispatch)) {
+                                     &zlib_stream, &dispatch, &zstd_stream, &payload)) {
+        return -1;
+    }
+    if ((zlib_stream != Py_None) + (zstd_stream != Py_None) + (payload != Py_None) > 1) {
+        PyErr_SetString(PyExc_ValueError,
+                        "at most one of zlib_stream, zstd_stream and payload");
         return -1;
     }
     if (max_size < 0 || max_size == PY_SSIZE_T_MAX) {
@@ -99,6 +134,18 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
             Py_DECREF(limit);
             return -1;
         }
+        mode = INFLATE_ZLIB_STREAM;
+    }
+    else if (zstd_stream != Py_None || payload != Py_None) {
+        int zstd = zstd_stream != Py_None;
+        PyObject *inflater = zstd ? zstd_stream : payload;
+        if (get_attr(inflater, zstd ? "decompress" : "decompressobj", &decompress) < 0
+            || get_attr(inflater, zstd ? "refuse" : "check", &check) < 0) {
+            Py_XDECREF(decompress);
+            Py_DECREF(limit);
+            return -1;
+        }
+        mode = zstd ? INFLATE_ZSTD_STREAM : INFLATE_PAYLOAD;
     }
     Py_XSETREF(self->limit, limit);
     Py_INCREF(decode);
@@ -120,6 +167,7 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->check, check);
     self->max_size = max_size;
     self->inflate = inflate;
+    self->mode = inflate ? mode : INFLATE_PYTHON;
     self->decoded = decoded;
     if (dispatch != Py_None) {
         if (!PyType_Check(dispatch)) {
@@ -261,6 +309,172 @@ envelope_of(Scanner *self, PyObject *obj)
     return PyObject_CallOneArg(self->envelope, obj);
 }
 
+/* Whether `out` (what a decompress callable returned) is bytes; else a TypeError. */
+static int
+check_bytes(PyObject *out)
+{
+    if (PyBytes_CheckExact(out)) {
+        return 0;
+    }
+    PyErr_SetString(PyExc_TypeError, "decompress() must return bytes");
+    return -1;
+}
+
+/* zstd-stream: the inflater's refuse(size) raises the size cap's error (NULL). */
+static PyObject *
+refuse(Scanner *self, size_t size)
+{
+    PyObject *n = PyLong_FromSize_t(size);
+    if (n == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyObject_CallOneArg(self->check, n);
+    Py_DECREF(n);
+    if (result != NULL) {
+        Py_DECREF(result);
+        PyErr_SetString(PyExc_TypeError, "refuse() must raise");
+    }
+    return NULL;
+}
+
+/* zstd-stream: the message inflated through the connection's context, as
+ * compression.ZstdStreamInflater.feed does it: a short message in one call, a
+ * long one in slices small enough that the output passes the cap by at most
+ * one block (see that class). The frame's length is within the cap already. */
+static PyObject *
+inflate_zstd(Scanner *self, PyObject *compressed)
+{
+    Py_ssize_t size = PyBytes_GET_SIZE(compressed);
+    Py_ssize_t cap = self->max_size;
+    PyObject *out;
+    if (size <= 3 * (cap / ZSTD_BLOCK) + 2) {
+        out = PyObject_CallOneArg(self->decompress, compressed);
+        if (out == NULL || check_bytes(out) < 0) {
+            Py_XDECREF(out);
+            return NULL;
+        }
+        if (PyBytes_GET_SIZE(out) > cap) {
+            size_t got = (size_t)PyBytes_GET_SIZE(out);
+            Py_DECREF(out);
+            return refuse(self, got);
+        }
+        return out;
+    }
+    PyObject *parts = PyList_New(0);
+    if (parts == NULL) {
+        return NULL;
+    }
+    const char *buf = PyBytes_AS_STRING(compressed);
+    Py_ssize_t produced = 0;
+    for (Py_ssize_t pos = 0; pos < size;) {
+        /* `produced` <= cap here, so the step is at least 2 and never overflows. */
+        Py_ssize_t step = 3 * ((cap - produced) / ZSTD_BLOCK) + 2;
+        Py_ssize_t n = size - pos < step ? size - pos : step;
+        PyObject *slice = PyBytes_FromStringAndSize(buf + pos, n);
+        if (slice == NULL) {
+            goto fail;
+        }
+        PyObject *part = PyObject_CallOneArg(self->decompress, slice);
+        Py_DECREF(slice);
+        if (part == NULL || check_bytes(part) < 0) {
+            Py_XDECREF(part);
+            goto fail;
+        }
+        pos += n;
+        Py_ssize_t got = PyBytes_GET_SIZE(part);
+        if (got > cap - produced) {
+            Py_DECREF(part);
+            /* Both are sizes of objects in memory: their sum fits a size_t. */
+            refuse(self, (size_t)produced + (size_t)got);
+            goto fail;
+        }
+        produced += got;
+        int appended = PyList_Append(parts, part);
+        Py_DECREF(part);
+        if (appended < 0) {
+            goto fail;
+        }
+    }
+    out = PyBytes_FromStringAndSize(NULL, produced);
+    if (out == NULL) {
+        goto fail;
+    }
+    char *to = PyBytes_AS_STRING(out);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(parts); i++) {
+        PyObject *part = PyList_GET_ITEM(parts, i);
+        memcpy(to, PyBytes_AS_STRING(part), (size_t)PyBytes_GET_SIZE(part));
+        to += PyBytes_GET_SIZE(part);
+    }
+    Py_DECREF(parts);
+    return out;
+fail:
+    Py_DECREF(parts);
+    return NULL;
+}
+
+/* Payload compression: the message is one whole zlib stream, inflated by a
+ * fresh context with the cap as max_length (as PayloadInflater.feed does);
+ * check(context, out) raises if it is too large, truncated or trailed. */
+static PyObject *
+inflate_payload(Scanner *self, PyObject *compressed)
+{
+    PyObject *context = PyObject_CallNoArgs(self->decompress);
+    if (context == NULL) {
+        return NULL;
+    }
+    PyObject *call_args[3] = {context, compressed, self->limit};
+    PyObject *out = PyObject_VectorcallMethod(
+        str_decompress, call_args, 3, NULL);
+    if (out == NULL || check_bytes(out) < 0) {
+        goto fail;
+    }
+    int ok = PyBytes_GET_SIZE(out) <= self->max_size;
+    if (ok) {
+        PyObject *eof = PyObject_GetAttr(context, str_eof);
+        if (eof == NULL) {
+            goto fail;
+        }
+        ok = eof == Py_True;
+        Py_DECREF(eof);
+    }
+    if (ok) {
+        PyObject *unused = PyObject_GetAttr(context, str_unused_data);
+        if (unused == NULL) {
+            goto fail;
+        }
+        ok = PyBytes_CheckExact(unused) && PyBytes_GET_SIZE(unused) == 0;
+        Py_DECREF(unused);
+    }
+    if (!ok) {
+        PyObject *check_args[2] = {context, out};
+        Py_SETREF(out, PyObject_Vectorcall(self->check, check_args, 2, NULL));
+    }
+    Py_DECREF(context);
+    return out;
+fail:
+    Py_XDECREF(out);
+    Py_DECREF(context);
+    return NULL;
+}
+
+/* zlib-stream: the message inflated through the connection's context, capped
+ * (decompress's max_length); check(out) raises for too much or nothing. */
+static PyObject *
+inflate_zlib(Scanner *self, PyObject *compressed)
+{
+    PyObject *call_args[2] = {compressed, self->limit};
+    PyObject *message = PyObject_Vectorcall(self->decompress, call_args, 2, NULL);
+    if (message == NULL || check_bytes(message) < 0) {
+        Py_XDECREF(message);
+        return NULL;
+    }
+    Py_ssize_t inflated = PyBytes_GET_SIZE(message);
+    if (inflated > self->max_size || inflated == 0) {
+        Py_SETREF(message, PyObject_CallOneArg(self->check, message));
+    }
+    return message;
+}
+
 /* The item of the frame at data[pos:] if it is the common case (then `pos` is
  * moved past it, even if decoding it fails), a new reference to None if not
  * (nothing consumed), or NULL with an exception set. */
@@ -322,10 +536,12 @@ take(Scanner *self)
     const unsigned char *payload = buf + start;
     PyObject *message;
     if (first == FIN_BINARY && self->inflate) {
-        if (self->decompress == NULL || length < 4
-            || memcmp(payload + length - 4, "\x00\x00\xff\xff", 4) != 0
-            || PyByteArray_GET_SIZE(self->pending) != 0) {
-            Py_RETURN_NONE; /* zstd, a split payload, or one pending: Python's feed() */
+        int mode = self->mode;
+        if (mode == INFLATE_PYTHON
+            || (mode == INFLATE_ZLIB_STREAM
+                && (length < 4 || memcmp(payload + length - 4, "\x00\x00\xff\xff", 4) != 0
+                    || PyByteArray_GET_SIZE(self->pending) != 0))) {
+            Py_RETURN_NONE; /* a split zlib-stream payload, or one pending: Python's feed() */
         }
         /* From here on the frame is taken, whatever the outcome. */
         self->pos = end;
@@ -333,23 +549,12 @@ take(Scanner *self)
         if (compressed == NULL) {
             return NULL;
         }
-        PyObject *call_args[2] = {compressed, self->limit};
-        message = PyObject_Vectorcall(self->decompress, call_args, 2, NULL);
+        message = mode == INFLATE_ZLIB_STREAM   ? inflate_zlib(self, compressed)
+                  : mode == INFLATE_ZSTD_STREAM ? inflate_zstd(self, compressed)
+                                                : inflate_payload(self, compressed);
         Py_DECREF(compressed);
         if (message == NULL) {
             return NULL;
-        }
-        if (!PyBytes_CheckExact(message)) {
-            Py_DECREF(message);
-            PyErr_SetString(PyExc_TypeError, "decompress() must return bytes");
-            return NULL;
-        }
-        Py_ssize_t inflated = PyBytes_GET_SIZE(message);
-        if (inflated > self->max_size || inflated == 0) {
-            Py_SETREF(message, PyObject_CallOneArg(self->check, message));
-            if (message == NULL) {
-                return NULL;
-            }
         }
     }
     else {
@@ -611,8 +816,11 @@ PyInit__speedups(void)
     str_d = PyUnicode_InternFromString("d");
     str_s = PyUnicode_InternFromString("s");
     str_t = PyUnicode_InternFromString("t");
-    if (!str_op || !str_d || !str_s || !str_t || PyType_Ready(&ScannerType) < 0
-        || PyType_Ready(&SlotMakerType) < 0) {
+    str_decompress = PyUnicode_InternFromString("decompress");
+    str_eof = PyUnicode_InternFromString("eof");
+    str_unused_data = PyUnicode_InternFromString("unused_data");
+    if (!str_op || !str_d || !str_s || !str_t || !str_decompress || !str_eof || !str_unused_data
+        || PyType_Ready(&ScannerType) < 0 || PyType_Ready(&SlotMakerType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);

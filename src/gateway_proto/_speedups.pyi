@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from .compression import ZlibStreamInflater
+from .compression import PayloadInflater, ZlibStreamInflater, ZstdStreamInflater
 from .events import Dispatch
 
 class Scanner:
@@ -30,6 +30,8 @@ class Scanner:
         decoded: bool,
         zlib_stream: ZlibStreamInflater | None = ...,
         dispatch: type[Dispatch] | None = ...,
+        zstd_stream: ZstdStreamInflater | None = ...,
+        payload: PayloadInflater | None = ...,
     ) -> None: ...
     def next(self) -> Any:
         """Decode the common-case frame at ``data[pos:]`` and move past it, or return ``None``."""

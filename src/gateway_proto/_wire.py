@@ -26,8 +26,9 @@ Per message, the hot path (a FIN binary frame, zlib-stream, JSON) costs one slic
 one ``decompress``, one ``loads``, one envelope check and one ``Dispatch``. When the
 optional C extension :mod:`gateway_proto._speedups` is built, its ``Scanner`` holds
 the input buffer and takes those common frames itself (:attr:`Wire.fast_next`),
-calling the same ``decompress``, ``loads`` and checks; the Python parser here then
-sees only what it leaves, and stays the reference for both.
+whole zstd-stream and payload-compressed messages too, calling the same
+``decompress``, ``loads`` and checks; the Python parser here then sees only what
+it leaves, and stays the reference for both.
 """
 
 from __future__ import annotations
@@ -57,7 +58,13 @@ from ._frames import (
 from ._urls import host_of
 from .codecs import MAX_SEQUENCE, JsonCodec, Payload, make_codec
 from .codecs import _envelope as envelope
-from .compression import ZLIB_SUFFIX, ZlibStreamInflater, make_inflater
+from .compression import (
+    ZLIB_SUFFIX,
+    PayloadInflater,
+    ZlibStreamInflater,
+    ZstdStreamInflater,
+    make_inflater,
+)
 from .config import ShardConfig
 from .errors import CompressionError, DecodeError, HandshakeError, ProtocolError
 from .events import Dispatch
@@ -158,8 +165,7 @@ def _envelope_item(obj: Any) -> Message:
     return _as_item(envelope(obj))
 
 
-def _zlib_error(exc: zlib.error) -> CompressionError:
-    return CompressionError(f"corrupt zlib-stream data: {exc}")
+_zlib_error = ZlibStreamInflater.corrupt
 
 
 def _json_error(exc: Exception) -> DecodeError:
@@ -207,6 +213,13 @@ class Wire:
         self._reader = FrameReader(config.max_message_size)
         self._max_size = config.max_message_size
         self._zlib = self._inflater if isinstance(self._inflater, ZlibStreamInflater) else None
+        # What the inflater's decompress raises on corrupt input, and the error it
+        # becomes (the C hot path's failures are mapped with them).
+        self._inflate_error: type[Exception] | tuple[()] = ()
+        self._corrupt: Callable[[Exception], CompressionError] | None = None
+        if self._inflater is not None:
+            self._inflate_error = self._inflater.error
+            self._corrupt = self._inflater.corrupt
         # JSON is decoded inline on the hot path; ETF goes through its codec.
         self._loads = self._codec.loads if isinstance(self._codec, JsonCodec) else None
         # Input waiting to be parsed: ``_input.data[_input.pos:]`` holds whole frames
@@ -237,15 +250,18 @@ class Wire:
             self.fast_next = None
             return
         loads = self._loads
+        inflater = self._inflater
         scanner = Scanner(
             decode=loads or self._decode_item,
             envelope=_envelope_item,
             on_error=self._fast_path_failed,
             max_size=self._max_size,
-            inflate=self._inflater is not None,
+            inflate=inflater is not None,
             decoded=loads is None,
             zlib_stream=self._zlib,
             dispatch=Dispatch,
+            zstd_stream=inflater if isinstance(inflater, ZstdStreamInflater) else None,
+            payload=inflater if isinstance(inflater, PayloadInflater) else None,
         )
         self._input = scanner
         self.fast_next = scanner.next
@@ -254,8 +270,8 @@ class Wire:
         """Turn what the C hot path raised into the item the Python path gives, or raise it."""
         if isinstance(exc, ProtocolError):
             return self._failed(exc)
-        if isinstance(exc, zlib.error):
-            return self._failed(_zlib_error(exc))
+        if isinstance(exc, self._inflate_error) and self._corrupt is not None:
+            return self._failed(self._corrupt(exc))
         if isinstance(exc, (ValueError, TypeError, RecursionError)) and self._loads is not None:
             return self._failed(_json_error(exc))
         raise exc  # as on the Python path: not the peer's fault, the connection's bug
@@ -391,6 +407,13 @@ class Wire:
         # it holds part of a payload, messages must go through feed().
         z_pending = bytearray() if zlib_stream is None else zlib_stream.pending
         inflate = None if self._inflater is None else self._inflater.feed
+        # zstd-stream: a message short enough for one decompress call (nearly all)
+        # is inflated here, as ZstdStreamInflater.feed would; longer ones go to feed.
+        zstd = self._inflater if isinstance(self._inflater, ZstdStreamInflater) else None
+        zstd_decompress = None if zstd is None else zstd.decompress
+        zstd_one_slice = 0 if zstd is None else zstd.one_slice
+        inflate_error = self._inflate_error
+        corrupt = self._corrupt
         loads = self._loads
         decode = self._codec.decode
         careful = self._next_careful
@@ -447,6 +470,13 @@ class Wire:
                                 raise _zlib_error(exc) from None
                             if len(message) > max_size or not message:
                                 zlib_stream.check(message)  # type: ignore[union-attr]
+                        elif zstd_decompress is not None and length <= zstd_one_slice:
+                            try:
+                                message = zstd_decompress(message)
+                            except inflate_error as exc:
+                                raise corrupt(exc) from None  # type: ignore[misc]
+                            if len(message) > max_size:
+                                zstd.refuse(len(message))  # type: ignore[union-attr]
                         else:
                             inflated = inflate(message)
                             if inflated is None:

@@ -20,12 +20,17 @@ corrupt input raises :class:`~gateway_proto.errors.CompressionError`.
   but a server that ends a frame after each message works too (PROTOCOL.md 9.3).
 - :class:`PayloadInflater`: IDENTIFY ``compress: true``; each binary message is a
   standalone zlib stream.
+
+The C hot path (``_speedups.c``) inflates whole messages itself with the same
+pieces each inflater exposes (``decompress``, ``pending``, ``check``, ``refuse``,
+``decompressobj``) and hands failures back to them (``corrupt``), so the rules
+and messages live here once; ``feed`` is the pure-Python path and the reference.
 """
 
 from __future__ import annotations
 
 import zlib
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from .errors import CompressionError, MessageTooLargeError
 
@@ -62,6 +67,9 @@ class ZlibStreamInflater:
 
     __slots__ = ("_inflate", "decompress", "max_size", "pending")
 
+    #: What ``decompress`` raises on corrupt input (see :meth:`corrupt`).
+    error: Final[type[Exception]] = zlib.error
+
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
         self._inflate = zlib.decompressobj()
@@ -92,8 +100,13 @@ class ZlibStreamInflater:
             # max_length bounds the allocation: cap + 1 bytes out means "too large".
             out = self.decompress(data, self.max_size + 1)
         except zlib.error as exc:
-            raise CompressionError(f"corrupt zlib-stream data: {exc}") from None
+            raise self.corrupt(exc) from None
         return self.check(out)
+
+    @staticmethod
+    def corrupt(exc: Exception) -> CompressionError:
+        """Return the error for corrupt input (``exc``: the :attr:`error` ``decompress`` raised)."""
+        return CompressionError(f"corrupt zlib-stream data: {exc}")
 
     def check(self, out: bytes) -> bytes:
         """Return ``out`` if it is a plausible payload, else raise (shared with the hot path).
@@ -148,16 +161,19 @@ class ZstdStreamInflater:
 
     """
 
-    __slots__ = ("_decompress", "_error", "_one_slice", "max_size")
+    __slots__ = ("decompress", "error", "max_size", "one_slice")
 
     def __init__(self, max_size: int) -> None:
         zstandard = _import_zstandard()
         self.max_size = max_size
-        self._decompress = (
+        #: The context's ``decompress(data)``: everything ``data`` completes, drained.
+        self.decompress: Any = (
             zstandard.ZstdDecompressor().decompressobj(read_across_frames=True).decompress
         )
-        self._one_slice = 3 * (max_size // _ZSTD_BLOCK) + 2
-        self._error: type[Exception] = zstandard.ZstdError
+        #: The longest message decompressed in one call (see the class docstring).
+        self.one_slice = 3 * (max_size // _ZSTD_BLOCK) + 2
+        #: What ``decompress`` raises on corrupt input (see :meth:`corrupt`).
+        self.error: type[Exception] = zstandard.ZstdError
 
     def feed(self, data: bytes) -> bytes:
         """Decompress one whole binary message into its payload.
@@ -172,20 +188,23 @@ class ZstdStreamInflater:
         if size > cap:
             raise _too_large("a compressed message", size, cap)
         try:
-            if size <= self._one_slice:
-                out: bytes = self._decompress(data)
+            if size <= self.one_slice:
+                out: bytes = self.decompress(data)
             else:
                 out = self._sliced(data)
-        except self._error as exc:
-            raise CompressionError(f"corrupt zstd-stream data: {exc}") from None
+        except self.error as exc:
+            raise self.corrupt(exc) from None
         if len(out) > cap:
-            raise _too_large("a decompressed payload", len(out), cap)
+            self.refuse(len(out))
         return out
 
     def _sliced(self, data: bytes) -> bytes:
-        """Decompress a long message slice by slice, stopping soon after the cap."""
+        """Decompress a long message slice by slice, stopping soon after the cap.
+
+        The C hot path (``inflate_zstd`` in ``_speedups.c``) slices the same way.
+        """
         cap = self.max_size
-        decompress = self._decompress
+        decompress = self.decompress
         view = memoryview(data)
         parts: list[bytes] = []
         produced = 0
@@ -198,9 +217,23 @@ class ZstdStreamInflater:
             pos += step
             produced += len(part)
             if produced > cap:
-                raise _too_large("a decompressed payload", produced, cap)
+                self.refuse(produced)
             parts.append(part)
         return b"".join(parts)
+
+    def refuse(self, size: int) -> NoReturn:
+        """Raise for a payload of at least ``size`` bytes, over the cap (shared with the hot path).
+
+        Raises:
+            MessageTooLargeError: always.
+
+        """
+        raise _too_large("a decompressed payload", size, self.max_size)
+
+    @staticmethod
+    def corrupt(exc: Exception) -> CompressionError:
+        """Return the error for corrupt input (``exc``: the :attr:`error` ``decompress`` raised)."""
+        return CompressionError(f"corrupt zstd-stream data: {exc}")
 
 
 class PayloadInflater:
@@ -213,6 +246,11 @@ class PayloadInflater:
 
     __slots__ = ("max_size",)
 
+    #: What ``decompressobj().decompress`` raises on corrupt input (see :meth:`corrupt`).
+    error: Final[type[Exception]] = zlib.error
+    #: A fresh inflate context per message (the C hot path calls it too).
+    decompressobj: Final = staticmethod(zlib.decompressobj)
+
     def __init__(self, max_size: int) -> None:
         self.max_size = max_size
 
@@ -224,17 +262,34 @@ class PayloadInflater:
             MessageTooLargeError: the payload is over the cap.
 
         """
-        cap = self.max_size
         inflate = zlib.decompressobj()
         try:
-            out = inflate.decompress(data, cap + 1)
+            out = inflate.decompress(data, self.max_size + 1)
         except zlib.error as exc:
-            raise CompressionError(f"corrupt zlib payload: {exc}") from None
+            raise self.corrupt(exc) from None
+        return self.check(inflate, out)
+
+    def check(self, inflate: Any, out: bytes) -> bytes:
+        """Return ``out`` if ``inflate`` (its context) ended cleanly within the cap, else raise.
+
+        Shared with the C hot path, which calls it only when a check fails.
+
+        Raises:
+            MessageTooLargeError: ``out`` is over the cap.
+            CompressionError: the stream is truncated, or has bytes after its end.
+
+        """
+        cap = self.max_size
         if len(out) > cap:
             raise _too_large("a decompressed payload", len(out), cap)
         if not inflate.eof or inflate.unused_data:
             raise CompressionError("a compressed payload that is truncated or has trailing data")
         return out
+
+    @staticmethod
+    def corrupt(exc: Exception) -> CompressionError:
+        """Return the error for corrupt input (``exc``: the :attr:`error` ``decompress`` raised)."""
+        return CompressionError(f"corrupt zlib payload: {exc}")
 
 
 def make_inflater(

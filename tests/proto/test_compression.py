@@ -12,6 +12,7 @@ import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway_proto._wire import WireFailed
 from gateway_proto.compression import (
     ZLIB_SUFFIX,
     PayloadInflater,
@@ -20,6 +21,8 @@ from gateway_proto.compression import (
     make_inflater,
 )
 from gateway_proto.errors import CompressionError, MessageTooLargeError
+
+from ._wire_helpers import make_config, open_wire, server_frame
 
 CAP = 1 << 20
 
@@ -323,3 +326,43 @@ def test_missing_zstandard_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(sys.modules, "zstandard", None)
     with pytest.raises(ImportError, match=r"spectacles-gateway\[zstd\]"):
         ZstdStreamInflater(CAP)
+
+
+# -- through the wire, on the C hot path and the pure-Python one ---------------------
+
+
+@pytest.mark.usefixtures("wire_path")
+@pytest.mark.parametrize("kind", ["zlib-stream", "zstd-stream", "payload"])
+def test_a_bomb_through_the_wire_is_refused_within_the_cap(kind: str) -> None:
+    """Both wire paths stop inflating about one block past the cap: the bomb is 64x it."""
+    (bomb,) = _compressed(kind, [b"\x00" * (64 * CAP)])
+    wire, _ = open_wire(make_config(compression=kind, max_message_size=CAP))
+    wire.feed(server_frame(0x2, bomb))
+    tracemalloc.start()
+    try:
+        item = wire.next_item()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert isinstance(item, WireFailed)
+    assert isinstance(item.error, MessageTooLargeError)
+    assert "decompressed payload" in str(item.error)
+    assert item.error.close_code == 1009
+    assert peak < 3 * CAP
+    assert wire.next_item() is None  # nothing after the failure
+
+
+@pytest.mark.usefixtures("wire_path")
+@pytest.mark.parametrize("kind", ["zlib-stream", "zstd-stream", "payload"])
+def test_corrupt_input_through_the_wire_names_its_compression(kind: str) -> None:
+    wire, _ = open_wire(make_config(compression=kind))
+    wire.feed(server_frame(0x2, b"definitely not compressed" + ZLIB_SUFFIX))
+    item = wire.next_item()
+    assert isinstance(item, WireFailed)
+    assert isinstance(item.error, CompressionError)
+    expected = {
+        "zlib-stream": "corrupt zlib-stream data",
+        "zstd-stream": "corrupt zstd-stream data",
+        "payload": "corrupt zlib payload",
+    }
+    assert str(item.error).startswith(expected[kind])

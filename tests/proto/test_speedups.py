@@ -4,9 +4,10 @@ The Python code in ``_wire.py`` is the reference: for the same server bytes, in
 any chunking, a Wire with the C scanner must give the same items (dispatches,
 other payloads, closes, failures with the same error type, message and close
 code) and write the same bytes back as a Wire without it. The streams mix what
-the scanner takes (whole zlib-stream messages, plain text frames) with
-everything it must leave alone: payloads split across messages, corrupt or
-truncated zlib data, masked and non-minimal frames, control frames, fragments,
+the scanner takes (whole zlib-stream, zstd-stream and payload-compressed
+messages, plain text frames) with everything it must leave alone or refuse:
+payloads split across messages, corrupt or truncated compressed data,
+decompression bombs, masked and non-minimal frames, control frames, fragments,
 oversized messages, bad JSON and odd envelopes.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import zlib
 from collections.abc import Callable
 from types import SimpleNamespace
@@ -21,15 +23,24 @@ from typing import Any
 
 import erlpack
 import pytest
+import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway_proto import _wire
 from gateway_proto._wire import PeerClosed, Wire, WireFailed
 from gateway_proto.codecs import _envelope
+from gateway_proto.compression import PayloadInflater, ZlibStreamInflater
 from gateway_proto.events import Dispatch
 
-from ._wire_helpers import accept, client_frames, close_payload, make_config, server_frame
+from ._wire_helpers import (
+    accept,
+    client_frames,
+    close_payload,
+    make_config,
+    open_wire,
+    server_frame,
+)
 
 if _wire.Scanner is None:
     if os.environ.get("SPECTACLES_GATEWAY_NO_EXTENSIONS"):
@@ -96,6 +107,82 @@ def zlib_streams(draw: st.DrawFn) -> list[bytes]:
             out.append(server_frame(0x2, body))
         else:
             out.append(server_frame(0x2, body, length_bytes=draw(_length_forms(len(body)))))
+    return out
+
+
+def _big_json(draw: st.DrawFn) -> bytes:
+    """A payload that compresses only 2:1: several zstd blocks' worth of input slices."""
+    size = draw(st.integers(1000, 9000))
+    text = random.Random(size).randbytes(size // 2).hex()
+    return b'{"op":0,"d":"%s","s":2,"t":"BIG"}' % text.encode()
+
+
+def _corrupted(draw: st.DrawFn, body: bytes) -> bytes:
+    if not body:
+        return b"\x00"
+    at = draw(st.integers(0, len(body) - 1))
+    return body[:at] + bytes([body[at] ^ draw(st.integers(1, 255))]) + body[at + 1 :]
+
+
+#: Decompresses to more than either cap the differential tests use.
+_BOMB = b'{"op":0,"d":"' + b"0" * (3 << 20) + b'","s":1,"t":"X"}'
+
+
+@st.composite
+def zstd_streams(draw: st.DrawFn) -> list[bytes]:
+    """Frames of one zstd-stream connection: one payload per message, unusual ones mixed in."""
+    compressor = zstandard.ZstdCompressor().compressobj()
+    out: list[bytes] = []
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(
+            st.sampled_from(
+                ["message"] * 5 + ["big", "ended", "corrupt", "bomb", "other", "text"]
+            )
+        )
+        if kind == "text":  # a text frame on a compressed connection is not inflated
+            out.append(server_frame(0x1, draw(_json)))
+            continue
+        if kind == "other":
+            out.append(draw(_other_frames))
+            continue
+        payload = _big_json(draw) if kind == "big" else _BOMB if kind == "bomb" else draw(_json)
+        if kind == "ended":  # a server that ends the zstd frame after each message
+            body = zstandard.ZstdCompressor().compress(payload)
+        else:
+            flush = zstandard.COMPRESSOBJ_FLUSH_BLOCK
+            body = compressor.compress(payload) + compressor.flush(flush)
+        if kind == "corrupt":
+            body = _corrupted(draw, body)
+        out.append(server_frame(0x2, body, length_bytes=draw(_length_forms(len(body)))))
+    return out
+
+
+@st.composite
+def payload_streams(draw: st.DrawFn) -> list[bytes]:
+    """Frames of a ``compress: true`` connection: each binary message a whole zlib stream."""
+    out: list[bytes] = []
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(
+            st.sampled_from(
+                ["message"] * 5
+                + ["big", "corrupt", "truncated", "trailing", "bomb", "other", "text"]
+            )
+        )
+        if kind == "text":  # small payloads come uncompressed, in text frames
+            out.append(server_frame(0x1, draw(_json)))
+            continue
+        if kind == "other":
+            out.append(draw(_other_frames))
+            continue
+        payload = _big_json(draw) if kind == "big" else _BOMB if kind == "bomb" else draw(_json)
+        body = zlib.compress(payload)
+        if kind == "corrupt":
+            body = _corrupted(draw, body)
+        elif kind == "truncated":
+            body = body[: draw(st.integers(0, len(body) - 1))]
+        elif kind == "trailing":
+            body += draw(st.binary(min_size=1, max_size=4))
+        out.append(server_frame(0x2, body, length_bytes=draw(_length_forms(len(body)))))
     return out
 
 
@@ -188,6 +275,34 @@ def test_zlib_stream_json_matches_the_python_path(
 
 
 @SETTINGS
+@given(
+    zstd_streams(),
+    st.lists(st.integers(0, 10**6), max_size=8),
+    st.sampled_from([4096, 1 << 20]),
+)
+def test_zstd_stream_json_matches_the_python_path(
+    frames: list[bytes], cuts: list[int], max_size: int
+) -> None:
+    stream = b"".join(frames)
+    options = {"compression": "zstd-stream", "max_message_size": max_size}
+    _same_on_both_paths(options, _cut(stream, cuts))
+
+
+@SETTINGS
+@given(
+    payload_streams(),
+    st.lists(st.integers(0, 10**6), max_size=8),
+    st.sampled_from([4096, 1 << 20]),
+)
+def test_payload_compression_json_matches_the_python_path(
+    frames: list[bytes], cuts: list[int], max_size: int
+) -> None:
+    stream = b"".join(frames)
+    options = {"compression": "payload", "max_message_size": max_size}
+    _same_on_both_paths(options, _cut(stream, cuts))
+
+
+@SETTINGS
 @given(plain_streams(), st.lists(st.integers(0, 10**6), max_size=8))
 def test_uncompressed_json_matches_the_python_path(frames: list[bytes], cuts: list[int]) -> None:
     stream = b"".join(frames)
@@ -223,8 +338,37 @@ def test_zlib_stream_etf_matches_the_python_path(payloads: list[bytes], cuts: li
 @SETTINGS
 @given(st.binary(max_size=400), st.lists(st.integers(0, 10**6), max_size=6))
 def test_arbitrary_bytes_match_the_python_path(data: bytes, cuts: list[int]) -> None:
-    _same_on_both_paths({}, _cut(data, cuts))
-    _same_on_both_paths({"compression": None}, _cut(data, cuts))
+    for compression in ("zlib-stream", "zstd-stream", "payload", None):
+        _same_on_both_paths({"compression": compression}, _cut(data, cuts))
+
+
+def _compressed_messages(compression: str | None, *payloads: bytes) -> bytes:
+    """Frames as a server sends them: one payload per message, one context per connection."""
+    if compression == "zlib-stream":
+        deflate = zlib.compressobj()
+        bodies = [deflate.compress(p) + deflate.flush(zlib.Z_SYNC_FLUSH) for p in payloads]
+    elif compression == "zstd-stream":
+        compressor = zstandard.ZstdCompressor().compressobj()
+        flush = zstandard.COMPRESSOBJ_FLUSH_BLOCK
+        bodies = [compressor.compress(p) + compressor.flush(flush) for p in payloads]
+    elif compression == "payload":
+        bodies = [zlib.compress(p) for p in payloads]
+    else:
+        return b"".join(server_frame(0x1, p) for p in payloads)
+    return b"".join(server_frame(0x2, body) for body in bodies)
+
+
+@pytest.mark.parametrize("compression", ["zlib-stream", "zstd-stream", "payload", None])
+def test_the_c_path_takes_every_transport_compression(compression: str | None) -> None:
+    """Regression: zstd-stream and payload messages went through Python's inflater per message."""
+    wire, _ = open_wire(make_config(compression=compression))
+    assert wire.fast_next is not None
+    dispatch = b'{"op":0,"d":{"a":1},"s":3,"t":"MESSAGE_CREATE"}'
+    other = b'{"op":11,"d":"%s","s":null,"t":null}' % (b"x" * 300,)
+    wire.feed(_compressed_messages(compression, dispatch, other))
+    assert wire.fast_next() == Dispatch("MESSAGE_CREATE", {"a": 1}, 3)
+    assert wire.fast_next() == (11, "x" * 300, None, None)
+    assert wire.messages == 2
 
 
 # -- the scanner on its own ---------------------------------------------------------
@@ -302,6 +446,15 @@ def test_scanner_distrusts_its_settable_state() -> None:
         Scanner(json.loads, _envelope, _reraise, 4096, True, False, zlib_stream=not_a_bytearray)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_size"):
         Scanner(json.loads, _envelope, _reraise, -1, False, False)
+    with pytest.raises(ValueError, match="at most one"):
+        Scanner(
+            json.loads, _envelope, _reraise, 4096, True, False,
+            zlib_stream=ZlibStreamInflater(4096), payload=PayloadInflater(4096),
+        )
+    with pytest.raises(AttributeError):
+        Scanner(json.loads, _envelope, _reraise, 4096, True, False, zstd_stream=object())  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        Scanner(json.loads, _envelope, _reraise, 4096, True, False, payload=object())  # type: ignore[arg-type]
 
 
 def test_a_scanner_whose_init_never_ran_takes_nothing() -> None:
