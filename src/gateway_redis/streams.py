@@ -380,18 +380,24 @@ class _Sink(Emitter):
 
     The cheapest subscription there is: no buffer and no task switch per event
     (an ``events()`` stream costs both, and one without names also asks every
-    shard for a ``receive`` event per dispatch, which doubles the emits).
+    shard for a ``receive`` event per dispatch, which doubles the emits). A
+    shard's reader hands its emitter batches (``emit_batch``, which passes them
+    on to the parents as batches): both entry points are overridden, so no event
+    goes through the base class's routing.
     """
 
-    def __init__(self, on_event: Callable[[GatewayEvent], None]) -> None:
+    def __init__(self, on_events: Callable[[list[GatewayEvent]], None]) -> None:
         super().__init__(_log)
-        self._on_event = on_event
+        self._on_events = on_events
 
     def wants(self, name: str) -> bool:
         return name not in _UNWANTED
 
     def emit(self, event: GatewayEvent) -> None:
-        self._on_event(event)
+        self._on_events([event])
+
+    def emit_batch(self, events: list[GatewayEvent]) -> None:
+        self._on_events(events)
 
 
 _UNWANTED = frozenset({RECEIVE, SEND})
@@ -420,20 +426,21 @@ async def publish_cluster(
     publish = publisher.publish
     sessions: dict[int, str | None] = {}
 
-    def on_event(event: GatewayEvent) -> None:
-        name = event.name
-        shard_id = event.shard_id
-        if name in lifecycle:
-            if name == CONNECT and isinstance(event.data, Connected):
-                session = event.data.session
-                sessions[shard_id] = None if session is None else session.session_id
-            return
-        session_id = sessions.get(shard_id)
-        if session_id is None:
-            session_id = sessions[shard_id] = _session_id(event.shard)
-        publish(name, shard_id, session_id, event.sequence, event.data)
+    def on_events(events: list[GatewayEvent]) -> None:
+        for event in events:
+            name = event.name
+            shard_id = event.shard_id
+            if name in lifecycle:
+                if name == CONNECT and isinstance(event.data, Connected):
+                    session = event.data.session
+                    sessions[shard_id] = None if session is None else session.session_id
+                continue
+            session_id = sessions.get(shard_id)
+            if session_id is None:
+                session_id = sessions[shard_id] = _session_id(event.shard)
+            publish(name, shard_id, session_id, event.sequence, event.data)
 
-    sink = _Sink(on_event)
+    sink = _Sink(on_events)
     # The cluster's emitter passes every shard's events to its parents, synchronously.
     parents = cluster._emitter.parents
     async with anyio.create_task_group() as tg:
