@@ -91,8 +91,9 @@ _NAME_CACHE = 1024
 # queue then holds bytes, not the decoded payload, whose objects would otherwise
 # live on (and be walked by the cyclic GC) until sent.
 _Queued = tuple[str, bytes, int, str | None, int | None]
-#: Packed (shard, session) pairs kept; a long-lived process sees few sessions per shard.
-_ORIGIN_CACHE = 4096
+#: Packed (name, shard, session) meta tails kept; a long-lived process sees few
+#: sessions per shard, and a few dozen names.
+_TAIL_CACHE = 16384
 
 
 def _bulk(value: bytes) -> bytes:
@@ -176,8 +177,7 @@ class EventPublisher:
         self._running = False
         self._ended = False
         self._raw = RawConnection(self.redis)
-        self._names: dict[str, bytes] = {}
-        self._origins: dict[tuple[int, str | None], bytes] = {}
+        self._tails: dict[tuple[str, int, str | None], bytes] = {}
         self._single_head = self._xadd_head(keys.events)
         self._heads: dict[str, bytes] = {}  # per-event layout: by name
         self.published = 0
@@ -220,34 +220,33 @@ class EventPublisher:
             _log.error("dropping %s of shard %d: not JSON: %s", name, shard_id, exc)
             self._drop(1)
             return
-        packed_name = self._names.get(name)
-        if packed_name is None:
-            packed_name = name.encode()
-            if len(self._names) < _NAME_CACHE:
-                self._names[name] = packed_name
-        origin = self._origins.get((shard_id, session_id))
-        if origin is None:
-            if len(self._origins) >= _ORIGIN_CACHE:
-                self._origins.clear()
-            origin = self._origins[shard_id, session_id] = _origin(shard_id, session_id)
-        # pack_meta, inlined with its parts cached: this runs once per dispatch.
-        meta = b"%b %b %b" % (b"" if sequence is None else b"%d" % sequence, origin, packed_name)
+        # pack_meta, with what follows the sequence (" SHARD LEN SESSION NAME": the
+        # same for every event of a name on a session) packed once: this runs per dispatch.
+        tail = self._tails.get((name, shard_id, session_id))
+        if tail is None:
+            if len(self._tails) >= _TAIL_CACHE:
+                self._tails.clear()
+            tail = self._tails[name, shard_id, session_id] = b" %b %b" % (
+                _origin(shard_id, session_id),
+                name.encode(),
+            )
+        if sequence is None:
+            entry = b"$4\r\nmeta\r\n$%d\r\n%b\r\n$4\r\ndata\r\n$%d\r\n%b\r\n" % (
+                len(tail), tail, len(payload), payload,
+            )  # fmt: skip
+        else:
+            seq = b"%d" % sequence
+            entry = b"$4\r\nmeta\r\n$%d\r\n%b%b\r\n$4\r\ndata\r\n$%d\r\n%b\r\n" % (
+                len(seq) + len(tail), seq, tail, len(payload), payload,
+            )  # fmt: skip
         queue = self._queue
         if len(queue) >= self.max_queue:
             queue.popleft()
             self._drop(1)
-        queue.append(
-            (
-                name,
-                b"$4\r\nmeta\r\n$%d\r\n%b\r\n$4\r\ndata\r\n$%d\r\n%b\r\n"
-                % (len(meta), meta, len(payload), payload),
-                shard_id,
-                session_id,
-                sequence,
-            )
-        )
+        queue.append((name, entry, shard_id, session_id, sequence))
         wake = self._wake
         if wake is not None:
+            self._wake = None  # one wake-up per batch the flusher takes, not one per event
             wake.set()
 
     def _drop(self, count: int) -> None:
