@@ -17,7 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
-from gateway_redis._resp import ReplyReader
+from gateway_redis._resp import EventReplyReader, ReplyReader
 from gateway_redis.streams import EventPublisher, pack_meta
 from gateway_redis.worker import Deduplicator, StreamEvent, Worker, unpack_meta
 
@@ -286,6 +286,61 @@ def test_the_reply_reader_parses_entries_however_the_bytes_are_cut(reply: bytes)
     for cut in range(len(reply) + 1):
         assert _parse(ReplyReader(), "read_groups", reply, [cut]) == _EXPECTED
     assert _parse(ReplyReader(), "read_groups", reply, list(range(1, len(reply)))) == _EXPECTED
+
+
+def _parse_events(data: bytes, cuts: list[int]) -> Any:
+    reader = EventReplyReader()
+    walk = reader.read_groups()
+    next(walk)
+    edges = [0, *cuts, len(data)]
+    try:
+        for start, end in itertools.pairwise(edges):
+            reader.feed(data[start:end])
+            next(walk)
+    except StopIteration as done:
+        assert reader.rest() == b""
+        return done.value
+    raise AssertionError("the reply was not complete")
+
+
+# Two entries as publishers write them (meta then data; the second's meta holds
+# CRLF, so only its lengths tell where it ends), one with other fields, one trimmed away.
+_META = pack_meta("MESSAGE_CREATE", 3, "se\r\nss", 7)
+_EVENTS = (
+    b"*2\r\n$3\r\n1-0\r\n*4\r\n$4\r\nmeta\r\n$12\r\n5 3 1 s NAME\r\n$4\r\ndata\r\n$2\r\n{}\r\n"
+    + b"*2\r\n$3\r\n2-0\r\n*4\r\n$4\r\nmeta\r\n$%d\r\n%b\r\n$4\r\ndata\r\n$3\r\n[1]\r\n"
+    % (len(_META), _META)
+    + _ENTRY
+    + b"*2\r\n$3\r\n3-0\r\n*-1\r\n"
+)
+_EXPECTED_EVENTS = [
+    (
+        b"k",
+        [
+            (b"1-0", b"5 3 1 s NAME", b"{}"),
+            (b"2-0", _META, b"[1]"),
+            (b"1-0", None, b'{"a":\r\n}'),
+            (b"3-0", None, b""),
+        ],
+    )
+]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"*1\r\n*2\r\n$1\r\nk\r\n*4\r\n" + _EVENTS,  # RESP2
+        b"%1\r\n$1\r\nk\r\n*4\r\n" + _EVENTS.replace(b"*-1\r\n", b"_\r\n"),  # RESP3
+    ],
+)
+def test_the_event_reply_reader_parses_any_entry_however_the_bytes_are_cut(reply: bytes) -> None:
+    for cut in range(len(reply) + 1):
+        assert _parse_events(reply, [cut]) == _EXPECTED_EVENTS
+    assert _parse_events(reply, list(range(1, len(reply)))) == _EXPECTED_EVENTS
+    assert _parse_events(b"*-1\r\n", []) == []
+    assert _parse_events(b"_\r\n", []) == []
+    with pytest.raises(ResponseError, match="NOGROUP"):
+        _parse_events(b"-NOGROUP no such group\r\n", [])
 
 
 def test_the_reply_reader_knows_nulls_claims_and_errors() -> None:
