@@ -240,11 +240,14 @@ class ReplyReader:
         return entries
 
 
-# An event entry as publishers write it, up to the meta field's value: one match
-# instead of a walk per line (the id's own length is not checked: an id is digits).
-_EVENT_HEAD = re.compile(rb"\*2\r\n\$\d+\r\n(\d+-\d+)\r\n\*4\r\n\$4\r\nmeta\r\n\$(\d+)\r\n")
-# From the end of the meta value to the data field's value.
-_DATA_HEAD = re.compile(rb"\r\n\$4\r\ndata\r\n\$(\d+)\r\n")
+# An event entry as publishers write it, up to the data field's value: one match
+# instead of a walk per line. Groups: id, meta length, meta, data length. The id's
+# own length is not checked (an id is digits); a meta holding CR or LF does not
+# match and goes the careful way.
+_EVENT_HEAD = re.compile(
+    rb"\*2\r\n\$\d+\r\n(\d+-\d+)\r\n\*4\r\n"
+    rb"\$4\r\nmeta\r\n\$(\d+)\r\n([^\r\n]*)\r\n\$4\r\ndata\r\n\$(\d+)\r\n"
+)
 _CRLF = b"\r\n"
 
 
@@ -348,28 +351,28 @@ class EventReplyReader:
         return out
 
     def _entries(self, count: int, out: list[EventEntry]) -> Generator[None, None, None]:
-        head, data_head, append = _EVENT_HEAD.match, _DATA_HEAD.match, out.append
+        head, append = _EVENT_HEAD.match, out.append
+        buf, pos = self.buf, self.pos
         while count:
-            buf, pos = self.buf, self.pos
             event = head(buf, pos)
             if event is not None:
-                start = event.end()
-                end = start + int(event[2])
-                data = data_head(buf, end)
-                if data is not None:
-                    data_start = data.end()
-                    data_end = data_start + int(data[1])
-                    if buf[data_end : data_end + 2] == _CRLF:
-                        append((event[1], buf[start:end], buf[data_start:data_end]))
-                        self.pos = data_end + 2
+                entry_id, meta_size, meta, data_size = event.groups()
+                if len(meta) == int(meta_size):
+                    start = event.end()
+                    end = start + int(data_size)
+                    if buf.startswith(_CRLF, end):
+                        append((entry_id, meta, buf[start:end]))
+                        pos = end + 2
                         count -= 1
                         continue
             # Another shape, or not all of it here yet: the careful way.
+            self.pos = pos
             got = _value(buf, pos)
             if got is None:
                 yield
+                buf, pos = self.buf, self.pos
                 continue
-            entry, self.pos = got
+            entry, pos = got
             if not (
                 isinstance(entry, list)
                 and len(entry) == 2
@@ -388,6 +391,7 @@ class EventReplyReader:
                 )
             )
             count -= 1
+        self.pos = pos
 
 
 class RawConnection:
