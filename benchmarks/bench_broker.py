@@ -126,7 +126,14 @@ def worker_main(url: str) -> None:
         worker = Worker(url, Keys(prefix), group="bench", consumer="w1", start="0", count=200)
         await worker.create_groups()
         print("ready", flush=True)
-        state = {"n": 0, "first": 0.0, "last": 0.0, "cpu": time.process_time()}
+        state = {"n": 0, "first": 0.0, "last": 0.0, "cpu": time.process_time(), "reads": 0}
+        handle_batch = worker._handle
+
+        async def count_batch(batch: Any, handler: Any) -> None:  # reads that brought events
+            state["reads"] += bool(batch)
+            await handle_batch(batch, handler)
+
+        worker._handle = count_batch  # type: ignore[method-assign]
 
         def handle(event: StreamEvent) -> None:
             state["n"] += 1
@@ -247,6 +254,7 @@ def throughput(args: argparse.Namespace) -> None:
     parts: dict[str, list[float]] = {
         "replay (in-process run)": [], "replay (broker run)": [], "redis": [], "worker": [],
     }  # fmt: skip
+    reads: list[float] = []  # events per worker read
     try:
         with ReplayServer(session, stream) as server:
             url = server.url + "/"
@@ -272,6 +280,7 @@ def throughput(args: argparse.Namespace) -> None:
                     parts["replay (broker run)"].append((replay2 - replay1) / total)
                     parts["redis"].append((redis1 - redis0) / total)
                     parts["worker"].append(result["cpu"] / total)
+                    reads.append(total / max(1, result["reads"]))
                     print(
                         f"  round {round_no}: in-process {inproc * 1e6:5.1f} us/event, broker "
                         f"{broker * 1e6:5.1f} (gateway done publishing at "
@@ -301,6 +310,7 @@ def throughput(args: argparse.Namespace) -> None:
     print("  other processes' CPU per event (median): " + ", ".join(
         f"{label} {value:.1f} us" for label, value in other.items()
     ))  # fmt: skip
+    print(f"  events per worker read (median): {statistics.median(reads):.1f}")
     in_all = cpu_in + other["replay (in-process run)"]
     broker_all = cpu_broker + other["replay (broker run)"] + other["redis"] + other["worker"]
     print(

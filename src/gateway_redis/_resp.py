@@ -185,6 +185,29 @@ class ReplyReader:
 
         An error reply is raised once all ``count`` were read (the line stays in step).
         """
+        # The common case, checked in bulk: every reply a bulk string of two lines
+        # (an entry id holds no CRLF), so every other line is a "$" header. Anything
+        # else (an error, another kind of reply) goes to the walk per reply below.
+        lines = self.lines
+        need = 2 * count
+        done = 0  # lines known to be whole "$" replies
+        while done < need:
+            complete = min(len(lines) - 1, need)
+            pairs = (complete - done) // 2
+            if pairs:
+                heads = b"\n".join(lines[done : done + 2 * pairs : 2])
+                if heads[:1] != b"$" or heads.count(b"\n$") != pairs - 1:
+                    break
+                done += 2 * pairs
+            if done < complete and lines[done][:1] != b"$":
+                break  # a reply of one line
+            if done < need:
+                yield
+        else:
+            return count
+        return (yield from self._walk_replies(count))
+
+    def _walk_replies(self, count: int) -> _Parser:
         lines = self.lines
         error = b""
         j = 0

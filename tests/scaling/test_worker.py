@@ -256,9 +256,9 @@ async def test_the_worker_command_prints_json_lines_and_stops_on_sigterm(redis_u
     assert "Traceback" not in err
 
 
-def _parse(reader: ReplyReader, parser: str, data: bytes, cuts: list[int]) -> Any:
+def _parse(reader: ReplyReader, parser: str, data: bytes, cuts: list[int], *args: int) -> Any:
     """Run one of the reader's parsers over ``data`` fed in pieces (cut at ``cuts``)."""
-    walk = getattr(reader, parser)()
+    walk = getattr(reader, parser)(*args)
     next(walk)
     edges = [0, *cuts, len(data)]
     try:
@@ -353,6 +353,31 @@ def test_the_reply_reader_knows_nulls_claims_and_errors() -> None:
         _parse(ReplyReader(), "simple", b"-NOSCRIPT No matching script\r\n", [])
     with pytest.raises(ResponseError, match="NOGROUP"):
         _parse(ReplyReader(), "read_groups", b"-NOGROUP no such group\r\n", [])
+
+
+@pytest.mark.parametrize(
+    ("replies", "error"),
+    [
+        (b"$3\r\n1-0\r\n$3\r\n2-0\r\n$3\r\n3-0\r\n", False),  # ids only: checked in bulk
+        (b"$3\r\n1-0\r\n$3\r\n2-0\r\n-ERR last\r\n", True),
+        (b"-ERR first\r\n$3\r\n1-0\r\n$3\r\n2-0\r\n", True),
+        (b"$3\r\n1-0\r\n-ERR middle\r\n$3\r\n2-0\r\n", True),
+        (b":1\r\n+OK\r\n$3\r\n1-0\r\n", False),  # replies of one line
+        (b"$4\r\na\r\nb\r\n$3\r\n1-0\r\n$3\r\n3-0\r\n", False),  # a value holding CRLF
+    ],
+)
+def test_three_pipelined_replies_are_read_whole_however_the_bytes_are_cut(
+    replies: bytes, error: bool
+) -> None:
+    for cut in range(len(replies) + 1):
+        reader = ReplyReader()
+        if error:
+            with pytest.raises(ResponseError, match="ERR"):
+                _parse(reader, "replies", replies, [cut], 3)
+        else:
+            assert _parse(reader, "replies", replies, [cut], 3) == 3
+        reader.reset()
+        assert reader.lines == [b""]  # every line of the three was read
 
 
 def test_pipelined_replies_are_counted_and_an_error_is_raised_after_all_were_read() -> None:
