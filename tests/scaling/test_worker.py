@@ -19,7 +19,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from gateway_redis._resp import EventReplyReader, ReplyReader
 from gateway_redis.streams import EventPublisher, pack_meta
-from gateway_redis.worker import Deduplicator, StreamEvent, Worker, unpack_meta
+from gateway_redis.worker import Deduplicator, StreamEvent, Worker, _decode, unpack_meta
 
 from ._publishing import KEYS, TOKEN, anyio_backend, until
 
@@ -143,6 +143,24 @@ def test_the_meta_field_packs_name_shard_session_and_seq(
 def test_a_malformed_meta_field_is_a_value_error(meta: bytes) -> None:
     with pytest.raises(ValueError, match="malformed meta field"):
         unpack_meta(meta)
+
+
+def test_an_entry_decodes_the_same_whether_its_origin_was_seen_before_or_not() -> None:
+    # The worker keeps the part after the sequence decoded; the sequence is still checked.
+    meta = pack_meta("A NAME", 4, "sess ion", 41)
+    tail = meta.split(b" ", 1)[1]
+    for seq in (b"41", b"42", b""):
+        event = _decode(("s", b"5-0", seq + b" " + tail, b'{"a":1}'))
+        assert (event.name, event.shard_id, event.session_id, event.data) == (
+            "A NAME", 4, "sess ion", {"a": 1},
+        )  # fmt: skip
+        assert event.sequence == (int(seq) if seq else None)
+        assert (event.stream, event.id) == ("s", "5-0")
+    for bad in (b"x1 " + tail, b"-1 " + tail, b"1_0 " + tail, tail):
+        with pytest.raises(ValueError, match="malformed"):
+            _decode(("s", b"5-0", bad, b"{}"))
+    with pytest.raises(ValueError, match="no meta"):
+        _decode(("s", b"5-0", None, b"{}"))
 
 
 async def test_a_malformed_entry_is_logged_and_acknowledged(
