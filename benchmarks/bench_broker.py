@@ -25,7 +25,7 @@ in this process; CPU time of this process (``getrusage``) over windows with and
 without the Redis services (the publisher; also the command applier), interleaved.
 
 Run: ``.venv/bin/python benchmarks/bench_broker.py [--events N] [--repeat R]
-[--shards N] [--window S] [--only throughput|idle]``. Needs ``redis-server``.
+[--shards N] [--window S] [--count N] [--only throughput|idle]``. Needs ``redis-server``.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def _process_cpu(pid: int) -> float:
 # -- the worker process ----------------------------------------------------------------------
 
 
-def worker_main(url: str) -> None:
+def worker_main(url: str, count: int) -> None:
     """Child: per line ``PREFIX TOTAL`` on stdin, receive TOTAL events, print the times."""
     import anyio
 
@@ -123,7 +123,7 @@ def worker_main(url: str) -> None:
     from gateway_redis.worker import StreamEvent, Worker
 
     async def one_round(prefix: str, total: int) -> None:
-        worker = Worker(url, Keys(prefix), group="bench", consumer="w1", start="0", count=200)
+        worker = Worker(url, Keys(prefix), group="bench", consumer="w1", start="0", count=count)
         await worker.create_groups()
         print("ready", flush=True)
         state = {"n": 0, "first": 0.0, "last": 0.0, "cpu": time.process_time(), "reads": 0}
@@ -154,9 +154,9 @@ def worker_main(url: str) -> None:
 
 
 class WorkerProcess:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, count: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "worker", url],
+            [sys.executable, __file__, "worker", url, str(count)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -247,7 +247,7 @@ def throughput(args: argparse.Namespace) -> None:
     stream = encode_stream(session)
     total, names = len(stream.names), sorted(set(stream.names))
     redis = RedisServer()
-    worker = WorkerProcess(redis.url)
+    worker = WorkerProcess(redis.url, args.count)
     rates: dict[str, list[float]] = {"in-process": [], "broker": []}
     cpu: dict[str, list[float]] = {"in-process": [], "broker": []}
     # CPU per event of each process of the broker path (and the replay server's, both paths).
@@ -453,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=1000, help="idle shards (default 1000)")
     parser.add_argument("--window", type=float, default=10.0, help="idle window, s (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="idle rounds (default 3)")
+    parser.add_argument("--count", type=int, default=200, help="events per worker read (200)")
     parser.add_argument("--only", choices=["throughput", "idle"], default=None)
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -465,8 +466,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "worker":
-        worker_main(sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "worker":
+        worker_main(sys.argv[2], int(sys.argv[3]))
     elif len(sys.argv) == 3 and sys.argv[1] == "fake":
         fake_main(int(sys.argv[2]))
     else:
