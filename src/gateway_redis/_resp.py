@@ -4,7 +4,8 @@ Why not the client library's: per event it costs more than a shard's own work pe
 event (``redis-py`` packs each argument in Python and parses each reply element
 through several calls: about 25 µs per ``XADD`` and 40 µs per entry read, against
 the ~13 µs a shard spends per dispatch). Here a batch of commands is one packed
-byte string, and a reply is split on CRLF in one C call and walked by token.
+byte string, and a reply is split on CRLF in one C call and walked by token (or,
+for the worker's ``XREADGROUP``, matched entry by entry: :class:`EventReplyReader`).
 
 The connection itself (TCP or TLS or a Unix socket, AUTH, SELECT) is the client's
 (``redis.asyncio``): :class:`RawConnection` makes one of its connections from the
