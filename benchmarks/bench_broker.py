@@ -25,7 +25,7 @@ in this process; CPU time of this process (``getrusage``) over windows with and
 without the Redis services (the publisher; also the command applier), interleaved.
 
 Run: ``.venv/bin/python benchmarks/bench_broker.py [--events N] [--repeat R]
-[--shards N] [--window S] [--only throughput|idle]``. Needs ``redis-server``.
+[--shards N] [--window S] [--count N] [--only throughput|idle]``. Needs ``redis-server``.
 """
 
 from __future__ import annotations
@@ -84,16 +84,38 @@ class RedisServer:
         self.close()
         raise SystemExit("redis-server did not start")
 
+    def cpu(self) -> float:
+        """Seconds of CPU the server used so far (``INFO cpu``: user plus system)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
+            sock.sendall(b"INFO cpu\r\n")
+            data = sock.recv(4096)
+            while b"\r\n" not in data:
+                data += sock.recv(4096)
+            head = data.index(b"\r\n")
+            while len(data) < head + 2 + int(data[1:head]) + 2:  # "$N\r\n", N bytes, "\r\n"
+                data += sock.recv(4096)
+        fields = dict(line.split(":", 1) for line in data.decode().splitlines() if ":" in line)
+        return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=10)
         self._dir.cleanup()
 
 
+def _process_cpu(pid: int) -> float:
+    """Seconds of CPU process ``pid`` used so far (``/proc``: user plus system; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # -- the worker process ----------------------------------------------------------------------
 
 
-def worker_main(url: str) -> None:
+def worker_main(url: str, count: int) -> None:
     """Child: per line ``PREFIX TOTAL`` on stdin, receive TOTAL events, print the times."""
     import anyio
 
@@ -101,10 +123,17 @@ def worker_main(url: str) -> None:
     from gateway_redis.worker import StreamEvent, Worker
 
     async def one_round(prefix: str, total: int) -> None:
-        worker = Worker(url, Keys(prefix), group="bench", consumer="w1", start="0", count=200)
+        worker = Worker(url, Keys(prefix), group="bench", consumer="w1", start="0", count=count)
         await worker.create_groups()
         print("ready", flush=True)
-        state = {"n": 0, "first": 0.0, "last": 0.0}
+        state = {"n": 0, "first": 0.0, "last": 0.0, "cpu": time.process_time(), "reads": 0}
+        handle_batch = worker._handle
+
+        async def count_batch(batch: Any, handler: Any) -> None:  # reads that brought events
+            state["reads"] += bool(batch)
+            await handle_batch(batch, handler)
+
+        worker._handle = count_batch  # type: ignore[method-assign]
 
         def handle(event: StreamEvent) -> None:
             state["n"] += 1
@@ -115,6 +144,7 @@ def worker_main(url: str) -> None:
                 worker.stop()
 
         await worker.run(handle)
+        state["cpu"] = time.process_time() - state["cpu"]  # idle waits cost none
         await worker.aclose()
         print(json.dumps(state), flush=True)
 
@@ -124,9 +154,9 @@ def worker_main(url: str) -> None:
 
 
 class WorkerProcess:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, count: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "worker", url],
+            [sys.executable, __file__, "worker", url, str(count)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -217,27 +247,40 @@ def throughput(args: argparse.Namespace) -> None:
     stream = encode_stream(session)
     total, names = len(stream.names), sorted(set(stream.names))
     redis = RedisServer()
-    worker = WorkerProcess(redis.url)
+    worker = WorkerProcess(redis.url, args.count)
     rates: dict[str, list[float]] = {"in-process": [], "broker": []}
     cpu: dict[str, list[float]] = {"in-process": [], "broker": []}
+    # CPU per event of each process of the broker path (and the replay server's, both paths).
+    parts: dict[str, list[float]] = {
+        "replay (in-process run)": [], "replay (broker run)": [], "redis": [], "worker": [],
+    }  # fmt: skip
+    reads: list[float] = []  # events per worker read
     try:
         with ReplayServer(session, stream) as server:
             url = server.url + "/"
+            replay_pid = server._proc.pid
             for round_no in range(args.repeat + 1):  # round 0: warm-up, not counted
-                cpu0 = time.process_time()
+                cpu0, replay0 = time.process_time(), _process_cpu(replay_pid)
                 inproc = _in_process_round(url, total, names)
-                cpu1 = time.process_time()
+                cpu1, replay1 = time.process_time(), _process_cpu(replay_pid)
                 prefix = f"bench:{round_no}"
                 worker.start_round(prefix, total)
+                redis0 = redis.cpu()
                 t_ready, published = broker_round(url, total, redis_url=redis.url, prefix=prefix)
-                cpu2 = time.process_time()
+                cpu2, replay2 = time.process_time(), _process_cpu(replay_pid)
                 result = worker.result()
+                redis1 = redis.cpu()
                 broker = (result["last"] - t_ready) / (total - 1)
                 if round_no:
                     rates["in-process"].append(1 / inproc)
                     rates["broker"].append(1 / broker)
                     cpu["in-process"].append((cpu1 - cpu0) / total)
                     cpu["broker"].append((cpu2 - cpu1) / total)
+                    parts["replay (in-process run)"].append((replay1 - replay0) / total)
+                    parts["replay (broker run)"].append((replay2 - replay1) / total)
+                    parts["redis"].append((redis1 - redis0) / total)
+                    parts["worker"].append(result["cpu"] / total)
+                    reads.append(total / max(1, result["reads"]))
                     print(
                         f"  round {round_no}: in-process {inproc * 1e6:5.1f} us/event, broker "
                         f"{broker * 1e6:5.1f} (gateway done publishing at "
@@ -262,6 +305,17 @@ def throughput(args: argparse.Namespace) -> None:
     print(
         f"  gateway process CPU per event (whole round, connect included): in-process "
         f"{cpu_in:.1f} us, broker {cpu_broker:.1f} us, x{cpu_broker / cpu_in:.2f}"
+    )
+    other = {label: statistics.median(values) * 1e6 for label, values in parts.items()}
+    print("  other processes' CPU per event (median): " + ", ".join(
+        f"{label} {value:.1f} us" for label, value in other.items()
+    ))  # fmt: skip
+    print(f"  events per worker read (median): {statistics.median(reads):.1f}")
+    in_all = cpu_in + other["replay (in-process run)"]
+    broker_all = cpu_broker + other["replay (broker run)"] + other["redis"] + other["worker"]
+    print(
+        f"  all processes' CPU per event: in-process {in_all:.1f} us, broker "
+        f"{broker_all:.1f} us, x{broker_all / in_all:.2f} (on {os.cpu_count()} cores)"
     )
 
 
@@ -399,6 +453,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shards", type=int, default=1000, help="idle shards (default 1000)")
     parser.add_argument("--window", type=float, default=10.0, help="idle window, s (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="idle rounds (default 3)")
+    parser.add_argument("--count", type=int, default=200, help="events per worker read (200)")
     parser.add_argument("--only", choices=["throughput", "idle"], default=None)
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -411,8 +466,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "worker":
-        worker_main(sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "worker":
+        worker_main(sys.argv[2], int(sys.argv[3]))
     elif len(sys.argv) == 3 and sys.argv[1] == "fake":
         fake_main(int(sys.argv[2]))
     else:

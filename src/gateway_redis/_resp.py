@@ -4,7 +4,8 @@ Why not the client library's: per event it costs more than a shard's own work pe
 event (``redis-py`` packs each argument in Python and parses each reply element
 through several calls: about 25 µs per ``XADD`` and 40 µs per entry read, against
 the ~13 µs a shard spends per dispatch). Here a batch of commands is one packed
-byte string, and a reply is split on CRLF in one C call and walked by token.
+byte string, and a reply is split on CRLF in one C call and walked by token (or,
+for the worker's ``XREADGROUP``, matched entry by entry: :class:`EventReplyReader`).
 
 The connection itself (TCP or TLS or a Unix socket, AUTH, SELECT) is the client's
 (``redis.asyncio``): :class:`RawConnection` makes one of its connections from the
@@ -22,6 +23,7 @@ spread over many reads is walked once.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Generator, Sequence
 from typing import Any
 
@@ -30,10 +32,21 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-__all__ = ["Entry", "RawConnection", "ReplyReader", "pack", "pack_ids"]
+__all__ = [
+    "Entry",
+    "EventEntry",
+    "EventReplyReader",
+    "RawConnection",
+    "ReplyReader",
+    "pack",
+    "pack_ids",
+]
 
 #: One stream entry: its id and its fields (``{}`` for an entry trimmed away).
 Entry = tuple[bytes, dict[bytes, bytes]]
+#: One entry of an event stream: its id, its ``meta`` field (``None`` if it has
+#: none: trimmed away, or written by someone else) and its ``data`` field (``b""``).
+EventEntry = tuple[bytes, bytes | None, bytes]
 _Parser = Generator[None, None, Any]
 
 
@@ -55,6 +68,14 @@ def pack_ids(args: Sequence[bytes | str | int], ids: Sequence[bytes]) -> bytes:
 def _length(line: bytes) -> int:
     """Return the count of an array or map header; 0 for a null (RESP2 ``*-1``, RESP3 ``_``)."""
     return 0 if line[:1] == b"_" else max(int(line[1:]), 0)
+
+
+def _raise_error(line: bytes) -> None:
+    """Raise the error reply ``line`` (``-ERR ...``) as the client library would."""
+    message = line[1:].decode(errors="replace")
+    if message.startswith("NOSCRIPT"):
+        raise NoScriptError(message)
+    raise ResponseError(message)
 
 
 class ReplyReader:
@@ -81,10 +102,7 @@ class ReplyReader:
 
     def _error_or(self, line: bytes) -> None:
         if line[:1] == b"-":
-            message = line[1:].decode(errors="replace")
-            if message.startswith("NOSCRIPT"):
-                raise NoScriptError(message)
-            raise ResponseError(message)
+            _raise_error(line)
 
     def simple(self, j: int = 0) -> _Parser:
         """Parse an integer, simple string or bulk string reply (or raise its error)."""
@@ -168,6 +186,29 @@ class ReplyReader:
 
         An error reply is raised once all ``count`` were read (the line stays in step).
         """
+        # The common case, checked in bulk: every reply a bulk string of two lines
+        # (an entry id holds no CRLF), so every other line is a "$" header. Anything
+        # else (an error, another kind of reply) goes to the walk per reply below.
+        lines = self.lines
+        need = 2 * count
+        done = 0  # lines known to be whole "$" replies
+        while done < need:
+            complete = min(len(lines) - 1, need)
+            pairs = (complete - done) // 2
+            if pairs:
+                heads = b"\n".join(lines[done : done + 2 * pairs : 2])
+                if heads[:1] != b"$" or heads.count(b"\n$") != pairs - 1:
+                    break
+                done += 2 * pairs
+            if done < complete and lines[done][:1] != b"$":
+                break  # a reply of one line
+            if done < need:
+                yield
+        else:
+            return count
+        return (yield from self._walk_replies(count))
+
+    def _walk_replies(self, count: int) -> _Parser:
         lines = self.lines
         error = b""
         j = 0
@@ -223,6 +264,160 @@ class ReplyReader:
         return entries
 
 
+# An event entry as publishers write it, up to the data field's value: one match
+# instead of a walk per line. Groups: id, meta length, meta, data length. The id's
+# own length is not checked (an id is digits); a meta holding CR or LF does not
+# match and goes the careful way.
+_EVENT_HEAD = re.compile(
+    rb"\*2\r\n\$\d+\r\n(\d+-\d+)\r\n\*4\r\n"
+    rb"\$4\r\nmeta\r\n\$(\d+)\r\n([^\r\n]*)\r\n\$4\r\ndata\r\n\$(\d+)\r\n"
+)
+_CRLF = b"\r\n"
+
+
+def _value(buf: bytes, pos: int) -> tuple[Any, int] | None:
+    """Parse any RESP value at ``pos``: ``(value, end)``, or ``None`` if not all of it came.
+
+    Arrays, maps, sets and pushes are lists (a map's keys and values alternate);
+    nulls are ``None``; an error inside a reply is a protocol error here.
+    """
+    eol = buf.find(_CRLF, pos)
+    if eol < 0:
+        return None
+    kind = buf[pos : pos + 1]
+    body = buf[pos + 1 : eol]
+    pos = eol + 2
+    if kind == b"$":
+        size = int(body)
+        if size < 0:
+            return None, pos
+        end = pos + size
+        if len(buf) < end + 2:
+            return None
+        if buf[end : end + 2] != _CRLF:
+            raise RedisConnectionError("malformed bulk string in a reply")
+        return buf[pos:end], end + 2
+    if kind in b"*%~>":
+        count = int(body)
+        if count < 0:
+            return None, pos
+        items: list[Any] = []
+        for _ in range(count * 2 if kind == b"%" else count):
+            got = _value(buf, pos)
+            if got is None:
+                return None
+            items.append(got[0])
+            pos = got[1]
+        return items, pos
+    if kind == b"_":
+        return None, pos
+    if kind == b":":
+        return int(body), pos
+    if kind == b"-":
+        raise RedisConnectionError("unexpected error inside a reply")
+    return body, pos
+
+
+class EventReplyReader:
+    """Walks an ``XREADGROUP`` reply of event entries straight from the received bytes.
+
+    Why not :class:`ReplyReader`: a worker reads every event, and splitting each
+    one into its lines, then building a field dict, costs about as much as
+    decoding its JSON. Here an entry in the publishers' shape (fields ``meta``
+    then ``data``) is one regular expression match and three slices; any other
+    shape (other fields, an entry trimmed away, RESP3) goes through the careful
+    :func:`_value`, which also tells an entry not yet received from a malformed one.
+    """
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.pos = 0
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes read from the socket (what was parsed already is let go)."""
+        self.buf = self.buf[self.pos :] + data if self.pos else self.buf + data
+        self.pos = 0
+
+    def rest(self) -> bytes:
+        """Bytes received beyond the reply parsed last."""
+        return self.buf[self.pos :]
+
+    def _line(self) -> bytes | None:
+        eol = self.buf.find(_CRLF, self.pos)
+        if eol < 0:
+            return None
+        line = self.buf[self.pos : eol]
+        self.pos = eol + 2
+        return line
+
+    def read_groups(self) -> Generator[None, None, list[tuple[bytes, list[EventEntry]]]]:
+        """Parse an ``XREADGROUP`` reply: ``[(stream, entries), ...]`` (``[]`` for none)."""
+        while (head := self._line()) is None:
+            yield
+        if head[:1] == b"-":
+            _raise_error(head)
+        out: list[tuple[bytes, list[EventEntry]]] = []
+        pairs = head[:1] == b"%"  # RESP3: a map of stream to entries
+        for _ in range(_length(head)):
+            if not pairs:
+                while (line := self._line()) is None:
+                    yield
+                if line != b"*2":
+                    raise RedisConnectionError("unexpected stream in a reply")
+            while (got := _value(self.buf, self.pos)) is None:
+                yield
+            key, self.pos = got
+            while (line := self._line()) is None:
+                yield
+            entries: list[EventEntry] = []
+            yield from self._entries(_length(line), entries)
+            out.append((key or b"", entries))
+        return out
+
+    def _entries(self, count: int, out: list[EventEntry]) -> Generator[None, None, None]:
+        head, append = _EVENT_HEAD.match, out.append
+        buf, pos = self.buf, self.pos
+        while count:
+            event = head(buf, pos)
+            if event is not None:
+                entry_id, meta_size, meta, data_size = event.groups()
+                if len(meta) == int(meta_size):
+                    start = event.end()
+                    end = start + int(data_size)
+                    if buf.startswith(_CRLF, end):
+                        append((entry_id, meta, buf[start:end]))
+                        pos = end + 2
+                        count -= 1
+                        continue
+            # Another shape, or not all of it here yet: the careful way.
+            self.pos = pos
+            got = _value(buf, pos)
+            if got is None:
+                yield
+                buf, pos = self.buf, self.pos
+                continue
+            entry, pos = got
+            if not (
+                isinstance(entry, list)
+                and len(entry) == 2
+                and isinstance(entry[0], bytes)
+                and isinstance(entry[1], list | None)
+            ):
+                raise RedisConnectionError("unexpected stream entry in a reply")
+            values = entry[1] or []
+            fields = dict(zip(values[::2], values[1::2], strict=False))
+            meta, data = fields.get(b"meta"), fields.get(b"data", b"")
+            append(
+                (
+                    entry[0],
+                    meta if isinstance(meta, bytes) else None,
+                    data if isinstance(data, bytes) else b"",
+                )
+            )
+            count -= 1
+        self.pos = pos
+
+
 class RawConnection:
     """One connection of a client's pool settings, for packed commands and raw replies."""
 
@@ -239,14 +434,35 @@ class RawConnection:
         error is raised as ``ResponseError`` (``NoScriptError`` for NOSCRIPT) and
         keeps the connection; anything else (cancellation included) drops it.
         """
+        reader = self._reader
+        try:
+            return await self._exchange(packed, reader, getattr(reader, parse)(*args))
+        finally:
+            reader.reset()
+
+    async def read_events(self, packed: bytes) -> list[tuple[bytes, list[EventEntry]]]:
+        """Send one packed ``XREADGROUP`` and return its entries (see :class:`EventReplyReader`).
+
+        Errors as :meth:`request`.
+        """
+        reader = EventReplyReader()
+        out: list[tuple[bytes, list[EventEntry]]] = await self._exchange(
+            packed, reader, reader.read_groups()
+        )
+        if reader.rest():  # one command in flight: nothing can follow its reply
+            await self.close()
+            raise RedisConnectionError("unexpected bytes after a reply")
+        return out
+
+    async def _exchange(
+        self, packed: bytes, reader: ReplyReader | EventReplyReader, parser: _Parser
+    ) -> Any:
         if self._conn is None:
             pool = self._redis.connection_pool
             self._conn = pool.connection_class(**pool.connection_kwargs)
         conn = self._conn
-        reader = self._reader
         try:
             await conn.send_packed_command(packed, check_health=False)
-            parser = getattr(reader, parse)(*args)
             stream = conn._reader  # the socket's bytes; the client's parser never reads them
             try:
                 while True:
@@ -256,10 +472,8 @@ class RawConnection:
                         raise RedisConnectionError("Redis closed the connection")
                     reader.feed(data)
             except StopIteration as done:
-                reader.reset()
                 return done.value
         except ResponseError:
-            reader.reset()
             raise
         except BaseException:
             await self.close()

@@ -59,8 +59,8 @@ _log = logging.getLogger("gateway_redis.worker")
 #: Events a :class:`Deduplicator` remembers by default.
 DEFAULT_DEDUPE_SIZE = 100_000
 
-# (stream, entry id, fields) as read; decoded by _decode.
-_Raw = tuple[str, bytes, dict[bytes, bytes]]
+# (stream, entry id, meta field or None, data field) as read; decoded by _decode.
+_Raw = tuple[str, bytes, bytes | None, bytes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,19 +160,35 @@ _set_stream = vars(StreamEvent)["stream"].__set__
 _set_id = vars(StreamEvent)["id"].__set__
 
 
+#: Origins (what follows the sequence in a meta field) kept decoded; few per shard.
+_ORIGIN_CACHE = 4096
+_origins: dict[bytes, tuple[str, int, str | None]] = {}
+
+
 def _decode(raw: _Raw) -> StreamEvent:
     """Turn one entry into a :class:`StreamEvent`; ``ValueError`` if it is malformed."""
-    stream, entry_id, fields = raw
-    meta = fields.get(b"meta")
+    stream, entry_id, meta, data = raw
     if meta is None:
         raise ValueError("no meta field")
-    name, shard_id, session_id, sequence = unpack_meta(meta)
+    # unpack_meta, with the part after the sequence (shard, session and name: the
+    # same for every event of a name on a session) decoded once.
+    space = meta.find(b" ")
+    origin = _origins.get(meta[space + 1 :])
+    seq = meta[:space]
+    if origin is None or not (seq.isdigit() or not seq):
+        name, shard_id, session_id, sequence = unpack_meta(meta)
+        if len(_origins) >= _ORIGIN_CACHE:
+            _origins.clear()
+        _origins[meta[space + 1 :]] = (name, shard_id, session_id)
+    else:
+        name, shard_id, session_id = origin
+        sequence = int(seq) if seq else None
     event: StreamEvent = _new_object(StreamEvent)
     _set_name(event, name)
     _set_shard(event, shard_id)
     _set_session(event, session_id)
     _set_seq(event, sequence)
-    _set_data(event, LOADS(fields.get(b"data", b"")))
+    _set_data(event, LOADS(data))
     _set_stream(event, stream)
     _set_id(event, entry_id.decode())
     return event
@@ -349,8 +365,14 @@ class Worker:
             "STREAMS", *self.streams, *[start] * len(self.streams),
         )  # fmt: skip
         by_key = self._streams_by_key
-        reply = await self._raw.request(command, "read_groups")
-        return [(by_key[key], eid, fields) for key, entries in reply for eid, fields in entries]
+        reply = await self._raw.read_events(command)
+        if len(reply) == 1:  # one stream (the single layout): no lookup per entry
+            key, entries = reply[0]
+            stream = by_key[key]
+            return [(stream, eid, meta, data) for eid, meta, data in entries]
+        return [
+            (by_key[key], eid, meta, data) for key, entries in reply for eid, meta, data in entries
+        ]
 
     async def _claim(self) -> list[_Raw]:
         """``XAUTOCLAIM`` what other consumers left pending for ``min_idle`` seconds."""
@@ -361,22 +383,22 @@ class Worker:
                 int(self.min_idle * 1000), "0-0", "COUNT", self.count,
             )  # fmt: skip
             entries = await self._raw.request(command, "auto_claim")
-            out += [(stream, eid, fields) for eid, fields in entries]
+            out += [(stream, eid, f.get(b"meta"), f.get(b"data", b"")) for eid, f in entries]
         return out
 
     async def _handle(self, batch: list[_Raw], handler: Handler) -> None:
         if not batch:
             return
-        acks: dict[str, list[bytes]] = {}
+        left: set[tuple[str, bytes]] = set()  # (stream, id) of events left pending
         names = self.names
         dedupe = self.dedupe
+        decode = _decode
         for raw in batch:
             try:
-                event = _decode(raw)
+                event = decode(raw)
             except ValueError as exc:  # orjson's and json's errors are ValueErrors
                 self.malformed += 1
                 _log.warning("dropping malformed entry %s of %s: %s", raw[1].decode(), raw[0], exc)
-                acks.setdefault(raw[0], []).append(raw[1])
                 continue
             if names is not None and event.name not in names:
                 pass
@@ -390,14 +412,19 @@ class Worker:
                 except Exception:
                     self.failed += 1
                     _log.exception("handler failed on %s (left pending, retried later)", event.name)
+                    left.add((raw[0], raw[1]))
                     continue
                 self.handled += 1
                 if dedupe is not None:
                     dedupe.add(event)
-            ids = acks.get(raw[0])
-            if ids is None:
-                ids = acks[raw[0]] = []
-            ids.append(raw[1])
+        # Everything else of the batch is acknowledged (malformed entries too).
+        acks: dict[str, list[bytes]] = {}
+        if not left and len(self.streams) == 1:
+            acks[self.streams[0]] = [raw[1] for raw in batch]
+        else:
+            for raw in batch:
+                if (raw[0], raw[1]) not in left:
+                    acks.setdefault(raw[0], []).append(raw[1])
         # Handled is handled: the acks go out even if we are being cancelled (bounded).
         with anyio.move_on_after(5.0, shield=True):
             for stream, ids in acks.items():

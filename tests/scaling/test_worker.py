@@ -17,9 +17,9 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
-from gateway_redis._resp import ReplyReader
+from gateway_redis._resp import EventReplyReader, ReplyReader
 from gateway_redis.streams import EventPublisher, pack_meta
-from gateway_redis.worker import Deduplicator, StreamEvent, Worker, unpack_meta
+from gateway_redis.worker import Deduplicator, StreamEvent, Worker, _decode, unpack_meta
 
 from ._publishing import KEYS, TOKEN, anyio_backend, until
 
@@ -145,6 +145,24 @@ def test_a_malformed_meta_field_is_a_value_error(meta: bytes) -> None:
         unpack_meta(meta)
 
 
+def test_an_entry_decodes_the_same_whether_its_origin_was_seen_before_or_not() -> None:
+    # The worker keeps the part after the sequence decoded; the sequence is still checked.
+    meta = pack_meta("A NAME", 4, "sess ion", 41)
+    tail = meta.split(b" ", 1)[1]
+    for seq in (b"41", b"42", b""):
+        event = _decode(("s", b"5-0", seq + b" " + tail, b'{"a":1}'))
+        assert (event.name, event.shard_id, event.session_id, event.data) == (
+            "A NAME", 4, "sess ion", {"a": 1},
+        )  # fmt: skip
+        assert event.sequence == (int(seq) if seq else None)
+        assert (event.stream, event.id) == ("s", "5-0")
+    for bad in (b"x1 " + tail, b"-1 " + tail, b"1_0 " + tail, tail):
+        with pytest.raises(ValueError, match="malformed"):
+            _decode(("s", b"5-0", bad, b"{}"))
+    with pytest.raises(ValueError, match="no meta"):
+        _decode(("s", b"5-0", None, b"{}"))
+
+
 async def test_a_malformed_entry_is_logged_and_acknowledged(
     redis_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -256,9 +274,9 @@ async def test_the_worker_command_prints_json_lines_and_stops_on_sigterm(redis_u
     assert "Traceback" not in err
 
 
-def _parse(reader: ReplyReader, parser: str, data: bytes, cuts: list[int]) -> Any:
+def _parse(reader: ReplyReader, parser: str, data: bytes, cuts: list[int], *args: int) -> Any:
     """Run one of the reader's parsers over ``data`` fed in pieces (cut at ``cuts``)."""
-    walk = getattr(reader, parser)()
+    walk = getattr(reader, parser)(*args)
     next(walk)
     edges = [0, *cuts, len(data)]
     try:
@@ -288,6 +306,61 @@ def test_the_reply_reader_parses_entries_however_the_bytes_are_cut(reply: bytes)
     assert _parse(ReplyReader(), "read_groups", reply, list(range(1, len(reply)))) == _EXPECTED
 
 
+def _parse_events(data: bytes, cuts: list[int]) -> Any:
+    reader = EventReplyReader()
+    walk = reader.read_groups()
+    next(walk)
+    edges = [0, *cuts, len(data)]
+    try:
+        for start, end in itertools.pairwise(edges):
+            reader.feed(data[start:end])
+            next(walk)
+    except StopIteration as done:
+        assert reader.rest() == b""
+        return done.value
+    raise AssertionError("the reply was not complete")
+
+
+# Two entries as publishers write them (meta then data; the second's meta holds
+# CRLF, so only its lengths tell where it ends), one with other fields, one trimmed away.
+_META = pack_meta("MESSAGE_CREATE", 3, "se\r\nss", 7)
+_EVENTS = (
+    b"*2\r\n$3\r\n1-0\r\n*4\r\n$4\r\nmeta\r\n$12\r\n5 3 1 s NAME\r\n$4\r\ndata\r\n$2\r\n{}\r\n"
+    + b"*2\r\n$3\r\n2-0\r\n*4\r\n$4\r\nmeta\r\n$%d\r\n%b\r\n$4\r\ndata\r\n$3\r\n[1]\r\n"
+    % (len(_META), _META)
+    + _ENTRY
+    + b"*2\r\n$3\r\n3-0\r\n*-1\r\n"
+)
+_EXPECTED_EVENTS = [
+    (
+        b"k",
+        [
+            (b"1-0", b"5 3 1 s NAME", b"{}"),
+            (b"2-0", _META, b"[1]"),
+            (b"1-0", None, b'{"a":\r\n}'),
+            (b"3-0", None, b""),
+        ],
+    )
+]
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"*1\r\n*2\r\n$1\r\nk\r\n*4\r\n" + _EVENTS,  # RESP2
+        b"%1\r\n$1\r\nk\r\n*4\r\n" + _EVENTS.replace(b"*-1\r\n", b"_\r\n"),  # RESP3
+    ],
+)
+def test_the_event_reply_reader_parses_any_entry_however_the_bytes_are_cut(reply: bytes) -> None:
+    for cut in range(len(reply) + 1):
+        assert _parse_events(reply, [cut]) == _EXPECTED_EVENTS
+    assert _parse_events(reply, list(range(1, len(reply)))) == _EXPECTED_EVENTS
+    assert _parse_events(b"*-1\r\n", []) == []
+    assert _parse_events(b"_\r\n", []) == []
+    with pytest.raises(ResponseError, match="NOGROUP"):
+        _parse_events(b"-NOGROUP no such group\r\n", [])
+
+
 def test_the_reply_reader_knows_nulls_claims_and_errors() -> None:
     assert _parse(ReplyReader(), "read_groups", b"*-1\r\n", []) == []
     assert _parse(ReplyReader(), "read_groups", b"_\r\n", []) == []
@@ -298,6 +371,31 @@ def test_the_reply_reader_knows_nulls_claims_and_errors() -> None:
         _parse(ReplyReader(), "simple", b"-NOSCRIPT No matching script\r\n", [])
     with pytest.raises(ResponseError, match="NOGROUP"):
         _parse(ReplyReader(), "read_groups", b"-NOGROUP no such group\r\n", [])
+
+
+@pytest.mark.parametrize(
+    ("replies", "error"),
+    [
+        (b"$3\r\n1-0\r\n$3\r\n2-0\r\n$3\r\n3-0\r\n", False),  # ids only: checked in bulk
+        (b"$3\r\n1-0\r\n$3\r\n2-0\r\n-ERR last\r\n", True),
+        (b"-ERR first\r\n$3\r\n1-0\r\n$3\r\n2-0\r\n", True),
+        (b"$3\r\n1-0\r\n-ERR middle\r\n$3\r\n2-0\r\n", True),
+        (b":1\r\n+OK\r\n$3\r\n1-0\r\n", False),  # replies of one line
+        (b"$4\r\na\r\nb\r\n$3\r\n1-0\r\n$3\r\n3-0\r\n", False),  # a value holding CRLF
+    ],
+)
+def test_three_pipelined_replies_are_read_whole_however_the_bytes_are_cut(
+    replies: bytes, error: bool
+) -> None:
+    for cut in range(len(replies) + 1):
+        reader = ReplyReader()
+        if error:
+            with pytest.raises(ResponseError, match="ERR"):
+                _parse(reader, "replies", replies, [cut], 3)
+        else:
+            assert _parse(reader, "replies", replies, [cut], 3) == 3
+        reader.reset()
+        assert reader.lines == [b""]  # every line of the three was read
 
 
 def test_pipelined_replies_are_counted_and_an_error_is_raised_after_all_were_read() -> None:
