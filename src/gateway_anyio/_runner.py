@@ -82,6 +82,9 @@ __all__ = ["ShardRunner"]
 _WRITE_CHUNK = 64 * 1024
 #: Seconds the writer gets, once the connection ended, to write its last bytes (a
 #: close frame): enough for any peer that reads, and a bound for one that does not.
+# asyncio reads up to 256 KiB at a time; asking for less splits each read (a copy
+# of the rest, and another trip through the loop, per 64 KiB).
+_READ_SIZE = 262_144
 _LAST_WORDS_TIMEOUT = 1.0
 
 
@@ -306,7 +309,7 @@ class ShardRunner:
     async def _reader(self, conn: GatewayConnection, stream: anyio.abc.ByteStream) -> None:
         while self._closed is None:
             try:
-                data = await stream.receive()
+                data = await stream.receive(_READ_SIZE)
             except (*TRANSPORT_ERRORS, anyio.ClosedResourceError):
                 data = b""
             conn.receive_data(data, anyio.current_time())
