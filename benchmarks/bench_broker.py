@@ -19,8 +19,8 @@ The ratio broker / in-process of time per event is the issue's target (<= 1.5x).
 Note the broker run spreads over processes (the gateway here; Redis, the worker
 and the replay server elsewhere): on a 2-core machine they compete for the second core.
 
-**idle**: ``--shards N`` idle shards (a fake gateway in a child process; 41.25 s
-heartbeats, ``max_concurrency`` = N so identify is not the limit) in one cluster
+**idle**: ``--shards N`` idle shards (the fake gateway of ``_idle_fake.py`` in a child
+process; 41.25 s heartbeats, ``max_concurrency`` = N so identify is not the limit) in one cluster
 in this process; CPU time of this process (``getrusage``) over windows with and
 without the Redis services (the publisher; also the command applier), interleaved.
 
@@ -47,10 +47,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _idle_fake import TOKEN, IdleFake
 from _replay import ReplayServer, encode_stream, load_corpus
-
-TOKEN = "bench-token"
-
 
 # -- a redis-server for the run ------------------------------------------------------
 
@@ -347,29 +345,6 @@ def _in_process_round(url: str, total: int, names: list[str]) -> float:
 # -- idle shards --------------------------------------------------------------------------
 
 
-def fake_main(shards: int) -> None:
-    """Child: a fake gateway for ``shards`` idle shards; prints its port; stops on stdin EOF."""
-    import anyio
-
-    from gateway_testing import FakeGateway
-
-    async def serve() -> None:
-        async with FakeGateway(
-            token=TOKEN,
-            shards=shards,
-            max_concurrency=shards,
-            heartbeat_interval=41.25,
-            guilds_per_shard=1,
-            members_per_guild=5,
-            session_start_total=100_000,
-            history_limit=20,
-        ) as fake:
-            print(fake.port, flush=True)
-            await anyio.to_thread.run_sync(sys.stdin.read)
-
-    anyio.run(serve)
-
-
 def idle(args: argparse.Namespace) -> None:
     import anyio
 
@@ -379,14 +354,7 @@ def idle(args: argparse.Namespace) -> None:
     from gateway_redis.streams import EventPublisher, publish_cluster
 
     redis = RedisServer()
-    fake = subprocess.Popen(
-        [sys.executable, __file__, "fake", str(args.shards)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert fake.stdout is not None
-    port = int(fake.stdout.readline())
+    fake = IdleFake(args.shards)
     cpu: dict[str, list[float]] = {
         "shards alone": [],
         "+ publisher": [],
@@ -398,7 +366,7 @@ def idle(args: argparse.Namespace) -> None:
         return r.ru_utime + r.ru_stime
 
     async def main() -> None:
-        gateway = Gateway(TOKEN, api_base=f"http://127.0.0.1:{port}/api/v10")
+        gateway = Gateway(TOKEN, api_base=fake.api_base)
         async with Cluster(gateway, intents=513, identify_window=0.05) as cluster:
             connected = 0
             async with cluster.events("READY") as ready:
@@ -433,10 +401,7 @@ def idle(args: argparse.Namespace) -> None:
     try:
         anyio.run(main, backend="asyncio")
     finally:
-        assert fake.stdin is not None
-        fake.stdin.close()
-        fake.wait(timeout=30)
-        fake.stdout.close()
+        fake.close()
         redis.close()
     base = statistics.median(cpu["shards alone"])
     print(f"idle: {args.shards} shards, windows of {args.window:g} s, median of {args.rounds}")
@@ -468,7 +433,5 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     if len(sys.argv) == 4 and sys.argv[1] == "worker":
         worker_main(sys.argv[2], int(sys.argv[3]))
-    elif len(sys.argv) == 3 and sys.argv[1] == "fake":
-        fake_main(int(sys.argv[2]))
     else:
         sys.exit(main())

@@ -47,6 +47,7 @@ from gateway_proto.driver_support import (
     HANDSHAKE_TIMED_OUT,
     IDENTIFY_WAIT,
     RECEIVE,
+    SEND,
     WRITE_STALL_TIMEOUT,
     WRITE_STALLED,
     ConnectionReactor,
@@ -80,12 +81,49 @@ __all__ = ["ShardRunner"]
 #: Bytes per ``send``: the stall limit applies to each, so a large backlog that the
 #: peer takes slowly but steadily is progress, not a stall.
 _WRITE_CHUNK = 64 * 1024
+#: Bytes per read: asyncio reads up to 256 KiB at a time, and asking for less splits
+#: each read (a copy of the rest, and another trip through the loop, per 64 KiB).
+_READ_SIZE = 262_144
 #: Seconds the writer gets, once the connection ended, to write its last bytes (a
 #: close frame): enough for any peer that reads, and a bound for one that does not.
-# asyncio reads up to 256 KiB at a time; asking for less splits each read (a copy
-# of the rest, and another trip through the loop, per 64 KiB).
-_READ_SIZE = 262_144
 _LAST_WORDS_TIMEOUT = 1.0
+#: The reactions' events emitted only when someone listens (see ``_apply``).
+_QUIET = (SEND, RECEIVE)
+
+
+class _TimerWake:
+    """How other tasks wake the timer: only when it has something new to do.
+
+    The timer sleeps until the earliest deadline (``armed``) inside ``scope``.
+    :meth:`set` is called after every input to the core (a read, a command, a
+    close); it cancels that sleep only if the connection ended or its earliest
+    deadline is now sooner than the one armed. A heartbeat ACK or a dispatch moves
+    no deadline, so an idle shard's timer wakes once per heartbeat, and a busy
+    shard's reads cost the timer nothing.
+    """
+
+    __slots__ = ("_runner", "armed", "scope")
+
+    def __init__(self, runner: ShardRunner) -> None:
+        self._runner = runner
+        #: The timer's sleep while it sleeps (``None`` while it runs: it looks at
+        #: the deadlines again before it sleeps).
+        self.scope: anyio.CancelScope | None = None
+        #: When that sleep ends by itself (``inf``: never).
+        self.armed = float("inf")
+
+    def set(self) -> None:
+        scope = self.scope
+        if scope is None:
+            return
+        runner = self._runner
+        conn = runner._conn
+        if runner._closed is not None or conn is None:
+            scope.cancel()
+            return
+        deadline = runner._deadline.earliest(conn.next_deadline())
+        if deadline is not None and deadline < self.armed:
+            scope.cancel()
 
 
 class ShardRunner:
@@ -130,7 +168,7 @@ class ShardRunner:
         # Set once the connection's writer ended (made per connection: an anyio.Event
         # needs a running event loop, and a Shard may be built before one runs).
         self._writer_done: anyio.Event | None = None
-        self._wake = _Signal()
+        self._wake = _TimerWake(self)
         self._deadline = StepDeadline()
         self._closed: Closed | None = None
         self._stopping = False
@@ -321,11 +359,27 @@ class ShardRunner:
                 return
 
     async def _timer(self, conn: GatewayConnection) -> None:
+        wake = self._wake
         while self._closed is None:
             deadline = self._deadline.earliest(conn.next_deadline())
-            with anyio.CancelScope(deadline=deadline if deadline is not None else float("inf")):
-                await self._wake.wait()
+            # A plain sleep until the deadline: on time it is one wake-up, where a
+            # cancel scope's deadline is a cancellation delivered and caught. Other
+            # tasks cancel the sleep only when the deadline moved sooner (_TimerWake).
+            try:
+                with anyio.CancelScope() as wake.scope:
+                    wake.armed = deadline if deadline is not None else float("inf")
+                    if deadline is None:
+                        await anyio.sleep_forever()
+                    else:
+                        await anyio.sleep_until(deadline)
+                on_time = not wake.scope.cancelled_caught
+            finally:
+                wake.scope = None
             now = anyio.current_time()
+            if on_time:
+                # Woken by the deadline itself: it is due, even if the clock reads
+                # a hair earlier after the loop's rounding.
+                now = max(now, wake.armed)
             stuck = self._deadline.expired(now)
             if stuck is not None:
                 # A step only the driver can time is stuck: drop the transport, which
@@ -394,8 +448,11 @@ class ShardRunner:
             self._log.log(*reaction.log)
         if reaction.state is not None:
             self._shard._set_state(reaction.state, reaction.reason)
-        if reaction.emit is not None:
-            self._shard._emit(*reaction.emit)
+        emit = reaction.emit
+        # Every heartbeat is a payload sent and an ACK received: build those events
+        # only for someone listening (an idle shard's work is little else).
+        if emit is not None and (emit[0] not in _QUIET or self._shard._emitter.wants(emit[0])):
+            self._shard._emit(*emit)
         if reaction.error is not None:
             self._shard._emit(ERROR, reaction.error)
         if reaction.identify:

@@ -46,6 +46,7 @@ from gateway_proto.driver_support import (
     ERROR,
     IDENTIFY_WAIT,
     RECEIVE,
+    SEND,
     ConnectionReactor,
     ConnectionTally,
     Done,
@@ -80,10 +81,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ShardIO"]
 
-#: Dispatches handed over at a time. One read can hold a thousand; handing them
-#: over as they come, a batch at a time, keeps few decoded payloads alive at once
-#: (a read's worth of them outgrew the CPU caches and made decoding half as fast
-#: on the recorded stream) while consumers still wake once per batch.
+#: The reactions' events emitted only when someone listens (see ``_react``).
+_QUIET = (SEND, RECEIVE)
 
 
 class ShardIO(ShardReporting):
@@ -391,8 +390,11 @@ class ShardIO(ShardReporting):
             self._log.log(*reaction.log)
         if reaction.state is not None:
             self._set_state(reaction.state, reaction.reason)
-        if reaction.emit is not None:
-            self._emit(*reaction.emit)
+        emit = reaction.emit
+        # Every heartbeat is a payload sent and an ACK received: build those events
+        # only for someone listening (an idle shard's work is little else).
+        if emit is not None and (emit[0] not in _QUIET or self._emitter.wants(emit[0])):
+            self._emit(*emit)
         if reaction.error is not None:
             self._emit(ERROR, reaction.error)
         if reaction.identify:

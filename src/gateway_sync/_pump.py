@@ -69,6 +69,7 @@ def pump(
     stalled_since: float | None = None
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_READ)
+        watching = selectors.EVENT_READ
         selector.register(waker.fileno(), selectors.EVENT_READ)
         now = time.monotonic()
         step.set(now + handshake_timeout, HANDSHAKE_TIMED_OUT)
@@ -105,7 +106,9 @@ def pump(
                 # to select: read them before blocking.
                 timeout = 0.0
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if outgoing else 0)
-            selector.modify(sock, events)
+            if events != watching:  # a system call each: only when it changes
+                selector.modify(sock, events)
+                watching = events
             ready = selector.select(timeout)
             now = time.monotonic()
             # Woken by the core's own deadline: it is due even if the clock reads

@@ -1,0 +1,459 @@
+"""Idle shards: what N connected shards that receive nothing but heartbeat ACKs cost.
+
+N shards of one driver (``anyio`` on asyncio, ``trio``: anyio on trio, ``sync``:
+``gateway_sync``) in one ``Cluster`` in one process, against a fake gateway in a
+child process (``_idle_fake.py``: 41.25 s heartbeats, ``max_concurrency`` = N, so
+identify is not the limit). Each driver runs in a process of its own, so that RSS
+and CPU are its alone. Reported per driver:
+
+* time from ``spawn`` to every shard READY;
+* RSS per shard: the process's RSS once every shard is READY and the READY burst has
+  settled (5 s), less its RSS before ``spawn``, divided by N;
+* CPU, % of one core: the process's user + system time (``getrusage``) over windows
+  of ``--window`` seconds, nothing instrumented;
+* OS wake-ups per shard per minute, in the same windows: the voluntary context
+  switches of every thread of the process (``/proc/self/task/*/status``), i.e. how
+  often a thread blocked and was woken again. Costs nothing to count;
+* what woke, in a separate instrumented window after each plain one (its CPU is not
+  reported): on asyncio every callback the loop runs (``Handle._run``; a task's
+  resumption is one) and every loop iteration; on trio every task step and every I/O
+  wait (a trio instrument); for ``sync``, every return of the I/O threads' ``select``,
+  timed out or not (that wrapper is installed from the start, and counts only
+  then). Per shard per minute, by task (coroutine) or callback.
+
+An idle shard should wake for its heartbeat (every 41.25 s: ~1.45 per minute) and
+for the ACK that answers it, and for nothing else.
+
+Run: ``.venv/bin/python benchmarks/bench_idle.py [--driver anyio|trio|sync|all]
+[--shards N] [--window S] [--rounds R]`` (default: every driver, 1,000 shards for
+anyio and trio, 500 for sync, one 60 s window each). Linux only (``/proc``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _idle_fake import HEARTBEAT_INTERVAL, TOKEN, IdleFake
+
+DRIVERS = ("anyio", "trio", "sync", "floor")
+#: Seconds between READY and the first window: the READY/GUILD_CREATE burst settles.
+SETTLE = 5.0
+#: Wake-ups counted by what woke: the most frequent this many are printed.
+TOP = 8
+#: Counts what wakes, by name, into the counter it is given, while entered.
+Counting = Callable[[collections.Counter[str]], AbstractContextManager[None]]
+
+
+# -- what the process uses ------------------------------------------------------------
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _switches() -> int:
+    """Voluntary context switches of every live thread of this process."""
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        total += int(line.split()[1])
+                        break
+        except FileNotFoundError:  # the thread ended meanwhile
+            pass
+    return total
+
+
+class Windows:
+    """The per-window results of one driver's run."""
+
+    def __init__(self, shards: int) -> None:
+        self.shards = shards
+        self.cpu: list[float] = []
+        self.wakeups: list[float] = []
+        self.counted: list[dict[str, float]] = []
+
+    def per_shard_minute(self, count: float, seconds: float) -> float:
+        return count / self.shards / seconds * 60
+
+    @staticmethod
+    def begin() -> tuple[int, float, float]:
+        """Start a plain window: wake-ups, CPU and the clock, in that order."""
+        return _switches(), _cpu(), time.monotonic()
+
+    def end(self, begun: tuple[int, float, float]) -> None:
+        """End the plain window ``begun`` (read in the opposite order) and print it."""
+        elapsed = time.monotonic() - begun[2]
+        cpu = _cpu() - begun[1]
+        switches = _switches() - begun[0]
+        self.cpu.append(cpu / elapsed)
+        self.wakeups.append(self.per_shard_minute(switches, elapsed))
+        print(
+            f"    window: {cpu / elapsed * 100:.3f} % of a core, "
+            f"{self.wakeups[-1]:.2f} OS wake-ups per shard per minute "
+            f"(load average {os.getloadavg()[0]:.2f})",
+            flush=True,
+        )
+
+    async def run_async(self, count: Counting, window: float, rounds: int) -> None:
+        """``rounds`` times: a plain window, then one counted by ``count`` (event loop)."""
+        import anyio
+
+        for _ in range(rounds):
+            begun = self.begin()
+            await anyio.sleep(window)
+            self.end(begun)
+            counts: collections.Counter[str] = collections.Counter()
+            with count(counts):
+                await anyio.sleep(window)
+            self.record(counts, window)
+
+    def record(self, counts: collections.Counter[str], seconds: float) -> None:
+        per = {k: self.per_shard_minute(v, seconds) for k, v in counts.most_common()}
+        self.counted.append(per)
+        for name, rate in list(per.items())[:TOP]:
+            print(f"      {rate:8.3f} /shard/min  {name}", flush=True)
+
+    def result(self, ready: float, rss: float, extra: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "shards": self.shards,
+            "ready": ready,
+            "rss_per_shard": rss,
+            "cpu": self.cpu,
+            "wakeups": self.wakeups,
+            "counted": self.counted,
+            **extra,
+        }
+
+
+# -- counting what wakes (instrumented windows) ------------------------------------------
+
+
+def _callback_name(key: Any) -> str:
+    get_name = getattr(key, "get_name", None)
+    if get_name is not None:  # a task: anyio names it after its coroutine
+        return f"task {get_name()}"
+    return f"callback {getattr(key, '__qualname__', type(key).__name__)}"
+
+
+@contextmanager
+def _count_asyncio(counts: collections.Counter[str]) -> Iterator[None]:
+    import asyncio
+    import asyncio.events
+
+    Task = asyncio.Task
+    loop = asyncio.get_running_loop()
+    by_key: collections.Counter[Any] = collections.Counter()
+    original = asyncio.events.Handle._run
+    run_once = loop._run_once  # type: ignore[attr-defined]
+
+    def counted_run(handle: asyncio.events.Handle) -> None:
+        callback = handle._callback  # type: ignore[attr-defined]
+        owner = getattr(callback, "__self__", None)
+        by_key[owner if isinstance(owner, Task) else getattr(callback, "__func__", callback)] += 1
+        original(handle)
+
+    def counted_run_once() -> None:
+        counts["loop iterations (selector returns)"] += 1
+        run_once()
+
+    asyncio.events.Handle._run = counted_run  # type: ignore[method-assign,assignment]
+    loop._run_once = counted_run_once  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        asyncio.events.Handle._run = original  # type: ignore[method-assign]
+        del loop._run_once  # type: ignore[attr-defined]
+    for key, n in by_key.items():
+        counts[_callback_name(key)] += n
+        counts["all callbacks"] += n
+
+
+@contextmanager
+def _count_trio(counts: collections.Counter[str]) -> Iterator[None]:
+    import trio
+
+    class Counting(trio.abc.Instrument):
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            counts[f"task {'.'.join(task.name.rsplit('.', 2)[-2:])}"] += 1
+            counts["all task steps"] += 1
+
+        def after_io_wait(self, timeout: float) -> None:
+            counts["loop iterations (I/O waits)"] += 1
+
+    instrument = Counting()
+    trio.lowlevel.add_instrument(instrument)
+    try:
+        yield
+    finally:
+        trio.lowlevel.remove_instrument(instrument)
+
+
+class _SelectCounter:
+    """Counts the returns of every ``selectors.DefaultSelector.select`` while counting.
+
+    Installed before the shards start: a ``select`` that began before a window and
+    returns inside it must go through the wrapper to be counted. Outside a counted
+    window the wrapper costs one call per return and counts nothing.
+    """
+
+    def __init__(self) -> None:
+        import selectors
+
+        self._counts: collections.Counter[str] | None = None
+        self._lock = threading.Lock()
+        selector_class: Any = selectors.DefaultSelector
+        original = selector_class.select
+
+        def counted(selector: selectors.BaseSelector, timeout: float | None = None) -> Any:
+            ready = original(selector, timeout)
+            counts = self._counts
+            if counts is not None:
+                name = threading.current_thread().name.rstrip("0123456789")
+                why = "socket or waker ready" if ready else "timed out (a deadline)"
+                with self._lock:
+                    counts[f"select returns, {name}*: {why}"] += 1
+                    counts["all select returns"] += 1
+            return ready
+
+        selector_class.select = counted
+
+    @contextmanager
+    def __call__(self, counts: collections.Counter[str]) -> Iterator[None]:
+        self._counts = counts
+        try:
+            yield
+        finally:
+            self._counts = None
+
+
+# -- the drivers --------------------------------------------------------------------------
+
+
+def run_async(backend: str, fake: IdleFake, shards: int, window: float, rounds: int) -> Any:
+    import anyio
+
+    from gateway_anyio import Cluster, Gateway
+    from gateway_proto.driver_support import ShardState
+
+    windows = Windows(shards)
+    count = _count_asyncio if backend == "asyncio" else _count_trio
+
+    async def main() -> dict[str, Any]:
+        gateway = Gateway(TOKEN, api_base=fake.api_base)
+        async with Cluster(gateway, intents=513, identify_window=0.05) as cluster:
+            rss = _rss()
+            start = time.monotonic()
+            await cluster.spawn(shards)
+            with anyio.fail_after(600):
+                while any(s.state is not ShardState.READY for s in cluster.shards.values()):
+                    await anyio.sleep(0.02)
+            ready = time.monotonic() - start
+            print(f"    {shards} shards READY in {ready:.2f} s", flush=True)
+            await anyio.sleep(SETTLE)
+            rss_per_shard = (_rss() - rss) / shards
+            await windows.run_async(count, window, rounds)
+            reconnects = sum(sum(s.counters.reconnects.values()) for s in cluster.shards.values())
+            await cluster.aclose()
+        return windows.result(ready, rss_per_shard, {"reconnects": reconnects, "threads": 1})
+
+    result: dict[str, Any] = anyio.run(main, backend=backend)
+    return result
+
+
+def run_sync(fake: IdleFake, shards: int, window: float, rounds: int) -> Any:
+    from gateway_proto.driver_support import ShardState
+    from gateway_sync import Cluster, Gateway
+
+    windows = Windows(shards)
+    count_selects = _SelectCounter()
+    gateway = Gateway(TOKEN, api_base=fake.api_base)
+    with Cluster(gateway, intents=513, identify_window=0.05) as cluster:
+        rss = _rss()
+        start = time.monotonic()
+        cluster.spawn(shards)
+        deadline = start + 600
+        while any(s.state is not ShardState.READY for s in cluster.shards.values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError("shards not READY after 600 s")
+            time.sleep(0.02)
+        ready = time.monotonic() - start
+        print(f"    {shards} shards READY in {ready:.2f} s", flush=True)
+        time.sleep(SETTLE)
+        rss_per_shard = (_rss() - rss) / shards
+        threads = threading.active_count()
+        for _ in range(rounds):
+            begun = windows.begin()
+            time.sleep(window)
+            windows.end(begun)
+            counts: collections.Counter[str] = collections.Counter()
+            with count_selects(counts):
+                time.sleep(window)
+            windows.record(counts, window)
+        reconnects = sum(sum(s.counters.reconnects.values()) for s in cluster.shards.values())
+    return windows.result(ready, rss_per_shard, {"reconnects": reconnects, "threads": threads})
+
+
+def echo_main() -> None:
+    """Child: echo every byte on every connection; prints its port; stops on stdin EOF."""
+    import asyncio
+
+    async def serve() -> None:
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(4096):
+                writer.write(data)
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0)
+        print(server.sockets[0].getsockname()[1], flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        server.close()
+
+    asyncio.run(serve())
+
+
+def run_floor(shards: int, window: float, rounds: int) -> Any:
+    """The floor: bare asyncio, one ``Protocol`` per connection, no gateway at all.
+
+    Each connection writes 16 bytes every heartbeat interval (a ``call_later`` of its
+    own, at a random phase) and the echo child sends them back: the least an event
+    loop can do for N idle shards (a timer, a write, a read per heartbeat).
+    """
+    import asyncio
+    import random
+
+    windows = Windows(shards)
+    echo = subprocess.Popen(
+        [sys.executable, __file__, "--echo"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert echo.stdin is not None
+    assert echo.stdout is not None
+    port = int(echo.stdout.readline())
+
+    class Beat(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+            loop = asyncio.get_running_loop()
+            loop.call_later(random.uniform(0, HEARTBEAT_INTERVAL), self.beat)
+
+        def beat(self) -> None:
+            if not self.transport.is_closing():
+                self.transport.write(b"0123456789abcdef")  # type: ignore[attr-defined]
+                asyncio.get_running_loop().call_later(HEARTBEAT_INTERVAL, self.beat)
+
+        def data_received(self, data: bytes) -> None:
+            pass
+
+    async def main() -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        rss, start = _rss(), time.monotonic()
+        transports = [
+            (await loop.create_connection(Beat, "127.0.0.1", port))[0] for _ in range(shards)
+        ]
+        ready = time.monotonic() - start
+        await asyncio.sleep(SETTLE)
+        rss_per_shard = (_rss() - rss) / shards
+        await windows.run_async(_count_asyncio, window, rounds)
+        for transport in transports:
+            transport.close()
+        return windows.result(ready, rss_per_shard, {"reconnects": 0, "threads": 1})
+
+    try:
+        result = asyncio.run(main())
+    finally:
+        echo.stdin.close()
+        echo.wait(timeout=30)
+        echo.stdout.close()
+    return result
+
+
+def child(driver: str, shards: int, window: float, rounds: int) -> None:
+    """Run one driver with a fake of its own; print its result as the last line (JSON)."""
+    if driver == "floor":
+        print(json.dumps(run_floor(shards, window, rounds)), flush=True)
+        return
+    with IdleFake(shards) as fake:
+        if driver == "sync":
+            result = run_sync(fake, shards, window, rounds)
+        else:
+            backend = "asyncio" if driver == "anyio" else "trio"
+            result = run_async(backend, fake, shards, window, rounds)
+    print(json.dumps(result), flush=True)
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--driver", choices=[*DRIVERS, "all"], default="all")
+    parser.add_argument(
+        "--shards", type=int, default=None, help="shards (default 1000; 500 for sync)"
+    )
+    parser.add_argument("--window", type=float, default=60.0, help="seconds (default 60)")
+    parser.add_argument("--rounds", type=int, default=1, help="windows of each kind (default 1)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.echo:
+        echo_main()
+        return 0
+    drivers = DRIVERS if args.driver == "all" else (args.driver,)
+    if args.child:
+        child(drivers[0], args.shards, args.window, args.rounds)
+        return 0
+    print(
+        f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
+        f"heartbeat interval {HEARTBEAT_INTERVAL} s, load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    results: dict[str, dict[str, Any]] = {}
+    for driver in drivers:
+        shards = args.shards or (500 if driver == "sync" else 1000)
+        print(f"  {driver}: {shards} shards", flush=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", "--driver", driver, "--shards", str(shards),
+             "--window", str(args.window), "--rounds", str(args.rounds)],
+            stdout=subprocess.PIPE, text=True, check=True,
+        )  # fmt: skip
+        lines = out.stdout.splitlines()
+        print("\n".join(lines[:-1]), flush=True)
+        results[driver] = json.loads(lines[-1])
+    print(f"idle shards, {args.rounds} window(s) of {args.window:g} s each; load average "
+          f"{os.getloadavg()[0]:.2f} at the end")  # fmt: skip
+    print("| driver | shards | READY in | RSS/shard | CPU, % of a core | OS wake-ups/shard/min |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for driver, r in results.items():
+        cpu = " / ".join(f"{c * 100:.2f}" for c in r["cpu"])
+        wake = " / ".join(f"{w:.2f}" for w in r["wakeups"])
+        print(f"| {driver} | {r['shards']} | {r['ready']:.1f} s | "
+              f"{r['rss_per_shard'] / 1024:.0f} KB | {cpu} | {wake} |")  # fmt: skip
+    for driver, r in results.items():
+        print(f"{driver}: {r['threads']} threads, {r['reconnects']} reconnects")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
