@@ -1,8 +1,10 @@
 """Event delivery for shards and clusters: handlers and ``events()`` streams.
 
-Theory of operation: the shard's reader calls :meth:`Emitter.emit` synchronously
-and never waits for a consumer, because a reader that waits stops reading heartbeat
-ACKs and the connection would be declared a zombie. Every consumer has a bounded
+Theory of operation: the shard's reader calls :meth:`Emitter.emit_batch` (up to 64
+dispatches at a time, see ``driver_support.EventDrain``) synchronously and never
+waits for a consumer, because a reader that waits stops reading heartbeat ACKs and
+the connection would be declared a zombie; between batches it yields, so consumers
+run while the rest of a read is still undecoded. Every consumer has a bounded
 buffer instead:
 
 * each registered handler gets its own worker task fed by a buffer of
