@@ -341,7 +341,7 @@ def test_the_events_of_one_read_are_handed_over_with_one_wake_up(peer: Peer) -> 
     with shard, stream:
         got = [next(stream).sequence for _ in range(5)]
         assert got == [2, 3, 4, 5, 6]
-        assert counting.notified == 1
+        assert counting.notified <= 1  # 0 if the iterator had not waited yet
 
 
 def test_a_blocked_handler_does_not_delay_heartbeats(peer: Peer) -> None:

@@ -13,7 +13,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -332,18 +332,43 @@ def test_iterator_blocks_until_an_event_from_another_thread() -> None:
     emitter.close()
 
 
-def test_a_batch_reaches_each_consumer_whole_with_one_wake_up() -> None:
+def wait_for(check: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 5.0
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def test_a_batch_reaches_each_consumer_whole_with_one_wake_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import logging
 
+    from gateway_sync import _events
+
+    shares: list[list[int]] = []
+
+    class RecordingWorker(_events._Worker):
+        def _take(self, timeout: float | None = None, *, wait: bool = True) -> list[GatewayEvent]:
+            share = super()._take(timeout, wait=wait)
+            shares.append([ev.data["n"] for ev in share])
+            return share
+
+    monkeypatch.setattr(_events, "_Worker", RecordingWorker)
     emitter = Emitter(logging.getLogger("test"), thread_prefix="gateway-test")
     stream = emitter.events("A")
     stream._cond = counting = CountingCondition(stream._lock)
-    seen: list[tuple[int, int]] = []
+    got: list[int] = []
+    reader = threading.Thread(
+        target=lambda: got.extend(ev.data["n"] for ev in stream), name="gateway-test-reader"
+    )
+    reader.start()
+    wait_for(lambda: stream._sleepers == 1, "the reader to wait")
+    seen: list[int] = []
     done = threading.Event()
 
     def handler(ev: GatewayEvent) -> None:
-        # What is still waiting in this handler's buffer when it gets each event.
-        seen.append((ev.data["n"], len(emitter._workers[handler].buffer)))
+        seen.append(ev.data["n"])
         if ev.data["n"] == 5:
             done.set()
 
@@ -353,10 +378,61 @@ def test_a_batch_reaches_each_consumer_whole_with_one_wake_up() -> None:
     emitter.emit_batch(batch)
     assert done.wait(5.0)
     emitter.close()
-    # The whole batch was in the handler's buffer before its thread woke for the first.
-    assert seen == [(1, 3), (3, 2), (4, 1), (5, 0)]
-    assert [ev.data["n"] for ev in stream] == [1, 3, 4, 5]
+    reader.join(5.0)
+    # The handler's thread took the whole batch at once, and ran it in order.
+    assert seen == [1, 3, 4, 5]
+    assert shares[:1] == [[1, 3, 4, 5]]
+    assert [] not in shares[:-1]  # no wake-up found nothing to do
+    assert got == [1, 3, 4, 5]
     assert counting.notified == 2  # one for the batch, one for close()
+
+
+def test_a_consumer_busy_with_its_events_is_not_woken_again() -> None:
+    import logging
+
+    emitter = Emitter(logging.getLogger("test"))
+    stream = emitter.events("A")
+    stream._cond = counting = CountingCondition(stream._lock)
+    emitter.start()
+    for n in range(3):  # nobody waits on the stream: nothing to wake
+        emitter.emit_batch([event("A", 2 * n), event("A", 2 * n + 1)])
+    assert counting.notified == 0
+    assert [next(stream).data["n"] for _ in range(6)] == list(range(6))
+    emitter.close()
+
+
+def test_the_thread_that_delivers_events_frees_those_a_handler_is_done_with() -> None:
+    # Freeing a decoded payload on the thread that decoded it is cheaper (its
+    # objects are in that core's cache): the handler's thread hands them back.
+    import logging
+    import weakref
+
+    class Payload(dict[str, int]):
+        pass
+
+    freed_by: list[str] = []
+    emitter = Emitter(logging.getLogger("test"), thread_prefix="gateway-test")
+    handled = threading.Semaphore(0)
+    emitter.on("A", lambda ev: handled.release())
+    emitter.start()
+
+    def batch(first: int) -> list[GatewayEvent]:
+        events = []
+        for n in range(first, first + 3):
+            data = Payload(n=n)
+            weakref.finalize(data, lambda: freed_by.append(threading.current_thread().name))
+            events.append(GatewayEvent("A", 0, data, n))
+        return events
+
+    producer = threading.current_thread().name
+    emitter.emit_batch(batch(1))
+    for _ in range(3):
+        assert handled.acquire(timeout=5.0)
+    wait_for(lambda: emitter._workers[next(iter(emitter._workers))]._sleepers == 1, "idle")
+    assert freed_by == []  # handled, but kept until the next delivery
+    emitter.emit_batch(batch(4))
+    assert freed_by == [producer] * 3
+    emitter.close()
 
 
 def test_a_batch_larger_than_the_buffer_keeps_its_newest_events() -> None:
