@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs into .venv (created if missing), then run
-# ruff, mypy --strict, the C hot path under sanitizers (scripts/sanitize.sh) and
-# pytest. Extra arguments go to pytest (and skip the sanitizer run).
+# ruff, mypy --strict, the import contracts (lint-imports), the C hot path under
+# sanitizers (scripts/sanitize.sh) and pytest. Extra arguments go to pytest (and skip the sanitizer run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
@@ -43,6 +43,8 @@ echo "== ruff"
 "$VENV/bin/ruff" check --no-cache .
 echo "== mypy --strict"
 "$VENV/bin/mypy"
+echo "== import contracts (lint-imports: the layers in pyproject.toml)"
+"$VENV/bin/lint-imports" --no-cache
 if [ $# -eq 0 ]; then
     echo "== the C hot path under AddressSanitizer and UBSan"
     bash scripts/sanitize.sh
