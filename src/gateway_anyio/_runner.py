@@ -46,8 +46,6 @@ from gateway_proto.driver_support import (
     HAND_OVER_EVERY,
     HANDSHAKE_TIMED_OUT,
     IDENTIFY_WAIT,
-    RECEIVE,
-    SEND,
     WRITE_STALL_TIMEOUT,
     WRITE_STALLED,
     ConnectionReactor,
@@ -87,8 +85,6 @@ _READ_SIZE = 262_144
 #: Seconds the writer gets, once the connection ended, to write its last bytes (a
 #: close frame): enough for any peer that reads, and a bound for one that does not.
 _LAST_WORDS_TIMEOUT = 1.0
-#: The reactions' events emitted only when someone listens (see ``_apply``).
-_QUIET = (SEND, RECEIVE)
 
 
 class _TimerWake:
@@ -318,7 +314,7 @@ class ShardRunner:
             reactor=reactor,
             unsent=self._unsent,
             hand_over=shard._emitter.emit_batch,
-            wants_receive=lambda: shard._emitter.wants(RECEIVE),
+            wants=shard._emitter.wants,
             on_reaction=lambda reaction: self._apply(reaction, conn),
             on_counts=self._sync_counters,
             clock=perf_counter,
@@ -448,11 +444,8 @@ class ShardRunner:
             self._log.log(*reaction.log)
         if reaction.state is not None:
             self._shard._set_state(reaction.state, reaction.reason)
-        emit = reaction.emit
-        # Every heartbeat is a payload sent and an ACK received: build those events
-        # only for someone listening (an idle shard's work is little else).
-        if emit is not None and (emit[0] not in _QUIET or self._shard._emitter.wants(emit[0])):
-            self._shard._emit(*emit)
+        if reaction.emit is not None:
+            self._shard._emit(*reaction.emit)
         if reaction.error is not None:
             self._shard._emit(ERROR, reaction.error)
         if reaction.identify:

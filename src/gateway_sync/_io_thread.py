@@ -45,8 +45,6 @@ from gateway_proto.driver_support import (
     DISCONNECT,
     ERROR,
     IDENTIFY_WAIT,
-    RECEIVE,
-    SEND,
     ConnectionReactor,
     ConnectionTally,
     Done,
@@ -80,9 +78,6 @@ if TYPE_CHECKING:
     from ._shard import Shard
 
 __all__ = ["ShardIO"]
-
-#: The reactions' events emitted only when someone listens (see ``_react``).
-_QUIET = (SEND, RECEIVE)
 
 
 class ShardIO(ShardReporting):
@@ -301,7 +296,7 @@ class ShardIO(ShardReporting):
             reactor=reactor,
             unsent=self._unsent,
             hand_over=self._emitter.emit_batch,
-            wants_receive=lambda: self._emitter.wants(RECEIVE),
+            wants=self._emitter.wants,
             on_reaction=lambda reaction: self._react(reaction, conn),
             on_counts=self._sync_counters,
             clock=time.perf_counter,
@@ -390,11 +385,8 @@ class ShardIO(ShardReporting):
             self._log.log(*reaction.log)
         if reaction.state is not None:
             self._set_state(reaction.state, reaction.reason)
-        emit = reaction.emit
-        # Every heartbeat is a payload sent and an ACK received: build those events
-        # only for someone listening (an idle shard's work is little else).
-        if emit is not None and (emit[0] not in _QUIET or self._emitter.wants(emit[0])):
-            self._emit(*emit)
+        if reaction.emit is not None:
+            self._emit(*reaction.emit)
         if reaction.error is not None:
             self._emit(ERROR, reaction.error)
         if reaction.identify:

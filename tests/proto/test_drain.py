@@ -9,6 +9,7 @@ from gateway_proto.driver_support import (
     CONNECT,
     HAND_OVER_EVERY,
     RECEIVE,
+    SEND,
     ConnectionReactor,
     EventDrain,
     GatewayEvent,
@@ -25,10 +26,10 @@ from .helpers import drive, make_config, open_connection
 class _Driver:
     """What a driver gives the drain, recording everything in one ordered log."""
 
-    def __init__(self, *, receive: bool = False) -> None:
+    def __init__(self, *, receive: bool = False, listening: frozenset[str] = frozenset()) -> None:
         self.log: list[Any] = []
+        self.listening = listening | {RECEIVE} if receive else listening
         self.batches: list[int] = []
-        self.receive = receive
         self.counts = 0
         self.counters = ShardCounters()
         self.reconnector = Reconnector(make_config())
@@ -42,7 +43,7 @@ class _Driver:
             reactor=ConnectionReactor(conn, ready_timeout=5.0),
             unsent=UnsentCommands(),
             hand_over=self.hand_over,
-            wants_receive=lambda: self.receive,
+            wants=self.listening.__contains__,
             on_reaction=self.log.append,
             on_counts=self.count,
             clock=lambda: 0.0,
@@ -126,3 +127,25 @@ def test_ready_reaches_the_reconnector() -> None:
     drain.drain(conn)
     # READY went live: the reconnector reset the backoff.
     assert driver.reconnector.backoff.attempt == 0
+
+
+def _heartbeat_reactions(listening: frozenset[str]) -> list[Reaction]:
+    driver = _Driver(listening=listening)
+    conn, drain = _connection_with_ready_and(0, driver)
+    drain.drain(conn)
+    driver.log.clear()
+    deadline = conn.next_deadline()
+    assert deadline is not None
+    conn.handle_timeout(deadline)  # the heartbeat is due: the core sends it
+    drain.drain(conn)
+    return [item for item in driver.log if isinstance(item, Reaction)]
+
+
+def test_a_heartbeats_send_event_goes_only_to_someone_listening() -> None:
+    quiet = _heartbeat_reactions(frozenset())
+    assert quiet
+    assert all(reaction.emit is None for reaction in quiet)
+    heard = _heartbeat_reactions(frozenset({SEND}))
+    assert [reaction.emit[0] for reaction in heard if reaction.emit] == [SEND]
+    assert heard[0].emit is not None
+    assert heard[0].emit[1]["op"] == 1

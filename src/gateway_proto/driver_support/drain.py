@@ -21,11 +21,12 @@ wake-up per batch, not per event, and a batch's decoded payloads do not pile up
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from gateway_proto.events import Dispatch
 
-from .shard_events import RECEIVE, GatewayEvent, ShardCounters, new_gateway_event
+from .shard_events import RECEIVE, SEND, GatewayEvent, ShardCounters, new_gateway_event
 
 if TYPE_CHECKING:
     from gateway_proto.connection import GatewayConnection
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     from .unsent import UnsentCommands
 
 __all__ = ["HAND_OVER_EVERY", "EventDrain"]
+
+#: Lifecycle events a reaction carries that go out only to someone listening.
+_QUIET = (SEND, RECEIVE)
 
 #: Dispatches per hand-over at most (and per :meth:`EventDrain.drain` call with a limit).
 HAND_OVER_EVERY = 64
@@ -51,7 +55,10 @@ class EventDrain:
         reactor: this connection's reactor.
         unsent: the shard's backlog of commands not yet written.
         hand_over: delivers a batch of events, in order (it must not keep the list).
-        wants_receive: whether anything listens to :data:`RECEIVE` (asked per drain).
+        wants: whether anything listens to events of a name (the emitter's ``wants``):
+            :data:`RECEIVE` events are built only then (asked once per drain), and a
+            reaction's :data:`SEND` or :data:`RECEIVE` event (every heartbeat and ACK
+            has one) is dropped from it when nothing listens.
         on_reaction: does what a :class:`~.reactor.Reaction` asks.
         on_counts: called after an event that is not a dispatch, and once per drain
             (the reconnector counts IDENTIFY, RESUME and replayed duplicates).
@@ -71,7 +78,7 @@ class EventDrain:
         "_shard",
         "_shard_id",
         "_unsent",
-        "_wants_receive",
+        "_wants",
     )
 
     def __init__(
@@ -84,14 +91,14 @@ class EventDrain:
         reactor: ConnectionReactor,
         unsent: UnsentCommands,
         hand_over: Callable[[list[GatewayEvent]], None],
-        wants_receive: Callable[[], bool],
+        wants: Callable[[str], bool],
         on_reaction: Callable[[Reaction], None],
         on_counts: Callable[[], None],
         clock: Callable[[], float],
     ) -> None:
         self._shard, self._shard_id, self._counters = shard, shard_id, counters
         self._reconnector, self._reactor, self._unsent = reconnector, reactor, unsent
-        self._hand_over, self._wants_receive = hand_over, wants_receive
+        self._hand_over, self._wants = hand_over, wants
         self._on_reaction, self._on_counts = on_reaction, on_counts
         self._clock = clock
 
@@ -109,7 +116,7 @@ class EventDrain:
         hand_over, make = self._hand_over, new_gateway_event
         # Asked once per drain: most applications don't listen to "receive", and
         # building an event nobody reads costs about as much as the dispatch's own.
-        receive = self._wants_receive()
+        receive = self._wants(RECEIVE)
         batch: list[GatewayEvent] = []
         left = limit
         try:
@@ -151,6 +158,11 @@ class EventDrain:
         reaction = self._reactor.react(event)
         if reaction is None:
             return batch
+        emit = reaction.emit
+        if emit is not None and emit[0] in _QUIET and not self._wants(emit[0]):
+            # Every heartbeat is a payload sent and an ACK received: their events are
+            # delivered only to someone listening (an idle shard's work is little else).
+            reaction = replace(reaction, emit=None)
         if batch:
             self._hand_over(batch)
             batch = []
