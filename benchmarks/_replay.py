@@ -168,47 +168,67 @@ def _dumps(obj: Any) -> bytes:
 # -- the replay server -------------------------------------------------------------------
 
 
-def _serve_one(sock: socket.socket, stream: Stream) -> None:
-    import wsproto
-    import wsproto.events as wse
+class _Client:
+    """The server's side of one client's WebSocket: what both replay servers share.
 
-    ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
-    compress = stream.later_messages()
-    identified = False
-    text: list[str] = []
-    binary: list[bytes] = []
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    while True:
-        data = sock.recv(65536)
+    :meth:`feed` takes bytes read from the client (``b""`` at EOF), answers the
+    upgrade (with ``greeting`` after the 101), pings and a close, and returns the
+    client's whole payloads, decoded; ``None`` once the connection is over.
+    """
+
+    def __init__(self, sock: socket.socket, greeting: Callable[[], bytes]) -> None:
+        import wsproto
+
+        self.sock, self.greeting = sock, greeting
+        self.ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+        self.text: list[str] = []
+        self.binary: list[bytes] = []
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def feed(self, data: bytes) -> list[dict[str, Any]] | None:
+        import wsproto
+        import wsproto.events as wse
+
+        ws, sock = self.ws, self.sock
         ws.receive_data(data or None)
+        payloads: list[dict[str, Any]] = []
         for event in ws.events():
             if isinstance(event, wse.Request):
-                sock.sendall(ws.send(wse.AcceptConnection()) + stream.hello_frame)
+                sock.sendall(ws.send(wse.AcceptConnection()) + self.greeting())
             elif isinstance(event, wse.CloseConnection):
                 if ws.state is wsproto.connection.ConnectionState.REMOTE_CLOSING:
                     sock.sendall(ws.send(event.response()))
-                return
+                return None
             elif isinstance(event, wse.Ping):
                 sock.sendall(ws.send(event.response()))
             elif isinstance(event, wse.TextMessage | wse.BytesMessage):
                 if isinstance(event, wse.TextMessage):
-                    text.append(event.data)
+                    self.text.append(event.data)
                 else:
-                    binary.append(bytes(event.data))
+                    self.binary.append(bytes(event.data))
                 if not event.message_finished:
                     continue
-                payload = json.loads("".join(text) if text else b"".join(binary))
-                text.clear()
-                binary.clear()
-                op = payload.get("op")
-                if op in (2, 6) and not identified:
-                    identified = True
-                    sock.sendall(stream.body)
-                elif op == 1 and identified:
-                    ack = _dumps({"op": 11, "d": None, "s": None, "t": None})
-                    sock.sendall(ws_binary_frame(compress(ack)))
-        if not data:
-            return
+                payloads.append(
+                    json.loads("".join(self.text) if self.text else b"".join(self.binary))
+                )
+                self.text.clear()
+                self.binary.clear()
+        return payloads if data else None
+
+
+def _serve_one(sock: socket.socket, stream: Stream) -> None:
+    compress = stream.later_messages()
+    client = _Client(sock, lambda: stream.hello_frame)
+    identified = False
+    while (payloads := client.feed(sock.recv(65536))) is not None:
+        for payload in payloads:
+            op = payload.get("op")
+            if op in (2, 6) and not identified:
+                identified = True
+                sock.sendall(stream.body)
+            elif op == 1 and identified:
+                ack = _dumps({"op": 11, "d": None, "s": None, "t": None})
+                sock.sendall(ws_binary_frame(compress(ack)))
 
 
 class _Paced:
@@ -261,41 +281,26 @@ def _dispatch_parts(name: str, data: Any) -> tuple[bytes, bytes]:
 
 
 def _serve_paced(sock: socket.socket, session: list[tuple[str, Any]], rate: float) -> None:
-    import wsproto
-    import wsproto.events as wse
-
-    ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
     paced = _Paced(session, rate)
     hello = _dumps(
         {"op": 10, "d": {"heartbeat_interval": HEARTBEAT_INTERVAL_MS}, "s": None, "t": None}
     )
+    client = _Client(sock, lambda: paced.message(hello))
     tick = 0.005
     batch = max(int(rate * tick * 20), 1)  # after a stall, catch up in steps of 0.1 s
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     while True:
         readable, _, _ = select.select([sock], [], [], tick)
         if readable:
-            data = sock.recv(65536)
-            ws.receive_data(data or None)
-            for event in ws.events():
-                if isinstance(event, wse.Request):
-                    sock.sendall(ws.send(wse.AcceptConnection()) + paced.message(hello))
-                elif isinstance(event, wse.CloseConnection):
-                    if ws.state is wsproto.connection.ConnectionState.REMOTE_CLOSING:
-                        sock.sendall(ws.send(event.response()))
-                    return
-                elif isinstance(event, wse.Ping):
-                    sock.sendall(ws.send(event.response()))
-                elif isinstance(event, wse.TextMessage | wse.BytesMessage):
-                    # The driver sends each command as one frame; no buffering needed.
-                    op = json.loads(event.data).get("op")
-                    if op in (2, 6) and not paced.t0:
-                        paced.start()
-                    elif op == 1 and paced.t0:
-                        ack = {"op": 11, "d": None, "s": None, "t": None}
-                        sock.sendall(paced.message(_dumps(ack)))
-            if not data:
+            payloads = client.feed(sock.recv(65536))
+            if payloads is None:
                 return
+            for payload in payloads:
+                op = payload.get("op")
+                if op in (2, 6) and not paced.t0:
+                    paced.start()
+                elif op == 1 and paced.t0:
+                    ack = {"op": 11, "d": None, "s": None, "t": None}
+                    sock.sendall(paced.message(_dumps(ack)))
         frames = paced.due(batch)
         if frames:
             sock.sendall(frames)
