@@ -13,6 +13,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from gateway_testing._guilds import guild_create
 from gateway_testing._objects import GuildModel, iso, presence, snowflake
 
 __all__ = ["EventMaker"]
@@ -385,8 +386,6 @@ class EventMaker:
 
     def make_outage(self) -> list[tuple[str, Json]]:
         """Return a guild going unavailable and coming back (GUILD_DELETE, GUILD_CREATE)."""
-        from gateway_testing.corpus import guild_create  # noqa: PLC0415  (cycle at import)
-
         guild = self.rng.choice(self.guilds)
         self._tick()
         again = guild_create(
