@@ -1,4 +1,4 @@
-"""One client's WebSocket connection to the fake: I/O, records, waits and fault injection.
+"""One client's WebSocket connection to the fake: the tasks that serve it, and its faults.
 
 Theory of operation: three tasks share a connection. The *reader* feeds socket bytes
 to a server-side ``wsproto`` connection, reassembles messages and hands decoded
@@ -8,6 +8,9 @@ context sees payloads in wire order); it applies the fault knobs (``write_delay`
 ``fragment_frames``, ``split_messages``) and records what went out. The *watchdog*
 closes with 4009 when heartbeats stop for ``heartbeat_interval + heartbeat_grace``.
 ``ws.send`` and the socket write happen under one lock, so frames never interleave.
+The records, the waits and the write queue the protocol uses are
+:class:`~gateway_testing._peer.ConnectionBase`'s; the server that owns the connection
+is seen through :class:`~gateway_testing._peer.Owner` only.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -38,25 +41,19 @@ from wsproto.utilities import LocalProtocolError
 from gateway_testing import _protocol
 from gateway_testing._codec import DecodeFailure, encode
 from gateway_testing._compress import Compressor, compress_payload
+from gateway_testing._peer import ConnectionBase, Owner
 from gateway_testing._records import ClientPayload, ServerPayload
-from gateway_testing._session import SESSION_ENDING_CODES, Dispatch, FakeSession
-
-if TYPE_CHECKING:
-    from gateway_testing._server import FakeGateway
+from gateway_testing._session import Dispatch
 
 __all__ = ["FakeConnection"]
 
 logger = logging.getLogger("gateway_testing")
 
-#: Longest close reason a close frame can carry (125 bytes minus the 2-byte code).
-_MAX_REASON = 123
-#: Queue length below which a streaming producer may add more.
-_LOW_WATER = 128
 #: Bytes of frames a burst (:meth:`FakeConnection.send_burst`) puts in one socket write.
 _BURST_WRITE = 256 * 1024
 
 
-class FakeConnection:
+class FakeConnection(ConnectionBase):
     """A client connection as the fake sees it (create through :class:`FakeGateway` only).
 
     Records (read them in assertions):
@@ -82,7 +79,7 @@ class FakeConnection:
 
     def __init__(
         self,
-        fake: FakeGateway,
+        fake: Owner,
         number: int,
         *,
         stream: anyio.abc.ByteStream,
@@ -90,119 +87,15 @@ class FakeConnection:
         path: str,
         query: dict[str, str],
     ) -> None:
-        self.fake = fake
-        self.number = number
-        self.path = path
-        self.query = query
-        self.host = ""
-        self.encoding = query.get("encoding", "json")
-        self.compress: str | None = query.get("compress") or None
-        self.sent: list[ClientPayload] = []
-        self.delivered: list[ServerPayload] = []
-        self.session: FakeSession | None = None
-        self.resumed = False
-        self.identify_rejected = 0
-        self.payload_compression = False
-        self.close_code: int | None = None
-        self.close_reason: str | None = None
-        self.server_close_code: int | None = None
-        self.server_close_reason: str | None = None
-        self.closed = False
-        self.closed_at: float | None = None
-        self.dropped = False
-        self.acking = True
-        self.fragment_frames = 1
-        self.split_messages = 1
-        self.write_delay = 0.0
-        self.opened_at = anyio.current_time()
-        self.last_heartbeat = self.opened_at
-        self.user_agent: str | None = None
-        self.hello_at: float | None = None
-        self.first_heartbeat_at: float | None = None
+        super().__init__(fake, number, path=path, query=query)
         self._stream = stream
         self._ws = ws
         self._compressor: Compressor | None = None
-        self._queue: deque[tuple[str, Any]] = deque()
-        self._queued = anyio.Event()
-        self._changed = anyio.Event()
         self._write_lock = anyio.Lock()
-        self._closing = False
         self._peer_closed = anyio.Event()
         self._scope: anyio.CancelScope | None = None
         self._reset_on_drop = False
         self._window = fake.options.command_window_limiter()
-
-    # -- records -------------------------------------------------------------------------
-
-    # One shape for the shortcuts: ``payloads(op)``, ``identifies`` and ``heartbeats``
-    # give the ``d`` the client sent (``conn.identifies[0]["intents"]``), as Discord's
-    # documentation shows payloads; ``records(op)`` and ``sent`` give the records
-    # (``time``, ``size``) for the tests that need them.
-
-    def payloads(self, op: int) -> list[Any]:
-        """Return the ``d`` of every payload the client sent with opcode ``op``, in order."""
-        return [p.d for p in self.sent if p.op == op]
-
-    def records(self, op: int) -> list[ClientPayload]:
-        """Return the records (time, op, d, size) of every payload with opcode ``op``."""
-        return [p for p in self.sent if p.op == op]
-
-    @property
-    def heartbeats(self) -> list[Any]:
-        """The ``d`` (the last sequence, or ``None``) of every heartbeat (op 1) sent."""
-        return self.payloads(1)
-
-    @property
-    def identifies(self) -> list[Any]:
-        """The ``d`` of every Identify (op 2) the client sent: ``identifies[0]["intents"]``."""
-        return self.payloads(2)
-
-    def dispatches(self) -> list[ServerPayload]:
-        """Return the dispatches (op 0) the fake wrote to this connection."""
-        return [p for p in self.delivered if p.op == 0]
-
-    @property
-    def identified(self) -> bool:
-        """Whether a session is live here (READY or RESUMED was queued)."""
-        return self.session is not None
-
-    # -- waiting -------------------------------------------------------------------------
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        """Wait until ``predicate()`` is true (checked after every change here).
-
-        Raises:
-            TimeoutError: after ``timeout`` seconds.
-
-        """
-        with anyio.fail_after(timeout):
-            while not predicate():
-                await self._changed.wait()
-
-    async def wait_for_op(self, op: int, *, count: int = 1, timeout: float = 5.0) -> ClientPayload:
-        """Wait until the client sent ``count`` payloads with opcode ``op``; return the last."""
-        await self.wait_until(lambda: len([p for p in self.sent if p.op == op]) >= count, timeout)
-        return [p for p in self.sent if p.op == op][count - 1]
-
-    async def wait_identified(self, timeout: float = 5.0) -> FakeSession:
-        """Wait until a session is live here (after READY or RESUMED); return it."""
-        await self.wait_until(lambda: self.session is not None or self.closed, timeout)
-        if self.session is None:
-            raise ConnectionError(f"connection {self.number} closed before a session started")
-        return self.session
-
-    async def wait_closed(self, timeout: float = 5.0) -> int | None:
-        """Wait until the socket is gone; return the client's close code (``None`` if none)."""
-        await self.wait_until(lambda: self.closed, timeout)
-        return self.close_code
-
-    async def flush(self, timeout: float = 5.0) -> None:
-        """Wait until everything queued so far was written (or the connection ended)."""
-        await self.wait_until(lambda: not self._queue or self.closed, timeout)
 
     # -- fault injection and scripted sends ----------------------------------------------
 
@@ -281,63 +174,17 @@ class FakeConnection:
         self._enqueue("raw", message)
         await self.flush()
 
-    # -- queueing (used by the protocol and the server) ----------------------------------
-
-    def send_payload(self, payload: dict[str, Any]) -> None:
-        """Queue a non-dispatch payload (``s`` and ``t`` are filled in as null)."""
-        self._enqueue("payload", {"t": None, "s": None, **payload})
-
-    def send_dispatch(self, dispatch: Dispatch) -> None:
-        """Queue a numbered dispatch."""
-        self._enqueue("payload", {"t": dispatch.t, "s": dispatch.s, "op": 0, "d": dispatch.d})
-
-    def send_burst(self, dispatches: list[Dispatch]) -> None:
-        """Queue numbered dispatches to go out as a burst: many messages per socket write.
-
-        A client then gets hundreds of messages per read, as from a busy gateway;
-        the fault knobs do not apply to them (each is one whole frame).
-        """
-        self._enqueue("burst", [{"t": d.t, "s": d.s, "op": 0, "d": d.d} for d in dispatches])
-
-    def close_with(self, code: int, reason: str = "") -> None:
-        """Queue a close frame; nothing queued after it is sent."""
-        if self._closing:
-            return
-        self._closing = True
-        self.server_close_code = code
-        self.server_close_reason = reason
-        if code in SESSION_ENDING_CODES and self.session is not None:
-            self.session.invalidated = True
-        logger.debug("connection %d: closing with %d %s", self.number, code, reason)
-        self._queue.append(("close", (code, reason.encode()[:_MAX_REASON].decode(errors="ignore"))))
-        self._queued.set()
-
-    def _enqueue(self, kind: str, item: Any) -> None:
-        if self._closing or self.closed:
-            return
-        self._queue.append((kind, item))
-        self._queued.set()
-
-    def has_room(self) -> bool:
-        """Tell whether the write queue is short enough to add more (streaming backpressure)."""
-        return len(self._queue) <= _LOW_WATER
-
-    @property
-    def backlog(self) -> int:
-        """How many items wait to be written."""
-        return len(self._queue)
-
     # -- the tasks -----------------------------------------------------------------------
 
-    async def run(self, start: Callable[[FakeConnection], None]) -> None:
-        """Serve the connection until it ends; ``start`` queues the first payloads."""
+    async def run(self) -> None:
+        """Serve the connection until it ends (the protocol queues the first payloads)."""
         try:
             async with anyio.create_task_group() as tg:
                 self._scope = tg.cancel_scope
                 self._compressor = _protocol.make_compressor(self)
                 tg.start_soon(self._writer)
                 tg.start_soon(self._watchdog)
-                start(self)
+                _protocol.open_connection(self, anyio.current_time())
                 await self._reader()
                 tg.cancel_scope.cancel()
         finally:
@@ -554,18 +401,6 @@ class FakeConnection:
                 self.close_with(4009, "Session timed out.")
                 return
             await anyio.sleep((deadline if first is None else min(deadline, first)) - now)
-
-    def first_heartbeat_deadline(self) -> float | None:
-        """When the first heartbeat is overdue (``first_heartbeat_limit``), while none came."""
-        limit = self.fake.options.first_heartbeat_limit
-        if limit is None or self.hello_at is None or self.first_heartbeat_at is not None:
-            return None
-        return self.hello_at + limit
-
-    def first_heartbeat_late(self) -> None:
-        """Close as the strict server does when the first heartbeat is late."""
-        logger.info("connection %d: first heartbeat late, closing 4000", self.number)
-        self.close_with(4000, "Heartbeat expired")
 
 
 def _trim(records: list[Any], limit: int | None) -> None:

@@ -19,25 +19,24 @@ Habits of servers that exist, each a :class:`~gateway_testing.FakeOptions` switc
 (``resume_unsupported``), and a replay that starts at the client's ``seq``
 inclusive (``replay_inclusive``).
 
-Handlers never block: they only queue, so the reader keeps reading.
+Handlers never block: they only queue, so the reader keeps reading. They are functions
+of the connection's records (:class:`~gateway_testing._peer.ConnectionBase`), the
+server's app-wide state (:class:`~gateway_testing._peer.Owner`) and ``now``: no
+socket, no task, no clock.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-import anyio
+from typing import Any
 
 from gateway_testing import corpus
 from gateway_testing._codec import DecodeFailure, MissingDependency, decode, require
 from gateway_testing._compress import Compressor
 from gateway_testing._options import ALL_INTENTS
+from gateway_testing._peer import ConnectionBase
 from gateway_testing._session import Dispatch
-
-if TYPE_CHECKING:
-    from gateway_testing._connection import FakeConnection
 
 __all__ = ["decode_client", "handle", "make_compressor", "open_connection"]
 
@@ -60,7 +59,7 @@ def decode_client(message: str | bytes, encoding: str) -> dict[str, Any]:
     return decode(message, encoding)
 
 
-def make_compressor(conn: FakeConnection) -> Compressor:
+def make_compressor(conn: ConnectionBase) -> Compressor:
     """Return the connection's compressor (none if the query's choice is unusable)."""
     try:
         return Compressor(conn.compress, end_frames=conn.fake.options.zstd_end_frames)
@@ -68,7 +67,7 @@ def make_compressor(conn: FakeConnection) -> Compressor:
         return Compressor(None)  # open_connection closes with the reason
 
 
-def open_connection(conn: FakeConnection) -> None:
+def open_connection(conn: ConnectionBase, now: float) -> None:
     """Check ``User-Agent``, ``v``, ``encoding``, ``compress``; then send HELLO (or close)."""
     options = conn.fake.options
     if options.require_user_agent and not conn.user_agent:
@@ -92,7 +91,7 @@ def open_connection(conn: FakeConnection) -> None:
     if problem is not None:
         conn.close_with(4002, problem)
         return
-    conn.last_heartbeat = anyio.current_time()
+    conn.last_heartbeat = now
     if conn.fake.reconnects_before_hello > 0:
         conn.fake.reconnects_before_hello -= 1
         conn.send_payload({"op": 7, "d": None})
@@ -103,7 +102,7 @@ def open_connection(conn: FakeConnection) -> None:
     )
 
 
-def handle(conn: FakeConnection, payload: dict[str, Any], now: float) -> None:
+def handle(conn: ConnectionBase, payload: dict[str, Any], now: float) -> None:
     """Answer one decoded client payload (queue replies, or close with a code)."""
     op, d = payload.get("op"), payload.get("d")
     if not isinstance(op, int) or isinstance(op, bool) or op not in _CLIENT_OPS:
@@ -115,7 +114,7 @@ def handle(conn: FakeConnection, payload: dict[str, Any], now: float) -> None:
     _HANDLERS[op](conn, d, now)
 
 
-def _heartbeat(conn: FakeConnection, d: Any, now: float) -> None:
+def _heartbeat(conn: ConnectionBase, d: Any, now: float) -> None:
     if d is not None and (not isinstance(d, int) or isinstance(d, bool)):
         conn.close_with(4001, "Invalid heartbeat payload.")
         return
@@ -130,13 +129,13 @@ def _heartbeat(conn: FakeConnection, d: Any, now: float) -> None:
         conn.send_payload({"op": 11, "d": None})
 
 
-def _token_ok(conn: FakeConnection, token: Any) -> bool:
+def _token_ok(conn: ConnectionBase, token: Any) -> bool:
     if not isinstance(token, str):
         return False
     return bool(token.removeprefix("Bot ") == conn.fake.options.token)
 
 
-def _identify(conn: FakeConnection, d: Any, now: float) -> None:
+def _identify(conn: ConnectionBase, d: Any, now: float) -> None:
     fake, options = conn.fake, conn.fake.options
     if conn.session is not None:
         conn.close_with(4005, "Already authenticated.")
@@ -218,7 +217,7 @@ def _sessions_replace(session_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _resume(conn: FakeConnection, d: Any, now: float) -> None:
+def _resume(conn: ConnectionBase, d: Any, now: float) -> None:
     fake = conn.fake
     if conn.session is not None:
         conn.close_with(4005, "Already authenticated.")
@@ -255,7 +254,7 @@ def _resume(conn: FakeConnection, d: Any, now: float) -> None:
     conn._notify()
 
 
-def _presence(conn: FakeConnection, d: Any, now: float) -> None:
+def _presence(conn: ConnectionBase, d: Any, now: float) -> None:
     if (
         not isinstance(d, dict)
         or d.get("status") not in _STATUSES
@@ -264,7 +263,7 @@ def _presence(conn: FakeConnection, d: Any, now: float) -> None:
         conn.close_with(4001, "Invalid presence payload.")
 
 
-def _voice_state(conn: FakeConnection, d: Any, now: float) -> None:
+def _voice_state(conn: ConnectionBase, d: Any, now: float) -> None:
     if not isinstance(d, dict) or not isinstance(d.get("guild_id"), str):
         conn.close_with(4001, "Invalid voice state payload.")
         return
@@ -280,7 +279,7 @@ def _voice_state(conn: FakeConnection, d: Any, now: float) -> None:
         conn.send_dispatch(session.number("VOICE_SERVER_UPDATE", server))
 
 
-def _request_members(conn: FakeConnection, d: Any, now: float) -> None:
+def _request_members(conn: ConnectionBase, d: Any, now: float) -> None:
     fake, options = conn.fake, conn.fake.options
     session = conn.session
     assert session is not None
@@ -353,7 +352,7 @@ def _request_members(conn: FakeConnection, d: Any, now: float) -> None:
         conn.send_dispatch(session.number("GUILD_MEMBERS_CHUNK", data))
 
 
-def _soundboard(conn: FakeConnection, d: Any, now: float) -> None:
+def _soundboard(conn: ConnectionBase, d: Any, now: float) -> None:
     session = conn.session
     assert session is not None
     if not isinstance(d, dict) or not isinstance(d.get("guild_ids"), list):
@@ -369,7 +368,7 @@ def _soundboard(conn: FakeConnection, d: Any, now: float) -> None:
             conn.send_dispatch(session.number("SOUNDBOARD_SOUNDS", data))
 
 
-def _channel_info(conn: FakeConnection, d: Any, now: float) -> None:
+def _channel_info(conn: ConnectionBase, d: Any, now: float) -> None:
     session = conn.session
     assert session is not None
     if not isinstance(d, dict) or not isinstance(d.get("guild_id"), str):
@@ -380,7 +379,7 @@ def _channel_info(conn: FakeConnection, d: Any, now: float) -> None:
     conn.send_dispatch(session.number("CHANNEL_INFO", data))
 
 
-_HANDLERS: dict[int, Callable[[FakeConnection, Any, float], None]] = {
+_HANDLERS: dict[int, Callable[[ConnectionBase, Any, float], None]] = {
     1: _heartbeat,
     2: _identify,
     3: _presence,

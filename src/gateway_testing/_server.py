@@ -33,7 +33,7 @@ from gateway_testing import corpus
 from gateway_testing._connection import FakeConnection
 from gateway_testing._http import header, is_websocket_upgrade, rate_limited, rest_reply
 from gateway_testing._options import FakeOptions, FakeOptionsDict, check_option_names
-from gateway_testing._protocol import open_connection
+from gateway_testing._peer import ConnectionBase
 from gateway_testing._records import HttpRequest
 from gateway_testing._session import Dispatch, FakeSession
 
@@ -419,7 +419,7 @@ class FakeGateway:
         return None
 
     def new_session(
-        self, shard: tuple[int, int], guild_ids: list[str], intents: int, conn: FakeConnection
+        self, shard: tuple[int, int], guild_ids: list[str], intents: int, conn: ConnectionBase
     ) -> FakeSession:
         """Create a session for ``conn`` (after a successful Identify)."""
         self._sessions_made += 1
@@ -455,7 +455,7 @@ class FakeGateway:
                 return conn
         return None
 
-    def attach(self, session: FakeSession, conn: FakeConnection) -> None:
+    def attach(self, session: FakeSession, conn: ConnectionBase) -> None:
         """Make ``conn`` the session's connection (an older one is detached)."""
         old = self.connection_of(session)
         if old is not None and old is not conn:
@@ -464,13 +464,13 @@ class FakeGateway:
         session.detached_at = None
         self._notify()
 
-    def detach(self, session: FakeSession, conn: FakeConnection) -> None:
+    def detach(self, session: FakeSession, conn: ConnectionBase) -> None:
         """Stop sending the session's dispatches to ``conn`` (they are buffered instead)."""
         if conn.session is session:
             conn.session = None
             session.detached_at = anyio.current_time()
 
-    def connection_ended(self, conn: FakeConnection) -> None:
+    def connection_ended(self, conn: ConnectionBase) -> None:
         """Note that ``conn``'s socket is gone (called by the connection)."""
         session = conn.session
         if session is not None:
@@ -589,4 +589,4 @@ class FakeGateway:
         self.connections.append(conn)
         self._notify()
         logger.debug("connection %d: %s?%s", conn.number, conn.path, parts.query)
-        await conn.run(open_connection)
+        await conn.run()
