@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from gateway_testing._codec import MissingDependency
 from gateway_testing._connection import FakeConnection
+from gateway_testing._gateway import FakeGateway
 from gateway_testing._options import FakeOptions, FakeOptionsDict
 from gateway_testing._records import ClientPayload, HttpRequest, ServerPayload
-from gateway_testing._server import FakeGateway
 from gateway_testing._session import Dispatch, FakeSession
 from gateway_testing._thread import ThreadedConnection, ThreadedFakeGateway
 

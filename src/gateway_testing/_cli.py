@@ -19,8 +19,8 @@ from typing import Literal
 
 import anyio
 
+from gateway_testing._gateway import FakeGateway
 from gateway_testing._options import FakeOptionsDict
-from gateway_testing._server import FakeGateway
 
 __all__ = ["ServeOptions", "add_arguments", "build_parser", "main", "parse_args", "serve"]
 

@@ -1,19 +1,19 @@
-"""The fake gateway server: listener, REST, sessions, identify limits and dispatch routing.
+"""The fake gateway's server: listener, REST, connections' arrival and dispatch routing.
 
-Theory of operation: :class:`FakeGateway` is an async context manager. Entering it
+Theory of operation: :class:`GatewayServer` is an async context manager. Entering it
 binds a loopback port (optionally TLS) and serves each TCP connection in its own
 task: HTTP requests are answered by :mod:`gateway_testing._http`, WebSocket upgrades
-become a :class:`FakeConnection`. App-wide state lives here, as on Discord: the
-bot's guilds (``guilds_per_shard`` per recommended shard, routed by ``(id >> 22) %
-shards``), the sessions, the identify buckets, the session-start budget and the
-full-member-list windows. Clocks are ``anyio.current_time()``.
+become a :class:`~gateway_testing.FakeConnection`, which the server owns and which
+runs the protocol itself. The app-wide state (sessions, guilds, limits) is
+:class:`~gateway_testing._app.AppState`'s, which the server is. Clocks are
+``anyio.current_time()``. :class:`~gateway_testing.FakeGateway` (in
+:mod:`gateway_testing._gateway`) is this server plus :meth:`run_in_thread`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import socket
 import struct
 import urllib.parse
@@ -30,17 +30,17 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 
 from gateway_testing import corpus
+from gateway_testing._app import AppState
 from gateway_testing._connection import FakeConnection
 from gateway_testing._http import header, is_websocket_upgrade, rate_limited, rest_reply
 from gateway_testing._options import FakeOptions, FakeOptionsDict, check_option_names
-from gateway_testing._peer import ConnectionBase
 from gateway_testing._records import HttpRequest
 from gateway_testing._session import Dispatch, FakeSession
 
 if TYPE_CHECKING:
-    from typing_extensions import Unpack
+    from typing_extensions import Self, Unpack
 
-__all__ = ["FakeGateway"]
+__all__ = ["GatewayServer"]
 
 logger = logging.getLogger("gateway_testing")
 
@@ -50,80 +50,26 @@ _HIGH_WATER = 256
 _BURST_ITEM = 1000
 
 
-class FakeGateway:
-    """A faithful fake of Discord's gateway (API v10) and its two REST endpoints.
-
-    Use it as ``async with FakeGateway(token=..., shards=2) as fake:``; connect clients to
-    :attr:`gateway_url` (or let them discover it from :attr:`api_base`). Every keyword
-    is a field of :class:`~gateway_testing.FakeOptions`; the main ones:
-
-    Args:
-        token: the bot token accepted in Identify/Resume and ``Authorization: Bot``.
-        shards: the recommended shard count (``GET /gateway/bot``); the bot has
-            ``guilds_per_shard`` guilds on each of these shards.
-        max_concurrency: identify buckets per ``identify_window`` (5 s on Discord).
-        heartbeat_interval: seconds, sent in HELLO as milliseconds.
-        heartbeat_grace: seconds past the interval before 4009 (default: one interval).
-        members_per_guild: members in each guild (GUILD_CREATE, GUILD_MEMBERS_CHUNK).
-        ssl_context: serve ``wss://`` and ``https://`` with this server context.
-        host, port: where to listen (port 0 picks a free one).
-        identify_window, session_start_total, session_start_reset,
-        member_request_window: Discord's limits, shortened by tests.
-        event_rate: if set, stream the lively corpus to identified sessions at this
-            many dispatches per second (the demo mode).
-        seed: the seed of every generated payload.
-        zero_sequence_ready: READY, READY_SUPPLEMENTAL (then sent too) and
-            GUILD_CREATE carry ``s`` = 0 and stay out of the replay buffer, as a
-            server that exists does.
-        resume_unsupported: answer every RESUME with op 9 ``false`` (and end the session).
-        replay_inclusive: replay from the RESUME's ``seq`` inclusive: the client's
-            last dispatch comes a second time.
-        sessions_replace_before_ready: send a SESSIONS_REPLACE dispatch before READY.
-        resume_url: READY's ``resume_gateway_url`` as given (``{port}`` becomes the
-            fake's port) instead of this fake on ``resume_path``: e.g. a ``ws://``
-            URL for a TLS fake, or one with ``user:password@``.
-
-    :meth:`unreachable` takes the fake off the network for a while (an outage).
-
-    """
+class GatewayServer(AppState):
+    """The fake gateway as it runs on its event loop (see :class:`FakeGateway`)."""
 
     def __init__(self, **options: Unpack[FakeOptionsDict]) -> None:
         # Typed (FakeOptionsDict), so mypy catches a misspelled option; at run time the
         # TypeError names it, with the nearest option's name.
         check_option_names(dict(options))
-        self.options = FakeOptions(**options)
-        o = self.options
-        self.connections: list[FakeConnection] = []
-        self.sessions: dict[str, FakeSession] = {}
+        super().__init__(FakeOptions(**options))
         self.http_requests: list[HttpRequest] = []
-        #: Set (and logged as an error) when an Identify found no session starts left.
-        self.session_starts_exhausted = False
-        self.session_start_remaining = (
-            o.session_start_total
-            if o.session_start_remaining is None
-            else o.session_start_remaining
-        )
         self.rest_rate_limits: list[float] = []
         #: How many upcoming connections get op 7 Reconnect instead of HELLO.
         self.reconnects_before_hello = 0
-        self.guild_ids: list[str] = [
-            gid
-            for shard in range(o.shards)
-            for gid in corpus.guild_ids_for_shard(shard, o.shards, o.guilds_per_shard, seed=o.seed)
-        ]
-        self._session_reset_at = 0.0
-        self._identify_buckets: dict[int, float] = {}
-        self._member_requests: dict[str, float] = {}
         self._cursor = 0
-        self._sessions_made = 0
         self._port = 0
-        self._changed: anyio.Event | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._down = False  # unreachable(): every new connection is reset at once
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    async def __aenter__(self) -> FakeGateway:
+    async def __aenter__(self) -> Self:
         o = self.options
         self._changed = anyio.Event()
         self._session_reset_at = anyio.current_time() + o.session_start_reset
@@ -180,16 +126,6 @@ class FakeGateway:
             self._down = False
             logger.info("fake gateway reachable again")
 
-    def run_in_thread(self) -> contextlib.AbstractContextManager[Any]:
-        """Run this fake on an event loop in a background thread (for synchronous tests).
-
-        Returns a context manager that yields a :class:`~gateway_testing.ThreadedFakeGateway`,
-        whose methods are plain blocking calls.
-        """
-        from gateway_testing._thread import run_in_thread  # noqa: PLC0415  (cycle)
-
-        return run_in_thread(self)
-
     # -- addresses -----------------------------------------------------------------------
 
     @property
@@ -222,11 +158,6 @@ class FakeGateway:
         return self._origin("http") + "/api/v10"
 
     # -- waiting for connections ---------------------------------------------------------
-
-    def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = anyio.Event()
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         """Wait until ``predicate()`` is true (checked on each change to the fake's state)."""
@@ -377,118 +308,6 @@ class FakeGateway:
                 sent += 1
                 with contextlib.suppress(TimeoutError):
                     await self.dispatch(t, d)
-
-    # -- app-wide state used by the protocol ---------------------------------------------
-
-    def guilds_for(self, shard_id: int, shard_count: int) -> list[str]:
-        """Return the bot's guilds that route to ``[shard_id, shard_count]``."""
-        return [g for g in self.guild_ids if (int(g) >> 22) % shard_count == shard_id]
-
-    def identify_allowed(self, shard_id: int, now: float) -> bool:
-        """Take the identify bucket ``shard_id % max_concurrency`` if it is free."""
-        key = shard_id % self.options.max_concurrency
-        last = self._identify_buckets.get(key)
-        if last is not None and now - last < self.options.identify_window:
-            logger.info("identify of shard %d over max_concurrency: op 9", shard_id)
-            return False
-        self._identify_buckets[key] = now
-        return True
-
-    def take_session_start(self, now: float) -> bool:
-        """Count one session start; ``False`` (and a loud error) when none are left."""
-        if now >= self._session_reset_at:
-            self._session_reset_at = now + self.options.session_start_reset
-            self.session_start_remaining = self.options.session_start_total
-        if self.session_start_remaining <= 0:
-            self.session_starts_exhausted = True
-            logger.error(
-                "session start limit exhausted: on Discord every session is terminated, "
-                "the bot token is reset and the owner gets an email"
-            )
-            return False
-        self.session_start_remaining -= 1
-        return True
-
-    def full_member_request(self, guild_id: str, now: float) -> float | None:
-        """Take the guild's full-member-list window; else return ``retry_after`` seconds."""
-        last = self._member_requests.get(guild_id)
-        window = self.options.member_request_window
-        if last is not None and now - last < window:
-            return round(window - (now - last), 3)
-        self._member_requests[guild_id] = now
-        return None
-
-    def new_session(
-        self, shard: tuple[int, int], guild_ids: list[str], intents: int, conn: ConnectionBase
-    ) -> FakeSession:
-        """Create a session for ``conn`` (after a successful Identify)."""
-        self._sessions_made += 1
-        rng = random.Random(f"session:{self.options.seed}:{self._sessions_made}")
-        session = FakeSession(
-            session_id=f"{rng.getrandbits(128):032x}",
-            shard=shard,
-            guild_ids=guild_ids,
-            intents=intents,
-            buffer_size=self.options.resume_buffer,
-        )
-        self.sessions[session.session_id] = session
-        self.attach(session, conn)
-        return session
-
-    def _alive(self, session: FakeSession, now: float) -> bool:
-        if session.invalidated:
-            return False
-        if session.detached_at is not None and now - session.detached_at > self.options.session_ttl:
-            session.invalidated = True
-            return False
-        return True
-
-    def live_session(self, session_id: str, now: float) -> FakeSession | None:
-        """Return the session ``session_id`` if it can still be resumed."""
-        session = self.sessions.get(session_id)
-        return session if session is not None and self._alive(session, now) else None
-
-    def connection_of(self, session: FakeSession) -> FakeConnection | None:
-        """Return the live connection the session is attached to, if any."""
-        for conn in reversed(self.connections):
-            if conn.session is session and not conn.closed:
-                return conn
-        return None
-
-    def attach(self, session: FakeSession, conn: ConnectionBase) -> None:
-        """Make ``conn`` the session's connection (an older one is detached)."""
-        old = self.connection_of(session)
-        if old is not None and old is not conn:
-            old.session = None
-        conn.session = session
-        session.detached_at = None
-        self._notify()
-
-    def detach(self, session: FakeSession, conn: ConnectionBase) -> None:
-        """Stop sending the session's dispatches to ``conn`` (they are buffered instead)."""
-        if conn.session is session:
-            conn.session = None
-            session.detached_at = anyio.current_time()
-
-    def connection_ended(self, conn: ConnectionBase) -> None:
-        """Note that ``conn``'s socket is gone (called by the connection)."""
-        session = conn.session
-        if session is not None:
-            if conn.close_code in (1000, 1001):
-                session.invalidated = True  # a clean client close ends the session
-            session.detached_at = anyio.current_time()
-        self._forget_dead_sessions()
-        self._notify()
-
-    def _forget_dead_sessions(self) -> None:
-        # A session that can never be resumed needs no replay buffer; with a
-        # history_limit (a long-running fake) it is forgotten altogether.
-        limited = self.options.history_limit is not None
-        for session_id, session in list(self.sessions.items()):
-            if session.invalidated:
-                session.buffer.clear()
-                if limited:
-                    del self.sessions[session_id]
 
     # -- serving -------------------------------------------------------------------------
 

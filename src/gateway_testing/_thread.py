@@ -14,17 +14,15 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from gateway_testing._connection import FakeConnection
 from gateway_testing._options import FakeOptions
 from gateway_testing._records import ClientPayload, HttpRequest, ServerPayload
+from gateway_testing._server import GatewayServer
 from gateway_testing._session import Dispatch, FakeSession
-
-if TYPE_CHECKING:
-    from gateway_testing._server import FakeGateway
 
 __all__ = ["ThreadedConnection", "ThreadedFakeGateway", "run_in_thread"]
 
@@ -236,7 +234,7 @@ class ThreadedConnection(_Proxy):
 class ThreadedFakeGateway(_Proxy):
     """A running :class:`FakeGateway` seen from another thread: blocking methods."""
 
-    def __init__(self, portal: BlockingPortal, fake: FakeGateway) -> None:
+    def __init__(self, portal: BlockingPortal, fake: GatewayServer) -> None:
         super().__init__(portal, fake)
         #: The underlying fake (read its records; call its methods only on the loop).
         self.fake = fake
@@ -338,7 +336,7 @@ class ThreadedFakeGateway(_Proxy):
 
 
 @contextlib.contextmanager
-def run_in_thread(fake: FakeGateway, backend: str = "asyncio") -> Iterator[ThreadedFakeGateway]:
+def run_in_thread(fake: GatewayServer, backend: str = "asyncio") -> Iterator[ThreadedFakeGateway]:
     """Run ``fake`` on ``backend`` in a background thread; yield a blocking proxy."""
     with (
         start_blocking_portal(backend) as portal,
