@@ -48,13 +48,13 @@ import random
 import statistics
 import sys
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from _core_stream import SNOWFLAKE_MIN, Stream, _decompressor, load_session
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 
@@ -64,8 +64,6 @@ from gateway_proto.codecs import JsonCodec
 
 TOKEN = "bench.token.value"
 URL = "ws://127.0.0.1:9/"
-HELLO = {"op": 10, "d": {"heartbeat_interval": 45_000}, "s": None, "t": None}
-SNOWFLAKE_MIN = 2**53
 
 Run = Callable[[], tuple[float, int]]
 
@@ -73,131 +71,6 @@ Run = Callable[[], tuple[float, int]]
 # and on a shared machine wall time also counts what other tenants take from us
 # (rows of one run then drift apart by 10-20 %; CPU time keeps them within a few %).
 clock = time.process_time
-
-
-def load_session(guilds: int, members: int, events: int) -> tuple[list[tuple[str, Any]], str]:
-    """The recorded session ``[(name, d), ...]``, READY first, and where it came from."""
-    try:
-        from gateway_testing.corpus import recorded_session
-    except ImportError:  # pragma: no cover - the fake gateway is part of this repo
-        session = _fallback_session(events)
-        return session, "benchmarks/bench_core.py fallback generator"
-    return (
-        recorded_session(seed=0, guilds=guilds, members_per_guild=members, events=events),
-        "gateway_testing.corpus.recorded_session",
-    )
-
-
-def _fallback_session(events: int) -> list[tuple[str, Any]]:
-    rng = random.Random(0)
-
-    def sid() -> str:
-        return str(rng.randrange(10**17, 10**19))
-
-    ready = {
-        "v": 10,
-        "session_id": "ab" * 16,
-        "resume_gateway_url": "wss://r.example/",
-        "user": {"id": sid(), "username": "bot"},
-        "guilds": [],
-    }
-    out: list[tuple[str, Any]] = [("READY", ready)]
-    for _ in range(events):
-        out.append(
-            (
-                "MESSAGE_CREATE",
-                {
-                    "id": sid(),
-                    "channel_id": sid(),
-                    "content": "hi " * 20,
-                    "author": {"id": sid(), "username": "someone"},
-                },
-            )
-        )
-    return out
-
-
-def _to_etf_ints(value: Any) -> Any:
-    """Snowflake strings as 64-bit ints, where Discord's ETF encoder sends ints."""
-    if isinstance(value, dict):
-        return {k: _to_etf_ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_to_etf_ints(v) for v in value]
-    if isinstance(value, str) and value.isdigit() and int(value) >= SNOWFLAKE_MIN:
-        return int(value)
-    return value
-
-
-def frame(payload: bytes) -> bytes:
-    """One unmasked, final, binary WebSocket frame."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x82, n))
-    elif n < 65536:
-        head = bytes((0x82, 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x82, 127)) + n.to_bytes(8, "big")
-    return head + payload
-
-
-def _compressor(compression: str) -> Callable[[bytes], bytes]:
-    """Compress one message as a server with ``compression`` does."""
-    if compression == "zstd-stream":
-        import zstandard
-
-        zstd = zstandard.ZstdCompressor().compressobj()
-        block = zstandard.COMPRESSOBJ_FLUSH_BLOCK
-        return lambda raw: zstd.compress(raw) + zstd.flush(block)
-    if compression == "payload":
-        return zlib.compress
-    deflate = zlib.compressobj()
-    return lambda raw: deflate.compress(raw) + deflate.flush(zlib.Z_SYNC_FLUSH)
-
-
-def _decompressor(compression: str) -> Callable[[bytes], bytes]:
-    """The bare decompression of one message, for the floor: a fresh context per connection."""
-    if compression == "zstd-stream":
-        import zstandard
-
-        decompressobj = zstandard.ZstdDecompressor().decompressobj
-        return decompressobj(read_across_frames=True).decompress
-    if compression == "payload":
-        return zlib.decompress
-    return zlib.decompressobj().decompress
-
-
-class Stream:
-    """HELLO + the session, compressed as ``compression`` says, framed, chunked."""
-
-    def __init__(
-        self,
-        session: list[tuple[str, Any]],
-        encoding: str,
-        chunk: int,
-        compression: str = "zlib-stream",
-    ) -> None:
-        self.compression = compression
-        if encoding == "etf":
-            import erlpack
-
-            def dumps(obj: Any) -> bytes:
-                return bytes(erlpack.pack(_to_etf_ints(obj)))
-        else:
-
-            def dumps(obj: Any) -> bytes:
-                return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-
-        compress = _compressor(compression)
-        raw = [dumps(HELLO)] + [
-            dumps({"op": 0, "t": name, "s": seq, "d": d})
-            for seq, (name, d) in enumerate(session, start=1)
-        ]
-        self.messages = [compress(r) for r in raw]
-        self.events = len(raw) - 1
-        self.raw_bytes = sum(len(r) for r in raw)
-        self.hello_frame = frame(self.messages[0])
-        body = b"".join(frame(m) for m in self.messages[1:])
-        self.chunks = [body[i : i + chunk] for i in range(0, len(body), chunk)]
 
 
 def _accept(request: bytes) -> bytes:

@@ -30,6 +30,17 @@ import anyio.abc
 
 from gateway_proto.driver_support import API_BASE_ENV
 
+from .values import (
+    OFFLINE_TOKEN,
+    _wrap,
+    add_status_argument,
+    parse_event_names,
+    parse_intents,
+    parse_user_agent,
+    require_redis,
+    status_settings,
+)
+
 if TYPE_CHECKING:
     from gateway_proto.session import Session
     from gateway_redis.process import GatewayProcess
@@ -104,15 +115,6 @@ class RunOptions:
 def add_run_parser(sub: Any) -> None:
     """Add the ``run`` subcommand to the ``spectacles-gateway`` parser."""
     from gateway_testing._cli import count, positive_float  # noqa: PLC0415
-
-    from .args import (  # noqa: PLC0415 - args imports this module
-        OFFLINE_TOKEN,
-        _wrap,
-        add_status_argument,
-        parse_event_names,
-        parse_intents,
-        parse_user_agent,
-    )
 
     run = sub.add_parser(
         "run",
@@ -205,12 +207,6 @@ def run_options(
     """Validate the parsed ``run`` arguments (bad input: one line, exit status 2)."""
     from gateway_proto.intents import Intents  # noqa: PLC0415
 
-    from .args import (  # noqa: PLC0415 - args imports this module
-        OFFLINE_TOKEN,
-        require_redis,
-        status_settings,
-    )
-
     require_redis(parser, "run", ns.redis)
     if ns.token is not None and not ns.token.strip():
         parser.error("--token is empty")
@@ -270,7 +266,8 @@ def run_options(
 def run_gateway(options: RunOptions) -> int:
     """Run the gateway process until Ctrl-C or SIGTERM; return the exit status."""
     from .display import Display  # noqa: PLC0415
-    from .run import _first_real_error, _logging_to, explain  # noqa: PLC0415 - run imports us
+    from .explain import _first_real_error, explain  # noqa: PLC0415 - only when it runs
+    from .listen import _logging_to  # noqa: PLC0415 - only when it runs
 
     display = Display.for_options(options)
     try:
@@ -306,7 +303,7 @@ async def _run(options: RunOptions, display: Display) -> int:
     from gateway_redis.process import GatewayProcess  # noqa: PLC0415
     from gateway_redis.streams import EventPublisher  # noqa: PLC0415
 
-    from .run import _Listener  # noqa: PLC0415 - run imports this module
+    from .listen import _Listener  # noqa: PLC0415 - only when it runs
 
     gateway = Gateway(
         options.token,
@@ -385,7 +382,7 @@ async def _run(options: RunOptions, display: Display) -> int:
     if stopped_by and stopped_by[0] == signal.SIGINT:
         return EXIT_INTERRUPTED
     if display.out_closed:
-        from .run import EXIT_PIPE_CLOSED  # noqa: PLC0415 - run imports this module
+        from .listen import EXIT_PIPE_CLOSED  # noqa: PLC0415 - only when it runs
 
         return EXIT_PIPE_CLOSED
     return EXIT_OK

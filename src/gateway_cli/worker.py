@@ -19,6 +19,8 @@ from typing import Any
 
 import anyio
 
+from .values import OFFLINE_TOKEN, _wrap, parse_event_names, require_redis
+
 __all__ = ["WorkerOptions", "add_worker_parser", "run_worker", "worker_options"]
 
 EXIT_OK = 0
@@ -65,8 +67,6 @@ class WorkerOptions:
 
 def add_worker_parser(sub: Any) -> None:
     """Add the ``worker`` subcommand to the ``spectacles-gateway`` parser."""
-    from .args import OFFLINE_TOKEN, _wrap, parse_event_names  # noqa: PLC0415 - args imports us
-
     worker = sub.add_parser(
         "worker",
         help="read the events gateway processes publish to Redis, print them as JSON lines",
@@ -111,8 +111,6 @@ def worker_options(
     parser: argparse.ArgumentParser, ns: argparse.Namespace, env: Mapping[str, str]
 ) -> WorkerOptions:
     """Validate the parsed ``worker`` arguments."""
-    from .args import OFFLINE_TOKEN, require_redis  # noqa: PLC0415 - args imports us
-
     require_redis(parser, "worker", ns.redis)
     if ns.layout == "per-event" and not ns.events:
         parser.error("--layout per-event needs --events (its streams are per event name)")
@@ -195,7 +193,7 @@ async def _work(options: WorkerOptions) -> int:
             tg.cancel_scope.cancel()
             await worker.aclose()
     if reader_gone:
-        from .run import EXIT_PIPE_CLOSED  # noqa: PLC0415 - only now: run is heavier
+        from .listen import EXIT_PIPE_CLOSED  # noqa: PLC0415 - only now: listen is heavier
 
         return EXIT_PIPE_CLOSED
     return status

@@ -11,7 +11,8 @@ import asyncio
 
 import pytest
 
-from gateway_cli.run import EXIT_PIPE_CLOSED, _first_real_error
+from gateway_cli.explain import _first_real_error
+from gateway_cli.run import EXIT_PIPE_CLOSED
 
 from ._pipe import first_line_then_close
 from .conftest import ROOT, TIMEOUT, clean_env

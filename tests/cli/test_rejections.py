@@ -13,7 +13,8 @@ import pytest
 from anyio.from_thread import start_blocking_portal
 
 from gateway_cli.display import Display, EventRecord
-from gateway_cli.run import EXIT_FAILURE, _Listener, main
+from gateway_cli.listen import _Listener
+from gateway_cli.run import EXIT_FAILURE, main
 from gateway_proto import CloseCause
 from gateway_proto.driver_support import (
     CONNECT,

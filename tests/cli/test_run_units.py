@@ -8,7 +8,8 @@ import pytest
 
 from gateway_cli.args import ListenOptions, parse_args
 from gateway_cli.display import Display
-from gateway_cli.run import _Listener, _plan, explain
+from gateway_cli.listen import _Listener, _plan
+from gateway_cli.run import explain
 from gateway_proto.driver_support import (
     CLOSE,
     DISCONNECT,
