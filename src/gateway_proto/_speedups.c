@@ -2,7 +2,7 @@
  * gateway_proto._speedups: the wire layer's input buffer, with its hot path in C.
  *
  * A Scanner holds the bytes the connection buffered (`data`) and the offset of
- * the next frame (`pos`), as the pure-Python _wire._PlainInput does. Its
+ * the next frame (`pos`), as the pure-Python _wire_reader._PlainInput does. Its
  * `next()` takes the frame at `pos` if it is the common case and returns the
  * decoded payload: a whole unmasked FIN text or binary frame; a zlib-stream
  * message that ends with the Z_SYNC_FLUSH suffix while nothing is pending, any
@@ -10,9 +10,10 @@
  * compression; and a JSON (or ETF) payload. Op 0 comes back as a Dispatch, any
  * other op as an (op, d, s, t) tuple. Anything else, and every frame that is not
  * whole yet, it leaves alone (returns None, `pos` unchanged) for the Python code
- * in _wire.py, which is also the reference: this file must make exactly the
- * decisions _wire.Wire._parse makes, and tests/proto/test_speedups.py checks
- * that it does on arbitrary input.
+ * in _wire_reader.py, which is also the reference: this file must make exactly
+ * the decisions WireReader._parse makes, and tests/proto/test_speedups.py checks
+ * that it does on arbitrary input. (_wire.py makes the Scanner and hands it the
+ * callables below; no Python name is imported from here.)
  *
  * It does no I/O and keeps no state beyond the buffer: the inflate context, the
  * decoder and the checks are Python callables it is given (the inflater's own,
@@ -24,6 +25,10 @@
  * Bounds: every read of `data` is checked against its size before it is made;
  * a frame's length is compared with the size cap before any offset arithmetic
  * that could overflow.
+ *
+ * One file, though long: the extension is one translation unit, its helpers
+ * `static` (inlinable, invisible outside), and setup.py builds it as one
+ * optional source.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -19,10 +19,24 @@ your own functions::
 :data:`DISPATCH_EVENTS` maps every documented dispatch name to its type's name.
 """
 
-from ._base import (
-    Component,
-    Snowflake,
-    Timestamp,
+from ._base import Component, Snowflake, Timestamp
+from ._channel_events import (
+    ApplicationCommandPermissionsUpdate,
+    ChannelCreate,
+    ChannelDelete,
+    ChannelInfo,
+    ChannelInfoChannel,
+    ChannelPinsUpdate,
+    ChannelUpdate,
+    ThreadCreate,
+    ThreadDelete,
+    ThreadListSync,
+    ThreadMembersUpdate,
+    ThreadMemberUpdate,
+    ThreadMemberWithPresence,
+    ThreadUpdate,
+    VoiceChannelStartTimeUpdate,
+    VoiceChannelStatusUpdate,
 )
 from ._channels import (
     Channel,
@@ -52,19 +66,12 @@ from ._commands import (
     UpdatePresenceCommand,
     UpdateVoiceStateCommand,
 )
-from ._events import (
-    DISPATCH_EVENTS,
-    ApplicationCommandPermissionsUpdate,
+from ._events import DISPATCH_EVENTS
+from ._guild_events import (
     AutoModerationActionExecution,
     AutoModerationRuleCreate,
     AutoModerationRuleDelete,
     AutoModerationRuleUpdate,
-    ChannelCreate,
-    ChannelDelete,
-    ChannelInfo,
-    ChannelInfoChannel,
-    ChannelPinsUpdate,
-    ChannelUpdate,
     EntitlementCreate,
     EntitlementDelete,
     EntitlementUpdate,
@@ -103,22 +110,6 @@ from ._events import (
     InteractionCreate,
     InviteCreate,
     InviteDelete,
-    MessageCreate,
-    MessageDelete,
-    MessageDeleteBulk,
-    MessagePollVote,
-    MessagePollVoteAdd,
-    MessagePollVoteRemove,
-    MessageReactionAdd,
-    MessageReactionRemove,
-    MessageReactionRemoveAll,
-    MessageReactionRemoveEmoji,
-    MessageUpdate,
-    PresenceUpdate,
-    RateLimited,
-    RateLimitedRequestGuildMembers,
-    Ready,
-    Resumed,
     SoundboardSounds,
     StageInstanceCreate,
     StageInstanceDelete,
@@ -126,21 +117,6 @@ from ._events import (
     SubscriptionCreate,
     SubscriptionDelete,
     SubscriptionUpdate,
-    ThreadCreate,
-    ThreadDelete,
-    ThreadListSync,
-    ThreadMembersUpdate,
-    ThreadMemberUpdate,
-    ThreadMemberWithPresence,
-    ThreadUpdate,
-    TypingStart,
-    UserUpdate,
-    VoiceChannelEffectSend,
-    VoiceChannelStartTimeUpdate,
-    VoiceChannelStatusUpdate,
-    VoiceServerUpdate,
-    VoiceStateUpdate,
-    WebhooksUpdate,
 )
 from ._guilds import (
     AuditLogChange,
@@ -170,6 +146,19 @@ from ._interactions import (
     Interaction,
     InteractionData,
     Resolved,
+)
+from ._message_events import (
+    MessageCreate,
+    MessageDelete,
+    MessageDeleteBulk,
+    MessagePollVote,
+    MessagePollVoteAdd,
+    MessagePollVoteRemove,
+    MessageReactionAdd,
+    MessageReactionRemove,
+    MessageReactionRemoveAll,
+    MessageReactionRemoveEmoji,
+    MessageUpdate,
 )
 from ._messages import (
     Attachment,
@@ -208,6 +197,16 @@ from ._presence import (
     ActivityTimestamps,
     ClientStatus,
     Presence,
+)
+from ._session_events import RateLimited, RateLimitedRequestGuildMembers, Ready, Resumed
+from ._user_events import (
+    PresenceUpdate,
+    TypingStart,
+    UserUpdate,
+    VoiceChannelEffectSend,
+    VoiceServerUpdate,
+    VoiceStateUpdate,
+    WebhooksUpdate,
 )
 from ._users import (
     AvatarDecorationData,
