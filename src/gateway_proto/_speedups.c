@@ -252,7 +252,7 @@ Scanner_dealloc(Scanner *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Dispatch(name=t, data=d, sequence=s), built as _wire._as_item builds it. */
+/* Dispatch(name=t, data=d, sequence=s), built as _wire_reader._as_item builds it. */
 static PyObject *
 new_dispatch(Scanner *self, PyObject *t, PyObject *d, PyObject *s)
 {
@@ -810,7 +810,7 @@ static PyTypeObject SlotMakerType = {
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "gateway_proto._speedups",
-    .m_doc = "The wire layer's hot path in C (optional; _wire.py is the reference).",
+    .m_doc = "The wire layer's hot path in C (optional; _wire_reader.py is the reference).",
     .m_size = -1,
 };
 

@@ -1,6 +1,6 @@
 """The C hot path (``gateway_proto._speedups``) against the pure-Python wire layer.
 
-The Python code in ``_wire.py`` is the reference: for the same server bytes, in
+The Python code in ``_wire_reader.py`` is the reference: for the same server bytes, in
 any chunking, a Wire with the C scanner must give the same items (dispatches,
 other payloads, closes, failures with the same error type, message and close
 code) and write the same bytes back as a Wire without it. The streams mix what
