@@ -22,19 +22,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 
-#: Packages whose circles other work is removing in this same change (issue 16):
-#: until it lands they are left out of both this test and the ``acyclic_siblings``
-#: contract. Delete an entry once its branch is merged, and add the package to that
-#: contract's ``ancestors`` in pyproject.toml.
-NOT_YET_ACYCLIC = frozenset({"gateway_testing", "gateway_cli"})
-
 
 def _packages() -> list[str]:
     return sorted(p.parent.name for p in SRC.glob("*/__init__.py"))
-
-
-def _checked() -> list[str]:
-    return [name for name in _packages() if name not in NOT_YET_ACYCLIC]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +57,7 @@ def find_circles(graph: grimp.ImportGraph, packages: list[str]) -> list[list[str
 
 
 def test_no_import_circle_in_src(graph: grimp.ImportGraph) -> None:
-    circles = find_circles(graph, _checked())
+    circles = find_circles(graph, _packages())
     text = "\n\n".join("\n".join(arrows) for arrows in circles)
     assert not circles, f"import circles in src/ (break each by direction):\n\n{text}"
 
@@ -93,7 +83,7 @@ def test_the_check_sees_a_circle_through_a_package_init() -> None:
     ]
 
 
-def test_the_circle_contract_covers_every_package_checked_here() -> None:
+def test_the_circle_contract_covers_every_package_in_src() -> None:
     # acyclic_siblings names its packages; a package added to src/ must join it.
     if sys.version_info < (3, 11):
         pytest.skip("reads pyproject.toml with tomllib (3.11+, as import-linter itself does)")
@@ -104,4 +94,4 @@ def test_the_circle_contract_covers_every_package_checked_here() -> None:
         contracts = tomllib.loads(text)["tool"]["importlinter"]["contracts"]
         ancestors = [c["ancestors"] for c in contracts if c["type"] == "acyclic_siblings"]
         assert len(ancestors) == 1
-        assert sorted(ancestors[0]) == _checked()
+        assert sorted(ancestors[0]) == _packages()
