@@ -18,6 +18,13 @@ only does it, and sleeps.
 Identify permits come from an :class:`~gateway_anyio.IdentifyLimiter`, in a task of
 their own, so waiting for one never delays heartbeats.
 
+Ownership: the runner owns the connection and everything the loop touches; the
+public :class:`~gateway_anyio.Shard` owns what applications see (its state, its
+events, how the last connection closed). The shard hands its runner a
+:class:`ShardHooks` (its identity and the callbacks to report through), so this
+module never names the ``Shard`` class: ``_shard`` imports ``_runner``, never the
+other way round.
+
 The driver adds the timeouts only it can see: TCP connect, TLS handshake,
 WebSocket handshake, and READY/RESUMED after IDENTIFY/RESUME (HELLO and the
 closing handshake are timed by the core). When one expires the transport is
@@ -29,8 +36,10 @@ from __future__ import annotations
 import dataclasses
 import random
 import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
 from time import perf_counter
-from typing import TYPE_CHECKING
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -55,6 +64,8 @@ from gateway_proto.driver_support import (
     EventDrain,
     IdentifyWait,
     Reaction,
+    ShardCounters,
+    ShardLogger,
     ShardState,
     StepDeadline,
     Stopped,
@@ -67,14 +78,12 @@ from gateway_proto.events import Closed
 from gateway_proto.reconnect import Reconnector
 from gateway_proto.session import Session
 
-from ._events import _Signal
+from ._events import Emitter, _Signal
+from ._gateway import Gateway
 from ._limiter import IdentifyLimiter
 from ._transport import TRANSPORT_ERRORS, open_stream
 
-if TYPE_CHECKING:
-    from ._shard import Shard
-
-__all__ = ["ShardRunner"]
+__all__ = ["ShardHooks", "ShardRunner"]
 
 #: Bytes per ``send``: the stall limit applies to each, so a large backlog that the
 #: peer takes slowly but steadily is progress, not a stall.
@@ -122,18 +131,50 @@ class _TimerWake:
             scope.cancel()
 
 
+@dataclass(frozen=True, slots=True)
+class ShardHooks:
+    """What a runner is given of the shard it runs: who it is, and how to report.
+
+    The shard builds one and hands it to its :class:`ShardRunner`, which copies the
+    callbacks into its own attributes (no lookup through this object per event).
+
+    Attributes:
+        shard: the public shard object, carried by every event the runner hands over.
+        shard_id: the shard's id.
+        gateway: where the URL comes from when none was given (``fetch``).
+        log: the shard's logger (token redacted).
+        counters: the shard's counters, which the runner keeps up to date.
+        emitter: the shard's handlers and streams: dispatches go to them in batches.
+        emit: emit one of the shard's events (``name, data``).
+        set_state: change the shard's state (``new, reason``).
+        closed: record how a connection ended (the shard's ``last_close``).
+
+    """
+
+    shard: object
+    shard_id: int
+    gateway: Gateway
+    log: ShardLogger
+    counters: ShardCounters
+    emitter: Emitter
+    emit: Callable[[str, Any], None]
+    set_state: Callable[[ShardState, str], None]
+    closed: Callable[[Closed], None]
+
+
 class ShardRunner:
     """Connects one shard again and again until it is told to stop.
 
     It lives as long as its :class:`~gateway_anyio.Shard` and owns what only the
     loop touches: the connection and its stream, the driver's deadline, the
     reconnect policy and the commands not written yet. It reports through the
-    shard, because every event and state change carries the shard itself.
+    shard's :class:`ShardHooks`, because every event and state change carries the
+    shard itself.
     """
 
     def __init__(
         self,
-        shard: Shard,
+        hooks: ShardHooks,
         config: ShardConfig,
         *,
         url_given: bool,
@@ -143,11 +184,14 @@ class ShardRunner:
         timeouts: tuple[float, float, float],
         rng: random.Random,
     ) -> None:
-        self._shard = shard
-        self._log = shard._log
-        self._counters = shard.counters
+        self._hooks = hooks
+        self._shard_id = hooks.shard_id
+        self._log = hooks.log
+        self._counters = hooks.counters
+        self._emit = hooks.emit
+        self._set_state = hooks.set_state
         # The core counts bytes, messages and rate limit waits per connection.
-        self._tally = ConnectionTally(shard.counters)
+        self._tally = ConnectionTally(hooks.counters)
         self.config = config
         self._url_given = url_given
         self._session = session
@@ -199,7 +243,7 @@ class ShardRunner:
         conn = self._conn
         try:
             if conn is None or self._closed is not None:
-                raise LocalProtocolError(f"shard {self._shard.id} is not connected")
+                raise LocalProtocolError(f"shard {self._shard_id} is not connected")
             conn.send(command, anyio.current_time())
         except GatewayError:
             self._counters.commands_refused += 1
@@ -249,10 +293,9 @@ class ShardRunner:
             InvalidTokenError: ``GET /gateway/bot`` refused the token.
 
         """
-        shard = self._shard
         self._restart = None
         if not self._url_given:
-            info = await shard.gateway.fetch(user_agent=self.config.user_agent)
+            info = await self._hooks.gateway.fetch(user_agent=self.config.user_agent)
             self.config = dataclasses.replace(self.config, url=info.url)
         reconnector = self._reconnector = Reconnector(
             self.config, session=self._session, rng=self._rng, backoff=Backoff(self._rng)
@@ -270,7 +313,7 @@ class ShardRunner:
                 closed = await self._run_connection(conn)
             except (*TRANSPORT_ERRORS, TimeoutError) as exc:
                 self._log.warning("connecting to %s failed: %r", conn.url, exc)
-                shard._emit(ERROR, exc)
+                self._emit(ERROR, exc)
                 failure = exc
             restart, self._restart = self._restart is not None, None
             step = after_connection(
@@ -285,16 +328,16 @@ class ShardRunner:
             self._sync_counters()
             self._counters.count_close(closed)
             if closed is not None:
-                shard.last_close = closed
-            shard._set_state(step.state, step.state_reason)
+                self._hooks.closed(closed)
+            self._set_state(step.state, step.state_reason)
             if step.delay is None:
-                shard._emit(DISCONNECT, step.stopped(self._unsent, closed, self._log))
+                self._emit(DISCONNECT, step.stopped(self._unsent, closed, self._log))
                 step.raise_error()
                 return
             await anyio.sleep(step.delay)
 
     async def _run_connection(self, conn: GatewayConnection) -> Closed:
-        self._shard._set_state(ShardState.CONNECTING, f"connecting to {conn.url}")
+        self._set_state(ShardState.CONNECTING, f"connecting to {conn.url}")
         stream = await open_stream(
             conn.url, ssl_context=self._ssl_context, connect_timeout=self._timeouts[0]
         )
@@ -305,16 +348,16 @@ class ShardRunner:
         reactor = ConnectionReactor(
             conn, ready_timeout=self._timeouts[2], early_ends=self._early_ends
         )
-        shard = self._shard
+        hooks = self._hooks
         self._drain = EventDrain(
-            shard=shard,
-            shard_id=shard.id,
+            shard=hooks.shard,
+            shard_id=hooks.shard_id,
             counters=self._counters,
             reconnector=self._reconnector,
             reactor=reactor,
             unsent=self._unsent,
-            hand_over=shard._emitter.emit_batch,
-            wants=shard._emitter.wants,
+            hand_over=hooks.emitter.emit_batch,
+            wants=hooks.emitter.wants,
             on_reaction=lambda reaction: self._apply(reaction, conn),
             on_counts=self._sync_counters,
             clock=perf_counter,
@@ -443,11 +486,11 @@ class ShardRunner:
         if reaction.log is not None:
             self._log.log(*reaction.log)
         if reaction.state is not None:
-            self._shard._set_state(reaction.state, reaction.reason)
+            self._set_state(reaction.state, reaction.reason)
         if reaction.emit is not None:
-            self._shard._emit(*reaction.emit)
+            self._emit(*reaction.emit)
         if reaction.error is not None:
-            self._shard._emit(ERROR, reaction.error)
+            self._emit(ERROR, reaction.error)
         if reaction.identify:
             self._task_group.start_soon(self._identify, conn)
         if reaction.closed is not None:
@@ -460,7 +503,7 @@ class ShardRunner:
         self._tally.update()
 
     async def _identify(self, conn: GatewayConnection) -> None:
-        await self._limiter.acquire(self._shard.id, on_wait=self._identify_wait)
+        await self._limiter.acquire(self._shard_id, on_wait=self._identify_wait)
         if self._conn is not conn or self._closed is not None:
             return
         conn.identify(anyio.current_time())
@@ -468,7 +511,7 @@ class ShardRunner:
         self._flush(conn)
         # Handed to the writer, which writes it at once: the limiter measures the
         # identify window from now, not from the permit.
-        note_identify_sent(self._limiter, self._shard.id)
+        note_identify_sent(self._limiter, self._shard_id)
         self._wake.set()
 
     def _identify_wait(self, wait: IdentifyWait) -> None:
@@ -478,7 +521,7 @@ class ShardRunner:
             wait.bucket,
             ", session start budget spent: waiting for its reset" if wait.waits_for_reset else "",
         )
-        self._shard._emit(IDENTIFY_WAIT, wait)
+        self._emit(IDENTIFY_WAIT, wait)
 
     def _close_current(self, code: int) -> bool:
         conn = self._conn

@@ -3,8 +3,10 @@
 This module is the shard's public face: its options, its observable state, its
 events and the calls that start, stop and talk to it. The shard owns no protocol
 logic and does no I/O itself; its :class:`~gateway_anyio._runner.ShardRunner`
-connects, reads, times and reconnects, and reports back through the shard, whose
-state changes and events are what applications see.
+connects, reads, times and reconnects, and reports back through the
+:class:`~gateway_anyio._runner.ShardHooks` the shard hands it, whose state changes
+and events are what applications see. This module imports the runner; the runner
+never imports it.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from gateway_proto.session import Session
 from ._events import DEFAULT_MAX_BUFFER, Emitter, Handler
 from ._gateway import Gateway
 from ._limiter import IdentifyLimiter, InProcessIdentifyLimiter
-from ._runner import ShardRunner
+from ._runner import ShardHooks, ShardRunner
 from ._typed import TypedEvents
 
 __all__ = ["Shard"]
@@ -138,8 +140,19 @@ class Shard(TypedEvents["Shard"], ShardReporting):
         self._stopped: anyio.Event | None = None
         #: Called after every state change (a cluster paces its spawns with it).
         self._on_state: Callable[[Shard], None] | None = None
+        hooks = ShardHooks(
+            shard=self,
+            shard_id=shard_id,
+            gateway=gateway,
+            log=self._log,
+            counters=self.counters,
+            emitter=self._emitter,
+            emit=self._emit,
+            set_state=self._set_state,
+            closed=self._record_close,
+        )
         self._runner = ShardRunner(
-            self,
+            hooks,
             config,
             url_given=url is not None,
             session=session,
@@ -235,6 +248,9 @@ class Shard(TypedEvents["Shard"], ShardReporting):
         if new is not self._state:
             self.state_since = anyio.current_time()
         super()._set_state(new, reason)
+
+    def _record_close(self, closed: Closed) -> None:
+        self.last_close = closed
 
     def _stop_on(self, exc: BaseException) -> None:
         if self._state is not ShardState.STOPPED:

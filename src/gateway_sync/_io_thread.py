@@ -20,6 +20,11 @@ Thread ownership: only the I/O thread touches the connection, the socket, the
 ask for arrives through the mailbox. The identify helper hands the connection back
 in its permit only as a token of identity, to be compared, never called.
 
+Direction: ``Shard`` (``_shard``) extends :class:`ShardIO` and sets the attributes
+declared at the top of the class; this module never names ``Shard``. Where the
+thread hands the shard to someone (the events it emits, a cluster's ``_on_state``
+and ``_on_stopped`` hooks) it hands ``self``, typed ``Self``: the subclass.
+
 Why one I/O thread per shard rather than one selector thread for a cluster: a
 shard's thread then only ever blocks on its own socket, one shard's slow TLS
 handshake or large READY never stalls another's heartbeats, and the shard keeps
@@ -36,7 +41,8 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, cast
+
+from typing_extensions import Self
 
 from gateway_proto.backoff import Backoff
 from gateway_proto.config import ShardConfig
@@ -74,9 +80,6 @@ from ._pump import pump
 from ._snapshot import ShardSnapshot
 from ._transport import TransportClosedError, close_stream, open_stream
 
-if TYPE_CHECKING:
-    from ._shard import Shard
-
 __all__ = ["ShardIO"]
 
 
@@ -106,6 +109,13 @@ class ShardIO(ShardReporting):
     _log: ShardLogger
     _emitter: Emitter
 
+    # -- hooks a cluster sets: called with the shard itself ------------------------
+
+    #: Called on the I/O thread as it ends (a cluster collects errors with it).
+    _on_stopped: Callable[[Self], None] | None
+    #: Called after every state change (a cluster paces its spawns with it).
+    _on_state: Callable[[Self], None] | None
+
     def __init__(self) -> None:
         # How the last connection that ended closed (published in the snapshot).
         self._last_close: Closed | None = None
@@ -126,14 +136,12 @@ class ShardIO(ShardReporting):
         self._kick = threading.Event()
         self._restart: int | None = None
         self._error: BaseException | None = None
-        #: Called on the I/O thread as it ends (a cluster collects errors with it).
-        self._on_stopped: Callable[[Shard], None] | None = None
+        self._on_stopped = None
         # Accepted by send(), not written yet: carried over to the next connection.
         self._unsent = UnsentCommands()
         # Connections in a row that ended before READY/RESUMED (each one is reported).
         self._early_ends = EarlyEnds(self._config.token)
-        #: Called after every state change (a cluster paces its spawns with it).
-        self._on_state: Callable[[Shard], None] | None = None
+        self._on_state = None
         # The core counts bytes, messages and rate limit waits per connection.
         self._tally = ConnectionTally(self.counters)
 
@@ -181,7 +189,7 @@ class ShardIO(ShardReporting):
 
     # -- the thread's life ---------------------------------------------------------
 
-    def _run_thread(self) -> None:
+    def _run_thread(self: Self) -> None:
         try:
             self._run()
         except BaseException as exc:
@@ -205,7 +213,7 @@ class ShardIO(ShardReporting):
                 # Late wake() calls on a closed waker are harmless no-ops.
                 self._mailbox.waker.close()
             if self._on_stopped is not None:
-                self._on_stopped(self._as_shard())
+                self._on_stopped(self)
             # The shard's own iterators end with it (a cluster's end on close()).
             self._emitter.end_streams()
             self._finished.set()
@@ -289,7 +297,7 @@ class ShardIO(ShardReporting):
         # A handler thread woken per event took the GIL from this thread once per
         # event, which cost more than decoding the event: EventDrain hands batches over.
         drain = EventDrain(
-            shard=self._as_shard(),
+            shard=self,
             shard_id=self.id,
             counters=self.counters,
             reconnector=reconnector,
@@ -418,10 +426,6 @@ class ShardIO(ShardReporting):
         helper.start()
 
     # -- helpers ---------------------------------------------------------------------
-
-    def _as_shard(self) -> Shard:
-        # Only Shard instantiates this class; the cluster's hooks take the Shard.
-        return cast("Shard", self)
 
     def _sync_counters(self) -> None:
         reconnector = self._reconnector
