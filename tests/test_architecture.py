@@ -1,4 +1,4 @@
-"""No import circle anywhere in ``src/``: every package's modules import one way.
+"""The shape of the code: no import circle anywhere in ``src/``, no module too long.
 
 The layers between packages are import-linter contracts in ``pyproject.toml``
 (``lint-imports``), and so is ``acyclic_siblings``, which finds circles between the
@@ -8,10 +8,15 @@ modules of a package. It misses one kind: a circle through a package's
 This test builds the same graph with grimp (import-linter's engine, imports under
 ``if TYPE_CHECKING:`` included: they are arrows a reader follows too) and fails on
 any module that can reach itself, printing the circle with the line of each import.
+
+A module has one job, and one job rarely takes more than about 500 lines: a longer
+module of ``src/`` or ``benchmarks/`` must say why it is one piece, in its docstring,
+with the words "One piece" (as the generated ``_typed.py`` files do).
 """
 
 from __future__ import annotations
 
+import ast
 import itertools
 import sys
 from pathlib import Path
@@ -95,3 +100,29 @@ def test_the_circle_contract_covers_every_package_in_src() -> None:
         ancestors = [c["ancestors"] for c in contracts if c["type"] == "acyclic_siblings"]
         assert len(ancestors) == 1
         assert sorted(ancestors[0]) == _packages()
+
+
+#: Lines past which a module must say why it is one piece.
+LONG_MODULE = 500
+
+
+def _long_modules_without_a_reason() -> list[str]:
+    found = []
+    for folder in (SRC, ROOT / "benchmarks"):
+        for path in sorted(folder.rglob("*.py")):
+            if any(part.startswith(".") for part in path.relative_to(folder).parts):
+                continue  # a virtual environment (benchmarks/.venv-peers), a cache
+            text = path.read_text(encoding="utf-8")
+            lines = text.count("\n")
+            docstring = ast.get_docstring(ast.parse(text)) or ""
+            if lines > LONG_MODULE and "One piece" not in docstring:
+                found.append(f"{path.relative_to(ROOT)}: {lines} lines")
+    return found
+
+
+def test_no_long_module_without_a_reason() -> None:
+    long_modules = _long_modules_without_a_reason()
+    assert not long_modules, (
+        f"modules over {LONG_MODULE} lines whose docstring does not say why they are one"
+        " piece (split them by job, or say 'One piece' and why):\n" + "\n".join(long_modules)
+    )

@@ -21,9 +21,9 @@ their own, so waiting for one never delays heartbeats.
 Ownership: the runner owns the connection and everything the loop touches; the
 public :class:`~gateway_anyio.Shard` owns what applications see (its state, its
 events, how the last connection closed). The shard hands its runner a
-:class:`ShardHooks` (its identity and the callbacks to report through), so this
-module never names the ``Shard`` class: ``_shard`` imports ``_runner``, never the
-other way round.
+``ShardHooks`` (``_shard_hooks``: its identity and the callbacks to report through),
+so this module never names the ``Shard`` class: ``_shard`` imports ``_runner``,
+never the other way round.
 
 The driver adds the timeouts only it can see: TCP connect, TLS handshake,
 WebSocket handshake, and READY/RESUMED after IDENTIFY/RESUME (HELLO and the
@@ -36,10 +36,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import ssl
-from collections.abc import Callable
-from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -64,8 +61,6 @@ from gateway_proto.driver_support import (
     EventDrain,
     IdentifyWait,
     Reaction,
-    ShardCounters,
-    ShardLogger,
     ShardState,
     StepDeadline,
     Stopped,
@@ -78,12 +73,12 @@ from gateway_proto.events import Closed
 from gateway_proto.reconnect import Reconnector
 from gateway_proto.session import Session
 
-from ._events import Emitter, _Signal
-from ._gateway import Gateway
+from ._events import _Signal
 from ._limiter import IdentifyLimiter
+from ._shard_hooks import ShardHooks
 from ._transport import TRANSPORT_ERRORS, open_stream
 
-__all__ = ["ShardHooks", "ShardRunner"]
+__all__ = ["ShardRunner"]
 
 #: Bytes per ``send``: the stall limit applies to each, so a large backlog that the
 #: peer takes slowly but steadily is progress, not a stall.
@@ -129,37 +124,6 @@ class _TimerWake:
         deadline = runner._deadline.earliest(conn.next_deadline())
         if deadline is not None and deadline < self.armed:
             scope.cancel()
-
-
-@dataclass(frozen=True, slots=True)
-class ShardHooks:
-    """What a runner is given of the shard it runs: who it is, and how to report.
-
-    The shard builds one and hands it to its :class:`ShardRunner`, which copies the
-    callbacks into its own attributes (no lookup through this object per event).
-
-    Attributes:
-        shard: the public shard object, carried by every event the runner hands over.
-        shard_id: the shard's id.
-        gateway: where the URL comes from when none was given (``fetch``).
-        log: the shard's logger (token redacted).
-        counters: the shard's counters, which the runner keeps up to date.
-        emitter: the shard's handlers and streams: dispatches go to them in batches.
-        emit: emit one of the shard's events (``name, data``).
-        set_state: change the shard's state (``new, reason``).
-        closed: record how a connection ended (the shard's ``last_close``).
-
-    """
-
-    shard: object
-    shard_id: int
-    gateway: Gateway
-    log: ShardLogger
-    counters: ShardCounters
-    emitter: Emitter
-    emit: Callable[[str, Any], None]
-    set_state: Callable[[ShardState, str], None]
-    closed: Callable[[Closed], None]
 
 
 class ShardRunner:
@@ -300,9 +264,9 @@ class ShardRunner:
         reconnector = self._reconnector = Reconnector(
             self.config, session=self._session, rng=self._rng, backoff=Backoff(self._rng)
         )
-        # One dict, shared: the core counts reconnects by cause, the driver adds its own.
-        self._counters.reconnects = reconnector.reconnects
-        self._counters.reconnect_codes = reconnector.reconnect_codes
+        # Counted by the core; copied into the counters (see _sync_counters).
+        self._counters.reconnects = {}
+        self._counters.reconnect_codes = {}
         while True:
             conn = reconnector.new_connection()
             self._tally.track(conn)
@@ -497,10 +461,7 @@ class ShardRunner:
             self._closed = reaction.closed
 
     def _sync_counters(self) -> None:
-        self._counters.identifies = self._reconnector.identifies
-        self._counters.resumes = self._reconnector.resumes
-        self._counters.duplicates_dropped = self._reconnector.duplicates_dropped
-        self._tally.update()
+        self._tally.update(self._reconnector)
 
     async def _identify(self, conn: GatewayConnection) -> None:
         await self._limiter.acquire(self._shard_id, on_wait=self._identify_wait)

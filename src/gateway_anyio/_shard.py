@@ -4,7 +4,7 @@ This module is the shard's public face: its options, its observable state, its
 events and the calls that start, stop and talk to it. The shard owns no protocol
 logic and does no I/O itself; its :class:`~gateway_anyio._runner.ShardRunner`
 connects, reads, times and reconnects, and reports back through the
-:class:`~gateway_anyio._runner.ShardHooks` the shard hands it, whose state changes
+:class:`~gateway_anyio._shard_hooks.ShardHooks` the shard hands it, whose state changes
 and events are what applications see. This module imports the runner; the runner
 never imports it.
 """
@@ -41,7 +41,8 @@ from gateway_proto.session import Session
 from ._events import DEFAULT_MAX_BUFFER, Emitter, Handler
 from ._gateway import Gateway
 from ._limiter import IdentifyLimiter, InProcessIdentifyLimiter
-from ._runner import ShardHooks, ShardRunner
+from ._runner import ShardRunner
+from ._shard_hooks import ShardHooks
 from ._typed import TypedEvents
 
 __all__ = ["Shard"]

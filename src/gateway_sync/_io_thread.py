@@ -428,17 +428,8 @@ class ShardIO(ShardReporting):
     # -- helpers ---------------------------------------------------------------------
 
     def _sync_counters(self) -> None:
-        reconnector = self._reconnector
-        if reconnector is not None:
-            self.counters.identifies = reconnector.identifies
-            self.counters.resumes = reconnector.resumes
-            if self.counters.reconnects != reconnector.reconnects:
-                # A copy, replaced whole: another thread iterating the dict must
-                # never see it change size under it.
-                self.counters.reconnects = dict(reconnector.reconnects)
-                self.counters.reconnect_codes = dict(reconnector.reconnect_codes)
-            self.counters.duplicates_dropped = reconnector.duplicates_dropped
-            self._tally.update()
+        if self._reconnector is not None:
+            self._tally.update(self._reconnector)
 
     def _stop_report(
         self, reason: str, *, error: BaseException | None = None, closed: Closed | None = None

@@ -27,6 +27,7 @@ except ImportError:  # not compiled (see setup.py): new_gateway_event is Python 
 
 if TYPE_CHECKING:
     from gateway_proto.connection import GatewayConnection
+    from gateway_proto.reconnect import Reconnector
 
     from .redaction import ShardLogger
 
@@ -323,13 +324,26 @@ class ConnectionTally:
         self._base = (c.bytes_received, c.payload_bytes, c.messages_decoded, c.rate_limit_wait)
         self._conn = conn
 
-    def update(self) -> None:
-        """Copy the live connection's counts into the shard's counters."""
+    def update(self, reconnector: Reconnector | None = None) -> None:
+        """Copy the live connection's counts, and ``reconnector``'s, into the counters.
+
+        The reconnector counts identifies, resumes, replayed duplicates and
+        reconnects over all of a run's connections. Its dicts are copied, and
+        replaced whole when they changed: other threads (a status server) may be
+        iterating the counters' dicts.
+        """
+        c = self._counters
+        if reconnector is not None:
+            c.identifies = reconnector.identifies
+            c.resumes = reconnector.resumes
+            c.duplicates_dropped = reconnector.duplicates_dropped
+            if c.reconnects != reconnector.reconnects:
+                c.reconnects = dict(reconnector.reconnects)
+                c.reconnect_codes = dict(reconnector.reconnect_codes)
         conn = self._conn
         if conn is None:
             return
         received, payload, messages, waited = self._base
-        c = self._counters
         c.bytes_received = received + conn.bytes_received
         c.payload_bytes = payload + conn.payload_bytes
         c.messages_decoded = messages + conn.messages_decoded
