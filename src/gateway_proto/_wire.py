@@ -146,10 +146,11 @@ _new_object = object.__new__
 _set_name = vars(Dispatch)["name"].__set__
 _set_data = vars(Dispatch)["data"].__set__
 _set_sequence = vars(Dispatch)["sequence"].__set__
+_set_raw = vars(Dispatch)["raw"].__set__
 
 
-def _as_item(payload: Payload) -> Message:
-    """Return op 0 as a :class:`Dispatch`, anything else as it is."""
+def _as_item(payload: Payload, raw: bytes | None = None) -> Message:
+    """Return op 0 as a :class:`Dispatch` (``raw``: its bytes, if kept), anything else as it is."""
     op, d, s, t = payload
     if op != 0:
         return payload
@@ -157,6 +158,7 @@ def _as_item(payload: Payload) -> Message:
     _set_name(event, t)
     _set_data(event, d)
     _set_sequence(event, s)
+    _set_raw(event, raw)
     return event
 
 
@@ -212,6 +214,7 @@ class Wire:
         self._inflater = make_inflater(config.compression, config.max_message_size)
         self._reader = FrameReader(config.max_message_size)
         self._max_size = config.max_message_size
+        self._keep_raw = config.keep_raw  # Dispatch.raw: the message's bytes, or None
         self._zlib = self._inflater if isinstance(self._inflater, ZlibStreamInflater) else None
         # What the inflater's decompress raises on corrupt input, and the error it
         # becomes (the C hot path's failures are mapped with them).
@@ -260,6 +263,7 @@ class Wire:
             decoded=loads is None,
             zlib_stream=self._zlib,
             dispatch=Dispatch,
+            keep_raw=self._keep_raw,
             zstd_stream=inflater if isinstance(inflater, ZstdStreamInflater) else None,
             payload=inflater if isinstance(inflater, PayloadInflater) else None,
         )
@@ -277,7 +281,7 @@ class Wire:
         raise exc  # as on the Python path: not the peer's fault, the connection's bug
 
     def _decode_item(self, message: bytes) -> Message:
-        return _as_item(self._codec.decode(message))
+        return _as_item(self._codec.decode(message), message if self._keep_raw else None)
 
     @property
     def parser(self) -> Iterator[WireItem | None]:
@@ -423,6 +427,8 @@ class Wire:
         set_name = _set_name
         set_data = _set_data
         set_sequence = _set_sequence
+        set_raw = _set_raw
+        keep_raw = self._keep_raw
         s_limit = MAX_SEQUENCE + 1
         held = self._input
         while True:
@@ -486,14 +492,15 @@ class Wire:
                     held.messages += 1
                     held.payload_bytes += len(message)
                     if loads is None:
-                        item = as_item(decode(message))
+                        item = as_item(decode(message), message if keep_raw else None)
                     else:
                         try:
                             obj = loads(message)
                         except (ValueError, TypeError, RecursionError) as exc:
                             raise _json_error(exc) from None
-                        # Free the inflated bytes now, not after the next message is
-                        # inflated: malloc then reuses the same, cache-hot block.
+                        # Free the inflated bytes now (unless kept), not after the next
+                        # message is inflated: malloc then reuses the same, cache-hot block.
+                        raw = message if keep_raw else None
                         del message
                         # Discord always sends all four keys: subscripts are cheaper
                         # than get(); anything else gets the careful envelope check.
@@ -503,7 +510,7 @@ class Wire:
                             t = obj["t"]
                             d = obj["d"]
                         except (KeyError, TypeError, IndexError):
-                            item = as_item(envelope(obj))  # raises the precise DecodeError
+                            item = as_item(envelope(obj), raw)  # raises the precise DecodeError
                         else:
                             if (
                                 op.__class__ is not int
@@ -511,7 +518,7 @@ class Wire:
                                 or not (s is None or (s.__class__ is int and -1 < s < s_limit))
                                 or not (t is None or t.__class__ is str)
                             ):
-                                item = as_item(envelope(obj))
+                                item = as_item(envelope(obj), raw)
                             elif op != 0:
                                 item = (op, d, s, t)
                             elif t is not None:
@@ -519,8 +526,10 @@ class Wire:
                                 set_name(item, t)
                                 set_data(item, d)
                                 set_sequence(item, s)
+                                set_raw(item, raw)
                             else:
-                                item = as_item(envelope(obj))  # raises: a dispatch needs a name
+                                # raises: a dispatch needs a name
+                                item = as_item(envelope(obj), raw)
                 except ProtocolError as exc:
                     yield failed(exc)  # input is dropped: reload below
                     break
@@ -611,7 +620,7 @@ class Wire:
         held = self._input
         held.messages += 1
         held.payload_bytes += len(message)
-        return _as_item(self._codec.decode(message))
+        return _as_item(self._codec.decode(message), message if self._keep_raw else None)
 
     def _control(self, opcode: int, payload: bytes) -> PeerClosed | None:
         """Handle a ping, pong or close; a close returns :class:`PeerClosed` and ends input."""
