@@ -16,9 +16,14 @@ cyclic GC (measured: the largest single cost of publishing).
 Each stream entry is one dispatch, with two fields: ``meta``, which packs its
 sequence, shard, session id and name (:func:`pack_meta`; one field, not four,
 because every field costs Redis and the worker's parser work per entry), and
-``data`` (the dispatch's ``d`` as JSON). Layouts: ``"single"`` puts every dispatch
-in one stream (``Keys.events``), ``"per-event"`` one stream per dispatch name
-(``Keys.events_named(name)``).
+either ``payload``, the whole gateway payload as the shard received it (JSON,
+when the shard keeps it: ``keep_raw``), or else ``data``, the dispatch's ``d``
+encoded as JSON here. Publishing the received bytes costs nothing per event;
+encoding ``d`` again cost the publisher ~1-2 µs per event (orjson), the largest
+part of its work. A worker decodes either and hands on ``d``.
+
+Layouts: ``"single"`` puts every dispatch in one stream (``Keys.events``),
+``"per-event"`` one stream per dispatch name (``Keys.events_named(name)``).
 
 When Redis is slow, restarting or unreachable, the queue fills and then drops its
 **oldest** events (counted in :attr:`EventPublisher.dropped`, warned about once per
@@ -94,6 +99,12 @@ _Queued = tuple[str, bytes, int, str | None, int | None]
 #: Packed (name, shard, session) meta tails kept; a long-lived process sees few
 #: sessions per shard, and a few dozen names.
 _TAIL_CACHE = 16384
+
+
+#: An entry's second field name, packed: the dispatch's ``d`` encoded here, or the
+#: whole payload as received.
+_DATA_FIELD = b"$4\r\ndata\r\n"
+_PAYLOAD_FIELD = b"$7\r\npayload\r\n"
 
 
 def _bulk(value: bytes) -> bytes:
@@ -208,18 +219,25 @@ class EventPublisher:
         session_id: str | None,
         sequence: int | None,
         data: Any,
+        *,
+        raw: bytes | None = None,
     ) -> None:
         """Queue one dispatch; never waits (the oldest is dropped when the queue is full).
 
-        ``data`` is encoded as JSON here, once (a value JSON cannot hold is logged
-        and counted in :attr:`dropped`).
+        ``raw`` is the whole payload as the shard received it (``Dispatch.raw``,
+        with ``keep_raw``): if it is JSON it is published as it is. Otherwise
+        (``None``, or ETF) ``data`` is encoded as JSON here, once (a value JSON
+        cannot hold is logged and counted in :attr:`dropped`).
         """
-        try:
-            payload = DUMPS(data)
-        except (TypeError, ValueError) as exc:
-            _log.error("dropping %s of shard %d: not JSON: %s", name, shard_id, exc)
-            self._drop(1)
-            return
+        if raw is not None and raw[:1] == b"{":  # JSON (an ETF term starts with 131)
+            payload, field = raw, _PAYLOAD_FIELD
+        else:
+            try:
+                payload, field = DUMPS(data), _DATA_FIELD
+            except (TypeError, ValueError) as exc:
+                _log.error("dropping %s of shard %d: not JSON: %s", name, shard_id, exc)
+                self._drop(1)
+                return
         # pack_meta, with what follows the sequence (" SHARD LEN SESSION NAME": the
         # same for every event of a name on a session) packed once: this runs per dispatch.
         tail = self._tails.get((name, shard_id, session_id))
@@ -230,15 +248,10 @@ class EventPublisher:
                 _origin(shard_id, session_id),
                 name.encode(),
             )
-        if sequence is None:
-            entry = b"$4\r\nmeta\r\n$%d\r\n%b\r\n$4\r\ndata\r\n$%d\r\n%b\r\n" % (
-                len(tail), tail, len(payload), payload,
-            )  # fmt: skip
-        else:
-            seq = b"%d" % sequence
-            entry = b"$4\r\nmeta\r\n$%d\r\n%b%b\r\n$4\r\ndata\r\n$%d\r\n%b\r\n" % (
-                len(seq) + len(tail), seq, tail, len(payload), payload,
-            )  # fmt: skip
+        seq = b"" if sequence is None else b"%d" % sequence
+        entry = b"$4\r\nmeta\r\n$%d\r\n%b%b\r\n%b$%d\r\n%b\r\n" % (
+            len(seq) + len(tail), seq, tail, field, len(payload), payload,
+        )  # fmt: skip
         queue = self._queue
         if len(queue) >= self.max_queue:
             queue.popleft()
@@ -431,7 +444,10 @@ async def publish_cluster(
             await cluster.spawn("auto")
 
     Each event carries its shard id, the session id and the sequence, so workers
-    can drop the duplicates a resume or a retried batch may bring.
+    can drop the duplicates a resume or a retried batch may bring. Give the
+    cluster ``keep_raw=True`` (a :class:`~gateway_proto.config.ShardConfig`
+    option) and each JSON dispatch is published as the bytes it came in, not
+    encoded again.
     """
     lifecycle = LIFECYCLE_EVENTS
     publish = publisher.publish
@@ -449,7 +465,7 @@ async def publish_cluster(
             session_id = sessions.get(shard_id)
             if session_id is None:
                 session_id = sessions[shard_id] = _session_id(event.shard)
-            publish(name, shard_id, session_id, event.sequence, event.data)
+            publish(name, shard_id, session_id, event.sequence, event.data, raw=event.raw)
 
     sink = _Sink(on_events)
     # The cluster's emitter passes every shard's events to its parents, synchronously.

@@ -41,7 +41,7 @@ from gateway_proto.commands import Command
 
 from ._codec import LOADS, connect, default_consumer_name
 from ._keys import Keys
-from ._resp import RawConnection, pack, pack_ids
+from ._resp import RawConnection, event_fields, pack, pack_ids
 from .commands import send_command
 from .streams import Layout
 
@@ -59,8 +59,9 @@ _log = logging.getLogger("gateway_redis.worker")
 #: Events a :class:`Deduplicator` remembers by default.
 DEFAULT_DEDUPE_SIZE = 100_000
 
-# (stream, entry id, meta field or None, data field) as read; decoded by _decode.
-_Raw = tuple[str, bytes, bytes | None, bytes]
+# (stream, entry id, meta field or None, JSON, whether that is the whole gateway
+# payload) as read (see _resp.EventEntry); decoded by _decode.
+_Raw = tuple[str, bytes, bytes | None, bytes, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +168,7 @@ _origins: dict[bytes, tuple[str, int, str | None]] = {}
 
 def _decode(raw: _Raw) -> StreamEvent:
     """Turn one entry into a :class:`StreamEvent`; ``ValueError`` if it is malformed."""
-    stream, entry_id, meta, data = raw
+    stream, entry_id, meta, data, whole = raw
     if meta is None:
         raise ValueError("no meta field")
     # unpack_meta, with the part after the sequence (shard, session and name: the
@@ -188,7 +189,12 @@ def _decode(raw: _Raw) -> StreamEvent:
     _set_shard(event, shard_id)
     _set_session(event, session_id)
     _set_seq(event, sequence)
-    _set_data(event, LOADS(data))
+    value = LOADS(data)
+    if whole:  # the gateway payload as the shard received it: its "d", as the shard reads it
+        if value.__class__ is not dict:
+            raise ValueError("the payload field is not a gateway payload")
+        value = value.get("d")
+    _set_data(event, value)
     _set_stream(event, stream)
     _set_id(event, entry_id.decode())
     return event
@@ -369,9 +375,11 @@ class Worker:
         if len(reply) == 1:  # one stream (the single layout): no lookup per entry
             key, entries = reply[0]
             stream = by_key[key]
-            return [(stream, eid, meta, data) for eid, meta, data in entries]
+            return [(stream, eid, meta, data, whole) for eid, meta, data, whole in entries]
         return [
-            (by_key[key], eid, meta, data) for key, entries in reply for eid, meta, data in entries
+            (by_key[key], eid, meta, data, whole)
+            for key, entries in reply
+            for eid, meta, data, whole in entries
         ]
 
     async def _claim(self) -> list[_Raw]:
@@ -383,7 +391,7 @@ class Worker:
                 int(self.min_idle * 1000), "0-0", "COUNT", self.count,
             )  # fmt: skip
             entries = await self._raw.request(command, "auto_claim")
-            out += [(stream, eid, f.get(b"meta"), f.get(b"data", b"")) for eid, f in entries]
+            out += [(stream, eid, *event_fields(f)) for eid, f in entries]
         return out
 
     async def _handle(self, batch: list[_Raw], handler: Handler) -> None:

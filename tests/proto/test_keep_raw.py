@@ -24,7 +24,7 @@ from gateway_proto.driver_support import GatewayEvent
 from gateway_proto.errors import ConfigError
 from gateway_proto.events import Dispatch
 
-from ._wire_helpers import make_config, open_wire, server_frame
+from ._wire_helpers import dispatch_messages, make_config, open_wire, server_frame
 from .helpers import drive, open_connection
 from .test_drain import _Driver
 
@@ -33,40 +33,6 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-
-# Any JSON value: unicode text (surrogates are not UTF-8), integers of any size
-# (orjson reads those beyond 64 bits as floats; the shard and its readers use
-# the same decoder), finite floats.
-_json = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(st.characters(exclude_categories=["Cs"])),
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(
-            st.text(st.characters(exclude_categories=["Cs"]), max_size=8), inner, max_size=4
-        )
-    ),
-    max_leaves=12,
-)
-
-
-@st.composite
-def _messages(draw: st.DrawFn) -> bytes:
-    """One dispatch as some server might write it: any key order, spacing, escaping."""
-    envelope = {"t": draw(st.sampled_from(["MESSAGE_CREATE", "GUILD_CREATE", "X"])), "op": 0}
-    envelope["s"] = draw(st.integers(0, 2**53 - 1))
-    envelope["d"] = draw(_json)
-    keys = draw(st.permutations(list(envelope)))
-    separators = draw(st.sampled_from([(",", ":"), (", ", ": ")]))
-    text = json.dumps(
-        {key: envelope[key] for key in keys},
-        separators=separators,
-        ensure_ascii=draw(st.booleans()),
-    )
-    return text.encode()
 
 
 def _frames(compression: str | None, messages: list[bytes]) -> bytes:
@@ -103,7 +69,7 @@ def _has_big_int(value: Any) -> bool:
 
 @SETTINGS
 @given(
-    messages=st.lists(_messages(), min_size=1, max_size=5),
+    messages=st.lists(dispatch_messages(), min_size=1, max_size=5),
     compression=st.sampled_from(["zlib-stream", "zstd-stream", "payload", None]),
     cuts=st.lists(st.integers(0, 10**6), max_size=8),
 )
