@@ -9,7 +9,8 @@ this process. Two contenders, interleaved round by round:
 
 * *in-process*: a task consumes ``cluster.events()`` (what an application in the
   gateway process does); clock from READY to the last dispatch consumed;
-* *broker*: ``publish_cluster`` publishes every dispatch to a ``redis-server``
+* *broker*: ``publish_cluster`` publishes every dispatch (as received: the
+  cluster has ``keep_raw``, as ``spectacles-gateway run`` does) to a ``redis-server``
   started for the run, and a ``Worker`` in another process (a consumer group,
   ``XREADGROUP``, JSON decode of each event, ``XACK``) receives them; clock from
   READY at the gateway to the last event handled by the worker (both read
@@ -204,7 +205,9 @@ def _gateway(url: str, shards: int = 1) -> Any:
     return Gateway(TOKEN, api_base="http://gateway.invalid/api/v10", transport=transport)
 
 
-def broker_round(url: str, total: int, *, redis_url: str, prefix: str) -> tuple[float, float]:
+def broker_round(
+    url: str, total: int, *, redis_url: str, prefix: str, keep_raw: bool = True
+) -> tuple[float, float]:
     """One broker round at the gateway: when READY came, and when Redis had every event.
 
     ``CLOCK_MONOTONIC`` times; the worker's come from its own process.
@@ -218,10 +221,9 @@ def broker_round(url: str, total: int, *, redis_url: str, prefix: str) -> tuple[
     async def session() -> tuple[float, float]:
         t_ready = published = 0.0
         publisher = EventPublisher(redis_url, Keys(prefix), max_queue=total + 100)
-        async with (
-            Cluster(_gateway(url), intents=513, max_buffer=total + 100) as cluster,
-            anyio.create_task_group() as tg,
-        ):
+        # keep_raw: JSON dispatches are published as received, as `run` does.
+        cluster = Cluster(_gateway(url), intents=513, max_buffer=total + 100, keep_raw=keep_raw)
+        async with cluster, anyio.create_task_group() as tg:
             tg.start_soon(publish_cluster, cluster, publisher)
             async with cluster.events("READY") as ready:
                 await cluster.spawn(1)

@@ -349,6 +349,7 @@ async def _run(options: RunOptions, display: Display) -> int:
         namespace=options.namespace,
         encoding=options.encoding,
         compression=options.compress,
+        keep_raw=True,  # JSON dispatches are published as received, not encoded again
     )
     stopped_by: list[int] = []
     async with contextlib.AsyncExitStack() as stack, anyio.create_task_group() as tg:

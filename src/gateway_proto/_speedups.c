@@ -77,7 +77,8 @@ typedef struct {
      * setting them is object.__setattr__ without the lookup (Dispatch is frozen,
      * so its own __setattr__ refuses). */
     PyObject *dispatch;
-    PyObject *name_slot, *data_slot, *sequence_slot;
+    PyObject *name_slot, *data_slot, *sequence_slot, *raw_slot;
+    int keep_raw;         /* a Dispatch's raw is the message's bytes (else None) */
     /* Counters shared with the Python parser (which adds to them through the
      * members below): whole messages taken, and their size after inflating. */
     long long messages;
@@ -100,16 +101,17 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"decode", "envelope", "on_error", "max_size", "inflate",
                              "decoded", "zlib_stream", "dispatch", "zstd_stream", "payload",
-                             NULL};
+                             "keep_raw", NULL};
     PyObject *decode, *envelope, *on_error, *zlib_stream = Py_None, *dispatch = Py_None;
     PyObject *zstd_stream = Py_None, *payload = Py_None;
     PyObject *decompress = NULL, *pending = NULL, *check = NULL;
     Py_ssize_t max_size;
-    int inflate, decoded;
+    int inflate, decoded, keep_raw = 0;
     int mode = INFLATE_PYTHON;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnpp|OOOO:Scanner", kwlist, &decode,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOOnpp|OOOOp:Scanner", kwlist, &decode,
                                      &envelope, &on_error, &max_size, &inflate, &decoded,
-                                     &zlib_stream, &dispatch, &zstd_stream, &payload)) {
+                                     &zlib_stream, &dispatch, &zstd_stream, &payload,
+                                     &keep_raw)) {
         return -1;
     }
     if ((zlib_stream != Py_None) + (zstd_stream != Py_None) + (payload != Py_None) > 1) {
@@ -174,6 +176,7 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
     self->inflate = inflate;
     self->mode = inflate ? mode : INFLATE_PYTHON;
     self->decoded = decoded;
+    self->keep_raw = keep_raw;
     if (dispatch != Py_None) {
         if (!PyType_Check(dispatch)) {
             PyErr_SetString(PyExc_TypeError, "dispatch must be a class");
@@ -182,17 +185,21 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
         PyObject *name_slot = PyObject_GetAttrString(dispatch, "name");
         PyObject *data_slot = name_slot ? PyObject_GetAttrString(dispatch, "data") : NULL;
         PyObject *sequence_slot = data_slot ? PyObject_GetAttrString(dispatch, "sequence") : NULL;
-        if (sequence_slot == NULL) {
+        PyObject *raw_slot = sequence_slot ? PyObject_GetAttrString(dispatch, "raw") : NULL;
+        if (raw_slot == NULL) {
             Py_XDECREF(name_slot);
             Py_XDECREF(data_slot);
+            Py_XDECREF(sequence_slot);
             return -1;
         }
         if (Py_TYPE(name_slot)->tp_descr_set == NULL || Py_TYPE(data_slot)->tp_descr_set == NULL
-            || Py_TYPE(sequence_slot)->tp_descr_set == NULL) {
-            PyErr_SetString(PyExc_TypeError, "dispatch needs name, data and sequence slots");
+            || Py_TYPE(sequence_slot)->tp_descr_set == NULL
+            || Py_TYPE(raw_slot)->tp_descr_set == NULL) {
+            PyErr_SetString(PyExc_TypeError, "dispatch needs name, data, sequence and raw slots");
             Py_DECREF(name_slot);
             Py_DECREF(data_slot);
             Py_DECREF(sequence_slot);
+            Py_DECREF(raw_slot);
             return -1;
         }
         Py_INCREF(dispatch);
@@ -200,12 +207,14 @@ Scanner_init(Scanner *self, PyObject *args, PyObject *kwds)
         Py_XSETREF(self->name_slot, name_slot);
         Py_XSETREF(self->data_slot, data_slot);
         Py_XSETREF(self->sequence_slot, sequence_slot);
+        Py_XSETREF(self->raw_slot, raw_slot);
     }
     else {
         Py_CLEAR(self->dispatch);
         Py_CLEAR(self->name_slot);
         Py_CLEAR(self->data_slot);
         Py_CLEAR(self->sequence_slot);
+        Py_CLEAR(self->raw_slot);
     }
     return 0;
 }
@@ -223,6 +232,7 @@ Scanner_traverse(Scanner *self, visitproc visit, void *arg)
     Py_VISIT(self->name_slot);
     Py_VISIT(self->data_slot);
     Py_VISIT(self->sequence_slot);
+    Py_VISIT(self->raw_slot);
     return 0;
 }
 
@@ -241,6 +251,7 @@ Scanner_clear(Scanner *self)
     Py_CLEAR(self->name_slot);
     Py_CLEAR(self->data_slot);
     Py_CLEAR(self->sequence_slot);
+    Py_CLEAR(self->raw_slot);
     return 0;
 }
 
@@ -252,9 +263,9 @@ Scanner_dealloc(Scanner *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Dispatch(name=t, data=d, sequence=s), built as _wire_reader._as_item builds it. */
+/* Dispatch(name=t, data=d, sequence=s, raw=raw), built as _wire_reader._as_item builds it. */
 static PyObject *
-new_dispatch(Scanner *self, PyObject *t, PyObject *d, PyObject *s)
+new_dispatch(Scanner *self, PyObject *t, PyObject *d, PyObject *s, PyObject *raw)
 {
     PyTypeObject *type = (PyTypeObject *)self->dispatch;
     PyObject *event = type->tp_alloc(type, 0);
@@ -263,7 +274,8 @@ new_dispatch(Scanner *self, PyObject *t, PyObject *d, PyObject *s)
     }
     if (Py_TYPE(self->name_slot)->tp_descr_set(self->name_slot, event, t) < 0
         || Py_TYPE(self->data_slot)->tp_descr_set(self->data_slot, event, d) < 0
-        || Py_TYPE(self->sequence_slot)->tp_descr_set(self->sequence_slot, event, s) < 0) {
+        || Py_TYPE(self->sequence_slot)->tp_descr_set(self->sequence_slot, event, s) < 0
+        || Py_TYPE(self->raw_slot)->tp_descr_set(self->raw_slot, event, raw) < 0) {
         Py_DECREF(event);
         return NULL;
     }
@@ -285,11 +297,12 @@ sequence_ok(PyObject *s)
     return !overflow && value >= 0 && value <= MAX_SEQUENCE;
 }
 
-/* The item of a decoded JSON object: inline when it has Discord's
- * shape, else whatever the Python envelope check returns or raises. */
+/* The item of a decoded JSON object (`message`: its bytes): inline when it has
+ * Discord's shape, else whatever the Python envelope check returns or raises. */
 static PyObject *
-envelope_of(Scanner *self, PyObject *obj)
+envelope_of(Scanner *self, PyObject *obj, PyObject *message)
 {
+    PyObject *raw = self->keep_raw ? message : Py_None;
     if (PyDict_CheckExact(obj)) {
         PyObject *op = PyDict_GetItemWithError(obj, str_op);
         PyObject *s = op ? PyDict_GetItemWithError(obj, str_s) : NULL;
@@ -306,12 +319,19 @@ envelope_of(Scanner *self, PyObject *obj)
                 return PyTuple_Pack(4, op, d, s, t);
             }
             if (t != Py_None) {
-                return new_dispatch(self, t, d, s);
+                return new_dispatch(self, t, d, s, raw);
             }
             /* op 0 without a name: the envelope check raises the precise error */
         }
     }
-    return PyObject_CallOneArg(self->envelope, obj);
+    PyObject *item = PyObject_CallOneArg(self->envelope, obj);
+    /* An unusual but valid dispatch (a key missing, say) keeps its bytes too. */
+    if (item != NULL && raw != Py_None && self->dispatch != NULL
+        && Py_TYPE(item) == (PyTypeObject *)self->dispatch
+        && Py_TYPE(self->raw_slot)->tp_descr_set(self->raw_slot, item, raw) < 0) {
+        Py_CLEAR(item);
+    }
+    return item;
 }
 
 /* Whether `out` (what a decompress callable returned) is bytes; else a TypeError. */
@@ -572,14 +592,18 @@ take(Scanner *self)
     self->messages++;
     self->payload_bytes += PyBytes_GET_SIZE(message);
     PyObject *obj = PyObject_CallOneArg(self->decode, message);
-    /* Free the inflated bytes before the caller inflates the next message: the
-     * allocator then hands the same cache-hot block back. */
-    Py_DECREF(message);
-    if (obj == NULL || self->decoded) {
-        return obj;
+    if (obj == NULL || self->decoded || !self->keep_raw) {
+        /* Free the inflated bytes before the caller inflates the next message:
+         * the allocator then hands the same cache-hot block back. */
+        Py_DECREF(message);
+        if (obj == NULL || self->decoded) {
+            return obj;
+        }
+        message = NULL;
     }
-    PyObject *item = envelope_of(self, obj);
+    PyObject *item = envelope_of(self, obj, message);
     Py_DECREF(obj);
+    Py_XDECREF(message);
     return item;
 }
 

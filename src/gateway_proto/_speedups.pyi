@@ -32,6 +32,7 @@ class Scanner:
         dispatch: type[Dispatch] | None = ...,
         zstd_stream: ZstdStreamInflater | None = ...,
         payload: PayloadInflater | None = ...,
+        keep_raw: bool = ...,
     ) -> None: ...
     def next(self) -> Any:
         """Decode the common-case frame at ``data[pos:]`` and move past it, or return ``None``."""

@@ -105,6 +105,7 @@ class Wire(WireReader):
         self._inflater = make_inflater(config.compression, config.max_message_size)
         self._reader = FrameReader(config.max_message_size)
         self._max_size = config.max_message_size
+        self._keep_raw = config.keep_raw  # Dispatch.raw: the message's bytes, or None
         self._zlib = self._inflater if isinstance(self._inflater, ZlibStreamInflater) else None
         # What the inflater's decompress raises on corrupt input, and the error it
         # becomes (the C hot path's failures are mapped with them).
@@ -153,6 +154,7 @@ class Wire(WireReader):
             decoded=loads is None,
             zlib_stream=self._zlib,
             dispatch=Dispatch,
+            keep_raw=self._keep_raw,
             zstd_stream=inflater if isinstance(inflater, ZstdStreamInflater) else None,
             payload=inflater if isinstance(inflater, PayloadInflater) else None,
         )

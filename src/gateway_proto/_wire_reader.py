@@ -55,10 +55,11 @@ _new_object = object.__new__
 _set_name = vars(Dispatch)["name"].__set__
 _set_data = vars(Dispatch)["data"].__set__
 _set_sequence = vars(Dispatch)["sequence"].__set__
+_set_raw = vars(Dispatch)["raw"].__set__
 
 
-def _as_item(payload: Payload) -> Message:
-    """Return op 0 as a :class:`Dispatch`, anything else as it is."""
+def _as_item(payload: Payload, raw: bytes | None = None) -> Message:
+    """Return op 0 as a :class:`Dispatch` (``raw``: its bytes, if kept), anything else as it is."""
     op, d, s, t = payload
     if op != 0:
         return payload
@@ -66,6 +67,7 @@ def _as_item(payload: Payload) -> Message:
     _set_name(event, t)
     _set_data(event, d)
     _set_sequence(event, s)
+    _set_raw(event, raw)
     return event
 
 
@@ -102,6 +104,7 @@ class WireReader(Handshake):
     _inflater: ZlibStreamInflater | ZstdStreamInflater | PayloadInflater | None
     _reader: FrameReader
     _max_size: int
+    _keep_raw: bool
     _zlib: ZlibStreamInflater | None
     _inflate_error: type[Exception] | tuple[()]
     _corrupt: Callable[[Exception], CompressionError] | None
@@ -124,7 +127,7 @@ class WireReader(Handshake):
         raise exc  # as on the Python path: not the peer's fault, the connection's bug
 
     def _decode_item(self, message: bytes) -> Message:
-        return _as_item(self._codec.decode(message))
+        return _as_item(self._codec.decode(message), message if self._keep_raw else None)
 
     def feed(self, data: bytes) -> Sequence[WireItem]:
         """Buffer socket bytes for :meth:`next_item`; return the handshake's items, if any.
@@ -214,6 +217,8 @@ class WireReader(Handshake):
         set_name = _set_name
         set_data = _set_data
         set_sequence = _set_sequence
+        set_raw = _set_raw
+        keep_raw = self._keep_raw
         s_limit = MAX_SEQUENCE + 1
         held = self._input
         while True:
@@ -277,14 +282,15 @@ class WireReader(Handshake):
                     held.messages += 1
                     held.payload_bytes += len(message)
                     if loads is None:
-                        item = as_item(decode(message))
+                        item = as_item(decode(message), message if keep_raw else None)
                     else:
                         try:
                             obj = loads(message)
                         except (ValueError, TypeError, RecursionError) as exc:
                             raise _json_error(exc) from None
-                        # Free the inflated bytes now, not after the next message is
-                        # inflated: malloc then reuses the same, cache-hot block.
+                        # Free the inflated bytes now (unless kept), not after the next
+                        # message is inflated: malloc then reuses the same, cache-hot block.
+                        raw = message if keep_raw else None
                         del message
                         # Discord always sends all four keys: subscripts are cheaper
                         # than get(); anything else gets the careful envelope check.
@@ -294,7 +300,7 @@ class WireReader(Handshake):
                             t = obj["t"]
                             d = obj["d"]
                         except (KeyError, TypeError, IndexError):
-                            item = as_item(envelope(obj))  # raises the precise DecodeError
+                            item = as_item(envelope(obj), raw)  # raises the precise DecodeError
                         else:
                             if (
                                 op.__class__ is not int
@@ -302,7 +308,7 @@ class WireReader(Handshake):
                                 or not (s is None or (s.__class__ is int and -1 < s < s_limit))
                                 or not (t is None or t.__class__ is str)
                             ):
-                                item = as_item(envelope(obj))
+                                item = as_item(envelope(obj), raw)
                             elif op != 0:
                                 item = (op, d, s, t)
                             elif t is not None:
@@ -310,8 +316,10 @@ class WireReader(Handshake):
                                 set_name(item, t)
                                 set_data(item, d)
                                 set_sequence(item, s)
+                                set_raw(item, raw)
                             else:
-                                item = as_item(envelope(obj))  # raises: a dispatch needs a name
+                                # raises: a dispatch needs a name
+                                item = as_item(envelope(obj), raw)
                 except ProtocolError as exc:
                     yield failed(exc)  # input is dropped: reload below
                     break
@@ -402,7 +410,7 @@ class WireReader(Handshake):
         held = self._input
         held.messages += 1
         held.payload_bytes += len(message)
-        return _as_item(self._codec.decode(message))
+        return _as_item(self._codec.decode(message), message if self._keep_raw else None)
 
     def _control(self, opcode: int, payload: bytes) -> PeerClosed | None:
         """Handle a ping, pong or close; a close returns :class:`PeerClosed` and ends input."""

@@ -98,6 +98,11 @@ class ShardConfig:
         max_resume_age: seconds after its connection was lost during which the
             reconnect policy (:class:`~gateway_proto.reconnect.Reconnector`) keeps
             resuming the session through failed connects, before it identifies anew.
+        keep_raw: put each dispatch's payload bytes, as received after
+            decompression, on :attr:`Dispatch.raw <gateway_proto.events.Dispatch.raw>`
+            (off by default: it keeps each message's bytes alive as long as its
+            event). For code that forwards payloads without encoding them again,
+            such as ``gateway_redis``'s publisher.
 
     """
 
@@ -117,6 +122,7 @@ class ShardConfig:
     close_timeout: float = 5.0
     user_agent: str = DEFAULT_USER_AGENT
     max_resume_age: float = DEFAULT_MAX_RESUME_AGE
+    keep_raw: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.token, str) or not self.token.strip():
@@ -155,6 +161,8 @@ class ShardConfig:
         check_user_agent(self.user_agent)
         if not self.max_resume_age > 0:  # NaN too
             raise ConfigError("max_resume_age must be a positive number of seconds")
+        if not isinstance(self.keep_raw, bool):
+            raise ConfigError("keep_raw must be a bool")
 
     @property
     def query(self) -> dict[str, str]:

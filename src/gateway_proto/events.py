@@ -8,7 +8,7 @@ of them in one ``match`` statement; only :class:`Closed` ends a connection.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import GatewayError, ProtocolError
@@ -71,12 +71,16 @@ class Dispatch(Event):
         name: the event name (``t``), e.g. ``"MESSAGE_CREATE"``.
         data: the decoded ``d`` (str keys, str strings, snowflakes as str).
         sequence: the sequence number ``s``.
+        raw: the whole payload as received, after decompression (JSON text or an
+            ETF term, the connection's encoding), when ``ShardConfig.keep_raw``
+            is on; else ``None``. Not part of equality or ``repr``.
 
     """
 
     name: str
     data: Any
     sequence: int | None
+    raw: bytes | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

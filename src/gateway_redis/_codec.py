@@ -1,9 +1,10 @@
 """JSON for payloads on Redis (orjson when installed, else the standard library), and Redis clients.
 
-The core hands drivers decoded dispatches (``Dispatch(name, data, sequence)``); the
-bytes they came in are gone by then (inflated, framed, possibly ETF), so publishing
-encodes ``data`` once more. orjson (the ``speed`` extra) does that in about 1.5 µs
-for an everyday event; :mod:`json` takes several times as long.
+The core hands drivers decoded dispatches (``Dispatch(name, data, sequence)``), and
+with ``keep_raw`` the bytes they came in (``Dispatch.raw``), which the publisher
+sends on as they are when they are JSON. Otherwise (ETF, or ``keep_raw`` off)
+publishing encodes ``data`` once more: orjson (the ``speed`` extra) does that in
+about 1.5 µs for an everyday event; :mod:`json` takes several times as long.
 """
 
 from __future__ import annotations

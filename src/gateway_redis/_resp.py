@@ -38,6 +38,7 @@ __all__ = [
     "EventReplyReader",
     "RawConnection",
     "ReplyReader",
+    "event_fields",
     "pack",
     "pack_ids",
 ]
@@ -45,9 +46,24 @@ __all__ = [
 #: One stream entry: its id and its fields (``{}`` for an entry trimmed away).
 Entry = tuple[bytes, dict[bytes, bytes]]
 #: One entry of an event stream: its id, its ``meta`` field (``None`` if it has
-#: none: trimmed away, or written by someone else) and its ``data`` field (``b""``).
-EventEntry = tuple[bytes, bytes | None, bytes]
+#: none: trimmed away, or written by someone else), its JSON (``b""`` if none) and
+#: whether that is a whole gateway payload (a ``payload`` field: read its ``d``)
+#: rather than the dispatch's ``d`` alone (a ``data`` field).
+EventEntry = tuple[bytes, bytes | None, bytes, bool]
 _Parser = Generator[None, None, Any]
+
+
+def event_fields(fields: dict[bytes, bytes]) -> tuple[bytes | None, bytes, bool]:
+    """Return an event entry's fields as :data:`EventEntry` holds them: meta, JSON, whole."""
+    meta, data = fields.get(b"meta"), fields.get(b"data")
+    whole = data is None and b"payload" in fields
+    if whole:
+        data = fields[b"payload"]
+    return (
+        meta if isinstance(meta, bytes) else None,
+        data if isinstance(data, bytes) else b"",
+        whole,
+    )
 
 
 def pack(*args: bytes | str | int) -> bytes:
@@ -264,13 +280,13 @@ class ReplyReader:
         return entries
 
 
-# An event entry as publishers write it, up to the data field's value: one match
-# instead of a walk per line. Groups: id, meta length, meta, data length. The id's
-# own length is not checked (an id is digits); a meta holding CR or LF does not
-# match and goes the careful way.
+# An event entry as publishers write it, up to the data (or payload) field's value:
+# one match instead of a walk per line. Groups: id, meta length, meta, "payload"
+# (or None: a data field), data length. The id's own length is not checked (an id
+# is digits); a meta holding CR or LF does not match and goes the careful way.
 _EVENT_HEAD = re.compile(
     rb"\*2\r\n\$\d+\r\n(\d+-\d+)\r\n\*4\r\n"
-    rb"\$4\r\nmeta\r\n\$(\d+)\r\n([^\r\n]*)\r\n\$4\r\ndata\r\n\$(\d+)\r\n"
+    rb"\$4\r\nmeta\r\n\$(\d+)\r\n([^\r\n]*)\r\n\$(?:4\r\ndata|7\r\n(payload))\r\n\$(\d+)\r\n"
 )
 _CRLF = b"\r\n"
 
@@ -324,7 +340,7 @@ class EventReplyReader:
     Why not :class:`ReplyReader`: a worker reads every event, and splitting each
     one into its lines, then building a field dict, costs about as much as
     decoding its JSON. Here an entry in the publishers' shape (fields ``meta``
-    then ``data``) is one regular expression match and three slices; any other
+    then ``data`` or ``payload``) is one regular expression match and three slices; any other
     shape (other fields, an entry trimmed away, RESP3) goes through the careful
     :func:`_value`, which also tells an entry not yet received from a malformed one.
     """
@@ -380,12 +396,12 @@ class EventReplyReader:
         while count:
             event = head(buf, pos)
             if event is not None:
-                entry_id, meta_size, meta, data_size = event.groups()
+                entry_id, meta_size, meta, whole, data_size = event.groups()
                 if len(meta) == int(meta_size):
                     start = event.end()
                     end = start + int(data_size)
                     if buf.startswith(_CRLF, end):
-                        append((entry_id, meta, buf[start:end]))
+                        append((entry_id, meta, buf[start:end], whole is not None))
                         pos = end + 2
                         count -= 1
                         continue
@@ -405,15 +421,7 @@ class EventReplyReader:
             ):
                 raise RedisConnectionError("unexpected stream entry in a reply")
             values = entry[1] or []
-            fields = dict(zip(values[::2], values[1::2], strict=False))
-            meta, data = fields.get(b"meta"), fields.get(b"data", b"")
-            append(
-                (
-                    entry[0],
-                    meta if isinstance(meta, bytes) else None,
-                    data if isinstance(data, bytes) else b"",
-                )
-            )
+            append((entry[0], *event_fields(dict(zip(values[::2], values[1::2], strict=False)))))
             count -= 1
         self.pos = pos
 

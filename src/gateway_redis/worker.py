@@ -40,8 +40,13 @@ from gateway_proto.backoff import Backoff
 from gateway_proto.commands import Command
 
 from ._codec import LOADS, connect, default_consumer_name
+
+try:
+    from gateway_proto._speedups import SlotMaker
+except ImportError:  # not compiled: StreamEvents are built in Python then
+    SlotMaker = None  # type: ignore[assignment,misc]
 from ._keys import Keys
-from ._resp import RawConnection, pack, pack_ids
+from ._resp import RawConnection, event_fields, pack, pack_ids
 from .commands import send_command
 from .streams import Layout
 
@@ -59,8 +64,9 @@ _log = logging.getLogger("gateway_redis.worker")
 #: Events a :class:`Deduplicator` remembers by default.
 DEFAULT_DEDUPE_SIZE = 100_000
 
-# (stream, entry id, meta field or None, data field) as read; decoded by _decode.
-_Raw = tuple[str, bytes, bytes | None, bytes]
+# (stream, entry id, meta field or None, JSON, whether that is the whole gateway
+# payload) as read (see _resp.EventEntry); decoded by _decode.
+_Raw = tuple[str, bytes, bytes | None, bytes, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,16 +154,29 @@ def unpack_meta(meta: bytes) -> tuple[str, int, str | None, int | None]:
 
 
 # A StreamEvent (a frozen slotted dataclass) is built through its slot descriptors,
-# as gateway_proto._wire builds a Dispatch: the generated __init__ calls
-# object.__setattr__ per field (about 0.9 against 0.4 µs here). Same object.
-_new_object = object.__new__
-_set_name = vars(StreamEvent)["name"].__set__
-_set_shard = vars(StreamEvent)["shard_id"].__set__
-_set_session = vars(StreamEvent)["session_id"].__set__
-_set_seq = vars(StreamEvent)["sequence"].__set__
-_set_data = vars(StreamEvent)["data"].__set__
-_set_stream = vars(StreamEvent)["stream"].__set__
-_set_id = vars(StreamEvent)["id"].__set__
+# as the drivers build a GatewayEvent: the generated __init__ calls
+# object.__setattr__ per field (about 0.9 µs); the descriptors one by one from
+# Python cost about 0.4 µs, the C SlotMaker of gateway_proto._speedups about 0.1.
+# Same object.
+_FIELDS = ("name", "shard_id", "session_id", "sequence", "data", "stream", "id")
+
+
+def _python_event_maker() -> Callable[..., StreamEvent]:
+    new = object.__new__
+    setters = [vars(StreamEvent)[name].__set__ for name in _FIELDS]
+
+    def make(*values: Any) -> StreamEvent:
+        event: StreamEvent = new(StreamEvent)
+        for set_value, value in zip(setters, values, strict=True):
+            set_value(event, value)
+        return event
+
+    return make
+
+
+_make_event: Callable[..., StreamEvent] = (
+    _python_event_maker() if SlotMaker is None else SlotMaker(StreamEvent, _FIELDS)
+)
 
 
 #: Origins (what follows the sequence in a meta field) kept decoded; few per shard.
@@ -167,7 +186,7 @@ _origins: dict[bytes, tuple[str, int, str | None]] = {}
 
 def _decode(raw: _Raw) -> StreamEvent:
     """Turn one entry into a :class:`StreamEvent`; ``ValueError`` if it is malformed."""
-    stream, entry_id, meta, data = raw
+    stream, entry_id, meta, data, whole = raw
     if meta is None:
         raise ValueError("no meta field")
     # unpack_meta, with the part after the sequence (shard, session and name: the
@@ -183,15 +202,12 @@ def _decode(raw: _Raw) -> StreamEvent:
     else:
         name, shard_id, session_id = origin
         sequence = int(seq) if seq else None
-    event: StreamEvent = _new_object(StreamEvent)
-    _set_name(event, name)
-    _set_shard(event, shard_id)
-    _set_session(event, session_id)
-    _set_seq(event, sequence)
-    _set_data(event, LOADS(data))
-    _set_stream(event, stream)
-    _set_id(event, entry_id.decode())
-    return event
+    value = LOADS(data)
+    if whole:  # the gateway payload as the shard received it: its "d", as the shard reads it
+        if value.__class__ is not dict:
+            raise ValueError("the payload field is not a gateway payload")
+        value = value.get("d")
+    return _make_event(name, shard_id, session_id, sequence, value, stream, entry_id.decode())
 
 
 #: A worker's handler: a coroutine function or a plain function taking the event.
@@ -369,9 +385,11 @@ class Worker:
         if len(reply) == 1:  # one stream (the single layout): no lookup per entry
             key, entries = reply[0]
             stream = by_key[key]
-            return [(stream, eid, meta, data) for eid, meta, data in entries]
+            return [(stream, eid, meta, data, whole) for eid, meta, data, whole in entries]
         return [
-            (by_key[key], eid, meta, data) for key, entries in reply for eid, meta, data in entries
+            (by_key[key], eid, meta, data, whole)
+            for key, entries in reply
+            for eid, meta, data, whole in entries
         ]
 
     async def _claim(self) -> list[_Raw]:
@@ -383,7 +401,7 @@ class Worker:
                 int(self.min_idle * 1000), "0-0", "COUNT", self.count,
             )  # fmt: skip
             entries = await self._raw.request(command, "auto_claim")
-            out += [(stream, eid, f.get(b"meta"), f.get(b"data", b"")) for eid, f in entries]
+            out += [(stream, eid, *event_fields(f)) for eid, f in entries]
         return out
 
     async def _handle(self, batch: list[_Raw], handler: Handler) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hypothesis import strategies as st
 from wsproto import ConnectionType, WSConnection
 from wsproto.connection import Connection, ConnectionState
 from wsproto.events import (
@@ -142,3 +143,38 @@ def client_frames(data: bytes) -> list[Outcome]:
 
 def dumps(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+# Any JSON value: unicode text (surrogates are not UTF-8), integers of any size
+# (orjson reads those beyond 64 bits as floats; the shard and its readers use
+# the same decoder), finite floats.
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(exclude_categories=["Cs"])),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.text(st.characters(exclude_categories=["Cs"]), max_size=8), inner, max_size=4
+        )
+    ),
+    max_leaves=12,
+)
+
+
+@st.composite
+def dispatch_messages(draw: st.DrawFn) -> bytes:
+    """One dispatch as some server might write it: any key order, spacing, escaping."""
+    envelope = {"t": draw(st.sampled_from(["MESSAGE_CREATE", "GUILD_CREATE", "X"])), "op": 0}
+    envelope["s"] = draw(st.integers(0, 2**53 - 1))
+    envelope["d"] = draw(json_values)
+    keys = draw(st.permutations(list(envelope)))
+    separators = draw(st.sampled_from([(",", ":"), (", ", ": ")]))
+    text = json.dumps(
+        {key: envelope[key] for key in keys},
+        separators=separators,
+        ensure_ascii=draw(st.booleans()),
+    )
+    return text.encode()

@@ -298,7 +298,8 @@ def test_never_more_than_120_payloads_in_any_60_s_window(
         for _ in range(count):
             conn.send(presence, now)
         times.extend([now] * len(drive(conn, peer)))
-    advance_to(now + 400.0)
+    # Long enough for all of them at 117 commands per 60 s (up to 1,600 sent at once).
+    advance_to(now + 60.0 * (sum(count for _, count in bursts) // 117 + 2))
     assert not conn.pending_commands
     assert conn.state is ConnectionState.ACTIVE
     times.sort()

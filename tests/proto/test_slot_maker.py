@@ -29,21 +29,26 @@ values = st.one_of(st.none(), st.integers(), st.text(), st.dictionaries(st.text(
 def _makers() -> list[Any]:
     makers: list[Any] = [new_gateway_event, python_event_maker()]
     if SlotMaker is not None:
-        makers.append(SlotMaker(GatewayEvent, ("name", "shard_id", "data", "sequence", "shard")))
+        names = ("name", "shard_id", "data", "sequence", "shard", "raw")
+        makers.append(SlotMaker(GatewayEvent, names))
     return makers
 
 
-@given(name=st.text(), shard_id=st.integers(), data=values, sequence=values, shard=values)
+@given(
+    st.tuples(st.text(), st.integers(), values, values, values, st.one_of(st.none(), st.binary()))
+)
 def test_every_maker_builds_what_the_constructor_builds(
-    name: str, shard_id: int, data: Any, sequence: Any, shard: Any
+    fields: tuple[str, int, Any, Any, Any, bytes | None],
 ) -> None:
-    expected = GatewayEvent(name, shard_id, data, sequence, shard)
+    name, shard_id, data, sequence, shard, raw = fields
+    expected = GatewayEvent(name, shard_id, data, sequence, shard, raw)
     for make in _makers():
-        event = make(name, shard_id, data, sequence, shard)
+        event = make(name, shard_id, data, sequence, shard, raw)
         assert type(event) is GatewayEvent
         assert event == expected
         assert repr(event) == repr(expected)
         assert event.shard is shard
+        assert event.raw is raw
         with pytest.raises(AttributeError):
             event.name = "changed"  # type: ignore[misc]
 

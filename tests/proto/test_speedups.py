@@ -8,7 +8,8 @@ the scanner takes (whole zlib-stream, zstd-stream and payload-compressed
 messages, plain text frames) with everything it must leave alone or refuse:
 payloads split across messages, corrupt or truncated compressed data,
 decompression bombs, masked and non-minimal frames, control frames, fragments,
-oversized messages, bad JSON and odd envelopes.
+oversized messages, bad JSON and odd envelopes. Both paths run with
+``keep_raw`` off and on, and must agree on every dispatch's ``raw`` too.
 """
 
 from __future__ import annotations
@@ -249,6 +250,8 @@ def _run(config_options: dict[str, Any], chunks: list[bytes], scanner: Any) -> l
             if isinstance(item, WireFailed):
                 error = item.error
                 outcome.append(("failed", type(error), str(error), error.close_code))
+            elif isinstance(item, Dispatch):  # raw is not part of equality: compare it too
+                outcome.append((item, item.raw))
             else:
                 outcome.append(item)
     outcome.append(("wrote", client_frames(bytes(out))))  # masks differ: compare frames
@@ -256,9 +259,12 @@ def _run(config_options: dict[str, Any], chunks: list[bytes], scanner: Any) -> l
 
 
 def _same_on_both_paths(options: dict[str, Any], chunks: list[bytes]) -> None:
-    fast = _run(options, chunks, Scanner)
-    reference = _run(options, chunks, None)
-    assert fast == reference
+    for keep_raw in (False, True):
+        fast = _run({**options, "keep_raw": keep_raw}, chunks, Scanner)
+        reference = _run({**options, "keep_raw": keep_raw}, chunks, None)
+        assert fast == reference
+        raws = [i[1] for i in reference if isinstance(i, tuple) and isinstance(i[0], Dispatch)]
+        assert all(isinstance(raw, bytes) if keep_raw else raw is None for raw in raws)
 
 
 @SETTINGS

@@ -27,14 +27,19 @@ async def publishing_cluster(
     shards: int,
     *,
     also: Callable[[Cluster, TaskGroup], Any] | None = None,
+    **options: Any,
 ) -> AsyncIterator[Cluster]:
-    """A cluster of ``shards`` on ``fake``, publishing through ``publisher``, all READY."""
+    """A cluster of ``shards`` on ``fake``, publishing through ``publisher``, all READY.
+
+    ``options``: more cluster (shard) options, e.g. ``keep_raw=True``.
+    """
     async with (
         Cluster(
             Gateway(TOKEN, api_base=fake.api_base),
             intents=513,
             identify_window=0.1,
             rng=random.Random(0),
+            **options,
         ) as cluster,
         anyio.create_task_group() as tg,
     ):

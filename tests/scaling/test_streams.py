@@ -22,9 +22,12 @@ __all__ = ["anyio_backend"]  # the fixture, imported to apply here
 pytestmark = pytest.mark.anyio
 
 
-@pytest.mark.parametrize("layout", ["single", "per-event"])
+@pytest.mark.parametrize(
+    ("layout", "keep_raw"),
+    [("single", False), ("per-event", False), ("single", True), ("per-event", True)],
+)
 async def test_every_dispatch_reaches_a_worker_once_in_order(
-    redis_url: str, layout: Layout
+    redis_url: str, layout: Layout, keep_raw: bool
 ) -> None:
     names = ["MESSAGE_CREATE", "TYPING_START", "MESSAGE_REACTION_ADD"]
     guilds = [g for s in (0, 1) for g in guild_ids_for_shard(s, 2, 2)]
@@ -38,13 +41,19 @@ async def test_every_dispatch_reaches_a_worker_once_in_order(
         anyio.create_task_group() as tg,
     ):
         tg.start_soon(worker.run, got.append)
-        async with publishing_cluster(fake, publisher, 2) as cluster:
+        async with publishing_cluster(fake, publisher, 2, keep_raw=keep_raw) as cluster:
             for name, data in events:
                 await fake.dispatch(name, data)
             sent = {
                 c.session.shard[0]: [(p.t, p.s) for p in c.dispatches() if p.t in names]
                 for c in fake.connections
                 if c.session is not None
+            }
+            sent_data = {
+                (c.session.shard[0], p.s): p.d
+                for c in fake.connections
+                if c.session is not None
+                for p in c.dispatches()
             }
             total = sum(len(v) for v in sent.values())
             assert total == len(events)
@@ -69,9 +78,19 @@ async def test_every_dispatch_reaches_a_worker_once_in_order(
         assert streams == {KEYS.events}
     else:
         assert streams == {KEYS.events_named(n) for n in names}
+    assert all(e.data == sent_data[e.shard_id, e.sequence] for e in got)
     assert publisher.dropped == 0
     assert worker.handled == total
     assert worker.malformed == 0
+    # With keep_raw, entries hold the payloads as received (no encoding at the gateway).
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        stream = KEYS.events if layout == "single" else KEYS.events_named(names[0])
+        entries: Any = await client.xrange(stream, count=1)
+        fields = set(entries[0][1])
+    finally:
+        await client.aclose()
+    assert fields == {b"meta", b"payload" if keep_raw else b"data"}
 
 
 @pytest.mark.parametrize("layout", ["single", "per-event"])

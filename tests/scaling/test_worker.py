@@ -150,7 +150,7 @@ def test_an_entry_decodes_the_same_whether_its_origin_was_seen_before_or_not() -
     meta = pack_meta("A NAME", 4, "sess ion", 41)
     tail = meta.split(b" ", 1)[1]
     for seq in (b"41", b"42", b""):
-        event = _decode(("s", b"5-0", seq + b" " + tail, b'{"a":1}'))
+        event = _decode(("s", b"5-0", seq + b" " + tail, b'{"a":1}', False))
         assert (event.name, event.shard_id, event.session_id, event.data) == (
             "A NAME", 4, "sess ion", {"a": 1},
         )  # fmt: skip
@@ -158,9 +158,9 @@ def test_an_entry_decodes_the_same_whether_its_origin_was_seen_before_or_not() -
         assert (event.stream, event.id) == ("s", "5-0")
     for bad in (b"x1 " + tail, b"-1 " + tail, b"1_0 " + tail, tail):
         with pytest.raises(ValueError, match="malformed"):
-            _decode(("s", b"5-0", bad, b"{}"))
+            _decode(("s", b"5-0", bad, b"{}", False))
     with pytest.raises(ValueError, match="no meta"):
-        _decode(("s", b"5-0", None, b"{}"))
+        _decode(("s", b"5-0", None, b"{}", False))
 
 
 async def test_a_malformed_entry_is_logged_and_acknowledged(
@@ -321,13 +321,15 @@ def _parse_events(data: bytes, cuts: list[int]) -> Any:
     raise AssertionError("the reply was not complete")
 
 
-# Two entries as publishers write them (meta then data; the second's meta holds
-# CRLF, so only its lengths tell where it ends), one with other fields, one trimmed away.
+# Three entries as publishers write them (meta then data, or payload: the whole
+# gateway payload; the second's meta holds CRLF, so only its lengths tell where it
+# ends), one with other fields, one trimmed away.
 _META = pack_meta("MESSAGE_CREATE", 3, "se\r\nss", 7)
 _EVENTS = (
     b"*2\r\n$3\r\n1-0\r\n*4\r\n$4\r\nmeta\r\n$12\r\n5 3 1 s NAME\r\n$4\r\ndata\r\n$2\r\n{}\r\n"
     + b"*2\r\n$3\r\n2-0\r\n*4\r\n$4\r\nmeta\r\n$%d\r\n%b\r\n$4\r\ndata\r\n$3\r\n[1]\r\n"
     % (len(_META), _META)
+    + b'*2\r\n$3\r\n4-0\r\n*4\r\n$4\r\nmeta\r\n$7\r\n8 3 0 N\r\n$7\r\npayload\r\n$7\r\n{"d":7}\r\n'
     + _ENTRY
     + b"*2\r\n$3\r\n3-0\r\n*-1\r\n"
 )
@@ -335,10 +337,11 @@ _EXPECTED_EVENTS = [
     (
         b"k",
         [
-            (b"1-0", b"5 3 1 s NAME", b"{}"),
-            (b"2-0", _META, b"[1]"),
-            (b"1-0", None, b'{"a":\r\n}'),
-            (b"3-0", None, b""),
+            (b"1-0", b"5 3 1 s NAME", b"{}", False),
+            (b"2-0", _META, b"[1]", False),
+            (b"4-0", b"8 3 0 N", b'{"d":7}', True),
+            (b"1-0", None, b'{"a":\r\n}', False),
+            (b"3-0", None, b"", False),
         ],
     )
 ]
@@ -347,8 +350,8 @@ _EXPECTED_EVENTS = [
 @pytest.mark.parametrize(
     "reply",
     [
-        b"*1\r\n*2\r\n$1\r\nk\r\n*4\r\n" + _EVENTS,  # RESP2
-        b"%1\r\n$1\r\nk\r\n*4\r\n" + _EVENTS.replace(b"*-1\r\n", b"_\r\n"),  # RESP3
+        b"*1\r\n*2\r\n$1\r\nk\r\n*5\r\n" + _EVENTS,  # RESP2
+        b"%1\r\n$1\r\nk\r\n*5\r\n" + _EVENTS.replace(b"*-1\r\n", b"_\r\n"),  # RESP3
     ],
 )
 def test_the_event_reply_reader_parses_any_entry_however_the_bytes_are_cut(reply: bytes) -> None:

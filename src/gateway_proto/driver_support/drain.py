@@ -131,9 +131,9 @@ class EventDrain:
                         names = counters.count_dispatch_name(name)
                     else:
                         names[name] = count + 1
-                    batch.append(make(name, shard_id, event.data, event.sequence, shard))
+                    batch.append(make(name, shard_id, event.data, event.sequence, shard, event.raw))
                     if receive:
-                        batch.append(make(RECEIVE, shard_id, event, None, shard))
+                        batch.append(make(RECEIVE, shard_id, event, None, shard, None))
                     if len(batch) >= HAND_OVER_EVERY:
                         hand_over(batch)
                         batch = []

@@ -114,6 +114,9 @@ class GatewayEvent(Generic[DataT_co, ShardT_co]):
         data: the dispatch's ``d``, or the lifecycle event's payload (see the names).
         sequence: the dispatch's sequence number; ``None`` for lifecycle events.
         shard: the driver's ``Shard`` object (not part of equality or ``repr``).
+        raw: a dispatch's payload bytes as received, when its shard keeps them
+            (``keep_raw``: see :attr:`gateway_proto.events.Dispatch.raw`); else
+            ``None`` (not part of equality or ``repr``).
 
     """
 
@@ -124,33 +127,37 @@ class GatewayEvent(Generic[DataT_co, ShardT_co]):
     # The default only serves code that builds events by hand (tests); drivers
     # always pass the shard, so the field is typed as the shard it carries.
     shard: ShardT_co = field(default=cast("Any", None), compare=False, repr=False)
+    raw: bytes | None = field(default=None, compare=False, repr=False)
 
 
-_EventMaker = Callable[[str, int, Any, "int | None", Any], GatewayEvent]
-_EVENT_SLOTS = ("name", "shard_id", "data", "sequence", "shard")
+_EventMaker = Callable[[str, int, Any, "int | None", Any, "bytes | None"], GatewayEvent]
+_EVENT_SLOTS = ("name", "shard_id", "data", "sequence", "shard", "raw")
 
 
 def python_event_maker() -> _EventMaker:
     """``new_gateway_event`` without the C extension: the slots set through their descriptors."""
     new = object.__new__
-    set_name, set_shard_id, set_data, set_sequence, set_shard = (
+    set_name, set_shard_id, set_data, set_sequence, set_shard, set_raw = (
         getattr(GatewayEvent, name).__set__ for name in _EVENT_SLOTS
     )
 
-    def new_event(name: str, shard_id: int, data: Any, sequence: int | None, shard: Any) -> Any:
+    def new_event(  # noqa: PLR0917 - positional, as SlotMaker's calls are
+        name: str, shard_id: int, data: Any, sequence: int | None, shard: Any, raw: bytes | None
+    ) -> Any:
         event = new(GatewayEvent)
         set_name(event, name)
         set_shard_id(event, shard_id)
         set_data(event, data)
         set_sequence(event, sequence)
         set_shard(event, shard)
+        set_raw(event, raw)
         return event
 
     return new_event
 
 
-#: ``new_gateway_event(name, shard_id, data, sequence, shard)`` is
-#: ``GatewayEvent(name, shard_id, data, sequence, shard)`` in a tenth of the time:
+#: ``new_gateway_event(name, shard_id, data, sequence, shard, raw)`` is
+#: ``GatewayEvent(name, shard_id, data, sequence, shard, raw)`` in a tenth of the time:
 #: drivers build one per dispatch, and a frozen dataclass's ``__init__`` (five
 #: ``object.__setattr__`` calls) cost as much as a tenth of decoding the event.
 new_gateway_event: _EventMaker = (
@@ -370,7 +377,7 @@ class ShardReporting:
     _on_state: Callable[[Any], None] | None
 
     def _emit(self, name: str, data: Any, sequence: int | None = None) -> None:
-        self._emitter.emit(new_gateway_event(name, self.id, data, sequence, self))
+        self._emitter.emit(new_gateway_event(name, self.id, data, sequence, self, None))
 
     def _set_state(self, new: ShardState, reason: str) -> None:
         old, self._state = self._state, new
