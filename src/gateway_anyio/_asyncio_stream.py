@@ -44,7 +44,8 @@ _HAPPY_EYEBALLS_DELAY = 0.25
 class AsyncioByteStream(asyncio.Protocol, anyio.abc.ByteStream):
     """An ``anyio.abc.ByteStream`` that is its own asyncio ``Protocol``.
 
-    One reader and one writer at a time (the runner has one of each).
+    One reader and one writer at a time (the runner has one of each): a second
+    one that would wait raises ``anyio.BusyResourceError``, as anyio's streams do.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -123,6 +124,8 @@ class AsyncioByteStream(asyncio.Protocol, anyio.abc.ByteStream):
                 raise anyio.BrokenResourceError from self._error
             if self._eof or self._lost:
                 raise anyio.EndOfStream
+            if self._read_waiter is not None:
+                raise anyio.BusyResourceError("reading from")
             waiter = self._read_waiter = self._loop.create_future()
             try:
                 await waiter
@@ -144,6 +147,8 @@ class AsyncioByteStream(asyncio.Protocol, anyio.abc.ByteStream):
     async def send(self, item: bytes) -> None:
         """Queue ``item`` on the transport; wait while it is over its high-water mark."""
         self._check_writable()
+        if self._drain_waiter is not None:
+            raise anyio.BusyResourceError("writing to")
         transport = self._transport
         assert transport is not None
         transport.write(item)

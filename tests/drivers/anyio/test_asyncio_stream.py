@@ -242,6 +242,24 @@ async def test_receive_returns_at_most_max_bytes_and_keeps_the_rest() -> None:
 
 
 @pytest.mark.anyio
+async def test_a_second_reader_is_refused_while_one_waits() -> None:
+    async with connected() as (client, server), anyio.create_task_group() as tg:
+        got: list[bytes] = []
+
+        async def read() -> None:
+            got.append(await receive_exactly(client, 2))
+
+        tg.start_soon(read)
+        with anyio.fail_after(GUARD):
+            while client._read_waiter is None:
+                await anyio.sleep(0.01)
+        with pytest.raises(anyio.BusyResourceError):
+            await client.receive()
+        await server.send(b"ok")
+    assert got == [b"ok"]
+
+
+@pytest.mark.anyio
 async def test_a_closed_stream_refuses_reads_and_writes() -> None:
     async with connected() as (client, _server):
         await client.aclose()
