@@ -2,6 +2,8 @@
 
 Each step has its own timeout, because only the driver can see either of them
 stall; the WebSocket upgrade on top is the core's to speak and the runner's to time.
+On asyncio the stream is an asyncio ``Protocol`` of our own (``_asyncio_stream``),
+with asyncio's TLS in the transport; on trio it is anyio's socket and TLS streams.
 """
 
 from __future__ import annotations
@@ -14,10 +16,24 @@ from anyio.streams.tls import TLSStream
 
 from gateway_proto.driver_support import split_gateway_url
 
+from ._asyncio_stream import connect_asyncio
+
+try:
+    from sniffio import current_async_library
+except ImportError:  # anyio runs without sniffio, on asyncio only
+
+    def current_async_library() -> str:
+        """Without sniffio, anyio's backend is asyncio."""
+        return "asyncio"
+
+
 __all__ = ["TRANSPORT_ERRORS", "open_stream"]
 
 #: What a broken or refused transport raises; the core treats each as a lost connection.
 TRANSPORT_ERRORS = (OSError, ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream)
+
+#: False: anyio's streams on asyncio too (the benchmarks' side-by-side row; private).
+_native_asyncio = True
 
 
 async def open_stream(
@@ -29,6 +45,12 @@ async def open_stream(
     address raises ``GatewayUrlError`` (an ``OSError``, like a refused connection).
     """
     host, port, tls = split_gateway_url(url)
+    if tls and ssl_context is None:
+        ssl_context = ssl.create_default_context()
+    if _native_asyncio and current_async_library() == "asyncio":
+        return await connect_asyncio(
+            host, port, ssl_context=ssl_context if tls else None, connect_timeout=connect_timeout
+        )
     with anyio.fail_after(connect_timeout):
         tcp = await anyio.connect_tcp(host, port)
     if not tls:
@@ -36,10 +58,7 @@ async def open_stream(
     try:
         with anyio.fail_after(connect_timeout):
             return await TLSStream.wrap(
-                tcp,
-                hostname=host,
-                ssl_context=ssl_context or ssl.create_default_context(),
-                standard_compatible=False,
+                tcp, hostname=host, ssl_context=ssl_context, standard_compatible=False
             )
     except BaseException:
         await anyio.aclose_forcefully(tcp)
