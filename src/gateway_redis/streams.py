@@ -61,6 +61,7 @@ from gateway_proto.driver_support import (
 from gateway_proto.session import Session
 
 from ._codec import DUMPS, connect
+from ._entry import DATA_FIELD, PAYLOAD_FIELD, pack_meta, pack_origin
 from ._keys import Keys
 from ._resp import RawConnection
 
@@ -103,32 +104,11 @@ _Queued = tuple[str, bytes, bytes, int, str | None, int | None]
 _TAIL_CACHE = 16384
 
 
-#: An entry's second field name, packed: the dispatch's ``d`` encoded here, or the
-#: whole payload as received.
-_DATA_FIELD = b"$4\r\ndata\r\n"
-_PAYLOAD_FIELD = b"$7\r\npayload\r\n"
 _CRLF = b"\r\n"
 
 
 def _bulk(value: bytes) -> bytes:
     return b"$%d\r\n%b\r\n" % (len(value), value)
-
-
-def _origin(shard_id: int, session_id: str | None) -> bytes:
-    session = b"" if session_id is None else session_id.encode()
-    return b"%d %d %b" % (shard_id, len(session), session)
-
-
-def pack_meta(name: str, shard_id: int, session_id: str | None, sequence: int | None) -> bytes:
-    """Return an entry's ``meta`` field: ``SEQ SHARD SESSION-LENGTH SESSION NAME``.
-
-    ``SEQ`` is empty for a dispatch without one and ``SESSION`` for an unknown
-    session; the session's length comes first because a server chooses both it
-    and the name (either may hold spaces). :func:`gateway_redis.worker.unpack_meta`
-    reads it back.
-    """
-    seq = b"" if sequence is None else b"%d" % sequence
-    return b"%b %b %b" % (seq, _origin(shard_id, session_id), name.encode())
 
 
 class EventPublisher:
@@ -233,10 +213,10 @@ class EventPublisher:
         cannot hold is logged and counted in :attr:`dropped`).
         """
         if raw is not None and raw[:1] == b"{":  # JSON (an ETF term starts with 131)
-            payload, field = raw, _PAYLOAD_FIELD
+            payload, field = raw, PAYLOAD_FIELD
         else:
             try:
-                payload, field = DUMPS(data), _DATA_FIELD
+                payload, field = DUMPS(data), DATA_FIELD
             except (TypeError, ValueError) as exc:
                 _log.error("dropping %s of shard %d: not JSON: %s", name, shard_id, exc)
                 self._drop(1)
@@ -248,7 +228,7 @@ class EventPublisher:
             if len(self._tails) >= _TAIL_CACHE:
                 self._tails.clear()
             tail = self._tails[name, shard_id, session_id] = b" %b %b" % (
-                _origin(shard_id, session_id),
+                pack_origin(shard_id, session_id),
                 name.encode(),
             )
         seq = b"" if sequence is None else b"%d" % sequence

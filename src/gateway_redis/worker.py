@@ -40,6 +40,7 @@ from gateway_proto.backoff import Backoff
 from gateway_proto.commands import Command
 
 from ._codec import LOADS, connect, default_consumer_name
+from ._entry import unpack_meta
 
 try:
     from gateway_proto._speedups import SlotMaker
@@ -129,28 +130,6 @@ class Deduplicator:
         self._order.append(key)
         if len(self._order) > self.max_size:
             self._seen.discard(self._order.popleft())
-
-
-def unpack_meta(meta: bytes) -> tuple[str, int, str | None, int | None]:
-    """Read an entry's ``meta`` field: (name, shard id, session id, sequence).
-
-    The inverse of :func:`gateway_redis.streams.pack_meta`.
-
-    Raises:
-        ValueError: it is not one.
-
-    """
-    parts = meta.split(b" ", 3)
-    if len(parts) != 4:
-        raise ValueError("malformed meta field")
-    seq, shard, size, rest = parts
-    length = int(size) if size.isdigit() else -1
-    if not (shard.isdigit() and (seq == b"" or seq.isdigit())) or rest[length : length + 1] != b" ":
-        raise ValueError("malformed meta field")
-    name = rest[length + 1 :]
-    if not name:
-        raise ValueError("malformed meta field (no name)")
-    return name.decode(), int(shard), rest[:length].decode() or None, int(seq) if seq else None
 
 
 # A StreamEvent (a frozen slotted dataclass) is built through its slot descriptors,
