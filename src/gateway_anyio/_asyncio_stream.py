@@ -218,10 +218,12 @@ async def connect_asyncio(
     """TCP to ``host:port`` within ``connect_timeout``, then TLS (if a context) within it again."""
     loop = asyncio.get_running_loop()
     stream = AsyncioByteStream(loop)
+    # Other loops (uvloop) may not take asyncio's Happy Eyeballs argument.
+    options: dict[str, Any] = {}
+    if isinstance(loop, asyncio.BaseEventLoop):
+        options["happy_eyeballs_delay"] = _HAPPY_EYEBALLS_DELAY
     with anyio.fail_after(connect_timeout):
-        transport, _ = await loop.create_connection(
-            lambda: stream, host, port, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY
-        )
+        transport, _ = await loop.create_connection(lambda: stream, host, port, **options)
     if ssl_context is None:
         return stream
     try:
