@@ -45,25 +45,31 @@ __all__ = [
 
 #: One stream entry: its id and its fields (``{}`` for an entry trimmed away).
 Entry = tuple[bytes, dict[bytes, bytes]]
-#: One entry of an event stream: its id, its ``meta`` field (``None`` if it has
-#: none: trimmed away, or written by someone else), its JSON (``b""`` if none) and
-#: whether that is a whole gateway payload (a ``payload`` field: read its ``d``)
-#: rather than the dispatch's ``d`` alone (a ``data`` field).
-EventEntry = tuple[bytes, bytes | None, bytes, bool]
+#: One entry of an event stream: its id; its ``meta`` field cut at its first space,
+#: into the sequence (digits, or ``b""``) and the origin after it (shard, session,
+#: name: what :func:`~gateway_redis._entry.unpack_meta` reads, checked by the
+#: worker); its JSON (``b""`` if none) and whether that is a whole gateway payload
+#: (a ``payload`` field: read its ``d``) rather than the dispatch's ``d`` alone (a
+#: ``data`` field). An entry with no ``meta`` (trimmed away, or written by someone
+#: else) has ``None`` for both parts, one whose ``meta`` is not ``SEQ ORIGIN`` has
+#: the whole field then ``None``.
+EventEntry = tuple[bytes, bytes | None, bytes | None, bytes, bool]
 _Parser = Generator[None, None, Any]
 
 
-def event_fields(fields: dict[bytes, bytes]) -> tuple[bytes | None, bytes, bool]:
-    """Return an event entry's fields as :data:`EventEntry` holds them: meta, JSON, whole."""
+def event_fields(fields: dict[bytes, bytes]) -> tuple[bytes | None, bytes | None, bytes, bool]:
+    """Return an event entry's fields as :data:`EventEntry` holds them: seq, origin, JSON, whole."""
     meta, data = fields.get(b"meta"), fields.get(b"data")
     whole = data is None and b"payload" in fields
     if whole:
         data = fields[b"payload"]
-    return (
-        meta if isinstance(meta, bytes) else None,
-        data if isinstance(data, bytes) else b"",
-        whole,
-    )
+    seq: bytes | None = None
+    origin: bytes | None = None
+    if isinstance(meta, bytes):
+        seq, space, origin = meta.partition(b" ")
+        if not space or not (seq.isdigit() or not seq):
+            seq, origin = meta, None
+    return seq, origin, data if isinstance(data, bytes) else b"", whole
 
 
 def pack(*args: bytes | str | int) -> bytes:
@@ -281,12 +287,14 @@ class ReplyReader:
 
 
 # An event entry as publishers write it, up to the data (or payload) field's value:
-# one match instead of a walk per line. Groups: id, meta length, meta, "payload"
-# (or None: a data field), data length. The id's own length is not checked (an id
-# is digits); a meta holding CR or LF does not match and goes the careful way.
+# one match instead of a walk per line. Groups: id, meta length, the meta's
+# sequence and what follows its first space, "payload" (or None: a data field),
+# data length. The id's own length is not checked (an id is digits); a meta
+# holding CR or LF, or not starting with digits and a space, does not match and
+# goes the careful way.
 _EVENT_HEAD = re.compile(
     rb"\*2\r\n\$\d+\r\n(\d+-\d+)\r\n\*4\r\n"
-    rb"\$4\r\nmeta\r\n\$(\d+)\r\n([^\r\n]*)\r\n\$(?:4\r\ndata|7\r\n(payload))\r\n\$(\d+)\r\n"
+    rb"\$4\r\nmeta\r\n\$(\d+)\r\n(\d*) ([^\r\n]*)\r\n\$(?:4\r\ndata|7\r\n(payload))\r\n\$(\d+)\r\n"
 )
 _CRLF = b"\r\n"
 
@@ -340,7 +348,7 @@ class EventReplyReader:
     Why not :class:`ReplyReader`: a worker reads every event, and splitting each
     one into its lines, then building a field dict, costs about as much as
     decoding its JSON. Here an entry in the publishers' shape (fields ``meta``
-    then ``data`` or ``payload``) is one regular expression match and three slices; any other
+    then ``data`` or ``payload``) is one regular expression match and a slice; any other
     shape (other fields, an entry trimmed away, RESP3) goes through the careful
     :func:`_value`, which also tells an entry not yet received from a malformed one.
     """
@@ -396,12 +404,12 @@ class EventReplyReader:
         while count:
             event = head(buf, pos)
             if event is not None:
-                entry_id, meta_size, meta, whole, data_size = event.groups()
-                if len(meta) == int(meta_size):
+                entry_id, meta_size, seq, origin, whole, data_size = event.groups()
+                if len(seq) + len(origin) + 1 == int(meta_size):
                     start = event.end()
                     end = start + int(data_size)
                     if buf.startswith(_CRLF, end):
-                        append((entry_id, meta, buf[start:end], whole is not None))
+                        append((entry_id, seq, origin, buf[start:end], whole is not None))
                         pos = end + 2
                         count -= 1
                         continue

@@ -47,7 +47,7 @@ try:
 except ImportError:  # not compiled: StreamEvents are built in Python then
     SlotMaker = None  # type: ignore[assignment,misc]
 from ._keys import Keys
-from ._resp import RawConnection, event_fields, pack, pack_ids
+from ._resp import EventEntry, RawConnection, event_fields, pack, pack_ids
 from .commands import send_command
 from .streams import Layout
 
@@ -65,9 +65,9 @@ _log = logging.getLogger("gateway_redis.worker")
 #: Events a :class:`Deduplicator` remembers by default.
 DEFAULT_DEDUPE_SIZE = 100_000
 
-# (stream, entry id, meta field or None, JSON, whether that is the whole gateway
-# payload) as read (see _resp.EventEntry); decoded by _decode.
-_Raw = tuple[str, bytes, bytes | None, bytes, bool]
+# A read's entries as they came, per stream (see _resp.EventEntry); decoded by
+# Worker._handle. Streams with no entry are left out.
+_Batch = list[tuple[str, list[EventEntry]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,30 +163,19 @@ _ORIGIN_CACHE = 4096
 _origins: dict[bytes, tuple[str, int, str | None]] = {}
 
 
-def _decode(raw: _Raw) -> StreamEvent:
-    """Turn one entry into a :class:`StreamEvent`; ``ValueError`` if it is malformed."""
-    stream, entry_id, meta, data, whole = raw
-    if meta is None:
-        raise ValueError("no meta field")
-    # unpack_meta, with the part after the sequence (shard, session and name: the
-    # same for every event of a name on a session) decoded once.
-    space = meta.find(b" ")
-    origin = _origins.get(meta[space + 1 :])
-    seq = meta[:space]
-    if origin is None or not (seq.isdigit() or not seq):
-        name, shard_id, session_id, sequence = unpack_meta(meta)
-        if len(_origins) >= _ORIGIN_CACHE:
-            _origins.clear()
-        _origins[meta[space + 1 :]] = (name, shard_id, session_id)
-    else:
-        name, shard_id, session_id = origin
-        sequence = int(seq) if seq else None
-    value = LOADS(data)
-    if whole:  # the gateway payload as the shard received it: its "d", as the shard reads it
-        if value.__class__ is not dict:
-            raise ValueError("the payload field is not a gateway payload")
-        value = value.get("d")
-    return _make_event(name, shard_id, session_id, sequence, value, stream, entry_id.decode())
+def _origin(seq: bytes | None, origin: bytes | None) -> tuple[str, int, str | None]:
+    """Decode (and cache) a meta field's origin: name, shard, session; ``ValueError`` if bad.
+
+    The reader checked the sequence already (digits or nothing); an origin is the
+    same for every event of a name on a session, so it is decoded once.
+    """
+    if origin is None:
+        raise ValueError("no meta field" if seq is None else "malformed meta field")
+    name, shard_id, session_id, _ = unpack_meta(b" " + origin)
+    if len(_origins) >= _ORIGIN_CACHE:
+        _origins.clear()
+    _origins[origin] = known = (name, shard_id, session_id)
+    return known
 
 
 #: A worker's handler: a coroutine function or a plain function taking the event.
@@ -304,7 +293,7 @@ class Worker:
         then work at the same time); :meth:`stop` handles that batch too.
         """
         self._stopping = False
-        send, receive = anyio.create_memory_object_stream[list[_Raw]](
+        send, receive = anyio.create_memory_object_stream[_Batch](
             0
         )  # one batch read ahead, no more
         async with anyio.create_task_group() as tg:
@@ -314,7 +303,7 @@ class Worker:
                     await self._handle(batch, handler)
             tg.cancel_scope.cancel()
 
-    async def _reader(self, batches: MemoryObjectSendStream[list[_Raw]]) -> None:
+    async def _reader(self, batches: MemoryObjectSendStream[_Batch]) -> None:
         """Read batches (our old pending, take-overs, new events) until stopped."""
         backoff = Backoff(random.Random(), base=0.1, cap=5.0)
         first = True
@@ -331,9 +320,9 @@ class Worker:
                     if now >= next_claim:
                         next_claim = now + self.claim_interval
                         claimed = await self._claim()
-                        self.claimed += len(claimed)
+                        self.claimed += sum(len(entries) for _, entries in claimed)
                         await batches.send(claimed)
-                    batch: list[_Raw] = []
+                    batch: _Batch = []
                     with anyio.CancelScope() as self._wait_scope:  # stop() ends the wait
                         if not self._stopping:
                             batch = await self._read(">", block=self.block)
@@ -352,7 +341,7 @@ class Worker:
         _log.warning("worker %s: Redis error, retrying: %r", self.consumer, exc)
         await anyio.sleep(backoff.next_delay())
 
-    async def _read(self, start: str, *, block: float | None = None) -> list[_Raw]:
+    async def _read(self, start: str, *, block: float | None = None) -> _Batch:
         """``XREADGROUP`` from ``start`` (``>``: new events), waiting up to ``block`` s."""
         wait = () if block is None else ("BLOCK", max(1, int(block * 1000)))
         command = pack(
@@ -361,47 +350,55 @@ class Worker:
         )  # fmt: skip
         by_key = self._streams_by_key
         reply = await self._raw.read_events(command)
-        if len(reply) == 1:  # one stream (the single layout): no lookup per entry
-            key, entries = reply[0]
-            stream = by_key[key]
-            return [(stream, eid, meta, data, whole) for eid, meta, data, whole in entries]
-        return [
-            (by_key[key], eid, meta, data, whole)
-            for key, entries in reply
-            for eid, meta, data, whole in entries
-        ]
+        return [(by_key[key], entries) for key, entries in reply if entries]
 
-    async def _claim(self) -> list[_Raw]:
+    async def _claim(self) -> _Batch:
         """``XAUTOCLAIM`` what other consumers left pending for ``min_idle`` seconds."""
-        out: list[_Raw] = []
+        out: _Batch = []
         for stream in self.streams:
             command = pack(
                 "XAUTOCLAIM", stream, self.group, self.consumer,
                 int(self.min_idle * 1000), "0-0", "COUNT", self.count,
             )  # fmt: skip
             entries = await self._raw.request(command, "auto_claim")
-            out += [(stream, eid, *event_fields(f)) for eid, f in entries]
+            if entries:
+                out.append((stream, [(eid, *event_fields(f)) for eid, f in entries]))
         return out
 
-    async def _handle(self, batch: list[_Raw], handler: Handler) -> None:
-        if not batch:
-            return
-        left: set[tuple[str, bytes]] = set()  # (stream, id) of events left pending
+    async def _handle(self, batch: _Batch, handler: Handler) -> None:
         names = self.names
         dedupe = self.dedupe
-        decode = _decode
-        for raw in batch:
-            try:
-                event = decode(raw)
-            except ValueError as exc:  # orjson's and json's errors are ValueErrors
-                self.malformed += 1
-                _log.warning("dropping malformed entry %s of %s: %s", raw[1].decode(), raw[0], exc)
-                continue
-            if names is not None and event.name not in names:
-                pass
-            elif dedupe is not None and dedupe.seen(event):
-                self.duplicates += 1
-            else:
+        origins = _origins
+        loads = LOADS
+        make = _make_event
+        for stream, entries in batch:
+            left: set[bytes] = set()  # ids of events left pending
+            for entry_id, seq, origin, data, whole in entries:
+                # The entry to a StreamEvent, inline (this runs per event). Another
+                # name than those handled is acknowledged without decoding its JSON.
+                try:
+                    known = origins.get(origin)  # type: ignore[arg-type]  # None: never there
+                    if known is None:
+                        known = _origin(seq, origin)
+                    name, shard_id, session_id = known
+                    if names is not None and name not in names:
+                        continue
+                    sequence = int(seq) if seq else None
+                    value = loads(data)
+                    if whole:  # the payload as the shard received it: its "d", as the shard read it
+                        if value.__class__ is not dict:
+                            raise ValueError("the payload field is not a gateway payload")
+                        value = value.get("d")
+                except ValueError as exc:  # orjson's and json's errors are ValueErrors
+                    self.malformed += 1
+                    _log.warning(
+                        "dropping malformed entry %s of %s: %s", entry_id.decode(), stream, exc
+                    )
+                    continue
+                event = make(name, shard_id, session_id, sequence, value, stream, entry_id.decode())
+                if dedupe is not None and dedupe.seen(event):
+                    self.duplicates += 1
+                    continue
                 try:
                     result = handler(event)
                     if result is not None and inspect.isawaitable(result):
@@ -409,20 +406,15 @@ class Worker:
                 except Exception:
                     self.failed += 1
                     _log.exception("handler failed on %s (left pending, retried later)", event.name)
-                    left.add((raw[0], raw[1]))
+                    left.add(entry_id)
                     continue
                 self.handled += 1
                 if dedupe is not None:
                     dedupe.add(event)
-        # Everything else of the batch is acknowledged (malformed entries too).
-        acks: dict[str, list[bytes]] = {}
-        if not left and len(self.streams) == 1:
-            acks[self.streams[0]] = [raw[1] for raw in batch]
-        else:
-            for raw in batch:
-                if (raw[0], raw[1]) not in left:
-                    acks.setdefault(raw[0], []).append(raw[1])
-        # Handled is handled: the acks go out even if we are being cancelled (bounded).
-        with anyio.move_on_after(5.0, shield=True):
-            for stream, ids in acks.items():
+            # Everything else of the batch is acknowledged (malformed entries too).
+            ids = [entry[0] for entry in entries if not left or entry[0] not in left]
+            if not ids:
+                continue
+            # Handled is handled: the acks go out even if we are being cancelled (bounded).
+            with anyio.move_on_after(5.0, shield=True):
                 await self._acks.request(pack_ids(("XACK", stream, self.group), ids))

@@ -19,7 +19,7 @@ from redis.exceptions import NoScriptError, ResponseError
 
 from gateway_redis._resp import EventReplyReader, ReplyReader
 from gateway_redis.streams import EventPublisher, pack_meta
-from gateway_redis.worker import Deduplicator, StreamEvent, Worker, _decode, unpack_meta
+from gateway_redis.worker import Deduplicator, StreamEvent, Worker, unpack_meta
 
 from ._publishing import KEYS, TOKEN, anyio_backend, until
 
@@ -145,22 +145,56 @@ def test_a_malformed_meta_field_is_a_value_error(meta: bytes) -> None:
         unpack_meta(meta)
 
 
-def test_an_entry_decodes_the_same_whether_its_origin_was_seen_before_or_not() -> None:
+async def test_an_entry_decodes_the_same_whether_its_origin_was_seen_before_or_not(
+    redis_url: str,
+) -> None:
     # The worker keeps the part after the sequence decoded; the sequence is still checked.
     meta = pack_meta("A NAME", 4, "sess ion", 41)
     tail = meta.split(b" ", 1)[1]
-    for seq in (b"41", b"42", b""):
-        event = _decode(("s", b"5-0", seq + b" " + tail, b'{"a":1}', False))
-        assert (event.name, event.shard_id, event.session_id, event.data) == (
-            "A NAME", 4, "sess ion", {"a": 1},
-        )  # fmt: skip
-        assert event.sequence == (int(seq) if seq else None)
-        assert (event.stream, event.id) == ("s", "5-0")
-    for bad in (b"x1 " + tail, b"-1 " + tail, b"1_0 " + tail, tail):
-        with pytest.raises(ValueError, match="malformed"):
-            _decode(("s", b"5-0", bad, b"{}", False))
-    with pytest.raises(ValueError, match="no meta"):
-        _decode(("s", b"5-0", None, b"{}", False))
+    good = [b"41 " + tail, b"42 " + tail, b" " + tail]
+    bad = [b"x1 " + tail, b"-1 " + tail, b"1_0 " + tail, tail, b"41" + tail]
+    client = aioredis.Redis.from_url(redis_url)
+    worker = Worker(redis_url, KEYS, start="0")
+    await worker.create_groups()
+    for value in [*good, *bad, *good]:
+        await client.xadd(KEYS.events, {"meta": value, "data": b'{"a":1}'})
+    got: list[StreamEvent] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run, got.append)
+            await until(lambda: len(got) == 2 * len(good))
+            worker.stop()
+        assert (await client.xpending(KEYS.events, "workers"))["pending"] == 0
+    finally:
+        await client.aclose()
+        await worker.aclose()
+    assert [(e.name, e.shard_id, e.session_id, e.data, e.stream) for e in got] == [
+        ("A NAME", 4, "sess ion", {"a": 1}, KEYS.events)
+    ] * 6
+    assert [e.sequence for e in got] == [41, 42, None] * 2
+    assert worker.malformed == len(bad)
+
+
+async def test_a_name_not_handled_is_acknowledged_without_its_data_decoded(
+    redis_url: str,
+) -> None:
+    client = aioredis.Redis.from_url(redis_url)
+    worker = Worker(redis_url, KEYS, start="0", events=["MESSAGE_CREATE"])
+    await worker.create_groups()
+    await client.xadd(KEYS.events, {"meta": pack_meta("TYPING_START", 0, "s", 1), "data": "{"})
+    await client.xadd(KEYS.events, {"meta": pack_meta("MESSAGE_CREATE", 0, "s", 2), "data": "[2]"})
+    got: list[StreamEvent] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run, got.append)
+            await until(lambda: len(got) == 1)
+            worker.stop()
+        assert (await client.xpending(KEYS.events, "workers"))["pending"] == 0
+    finally:
+        await client.aclose()
+        await worker.aclose()
+    assert [(e.name, e.sequence, e.data) for e in got] == [("MESSAGE_CREATE", 2, [2])]
+    assert (worker.malformed, worker.handled) == (0, 1)
 
 
 async def test_a_malformed_entry_is_logged_and_acknowledged(
@@ -332,16 +366,18 @@ _EVENTS = (
     + b'*2\r\n$3\r\n4-0\r\n*4\r\n$4\r\nmeta\r\n$7\r\n8 3 0 N\r\n$7\r\npayload\r\n$7\r\n{"d":7}\r\n'
     + _ENTRY
     + b"*2\r\n$3\r\n3-0\r\n*-1\r\n"
+    + b"*2\r\n$3\r\n5-0\r\n*4\r\n$4\r\nmeta\r\n$8\r\nx1 3 0 N\r\n$4\r\ndata\r\n$2\r\n{}\r\n"
 )
 _EXPECTED_EVENTS = [
     (
         b"k",
         [
-            (b"1-0", b"5 3 1 s NAME", b"{}", False),
-            (b"2-0", _META, b"[1]", False),
-            (b"4-0", b"8 3 0 N", b'{"d":7}', True),
-            (b"1-0", None, b'{"a":\r\n}', False),
-            (b"3-0", None, b"", False),
+            (b"1-0", b"5", b"3 1 s NAME", b"{}", False),
+            (b"2-0", b"7", _META.split(b" ", 1)[1], b"[1]", False),
+            (b"4-0", b"8", b"3 0 N", b'{"d":7}', True),
+            (b"1-0", None, None, b'{"a":\r\n}', False),
+            (b"3-0", None, None, b"", False),
+            (b"5-0", b"x1 3 0 N", None, b"{}", False),  # not SEQ ORIGIN: the worker drops it
         ],
     )
 ]
@@ -350,8 +386,8 @@ _EXPECTED_EVENTS = [
 @pytest.mark.parametrize(
     "reply",
     [
-        b"*1\r\n*2\r\n$1\r\nk\r\n*5\r\n" + _EVENTS,  # RESP2
-        b"%1\r\n$1\r\nk\r\n*5\r\n" + _EVENTS.replace(b"*-1\r\n", b"_\r\n"),  # RESP3
+        b"*1\r\n*2\r\n$1\r\nk\r\n*6\r\n" + _EVENTS,  # RESP2
+        b"%1\r\n$1\r\nk\r\n*6\r\n" + _EVENTS.replace(b"*-1\r\n", b"_\r\n"),  # RESP3
     ],
 )
 def test_the_event_reply_reader_parses_any_entry_however_the_bytes_are_cut(reply: bytes) -> None:
