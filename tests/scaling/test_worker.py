@@ -175,6 +175,27 @@ async def test_an_entry_decodes_the_same_whether_its_origin_was_seen_before_or_n
     assert worker.malformed == len(bad)
 
 
+async def test_handled_batches_are_acknowledged_while_the_worker_runs(redis_url: str) -> None:
+    # Each batch's acknowledgements go when it was handled, not when the worker stops
+    # (its reader then waits in a long blocking read).
+    await publish(redis_url, 250)
+    client = aioredis.Redis.from_url(redis_url)
+    worker = Worker(redis_url, KEYS, start="0", count=50, block=30.0)
+    got: list[StreamEvent] = []
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(worker.run, got.append)
+            await until(lambda: len(got) == 250)
+            with anyio.fail_after(10):
+                while (await client.xpending(KEYS.events, "workers"))["pending"]:
+                    await anyio.sleep(0.01)
+            worker.stop()
+    finally:
+        await client.aclose()
+        await worker.aclose()
+    assert [e.sequence for e in got] == list(range(1, 251))
+
+
 async def test_a_name_not_handled_is_acknowledged_without_its_data_decoded(
     redis_url: str,
 ) -> None:
