@@ -10,7 +10,14 @@ reads them; both take the format from here.
 
 from __future__ import annotations
 
-__all__ = ["DATA_FIELD", "PAYLOAD_FIELD", "pack_meta", "pack_origin", "unpack_meta"]
+__all__ = [
+    "DATA_FIELD",
+    "PAYLOAD_FIELD",
+    "event_fields",
+    "pack_meta",
+    "pack_origin",
+    "unpack_meta",
+]
 
 #: An entry's second field name, packed: the dispatch's ``d`` encoded here, or the
 #: whole payload as received.
@@ -55,3 +62,26 @@ def unpack_meta(meta: bytes) -> tuple[str, int, str | None, int | None]:
     if not name:
         raise ValueError("malformed meta field (no name)")
     return name.decode(), int(shard), rest[:length].decode() or None, int(seq) if seq else None
+
+
+def event_fields(fields: dict[bytes, bytes]) -> tuple[bytes | None, bytes | None, bytes, bool]:
+    """Return an entry's fields as a worker reads them: ``(seq, origin, JSON, whole)``.
+
+    ``meta`` cut at its first space: the sequence (digits, or ``b""``) and the
+    origin after it (what :func:`unpack_meta` reads after a sequence; the worker
+    checks it). No ``meta`` (an entry trimmed away, or someone else's): ``None``
+    for both; a ``meta`` that is not ``SEQ ORIGIN``: the whole field, then
+    ``None``. JSON is ``b""`` if there is none; ``whole`` says it is the whole
+    gateway payload (a ``payload`` field: read its ``d``), not a ``data`` field.
+    """
+    meta, data = fields.get(b"meta"), fields.get(b"data")
+    whole = data is None and b"payload" in fields
+    if whole:
+        data = fields[b"payload"]
+    seq: bytes | None = None
+    origin: bytes | None = None
+    if isinstance(meta, bytes):
+        seq, space, origin = meta.partition(b" ")
+        if not space or not (seq.isdigit() or not seq):
+            seq, origin = meta, None
+    return seq, origin, data if isinstance(data, bytes) else b"", whole

@@ -32,44 +32,24 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
+from ._entry import event_fields
+
 __all__ = [
     "Entry",
     "EventEntry",
     "EventReplyReader",
     "RawConnection",
     "ReplyReader",
-    "event_fields",
     "pack",
     "pack_ids",
 ]
 
 #: One stream entry: its id and its fields (``{}`` for an entry trimmed away).
 Entry = tuple[bytes, dict[bytes, bytes]]
-#: One entry of an event stream: its id; its ``meta`` field cut at its first space,
-#: into the sequence (digits, or ``b""``) and the origin after it (shard, session,
-#: name: what :func:`~gateway_redis._entry.unpack_meta` reads, checked by the
-#: worker); its JSON (``b""`` if none) and whether that is a whole gateway payload
-#: (a ``payload`` field: read its ``d``) rather than the dispatch's ``d`` alone (a
-#: ``data`` field). An entry with no ``meta`` (trimmed away, or written by someone
-#: else) has ``None`` for both parts, one whose ``meta`` is not ``SEQ ORIGIN`` has
-#: the whole field then ``None``.
+#: One entry of an event stream: its id, then its fields as
+#: :func:`~gateway_redis._entry.event_fields` returns them.
 EventEntry = tuple[bytes, bytes | None, bytes | None, bytes, bool]
 _Parser = Generator[None, None, Any]
-
-
-def event_fields(fields: dict[bytes, bytes]) -> tuple[bytes | None, bytes | None, bytes, bool]:
-    """Return an event entry's fields as :data:`EventEntry` holds them: seq, origin, JSON, whole."""
-    meta, data = fields.get(b"meta"), fields.get(b"data")
-    whole = data is None and b"payload" in fields
-    if whole:
-        data = fields[b"payload"]
-    seq: bytes | None = None
-    origin: bytes | None = None
-    if isinstance(meta, bytes):
-        seq, space, origin = meta.partition(b" ")
-        if not space or not (seq.isdigit() or not seq):
-            seq, origin = meta, None
-    return seq, origin, data if isinstance(data, bytes) else b"", whole
 
 
 def pack(*args: bytes | str | int) -> bytes:

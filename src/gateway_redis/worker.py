@@ -40,14 +40,14 @@ from gateway_proto.backoff import Backoff
 from gateway_proto.commands import Command
 
 from ._codec import LOADS, connect, default_consumer_name
-from ._entry import unpack_meta
+from ._entry import event_fields, unpack_meta
 
 try:
     from gateway_proto._speedups import SlotMaker
 except ImportError:  # not compiled: StreamEvents are built in Python then
     SlotMaker = None  # type: ignore[assignment,misc]
 from ._keys import Keys
-from ._resp import EventEntry, RawConnection, event_fields, pack, pack_ids
+from ._resp import EventEntry, RawConnection, pack, pack_ids
 from .commands import send_command
 from .streams import Layout
 
