@@ -3,8 +3,11 @@
 N shards of one driver (``anyio`` on asyncio, ``trio``: anyio on trio, ``sync``:
 ``gateway_sync``) in one ``Cluster`` in one process, against a fake gateway in a
 child process (``_idle_fake.py``: 41.25 s heartbeats, ``max_concurrency`` = N, so
-identify is not the limit). Each driver runs in a process of its own, so that RSS
-and CPU are its alone. Reported per driver:
+identify is not the limit). ``hikari``: N of hikari's ``GatewayShardImpl`` on one
+asyncio loop against the same fake (zlib-stream, as ``peers/hikari.py`` builds one;
+needs hikari, i.e. the peers venv, else its row is n/a with the reason). ``floor``:
+bare asyncio (below). Each driver runs in a process of its own, so that RSS and CPU
+are its alone. Reported per driver:
 
 * time from ``spawn`` to every shard READY;
 * RSS per shard: the process's RSS once every shard is READY and the READY burst has
@@ -24,9 +27,11 @@ and CPU are its alone. Reported per driver:
 An idle shard should wake for its heartbeat (every 41.25 s: ~1.45 per minute) and
 for the ACK that answers it, and for nothing else.
 
-Run: ``.venv/bin/python benchmarks/bench_idle.py [--driver anyio|trio|sync|all]
-[--shards N] [--window S] [--rounds R]`` (default: every driver, 1,000 shards for
-anyio and trio, 500 for sync, one 60 s window each). Linux only (``/proc``).
+Run: ``.venv/bin/python benchmarks/bench_idle.py [--driver all|anyio,hikari,...]
+[--shards N] [--window S] [--rounds R] [--alternate] [--json FILE]`` (default: every
+driver, 1,000 shards, 500 for sync, one 60 s window each). ``--alternate`` runs one
+child per driver per round, the drivers in turn, so that their windows interleave in
+time (what ``bench_all.py`` does for anyio against hikari). Linux only (``/proc``).
 """
 
 from __future__ import annotations
@@ -495,8 +500,10 @@ def _run_child(driver: str, shards: int, window: float, rounds: int) -> dict[str
 
 def _merge(into: dict[str, Any] | None, result: dict[str, Any]) -> dict[str, Any]:
     """One driver's result over several children (``--alternate``): windows appended."""
+    if "unavailable" in result:
+        return result
     result = {**result, "ready": [result["ready"]], "rss_per_shard": [result["rss_per_shard"]]}
-    if into is None or "unavailable" in result:
+    if into is None:
         return result
     for key in ("ready", "rss_per_shard", "cpu", "wakeups", "counted"):
         into[key] = into[key] + result[key]
