@@ -25,7 +25,10 @@ are its alone. Reported per driver:
   then). Per shard per minute, by task (coroutine) or callback.
 
 An idle shard should wake for its heartbeat (every 41.25 s: ~1.45 per minute) and
-for the ACK that answers it, and for nothing else.
+for the ACK that answers it, and for nothing else. Our drivers start each shard's
+heartbeats at a random phase; hikari's shards beat at once on HELLO, so 1,000 of them
+started together beat in a burst every 41.25 s: against hikari, make ``--window`` a
+multiple of 41.25 s, or a window's CPU depends on whether the burst fell into it.
 
 Run: ``.venv/bin/python benchmarks/bench_idle.py [--driver all|anyio,hikari,...]
 [--shards N] [--window S] [--rounds R] [--alternate] [--json FILE]`` (default: every
@@ -546,6 +549,14 @@ def main(argv: list[str] | None = None) -> int:
         f"heartbeat interval {HEARTBEAT_INTERVAL} s, load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
+    beats = args.window / HEARTBEAT_INTERVAL
+    if "hikari" in drivers and abs(beats - round(beats)) > 0.01:
+        print(
+            f"  note: hikari's shards heartbeat in step (the first beat at once, no jitter), so a "
+            f"{args.window:g} s window catches some or none of their beats; give a multiple of "
+            f"{HEARTBEAT_INTERVAL} s to compare CPU with hikari",
+            flush=True,
+        )
     results: dict[str, dict[str, Any]] = {}
     passes = args.rounds if args.alternate else 1
     for _ in range(passes):
