@@ -328,16 +328,20 @@ def run_sync(fake: IdleFake, shards: int, window: float, rounds: int) -> Any:
     return windows.result(ready, rss_per_shard, {"reconnects": reconnects, "threads": threads})
 
 
-def run_hikari(fake: IdleFake, shards: int, window: float, rounds: int) -> Any:
+def run_hikari(fake: IdleFake, shards: int, window: float, rounds: int, stagger: bool) -> Any:
     """hikari's ``GatewayShardImpl`` x ``shards`` on one asyncio loop, as ``GatewayBot`` runs them.
 
     Each shard is built as ``peers/hikari.py`` builds one (zlib-stream transport, the
     event manager and factory stubbed to a counter), with its shard id and count, and
     given the fake's WebSocket URL directly (``GatewayBot`` would ask REST for it once).
-    All are started at once: the fake's ``max_concurrency`` is N. Raises
+    All are started at once: the fake's ``max_concurrency`` is N; as hikari sends its
+    first heartbeat on HELLO, their heartbeats then come in one burst per interval.
+    With ``stagger`` each starts after a random delay of up to one heartbeat
+    interval instead, so that their heartbeats are spread as our drivers' are. Raises
     ``peers.Unavailable`` when hikari is not installed (the project's ``.venv``).
     """
     import asyncio
+    import random
 
     from peers.hikari import _hikari_api, _hikari_shard, _HikariSink, _quiet_hikari_teardown
 
@@ -364,7 +368,13 @@ def run_hikari(fake: IdleFake, shards: int, window: float, rounds: int) -> Any:
             )
             for i in range(shards)
         ]
-        await asyncio.wait_for(asyncio.gather(*(shard.start() for shard in group)), 600)
+
+        async def start_one(shard: Any) -> None:
+            if stagger:
+                await asyncio.sleep(random.uniform(0, HEARTBEAT_INTERVAL))
+            await shard.start()
+
+        await asyncio.wait_for(asyncio.gather(*(start_one(shard) for shard in group)), 600)
         ready = time.monotonic() - start
         print(f"    {shards} shards READY in {ready:.2f} s", flush=True)
         await asyncio.sleep(SETTLE)
@@ -450,7 +460,7 @@ def run_floor(shards: int, window: float, rounds: int) -> Any:
     return result
 
 
-def child(driver: str, shards: int, window: float, rounds: int) -> None:
+def child(driver: str, shards: int, window: float, rounds: int, stagger: bool = False) -> None:
     """Run one driver with a fake of its own; print its result as the last line (JSON)."""
     if driver == "floor":
         print(json.dumps(run_floor(shards, window, rounds)), flush=True)
@@ -460,7 +470,7 @@ def child(driver: str, shards: int, window: float, rounds: int) -> None:
 
         try:
             with IdleFake(shards) as fake:
-                result = run_hikari(fake, shards, window, rounds)
+                result = run_hikari(fake, shards, window, rounds, stagger)
         except Unavailable as e:
             result = {"unavailable": str(e)}
         print(json.dumps(result), flush=True)
@@ -487,10 +497,12 @@ def _drivers(text: str) -> tuple[str, ...]:
     return names
 
 
-def _run_child(driver: str, shards: int, window: float, rounds: int) -> dict[str, Any]:
+def _run_child(
+    driver: str, shards: int, window: float, rounds: int, stagger: bool
+) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", "--driver", driver, "--shards", str(shards),
-         "--window", str(window), "--rounds", str(rounds)],
+         "--window", str(window), "--rounds", str(rounds), *["--stagger"] * stagger],
         stdout=subprocess.PIPE, text=True, check=True,
     )  # fmt: skip
     lines = out.stdout.splitlines()
@@ -533,6 +545,13 @@ def main(argv: list[str] | None = None) -> int:
         help="one child per driver per round, the drivers in turn (default: one child per "
         "driver for all its rounds): the drivers' windows interleave in time",
     )
+    parser.add_argument(
+        "--stagger",
+        action="store_true",
+        help="hikari: start each shard after a random delay of up to one heartbeat interval, "
+        "so that its heartbeats are spread like ours (default: all at once, as GatewayBot "
+        "starts one max_concurrency bucket)",
+    )
     parser.add_argument("--json", help="write the results here too (JSON, by driver)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
@@ -542,7 +561,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     drivers: tuple[str, ...] = args.driver
     if args.child:
-        child(drivers[0], args.shards, args.window, args.rounds)
+        child(drivers[0], args.shards, args.window, args.rounds, args.stagger)
         return 0
     print(
         f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -566,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"  {driver}: {shards} shards", flush=True)
             rounds = 1 if args.alternate else args.rounds
-            result = _run_child(driver, shards, args.window, rounds)
+            result = _run_child(driver, shards, args.window, rounds, args.stagger)
             results[driver] = _merge(results.get(driver), result)
     print(f"idle shards, {args.rounds} window(s) of {args.window:g} s each; load average "
           f"{os.getloadavg()[0]:.2f} at the end")  # fmt: skip
