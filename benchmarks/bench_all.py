@@ -77,8 +77,6 @@ def plan(args: argparse.Namespace, scratch: Path) -> list[Step]:
     # One heartbeat interval per window: hikari's shards heartbeat in step (no jitter),
     # so a window of any other length catches some or none of their beats.
     idle = ["--window", "10", "--rounds", "1"] if quick else ["--window", "41.25", "--rounds", "2"]
-    # anyio and hikari alternate child by child, so that their windows pair up in time.
-    idle += ["--alternate"]
     shards = {"anyio,hikari": 200, "sync": 100} if quick else {"anyio,hikari": 1000, "sync": 500}
     seconds = args.sustained_seconds or (60 if quick else 300)
     sustained = ["--sustained-seconds", str(seconds), "--rate", "10000"]
@@ -96,6 +94,8 @@ def plan(args: argparse.Namespace, scratch: Path) -> list[Step]:
         json_path = scratch / f"idle_{drivers.split(',')[0]}.json"
         argv = [*py, str(idle_script), "--shards", str(n), "--driver", drivers, *idle]
         argv += ["--json", str(json_path)]
+        if "," in drivers:  # anyio and hikari child by child: their windows pair up in time
+            argv.append("--alternate")
         names = " and ".join(d if d == "hikari" else f"gateway_{d}" for d in drivers.split(","))
         step = Step("idle", f"Idle shards, {names} x {n:,}: bench_idle.py", argv)
         if not idle_script.exists():
