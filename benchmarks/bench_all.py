@@ -7,8 +7,9 @@ threads never colour the next):
 2. ``bench_anyio.py``: the full stack over loopback, every runner interleaved over
    the same recorded stream (floor, core alone, bare websockets, gateway_anyio on
    asyncio and trio, gateway_sync, hikari's shard, discord.py's gateway layer).
-3. ``bench_idle.py``: idle shards in one process (gateway_anyio 1,000; gateway_sync
-   500), if that script is there.
+3. ``bench_idle.py``: idle shards in one process: gateway_anyio and hikari's shard
+   1,000 each, in turn window by window (``--alternate``; hikari's row is n/a with
+   the reason when hikari is not installed); then gateway_sync 500.
 4. ``bench_sustained.py``: one gateway_anyio shard at 10,000 dispatches/s for five
    minutes; RSS and the rate achieved.
 
@@ -73,8 +74,10 @@ def plan(args: argparse.Namespace, scratch: Path) -> list[Step]:
     stack = (
         ["--events", "10000", "--repeat", "3"] if quick else ["--events", "20000", "--repeat", "7"]
     )
-    idle = ["--window", "10", "--rounds", "1"] if quick else ["--window", "60", "--rounds", "2"]
-    shards = {"anyio": 200, "sync": 100} if quick else {"anyio": 1000, "sync": 500}
+    # One heartbeat interval per window: hikari's shards heartbeat in step (no jitter),
+    # so a window of any other length catches some or none of their beats.
+    idle = ["--window", "10", "--rounds", "1"] if quick else ["--window", "41.25", "--rounds", "2"]
+    shards = {"anyio,hikari": 200, "sync": 100} if quick else {"anyio,hikari": 1000, "sync": 500}
     seconds = args.sustained_seconds or (60 if quick else 300)
     sustained = ["--sustained-seconds", str(seconds), "--rate", "10000"]
     sustained += ["--sample-every", "5", "--events", "5000"] if quick else ["--sample-every", "10"]
@@ -87,9 +90,14 @@ def plan(args: argparse.Namespace, scratch: Path) -> list[Step]:
         ),
     ]
     idle_script = HERE / "bench_idle.py"
-    for driver, n in shards.items():
-        argv = [*py, str(idle_script), "--shards", str(n), "--driver", driver, *idle]
-        step = Step("idle", f"Idle shards, gateway_{driver} x {n:,}: bench_idle.py", argv)
+    for drivers, n in shards.items():
+        json_path = scratch / f"idle_{drivers.split(',')[0]}.json"
+        argv = [*py, str(idle_script), "--shards", str(n), "--driver", drivers, *idle]
+        argv += ["--json", str(json_path)]
+        if "," in drivers:  # anyio and hikari child by child: their windows pair up in time
+            argv.append("--alternate")
+        names = " and ".join(d if d == "hikari" else f"gateway_{d}" for d in drivers.split(","))
+        step = Step("idle", f"Idle shards, {names} x {n:,}: bench_idle.py", argv)
         if not idle_script.exists():
             step.skip = "benchmarks/bench_idle.py is not there (yet): the idle runs are skipped"
         steps.append(step)
@@ -140,6 +148,44 @@ def _ratio_row(rounds: dict[str, Any], label: str, target: float, a: str, b: str
     median = statistics.median(ratios)
     spread = f"{ratios[0]:.2f}x / **{median:.2f}x** / {ratios[-1]:.2f}x"
     return [label, f">= {target:.2f}x", spread, "yes" if median >= target else "no"]
+
+
+def _spread(values: list[float], fmt: str, target: float) -> tuple[str, str]:
+    """min / **median** / max of ``values`` and whether the median is at most ``target``."""
+    values = sorted(values)
+    median = statistics.median(values)
+    spread = f"{fmt.format(values[0])} / **{fmt.format(median)}** / {fmt.format(values[-1])}"
+    return spread, "yes" if median <= target else "no"
+
+
+def idle_rows(steps: list[Step]) -> list[list[str]]:
+    """Idle CPU and RSS against the targets; anyio against hikari window by window."""
+    rows: list[list[str]] = []
+    for step in steps:
+        if step.key != "idle" or not step.data:
+            continue
+        for driver, r in step.data.items():
+            if driver == "hikari" or "unavailable" in r:
+                continue
+            limit = 1.0 if driver == "sync" else 0.5
+            name = f"idle: gateway_{driver} x {r['shards']:,}"
+            cpu = [c * 100 for c in r["cpu"]]
+            spread = _spread(cpu, "{:.2f}", limit)
+            rows.append([f"{name}, % of one core", f"<= {limit:g} %", *spread])
+            rss = [x / 1024 for x in r["rss_per_shard"]]
+            rows.append([f"{name}, RSS per shard", "<= 100 KB", *_spread(rss, "{:.0f}", 100)])
+        anyio, hikari = step.data.get("anyio"), step.data.get("hikari")
+        if anyio is None or hikari is None or "unavailable" in anyio:
+            continue
+        label = f"idle: gateway_anyio CPU / hikari's, x {anyio['shards']:,} each"
+        if "unavailable" in hikari:
+            rows.append([label, "<= 1.00x", f"n/a ({hikari['unavailable']})", ""])
+            continue
+        # Window i of one against window i of the other: with --alternate, neighbours in time.
+        ratios = [a / h for a, h in zip(anyio["cpu"], hikari["cpu"], strict=False) if h > 0]
+        if ratios:
+            rows.append([label, "<= 1.00x", *_spread(ratios, "{:.2f}x", 1.0)])
+    return rows
 
 
 def summary(steps: list[Step]) -> list[str]:
@@ -198,14 +244,16 @@ def summary(steps: list[Step]) -> list[str]:
                 "yes" if abs(change) <= 0.05 else "no",
             ]
         )
+    rows += idle_rows(steps)
     if not rows:
         return ["(no figures to summarise)"]
     lines = ["| measure | target | min / median / max | met (median) |", "|---|---|---|---|"]
     lines += [f"| {' | '.join(row)} |" for row in rows]
     lines.append("")
     lines.append(
-        "Idle shards: see their section below (targets: gateway_anyio x 1,000 <= 0.5 % of "
-        "a core and <= 100 KB RSS per shard; gateway_sync x 500 <= 1 % of a core)."
+        "Idle rows: min / median / max over the plain windows (CPU is the process's, "
+        "% of one core); anyio / hikari pairs each anyio window with the hikari window "
+        "of the same round (the two alternate). What woke: the idle step's output below."
     )
     return lines
 

@@ -74,10 +74,22 @@ class _HikariSink:
         return None
 
 
-def _hikari_shard(hikari: Any, shard_impl: Any, hconfig: Any, sink: _HikariSink, url: str) -> Any:
+def _hikari_shard(
+    hikari: Any,
+    shard_impl: Any,
+    hconfig: Any,
+    sink: _HikariSink,
+    url: str,
+    *,
+    shard_id: int = 0,
+    shard_count: int = 1,
+    token: str = TOKEN,
+) -> Any:
     api_shard = importlib.import_module("hikari.api.shard")
     return shard_impl.GatewayShardImpl(
-        token=TOKEN,
+        shard_id=shard_id,
+        shard_count=shard_count,
+        token=token,
         url=url,
         event_manager=sink,
         event_factory=sink,
