@@ -76,6 +76,7 @@ from gateway_proto.session import Session
 from ._events import _Signal
 from ._limiter import IdentifyLimiter
 from ._shard_hooks import ShardHooks
+from ._timer_wake import TimerWake
 from ._transport import TRANSPORT_ERRORS, open_stream
 
 __all__ = ["ShardRunner"]
@@ -89,41 +90,6 @@ _READ_SIZE = 262_144
 #: Seconds the writer gets, once the connection ended, to write its last bytes (a
 #: close frame): enough for any peer that reads, and a bound for one that does not.
 _LAST_WORDS_TIMEOUT = 1.0
-
-
-class _TimerWake:
-    """How other tasks wake the timer: only when it has something new to do.
-
-    The timer sleeps until the earliest deadline (``armed``) inside ``scope``.
-    :meth:`set` is called after every input to the core (a read, a command, a
-    close); it cancels that sleep only if the connection ended or its earliest
-    deadline is now sooner than the one armed. A heartbeat ACK or a dispatch moves
-    no deadline, so an idle shard's timer wakes once per heartbeat, and a busy
-    shard's reads cost the timer nothing.
-    """
-
-    __slots__ = ("_runner", "armed", "scope")
-
-    def __init__(self, runner: ShardRunner) -> None:
-        self._runner = runner
-        #: The timer's sleep while it sleeps (``None`` while it runs: it looks at
-        #: the deadlines again before it sleeps).
-        self.scope: anyio.CancelScope | None = None
-        #: When that sleep ends by itself (``inf``: never).
-        self.armed = float("inf")
-
-    def set(self) -> None:
-        scope = self.scope
-        if scope is None:
-            return
-        runner = self._runner
-        conn = runner._conn
-        if runner._closed is not None or conn is None:
-            scope.cancel()
-            return
-        deadline = runner._deadline.earliest(conn.next_deadline())
-        if deadline is not None and deadline < self.armed:
-            scope.cancel()
 
 
 class ShardRunner:
@@ -172,7 +138,7 @@ class ShardRunner:
         # Set once the connection's writer ended (made per connection: an anyio.Event
         # needs a running event loop, and a Shard may be built before one runs).
         self._writer_done: anyio.Event | None = None
-        self._wake = _TimerWake(self)
+        self._wake = TimerWake(self._wake_needed)
         self._deadline = StepDeadline()
         self._closed: Closed | None = None
         self._stopping = False
@@ -365,19 +331,8 @@ class ShardRunner:
         wake = self._wake
         while self._closed is None:
             deadline = self._deadline.earliest(conn.next_deadline())
-            # A plain sleep until the deadline: on time it is one wake-up, where a
-            # cancel scope's deadline is a cancellation delivered and caught. Other
-            # tasks cancel the sleep only when the deadline moved sooner (_TimerWake).
-            try:
-                with anyio.CancelScope() as wake.scope:
-                    wake.armed = deadline if deadline is not None else float("inf")
-                    if deadline is None:
-                        await anyio.sleep_forever()
-                    else:
-                        await anyio.sleep_until(deadline)
-                on_time = not wake.scope.cancelled_caught
-            finally:
-                wake.scope = None
+            # Other tasks end the sleep early only when the deadline moved sooner.
+            on_time = await wake.sleep_until(deadline)
             now = anyio.current_time()
             if on_time:
                 # Woken by the deadline itself: it is due, even if the clock reads
@@ -394,6 +349,14 @@ class ShardRunner:
                 conn.handle_timeout(now)
             self._process(conn)
             self._flush(conn)
+
+    def _wake_needed(self, armed: float) -> bool:
+        # Whether the timer, sleeping until ``armed``, has something new to do.
+        conn = self._conn
+        if self._closed is not None or conn is None:
+            return True
+        deadline = self._deadline.earliest(conn.next_deadline())
+        return deadline is not None and deadline < armed
 
     def _flush(self, conn: GatewayConnection) -> None:
         # Never waits: the bytes join the writer's buffer, in the order drained.

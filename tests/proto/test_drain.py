@@ -89,9 +89,7 @@ def test_dispatches_go_over_in_batches_in_order_with_the_reaction_before_ready()
     assert all(size <= HAND_OVER_EVERY for size in driver.batches)
     # READY's reaction (state READY, emit CONNECT) comes before READY itself is delivered.
     ready_at = driver.log.index(dispatches[0])
-    reactions = [
-        i for i, item in enumerate(driver.log) if isinstance(item, Reaction) and item.emit
-    ]
+    reactions = [i for i, item in enumerate(driver.log) if isinstance(item, Reaction) and item.emit]
     connect = [i for i in reactions if driver.log[i].emit[0] == CONNECT]
     assert len(connect) == 1
     assert connect[0] < ready_at

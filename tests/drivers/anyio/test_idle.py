@@ -73,7 +73,9 @@ async def test_a_heartbeats_events_reach_a_listener_added_while_idle() -> None:
             await cluster.spawn([0], shard_count=1)
             shard = cluster.shards[0]
             with anyio.fail_after(10):
-                while shard.state is not ShardState.READY or len(fake.connections[0].heartbeats) < 2:
+                while (
+                    shard.state is not ShardState.READY or len(fake.connections[0].heartbeats) < 2
+                ):
                     await anyio.sleep(0.01)
                 cluster.on("send", lambda e: sent.append(e.data["op"]))
                 cluster.on("receive", lambda e: received.append(e.data))
