@@ -4,10 +4,12 @@ Theory of operation: the runner owns no protocol logic. Per connection it opens 
 (+ TLS), then runs three tasks around one ``GatewayConnection``: a *reader* that
 feeds received bytes (``b""`` at EOF) to the core, a *timer* that sleeps until the
 core's ``next_deadline()`` (or a wake-up) and calls ``handle_timeout``, and a
-*writer*, the only task that writes to the socket. After every input the runner
+*writer*, the only task that waits to write. After every input the runner
 drains the core's events (handing them to handlers and streams, which never block
 it) and appends ``data_to_send()`` to one outgoing buffer, which the writer empties
-in order. Nothing but the writer ever waits for the peer to take bytes, so a peer
+in order (on asyncio, bytes that find that buffer and the transport's empty go to
+the transport at once: an idle shard's heartbeat wakes no writer). Nothing but the
+writer ever waits for the peer to take bytes, so a peer
 that stops reading cannot hold up heartbeats, zombie detection or ``disconnect()``;
 a write that makes no progress for ``WRITE_STALL_TIMEOUT`` drops the transport, as
 the sync driver does. What each event means for the shard (state, lifecycle events, the
@@ -36,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import ssl
+from collections.abc import Callable
 from time import perf_counter
 
 import anyio
@@ -73,6 +76,7 @@ from gateway_proto.events import Closed
 from gateway_proto.reconnect import Reconnector
 from gateway_proto.session import Session
 
+from ._asyncio_stream import AsyncioByteStream
 from ._events import _Signal
 from ._limiter import IdentifyLimiter
 from ._shard_hooks import ShardHooks
@@ -134,6 +138,9 @@ class ShardRunner:
         self._stream: anyio.abc.ByteStream | None = None
         # What the writer writes next, in order; only the writer takes from it.
         self._outgoing = bytearray()
+        # Writes a few bytes at once if the stream can take them without waiting
+        # (AsyncioByteStream.send_nowait), else None: everything goes to the writer.
+        self._write_now: Callable[[bytes], bool] | None = None
         self._write_wanted = _Signal()
         # Set once the connection's writer ended (made per connection: an anyio.Event
         # needs a running event loop, and a Shard may be built before one runs).
@@ -274,6 +281,7 @@ class ShardRunner:
         self._counters.connections += 1
         self._conn, self._stream, self._closed = conn, stream, None
         self._outgoing = bytearray()
+        self._write_now = stream.send_nowait if isinstance(stream, AsyncioByteStream) else None
         writer_done = self._writer_done = anyio.Event()
         reactor = ConnectionReactor(
             conn, ready_timeout=self._timeouts[2], early_ends=self._early_ends
@@ -359,9 +367,16 @@ class ShardRunner:
         return deadline is not None and deadline < armed
 
     def _flush(self, conn: GatewayConnection) -> None:
-        # Never waits: the bytes join the writer's buffer, in the order drained.
+        # Never waits: the bytes join the writer's buffer, in the order drained. When
+        # that buffer is empty, every byte before them is on the transport already
+        # (the writer hands a chunk over as it takes it), so a transport that takes
+        # them without waiting (an idle shard's heartbeat) gets them here, in order,
+        # and the writer is not woken: it is left what must wait, with its stall limit.
         data = conn.data_to_send()
         if data and self._conn is conn and self._stream is not None:
+            write_now = self._write_now
+            if not self._outgoing and write_now is not None and write_now(data):
+                return
             self._outgoing += data
             self._write_wanted.set()
 
