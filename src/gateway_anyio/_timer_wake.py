@@ -82,7 +82,8 @@ class TimerWake:
     async def _sleep_asyncio(self, deadline: float | None) -> bool:
         # anyio.current_time() is the loop's time on asyncio: call_at takes it as is.
         loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiter = waiter
         handle = None if deadline is None else loop.call_at(deadline, _on_time, waiter)
         try:
             return await waiter

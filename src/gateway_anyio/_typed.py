@@ -33,16 +33,26 @@ if TYPE_CHECKING:
     from gateway_proto.events import Closed, Event
 
     # The event names of each payload type.
-    _ReadyNames = Literal["READY",]
-    _ResumedNames = Literal["RESUMED",]
-    _RateLimitedNames = Literal["RATE_LIMITED",]
-    _ApplicationCommandPermissionsNames = Literal["APPLICATION_COMMAND_PERMISSIONS_UPDATE",]
+    _ReadyNames = Literal[
+        "READY",
+    ]
+    _ResumedNames = Literal[
+        "RESUMED",
+    ]
+    _RateLimitedNames = Literal[
+        "RATE_LIMITED",
+    ]
+    _ApplicationCommandPermissionsNames = Literal[
+        "APPLICATION_COMMAND_PERMISSIONS_UPDATE",
+    ]
     _AutoModerationRuleNames = Literal[
         "AUTO_MODERATION_RULE_CREATE",
         "AUTO_MODERATION_RULE_UPDATE",
         "AUTO_MODERATION_RULE_DELETE",
     ]
-    _AutoModerationActionExecutionNames = Literal["AUTO_MODERATION_ACTION_EXECUTION",]
+    _AutoModerationActionExecutionNames = Literal[
+        "AUTO_MODERATION_ACTION_EXECUTION",
+    ]
     _ChannelNames = Literal[
         "CHANNEL_CREATE",
         "CHANNEL_UPDATE",
@@ -50,37 +60,73 @@ if TYPE_CHECKING:
         "THREAD_CREATE",
         "THREAD_UPDATE",
     ]
-    _ChannelInfoNames = Literal["CHANNEL_INFO",]
-    _ChannelPinsUpdateNames = Literal["CHANNEL_PINS_UPDATE",]
-    _ThreadDeleteNames = Literal["THREAD_DELETE",]
-    _ThreadListSyncNames = Literal["THREAD_LIST_SYNC",]
-    _ThreadMemberUpdateNames = Literal["THREAD_MEMBER_UPDATE",]
-    _ThreadMembersUpdateNames = Literal["THREAD_MEMBERS_UPDATE",]
+    _ChannelInfoNames = Literal[
+        "CHANNEL_INFO",
+    ]
+    _ChannelPinsUpdateNames = Literal[
+        "CHANNEL_PINS_UPDATE",
+    ]
+    _ThreadDeleteNames = Literal[
+        "THREAD_DELETE",
+    ]
+    _ThreadListSyncNames = Literal[
+        "THREAD_LIST_SYNC",
+    ]
+    _ThreadMemberUpdateNames = Literal[
+        "THREAD_MEMBER_UPDATE",
+    ]
+    _ThreadMembersUpdateNames = Literal[
+        "THREAD_MEMBERS_UPDATE",
+    ]
     _EntitlementNames = Literal[
         "ENTITLEMENT_CREATE",
         "ENTITLEMENT_UPDATE",
         "ENTITLEMENT_DELETE",
     ]
-    _GuildCreateNames = Literal["GUILD_CREATE",]
-    _GuildNames = Literal["GUILD_UPDATE",]
-    _UnavailableGuildNames = Literal["GUILD_DELETE",]
-    _GuildAuditLogEntryCreateNames = Literal["GUILD_AUDIT_LOG_ENTRY_CREATE",]
+    _GuildCreateNames = Literal[
+        "GUILD_CREATE",
+    ]
+    _GuildNames = Literal[
+        "GUILD_UPDATE",
+    ]
+    _UnavailableGuildNames = Literal[
+        "GUILD_DELETE",
+    ]
+    _GuildAuditLogEntryCreateNames = Literal[
+        "GUILD_AUDIT_LOG_ENTRY_CREATE",
+    ]
     _GuildBanNames = Literal[
         "GUILD_BAN_ADD",
         "GUILD_BAN_REMOVE",
     ]
-    _GuildEmojisUpdateNames = Literal["GUILD_EMOJIS_UPDATE",]
-    _GuildStickersUpdateNames = Literal["GUILD_STICKERS_UPDATE",]
-    _GuildIntegrationsUpdateNames = Literal["GUILD_INTEGRATIONS_UPDATE",]
-    _GuildMemberAddNames = Literal["GUILD_MEMBER_ADD",]
-    _GuildMemberRemoveNames = Literal["GUILD_MEMBER_REMOVE",]
-    _GuildMemberUpdateNames = Literal["GUILD_MEMBER_UPDATE",]
-    _GuildMembersChunkNames = Literal["GUILD_MEMBERS_CHUNK",]
+    _GuildEmojisUpdateNames = Literal[
+        "GUILD_EMOJIS_UPDATE",
+    ]
+    _GuildStickersUpdateNames = Literal[
+        "GUILD_STICKERS_UPDATE",
+    ]
+    _GuildIntegrationsUpdateNames = Literal[
+        "GUILD_INTEGRATIONS_UPDATE",
+    ]
+    _GuildMemberAddNames = Literal[
+        "GUILD_MEMBER_ADD",
+    ]
+    _GuildMemberRemoveNames = Literal[
+        "GUILD_MEMBER_REMOVE",
+    ]
+    _GuildMemberUpdateNames = Literal[
+        "GUILD_MEMBER_UPDATE",
+    ]
+    _GuildMembersChunkNames = Literal[
+        "GUILD_MEMBERS_CHUNK",
+    ]
     _GuildRoleNames = Literal[
         "GUILD_ROLE_CREATE",
         "GUILD_ROLE_UPDATE",
     ]
-    _GuildRoleDeleteNames = Literal["GUILD_ROLE_DELETE",]
+    _GuildRoleDeleteNames = Literal[
+        "GUILD_ROLE_DELETE",
+    ]
     _ScheduledEventNames = Literal[
         "GUILD_SCHEDULED_EVENT_CREATE",
         "GUILD_SCHEDULED_EVENT_UPDATE",
@@ -94,7 +140,9 @@ if TYPE_CHECKING:
         "GUILD_SOUNDBOARD_SOUND_CREATE",
         "GUILD_SOUNDBOARD_SOUND_UPDATE",
     ]
-    _GuildSoundboardSoundDeleteNames = Literal["GUILD_SOUNDBOARD_SOUND_DELETE",]
+    _GuildSoundboardSoundDeleteNames = Literal[
+        "GUILD_SOUNDBOARD_SOUND_DELETE",
+    ]
     _GuildSoundboardSoundsNames = Literal[
         "GUILD_SOUNDBOARD_SOUNDS_UPDATE",
         "SOUNDBOARD_SOUNDS",
@@ -103,25 +151,47 @@ if TYPE_CHECKING:
         "INTEGRATION_CREATE",
         "INTEGRATION_UPDATE",
     ]
-    _IntegrationDeleteNames = Literal["INTEGRATION_DELETE",]
-    _InteractionNames = Literal["INTERACTION_CREATE",]
-    _InviteCreateNames = Literal["INVITE_CREATE",]
-    _InviteDeleteNames = Literal["INVITE_DELETE",]
+    _IntegrationDeleteNames = Literal[
+        "INTEGRATION_DELETE",
+    ]
+    _InteractionNames = Literal[
+        "INTERACTION_CREATE",
+    ]
+    _InviteCreateNames = Literal[
+        "INVITE_CREATE",
+    ]
+    _InviteDeleteNames = Literal[
+        "INVITE_DELETE",
+    ]
     _MessageNames = Literal[
         "MESSAGE_CREATE",
         "MESSAGE_UPDATE",
     ]
-    _MessageDeleteNames = Literal["MESSAGE_DELETE",]
-    _MessageDeleteBulkNames = Literal["MESSAGE_DELETE_BULK",]
-    _MessageReactionAddNames = Literal["MESSAGE_REACTION_ADD",]
-    _MessageReactionRemoveNames = Literal["MESSAGE_REACTION_REMOVE",]
-    _MessageReactionRemoveAllNames = Literal["MESSAGE_REACTION_REMOVE_ALL",]
-    _MessageReactionRemoveEmojiNames = Literal["MESSAGE_REACTION_REMOVE_EMOJI",]
+    _MessageDeleteNames = Literal[
+        "MESSAGE_DELETE",
+    ]
+    _MessageDeleteBulkNames = Literal[
+        "MESSAGE_DELETE_BULK",
+    ]
+    _MessageReactionAddNames = Literal[
+        "MESSAGE_REACTION_ADD",
+    ]
+    _MessageReactionRemoveNames = Literal[
+        "MESSAGE_REACTION_REMOVE",
+    ]
+    _MessageReactionRemoveAllNames = Literal[
+        "MESSAGE_REACTION_REMOVE_ALL",
+    ]
+    _MessageReactionRemoveEmojiNames = Literal[
+        "MESSAGE_REACTION_REMOVE_EMOJI",
+    ]
     _MessagePollVoteNames = Literal[
         "MESSAGE_POLL_VOTE_ADD",
         "MESSAGE_POLL_VOTE_REMOVE",
     ]
-    _PresenceNames = Literal["PRESENCE_UPDATE",]
+    _PresenceNames = Literal[
+        "PRESENCE_UPDATE",
+    ]
     _StageInstanceNames = Literal[
         "STAGE_INSTANCE_CREATE",
         "STAGE_INSTANCE_UPDATE",
@@ -132,23 +202,57 @@ if TYPE_CHECKING:
         "SUBSCRIPTION_UPDATE",
         "SUBSCRIPTION_DELETE",
     ]
-    _TypingStartNames = Literal["TYPING_START",]
-    _UserNames = Literal["USER_UPDATE",]
-    _VoiceChannelEffectSendNames = Literal["VOICE_CHANNEL_EFFECT_SEND",]
-    _VoiceChannelStartTimeUpdateNames = Literal["VOICE_CHANNEL_START_TIME_UPDATE",]
-    _VoiceChannelStatusUpdateNames = Literal["VOICE_CHANNEL_STATUS_UPDATE",]
-    _VoiceStateNames = Literal["VOICE_STATE_UPDATE",]
-    _VoiceServerUpdateNames = Literal["VOICE_SERVER_UPDATE",]
-    _WebhooksUpdateNames = Literal["WEBHOOKS_UPDATE",]
-    _StrNames = Literal["open",]
-    _ClosedNames = Literal["close",]
-    _BaseExceptionNames = Literal["error",]
-    _GatewayPayloadNames = Literal["send",]
-    _EventNames = Literal["receive",]
-    _ConnectedNames = Literal["connect",]
-    _StoppedNames = Literal["disconnect",]
-    _StateChangeNames = Literal["state",]
-    _IdentifyWaitNames = Literal["identify_wait",]
+    _TypingStartNames = Literal[
+        "TYPING_START",
+    ]
+    _UserNames = Literal[
+        "USER_UPDATE",
+    ]
+    _VoiceChannelEffectSendNames = Literal[
+        "VOICE_CHANNEL_EFFECT_SEND",
+    ]
+    _VoiceChannelStartTimeUpdateNames = Literal[
+        "VOICE_CHANNEL_START_TIME_UPDATE",
+    ]
+    _VoiceChannelStatusUpdateNames = Literal[
+        "VOICE_CHANNEL_STATUS_UPDATE",
+    ]
+    _VoiceStateNames = Literal[
+        "VOICE_STATE_UPDATE",
+    ]
+    _VoiceServerUpdateNames = Literal[
+        "VOICE_SERVER_UPDATE",
+    ]
+    _WebhooksUpdateNames = Literal[
+        "WEBHOOKS_UPDATE",
+    ]
+    _StrNames = Literal[
+        "open",
+    ]
+    _ClosedNames = Literal[
+        "close",
+    ]
+    _BaseExceptionNames = Literal[
+        "error",
+    ]
+    _GatewayPayloadNames = Literal[
+        "send",
+    ]
+    _EventNames = Literal[
+        "receive",
+    ]
+    _ConnectedNames = Literal[
+        "connect",
+    ]
+    _StoppedNames = Literal[
+        "disconnect",
+    ]
+    _StateChangeNames = Literal[
+        "state",
+    ]
+    _IdentifyWaitNames = Literal[
+        "identify_wait",
+    ]
 
 __all__ = ["Registrar", "TypedEvents"]
 
@@ -180,7 +284,9 @@ class TypedEvents(Generic[_S]):
     _max_buffer: int
 
     @overload
-    def on(self, name: _ReadyNames) -> Registrar[GatewayEvent[p.Ready, _S]]: ...
+    def on(
+        self, name: _ReadyNames
+    ) -> Registrar[GatewayEvent[p.Ready, _S]]: ...
     @overload
     def on(
         self,
@@ -188,7 +294,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.Ready, _S]], _R],
     ) -> Callable[[GatewayEvent[p.Ready, _S]], _R]: ...
     @overload
-    def on(self, name: _ResumedNames) -> Registrar[GatewayEvent[p.Resumed, _S]]: ...
+    def on(
+        self, name: _ResumedNames
+    ) -> Registrar[GatewayEvent[p.Resumed, _S]]: ...
     @overload
     def on(
         self,
@@ -196,7 +304,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.Resumed, _S]], _R],
     ) -> Callable[[GatewayEvent[p.Resumed, _S]], _R]: ...
     @overload
-    def on(self, name: _RateLimitedNames) -> Registrar[GatewayEvent[p.RateLimited, _S]]: ...
+    def on(
+        self, name: _RateLimitedNames
+    ) -> Registrar[GatewayEvent[p.RateLimited, _S]]: ...
     @overload
     def on(
         self,
@@ -234,7 +344,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.AutoModerationActionExecution, _S]], _R],
     ) -> Callable[[GatewayEvent[p.AutoModerationActionExecution, _S]], _R]: ...
     @overload
-    def on(self, name: _ChannelNames) -> Registrar[GatewayEvent[p.Channel, _S]]: ...
+    def on(
+        self, name: _ChannelNames
+    ) -> Registrar[GatewayEvent[p.Channel, _S]]: ...
     @overload
     def on(
         self,
@@ -242,7 +354,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.Channel, _S]], _R],
     ) -> Callable[[GatewayEvent[p.Channel, _S]], _R]: ...
     @overload
-    def on(self, name: _ChannelInfoNames) -> Registrar[GatewayEvent[p.ChannelInfo, _S]]: ...
+    def on(
+        self, name: _ChannelInfoNames
+    ) -> Registrar[GatewayEvent[p.ChannelInfo, _S]]: ...
     @overload
     def on(
         self,
@@ -260,7 +374,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.ChannelPinsUpdate, _S]], _R],
     ) -> Callable[[GatewayEvent[p.ChannelPinsUpdate, _S]], _R]: ...
     @overload
-    def on(self, name: _ThreadDeleteNames) -> Registrar[GatewayEvent[p.ThreadDelete, _S]]: ...
+    def on(
+        self, name: _ThreadDeleteNames
+    ) -> Registrar[GatewayEvent[p.ThreadDelete, _S]]: ...
     @overload
     def on(
         self,
@@ -268,7 +384,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.ThreadDelete, _S]], _R],
     ) -> Callable[[GatewayEvent[p.ThreadDelete, _S]], _R]: ...
     @overload
-    def on(self, name: _ThreadListSyncNames) -> Registrar[GatewayEvent[p.ThreadListSync, _S]]: ...
+    def on(
+        self, name: _ThreadListSyncNames
+    ) -> Registrar[GatewayEvent[p.ThreadListSync, _S]]: ...
     @overload
     def on(
         self,
@@ -296,7 +414,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.ThreadMembersUpdate, _S]], _R],
     ) -> Callable[[GatewayEvent[p.ThreadMembersUpdate, _S]], _R]: ...
     @overload
-    def on(self, name: _EntitlementNames) -> Registrar[GatewayEvent[p.Entitlement, _S]]: ...
+    def on(
+        self, name: _EntitlementNames
+    ) -> Registrar[GatewayEvent[p.Entitlement, _S]]: ...
     @overload
     def on(
         self,
@@ -304,7 +424,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.Entitlement, _S]], _R],
     ) -> Callable[[GatewayEvent[p.Entitlement, _S]], _R]: ...
     @overload
-    def on(self, name: _GuildCreateNames) -> Registrar[GatewayEvent[p.GuildCreate, _S]]: ...
+    def on(
+        self, name: _GuildCreateNames
+    ) -> Registrar[GatewayEvent[p.GuildCreate, _S]]: ...
     @overload
     def on(
         self,
@@ -312,7 +434,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.GuildCreate, _S]], _R],
     ) -> Callable[[GatewayEvent[p.GuildCreate, _S]], _R]: ...
     @overload
-    def on(self, name: _GuildNames) -> Registrar[GatewayEvent[p.Guild, _S]]: ...
+    def on(
+        self, name: _GuildNames
+    ) -> Registrar[GatewayEvent[p.Guild, _S]]: ...
     @overload
     def on(
         self,
@@ -340,7 +464,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.GuildAuditLogEntryCreate, _S]], _R],
     ) -> Callable[[GatewayEvent[p.GuildAuditLogEntryCreate, _S]], _R]: ...
     @overload
-    def on(self, name: _GuildBanNames) -> Registrar[GatewayEvent[p.GuildBan, _S]]: ...
+    def on(
+        self, name: _GuildBanNames
+    ) -> Registrar[GatewayEvent[p.GuildBan, _S]]: ...
     @overload
     def on(
         self,
@@ -378,7 +504,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.GuildIntegrationsUpdate, _S]], _R],
     ) -> Callable[[GatewayEvent[p.GuildIntegrationsUpdate, _S]], _R]: ...
     @overload
-    def on(self, name: _GuildMemberAddNames) -> Registrar[GatewayEvent[p.GuildMemberAdd, _S]]: ...
+    def on(
+        self, name: _GuildMemberAddNames
+    ) -> Registrar[GatewayEvent[p.GuildMemberAdd, _S]]: ...
     @overload
     def on(
         self,
@@ -416,7 +544,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.GuildMembersChunk, _S]], _R],
     ) -> Callable[[GatewayEvent[p.GuildMembersChunk, _S]], _R]: ...
     @overload
-    def on(self, name: _GuildRoleNames) -> Registrar[GatewayEvent[p.GuildRole, _S]]: ...
+    def on(
+        self, name: _GuildRoleNames
+    ) -> Registrar[GatewayEvent[p.GuildRole, _S]]: ...
     @overload
     def on(
         self,
@@ -424,7 +554,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.GuildRole, _S]], _R],
     ) -> Callable[[GatewayEvent[p.GuildRole, _S]], _R]: ...
     @overload
-    def on(self, name: _GuildRoleDeleteNames) -> Registrar[GatewayEvent[p.GuildRoleDelete, _S]]: ...
+    def on(
+        self, name: _GuildRoleDeleteNames
+    ) -> Registrar[GatewayEvent[p.GuildRoleDelete, _S]]: ...
     @overload
     def on(
         self,
@@ -432,7 +564,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.GuildRoleDelete, _S]], _R],
     ) -> Callable[[GatewayEvent[p.GuildRoleDelete, _S]], _R]: ...
     @overload
-    def on(self, name: _ScheduledEventNames) -> Registrar[GatewayEvent[p.ScheduledEvent, _S]]: ...
+    def on(
+        self, name: _ScheduledEventNames
+    ) -> Registrar[GatewayEvent[p.ScheduledEvent, _S]]: ...
     @overload
     def on(
         self,
@@ -450,7 +584,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.GuildScheduledEventUser, _S]], _R],
     ) -> Callable[[GatewayEvent[p.GuildScheduledEventUser, _S]], _R]: ...
     @overload
-    def on(self, name: _SoundboardSoundNames) -> Registrar[GatewayEvent[p.SoundboardSound, _S]]: ...
+    def on(
+        self, name: _SoundboardSoundNames
+    ) -> Registrar[GatewayEvent[p.SoundboardSound, _S]]: ...
     @overload
     def on(
         self,
@@ -498,7 +634,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.IntegrationDelete, _S]], _R],
     ) -> Callable[[GatewayEvent[p.IntegrationDelete, _S]], _R]: ...
     @overload
-    def on(self, name: _InteractionNames) -> Registrar[GatewayEvent[p.Interaction, _S]]: ...
+    def on(
+        self, name: _InteractionNames
+    ) -> Registrar[GatewayEvent[p.Interaction, _S]]: ...
     @overload
     def on(
         self,
@@ -506,7 +644,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.Interaction, _S]], _R],
     ) -> Callable[[GatewayEvent[p.Interaction, _S]], _R]: ...
     @overload
-    def on(self, name: _InviteCreateNames) -> Registrar[GatewayEvent[p.InviteCreate, _S]]: ...
+    def on(
+        self, name: _InviteCreateNames
+    ) -> Registrar[GatewayEvent[p.InviteCreate, _S]]: ...
     @overload
     def on(
         self,
@@ -514,7 +654,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.InviteCreate, _S]], _R],
     ) -> Callable[[GatewayEvent[p.InviteCreate, _S]], _R]: ...
     @overload
-    def on(self, name: _InviteDeleteNames) -> Registrar[GatewayEvent[p.InviteDelete, _S]]: ...
+    def on(
+        self, name: _InviteDeleteNames
+    ) -> Registrar[GatewayEvent[p.InviteDelete, _S]]: ...
     @overload
     def on(
         self,
@@ -522,7 +664,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.InviteDelete, _S]], _R],
     ) -> Callable[[GatewayEvent[p.InviteDelete, _S]], _R]: ...
     @overload
-    def on(self, name: _MessageNames) -> Registrar[GatewayEvent[p.Message, _S]]: ...
+    def on(
+        self, name: _MessageNames
+    ) -> Registrar[GatewayEvent[p.Message, _S]]: ...
     @overload
     def on(
         self,
@@ -530,7 +674,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.Message, _S]], _R],
     ) -> Callable[[GatewayEvent[p.Message, _S]], _R]: ...
     @overload
-    def on(self, name: _MessageDeleteNames) -> Registrar[GatewayEvent[p.MessageDelete, _S]]: ...
+    def on(
+        self, name: _MessageDeleteNames
+    ) -> Registrar[GatewayEvent[p.MessageDelete, _S]]: ...
     @overload
     def on(
         self,
@@ -588,7 +734,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.MessageReactionRemoveEmoji, _S]], _R],
     ) -> Callable[[GatewayEvent[p.MessageReactionRemoveEmoji, _S]], _R]: ...
     @overload
-    def on(self, name: _MessagePollVoteNames) -> Registrar[GatewayEvent[p.MessagePollVote, _S]]: ...
+    def on(
+        self, name: _MessagePollVoteNames
+    ) -> Registrar[GatewayEvent[p.MessagePollVote, _S]]: ...
     @overload
     def on(
         self,
@@ -596,7 +744,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.MessagePollVote, _S]], _R],
     ) -> Callable[[GatewayEvent[p.MessagePollVote, _S]], _R]: ...
     @overload
-    def on(self, name: _PresenceNames) -> Registrar[GatewayEvent[p.Presence, _S]]: ...
+    def on(
+        self, name: _PresenceNames
+    ) -> Registrar[GatewayEvent[p.Presence, _S]]: ...
     @overload
     def on(
         self,
@@ -604,7 +754,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.Presence, _S]], _R],
     ) -> Callable[[GatewayEvent[p.Presence, _S]], _R]: ...
     @overload
-    def on(self, name: _StageInstanceNames) -> Registrar[GatewayEvent[p.StageInstance, _S]]: ...
+    def on(
+        self, name: _StageInstanceNames
+    ) -> Registrar[GatewayEvent[p.StageInstance, _S]]: ...
     @overload
     def on(
         self,
@@ -612,7 +764,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.StageInstance, _S]], _R],
     ) -> Callable[[GatewayEvent[p.StageInstance, _S]], _R]: ...
     @overload
-    def on(self, name: _SubscriptionNames) -> Registrar[GatewayEvent[p.Subscription, _S]]: ...
+    def on(
+        self, name: _SubscriptionNames
+    ) -> Registrar[GatewayEvent[p.Subscription, _S]]: ...
     @overload
     def on(
         self,
@@ -620,7 +774,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.Subscription, _S]], _R],
     ) -> Callable[[GatewayEvent[p.Subscription, _S]], _R]: ...
     @overload
-    def on(self, name: _TypingStartNames) -> Registrar[GatewayEvent[p.TypingStart, _S]]: ...
+    def on(
+        self, name: _TypingStartNames
+    ) -> Registrar[GatewayEvent[p.TypingStart, _S]]: ...
     @overload
     def on(
         self,
@@ -628,7 +784,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.TypingStart, _S]], _R],
     ) -> Callable[[GatewayEvent[p.TypingStart, _S]], _R]: ...
     @overload
-    def on(self, name: _UserNames) -> Registrar[GatewayEvent[p.User, _S]]: ...
+    def on(
+        self, name: _UserNames
+    ) -> Registrar[GatewayEvent[p.User, _S]]: ...
     @overload
     def on(
         self,
@@ -666,7 +824,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.VoiceChannelStatusUpdate, _S]], _R],
     ) -> Callable[[GatewayEvent[p.VoiceChannelStatusUpdate, _S]], _R]: ...
     @overload
-    def on(self, name: _VoiceStateNames) -> Registrar[GatewayEvent[p.VoiceState, _S]]: ...
+    def on(
+        self, name: _VoiceStateNames
+    ) -> Registrar[GatewayEvent[p.VoiceState, _S]]: ...
     @overload
     def on(
         self,
@@ -684,7 +844,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.VoiceServerUpdate, _S]], _R],
     ) -> Callable[[GatewayEvent[p.VoiceServerUpdate, _S]], _R]: ...
     @overload
-    def on(self, name: _WebhooksUpdateNames) -> Registrar[GatewayEvent[p.WebhooksUpdate, _S]]: ...
+    def on(
+        self, name: _WebhooksUpdateNames
+    ) -> Registrar[GatewayEvent[p.WebhooksUpdate, _S]]: ...
     @overload
     def on(
         self,
@@ -692,7 +854,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.WebhooksUpdate, _S]], _R],
     ) -> Callable[[GatewayEvent[p.WebhooksUpdate, _S]], _R]: ...
     @overload
-    def on(self, name: _StrNames) -> Registrar[GatewayEvent[str, _S]]: ...
+    def on(
+        self, name: _StrNames
+    ) -> Registrar[GatewayEvent[str, _S]]: ...
     @overload
     def on(
         self,
@@ -700,7 +864,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[str, _S]], _R],
     ) -> Callable[[GatewayEvent[str, _S]], _R]: ...
     @overload
-    def on(self, name: _ClosedNames) -> Registrar[GatewayEvent[Closed, _S]]: ...
+    def on(
+        self, name: _ClosedNames
+    ) -> Registrar[GatewayEvent[Closed, _S]]: ...
     @overload
     def on(
         self,
@@ -708,7 +874,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[Closed, _S]], _R],
     ) -> Callable[[GatewayEvent[Closed, _S]], _R]: ...
     @overload
-    def on(self, name: _BaseExceptionNames) -> Registrar[GatewayEvent[BaseException, _S]]: ...
+    def on(
+        self, name: _BaseExceptionNames
+    ) -> Registrar[GatewayEvent[BaseException, _S]]: ...
     @overload
     def on(
         self,
@@ -716,7 +884,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[BaseException, _S]], _R],
     ) -> Callable[[GatewayEvent[BaseException, _S]], _R]: ...
     @overload
-    def on(self, name: _GatewayPayloadNames) -> Registrar[GatewayEvent[p.GatewayPayload, _S]]: ...
+    def on(
+        self, name: _GatewayPayloadNames
+    ) -> Registrar[GatewayEvent[p.GatewayPayload, _S]]: ...
     @overload
     def on(
         self,
@@ -724,7 +894,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[p.GatewayPayload, _S]], _R],
     ) -> Callable[[GatewayEvent[p.GatewayPayload, _S]], _R]: ...
     @overload
-    def on(self, name: _EventNames) -> Registrar[GatewayEvent[Event, _S]]: ...
+    def on(
+        self, name: _EventNames
+    ) -> Registrar[GatewayEvent[Event, _S]]: ...
     @overload
     def on(
         self,
@@ -732,7 +904,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[Event, _S]], _R],
     ) -> Callable[[GatewayEvent[Event, _S]], _R]: ...
     @overload
-    def on(self, name: _ConnectedNames) -> Registrar[GatewayEvent[Connected, _S]]: ...
+    def on(
+        self, name: _ConnectedNames
+    ) -> Registrar[GatewayEvent[Connected, _S]]: ...
     @overload
     def on(
         self,
@@ -740,7 +914,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[Connected, _S]], _R],
     ) -> Callable[[GatewayEvent[Connected, _S]], _R]: ...
     @overload
-    def on(self, name: _StoppedNames) -> Registrar[GatewayEvent[Stopped, _S]]: ...
+    def on(
+        self, name: _StoppedNames
+    ) -> Registrar[GatewayEvent[Stopped, _S]]: ...
     @overload
     def on(
         self,
@@ -748,7 +924,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[Stopped, _S]], _R],
     ) -> Callable[[GatewayEvent[Stopped, _S]], _R]: ...
     @overload
-    def on(self, name: _StateChangeNames) -> Registrar[GatewayEvent[StateChange, _S]]: ...
+    def on(
+        self, name: _StateChangeNames
+    ) -> Registrar[GatewayEvent[StateChange, _S]]: ...
     @overload
     def on(
         self,
@@ -756,7 +934,9 @@ class TypedEvents(Generic[_S]):
         handler: Callable[[GatewayEvent[StateChange, _S]], _R],
     ) -> Callable[[GatewayEvent[StateChange, _S]], _R]: ...
     @overload
-    def on(self, name: _IdentifyWaitNames) -> Registrar[GatewayEvent[IdentifyWait, _S]]: ...
+    def on(
+        self, name: _IdentifyWaitNames
+    ) -> Registrar[GatewayEvent[IdentifyWait, _S]]: ...
     @overload
     def on(
         self,
@@ -1377,7 +1557,9 @@ class TypedEvents(Generic[_S]):
         self, *names: str, max_buffer: int | None = None, until_closed: bool = False
     ) -> EventStream[GatewayEvent[Any, _S]]: ...
 
-    def events(self, *names: str, max_buffer: int | None = None, until_closed: bool = False) -> Any:
+    def events(
+        self, *names: str, max_buffer: int | None = None, until_closed: bool = False
+    ) -> Any:
         """Iterate over events (only ``names`` if given) as they come.
 
         The stream has its own buffer (``max_buffer`` events, default the
