@@ -17,6 +17,10 @@ same ``anyio.abc.ByteStream`` as on trio, with anyio's meaning of each call:
   over its high-water mark (so a cancelled ``send`` has still queued its bytes, as
   a cancelled anyio send may have written some).
 * reading pauses while more than ``_READ_BACKLOG`` bytes wait for the reader.
+
+Beyond the ``ByteStream`` API, :meth:`AsyncioByteStream.send_nowait` queues a few
+bytes at once when the transport's buffer is empty (the runner's way to write an
+idle shard's heartbeat without waking its writer task).
 """
 
 from __future__ import annotations
@@ -37,6 +41,9 @@ _READ_BACKLOG = 1024 * 1024
 #: Seconds a closed transport may spend flushing bytes still in its buffer (a
 #: close frame behind a slow peer) before it is aborted.
 _FLUSH_ON_CLOSE = 1.0
+#: Bytes send_nowait takes at most: well under asyncio's default high-water mark
+#: (64 KiB), so a write it makes into an empty buffer never pauses the transport.
+_WRITE_NOW_MAX = 16 * 1024
 #: anyio.connect_tcp's delay between attempts at a host's addresses (RFC 8305).
 _HAPPY_EYEBALLS_DELAY = 0.25
 
@@ -159,6 +166,30 @@ class AsyncioByteStream(asyncio.Protocol, anyio.abc.ByteStream):
             finally:
                 self._drain_waiter = None
             self._check_writable()
+
+    def send_nowait(self, item: bytes) -> bool:
+        """Queue ``item`` on the transport if that needs no waiting; return whether it did.
+
+        Only a small ``item`` into an empty write buffer, with no ``send`` waiting
+        and the stream open: the transport then cannot go over its high-water mark,
+        so nothing is left to wait for (a transport that does not drain shows as a
+        non-empty buffer next time, and the caller uses :meth:`send`, which waits).
+        ``False``: nothing was queued; :meth:`send` waits or raises as usual.
+        """
+        transport = self._transport
+        if (
+            transport is None
+            or self._write_paused
+            or self._drain_waiter is not None
+            or self._closed
+            or self._lost
+            or len(item) > _WRITE_NOW_MAX
+            or transport.is_closing()
+            or transport.get_write_buffer_size()
+        ):
+            return False
+        transport.write(item)
+        return True
 
     def _check_writable(self) -> None:
         if self._closed:

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, SupportsIndex, TypeVar, overload
 
 import anyio
 from anyio.abc import TaskGroup
+from typing_extensions import Self
 from typing_extensions import TypeVar as DefaultTypeVar
 
 from gateway_proto.driver_support import (
@@ -48,6 +49,58 @@ _E = DefaultTypeVar("_E", bound=GatewayEvent, default=GatewayEvent)
 
 #: Default per-consumer buffer (events) before the oldest is dropped.
 DEFAULT_MAX_BUFFER = 10_000
+
+# Bumped whenever any emitter's consumers or parents change: every emitter's cached
+# ``wants`` answers are then stale (a shard's answers depend on its cluster's).
+# Changes are rare (registrations, new streams); questions come with every heartbeat.
+_generation = 0
+
+
+def _changed() -> None:
+    global _generation  # noqa: PLW0603 (one counter for every emitter, see above)
+    _generation += 1
+
+
+class _Parents(list["Emitter"]):
+    """An emitter's parents: a list that marks every ``wants`` answer stale when it changes."""
+
+    __slots__ = ()
+
+    def append(self, emitter: Emitter) -> None:
+        super().append(emitter)
+        _changed()
+
+    def remove(self, emitter: Emitter) -> None:
+        super().remove(emitter)
+        _changed()
+
+    def extend(self, emitters: Iterable[Emitter]) -> None:
+        super().extend(emitters)
+        _changed()
+
+    def insert(self, index: SupportsIndex, emitter: Emitter) -> None:
+        super().insert(index, emitter)
+        _changed()
+
+    def pop(self, index: SupportsIndex = -1) -> Emitter:
+        _changed()
+        return super().pop(index)
+
+    def clear(self) -> None:
+        super().clear()
+        _changed()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        super().__setitem__(index, value)
+        _changed()
+
+    def __delitem__(self, index: Any) -> None:
+        super().__delitem__(index)
+        _changed()
+
+    def __iadd__(self, emitters: Iterable[Emitter]) -> Self:  # type: ignore[override,misc]
+        _changed()
+        return super().__iadd__(emitters)
 
 
 class _Signal:
@@ -127,6 +180,7 @@ class EventStream(Generic[_E]):
         """Stop receiving events (buffered ones are discarded)."""
         self._closed = True
         self._emitter._streams.discard(self)
+        _changed()
         self._signal.set()
 
     async def __aenter__(self) -> EventStream[_E]:
@@ -203,7 +257,10 @@ class Emitter:
         #: Events dropped across this emitter's consumers.
         self.dropped = 0
         #: Emitters that also receive everything (a cluster's, for its shards).
-        self.parents: list[Emitter] = []
+        self.parents: list[Emitter] = _Parents()
+        # wants() answers, valid while _generation is _wants_generation.
+        self._wants: dict[str, bool] = {}
+        self._wants_generation = -1
 
     # -- registration ------------------------------------------------------------
 
@@ -217,14 +274,29 @@ class Emitter:
         if handler is None:
             return lambda func: self.on(name, func)
         self._registry.on(name, handler)
+        _changed()
         return handler
 
     def off(self, name: str, handler: Handler) -> None:
         """Unregister a handler."""
         self._registry.off(name, handler)
+        _changed()
 
     def wants(self, name: str) -> bool:
-        """Whether any handler or stream (here or in a parent) would get ``name``."""
+        """Whether any handler or stream (here or in a parent) would get ``name``.
+
+        Answered from a cache (a shard asks with every heartbeat and ACK, and every
+        read), which any change of handlers, streams or parents anywhere voids.
+        """
+        if self._wants_generation != _generation:
+            self._wants.clear()
+            self._wants_generation = _generation
+        answer = self._wants.get(name)
+        if answer is None:
+            answer = self._wants[name] = self._find_wanted(name)
+        return answer
+
+    def _find_wanted(self, name: str) -> bool:
         if self._registry.has(name):
             return True
         if any(name_matches(s._names, name) for s in self._streams):
@@ -244,6 +316,7 @@ class Emitter:
             stream._close(*self._ended)
         else:
             self._streams.add(stream)
+            _changed()
         return stream
 
     def end_streams(self, error: BaseException | None = None) -> None:
@@ -257,6 +330,7 @@ class Emitter:
         for stream in ending:
             stream._close(error)
         self._streams.difference_update(ending)
+        _changed()
 
     def reopen(self) -> None:
         """Let new streams wait for events again (something can feed them)."""
@@ -322,6 +396,7 @@ class Emitter:
         for stream in self._streams:
             stream._close()
         self._streams.clear()
+        _changed()
 
     def _dropped(self, count: int) -> None:
         self.dropped += count

@@ -4,10 +4,12 @@ Theory of operation: the runner owns no protocol logic. Per connection it opens 
 (+ TLS), then runs three tasks around one ``GatewayConnection``: a *reader* that
 feeds received bytes (``b""`` at EOF) to the core, a *timer* that sleeps until the
 core's ``next_deadline()`` (or a wake-up) and calls ``handle_timeout``, and a
-*writer*, the only task that writes to the socket. After every input the runner
+*writer*, the only task that waits to write. After every input the runner
 drains the core's events (handing them to handlers and streams, which never block
 it) and appends ``data_to_send()`` to one outgoing buffer, which the writer empties
-in order. Nothing but the writer ever waits for the peer to take bytes, so a peer
+in order (on asyncio, bytes that find that buffer and the transport's empty go to
+the transport at once: an idle shard's heartbeat wakes no writer). Nothing but the
+writer ever waits for the peer to take bytes, so a peer
 that stops reading cannot hold up heartbeats, zombie detection or ``disconnect()``;
 a write that makes no progress for ``WRITE_STALL_TIMEOUT`` drops the transport, as
 the sync driver does. What each event means for the shard (state, lifecycle events, the
@@ -36,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import ssl
+from collections.abc import Callable
 from time import perf_counter
 
 import anyio
@@ -73,9 +76,11 @@ from gateway_proto.events import Closed
 from gateway_proto.reconnect import Reconnector
 from gateway_proto.session import Session
 
+from ._asyncio_stream import AsyncioByteStream
 from ._events import _Signal
 from ._limiter import IdentifyLimiter
 from ._shard_hooks import ShardHooks
+from ._timer_wake import TimerWake
 from ._transport import TRANSPORT_ERRORS, open_stream
 
 __all__ = ["ShardRunner"]
@@ -89,41 +94,6 @@ _READ_SIZE = 262_144
 #: Seconds the writer gets, once the connection ended, to write its last bytes (a
 #: close frame): enough for any peer that reads, and a bound for one that does not.
 _LAST_WORDS_TIMEOUT = 1.0
-
-
-class _TimerWake:
-    """How other tasks wake the timer: only when it has something new to do.
-
-    The timer sleeps until the earliest deadline (``armed``) inside ``scope``.
-    :meth:`set` is called after every input to the core (a read, a command, a
-    close); it cancels that sleep only if the connection ended or its earliest
-    deadline is now sooner than the one armed. A heartbeat ACK or a dispatch moves
-    no deadline, so an idle shard's timer wakes once per heartbeat, and a busy
-    shard's reads cost the timer nothing.
-    """
-
-    __slots__ = ("_runner", "armed", "scope")
-
-    def __init__(self, runner: ShardRunner) -> None:
-        self._runner = runner
-        #: The timer's sleep while it sleeps (``None`` while it runs: it looks at
-        #: the deadlines again before it sleeps).
-        self.scope: anyio.CancelScope | None = None
-        #: When that sleep ends by itself (``inf``: never).
-        self.armed = float("inf")
-
-    def set(self) -> None:
-        scope = self.scope
-        if scope is None:
-            return
-        runner = self._runner
-        conn = runner._conn
-        if runner._closed is not None or conn is None:
-            scope.cancel()
-            return
-        deadline = runner._deadline.earliest(conn.next_deadline())
-        if deadline is not None and deadline < self.armed:
-            scope.cancel()
 
 
 class ShardRunner:
@@ -168,11 +138,14 @@ class ShardRunner:
         self._stream: anyio.abc.ByteStream | None = None
         # What the writer writes next, in order; only the writer takes from it.
         self._outgoing = bytearray()
+        # Writes a few bytes at once if the stream can take them without waiting
+        # (AsyncioByteStream.send_nowait), else None: everything goes to the writer.
+        self._write_now: Callable[[bytes], bool] | None = None
         self._write_wanted = _Signal()
         # Set once the connection's writer ended (made per connection: an anyio.Event
         # needs a running event loop, and a Shard may be built before one runs).
         self._writer_done: anyio.Event | None = None
-        self._wake = _TimerWake(self)
+        self._wake = TimerWake(self._wake_needed)
         self._deadline = StepDeadline()
         self._closed: Closed | None = None
         self._stopping = False
@@ -308,6 +281,7 @@ class ShardRunner:
         self._counters.connections += 1
         self._conn, self._stream, self._closed = conn, stream, None
         self._outgoing = bytearray()
+        self._write_now = stream.send_nowait if isinstance(stream, AsyncioByteStream) else None
         writer_done = self._writer_done = anyio.Event()
         reactor = ConnectionReactor(
             conn, ready_timeout=self._timeouts[2], early_ends=self._early_ends
@@ -365,19 +339,8 @@ class ShardRunner:
         wake = self._wake
         while self._closed is None:
             deadline = self._deadline.earliest(conn.next_deadline())
-            # A plain sleep until the deadline: on time it is one wake-up, where a
-            # cancel scope's deadline is a cancellation delivered and caught. Other
-            # tasks cancel the sleep only when the deadline moved sooner (_TimerWake).
-            try:
-                with anyio.CancelScope() as wake.scope:
-                    wake.armed = deadline if deadline is not None else float("inf")
-                    if deadline is None:
-                        await anyio.sleep_forever()
-                    else:
-                        await anyio.sleep_until(deadline)
-                on_time = not wake.scope.cancelled_caught
-            finally:
-                wake.scope = None
+            # Other tasks end the sleep early only when the deadline moved sooner.
+            on_time = await wake.sleep_until(deadline)
             now = anyio.current_time()
             if on_time:
                 # Woken by the deadline itself: it is due, even if the clock reads
@@ -395,10 +358,25 @@ class ShardRunner:
             self._process(conn)
             self._flush(conn)
 
+    def _wake_needed(self, armed: float) -> bool:
+        # Whether the timer, sleeping until ``armed``, has something new to do.
+        conn = self._conn
+        if self._closed is not None or conn is None:
+            return True
+        deadline = self._deadline.earliest(conn.next_deadline())
+        return deadline is not None and deadline < armed
+
     def _flush(self, conn: GatewayConnection) -> None:
-        # Never waits: the bytes join the writer's buffer, in the order drained.
+        # Never waits: the bytes join the writer's buffer, in the order drained. When
+        # that buffer is empty, every byte before them is on the transport already
+        # (the writer hands a chunk over as it takes it), so a transport that takes
+        # them without waiting (an idle shard's heartbeat) gets them here, in order,
+        # and the writer is not woken: it is left what must wait, with its stall limit.
         data = conn.data_to_send()
         if data and self._conn is conn and self._stream is not None:
+            write_now = self._write_now
+            if not self._outgoing and write_now is not None and write_now(data):
+                return
             self._outgoing += data
             self._write_wanted.set()
 

@@ -27,7 +27,7 @@ except ImportError:  # anyio runs without sniffio, on asyncio only
         return "asyncio"
 
 
-__all__ = ["TRANSPORT_ERRORS", "open_stream"]
+__all__ = ["TRANSPORT_ERRORS", "current_async_library", "open_stream"]
 
 #: What a broken or refused transport raises; the core treats each as a lost connection.
 TRANSPORT_ERRORS = (OSError, ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream)

@@ -89,9 +89,7 @@ def test_dispatches_go_over_in_batches_in_order_with_the_reaction_before_ready()
     assert all(size <= HAND_OVER_EVERY for size in driver.batches)
     # READY's reaction (state READY, emit CONNECT) comes before READY itself is delivered.
     ready_at = driver.log.index(dispatches[0])
-    reactions = [
-        i for i, item in enumerate(driver.log) if isinstance(item, Reaction) and item.emit
-    ]
+    reactions = [i for i, item in enumerate(driver.log) if isinstance(item, Reaction) and item.emit]
     connect = [i for i in reactions if driver.log[i].emit[0] == CONNECT]
     assert len(connect) == 1
     assert connect[0] < ready_at
@@ -129,11 +127,14 @@ def test_ready_reaches_the_reconnector() -> None:
     assert driver.reconnector.backoff.attempt == 0
 
 
-def _heartbeat_reactions(listening: frozenset[str]) -> list[Reaction]:
-    driver = _Driver(listening=listening)
+def _heartbeat_reactions(
+    listening: frozenset[str], driver: _Driver | None = None
+) -> list[Reaction]:
+    driver = driver or _Driver(listening=listening)
     conn, drain = _connection_with_ready_and(0, driver)
     drain.drain(conn)
     driver.log.clear()
+    driver.counts = 0
     deadline = conn.next_deadline()
     assert deadline is not None
     conn.handle_timeout(deadline)  # the heartbeat is due: the core sends it
@@ -143,9 +144,35 @@ def _heartbeat_reactions(listening: frozenset[str]) -> list[Reaction]:
 
 def test_a_heartbeats_send_event_goes_only_to_someone_listening() -> None:
     quiet = _heartbeat_reactions(frozenset())
-    assert quiet
-    assert all(reaction.emit is None for reaction in quiet)
+    assert quiet == []  # nothing to do: no reaction is built or handed over
     heard = _heartbeat_reactions(frozenset({SEND}))
     assert [reaction.emit[0] for reaction in heard if reaction.emit] == [SEND]
     assert heard[0].emit is not None
     assert heard[0].emit[1]["op"] == 1
+
+
+def test_a_quiet_heartbeat_is_counted_once_per_drain() -> None:
+    driver = _Driver()
+    assert _heartbeat_reactions(frozenset(), driver) == []
+    assert driver.counts == 1  # the drain's end, not once more for the heartbeat
+    heard = _Driver(listening=frozenset({SEND}))
+    assert len(_heartbeat_reactions(frozenset(), heard)) == 1
+    assert heard.counts == 2  # before its reaction, and at the end
+
+
+def test_a_heartbeat_ack_asks_for_nothing_unless_receive_is_heard() -> None:
+    for listening, expected in ((frozenset(), []), (frozenset({RECEIVE}), [RECEIVE])):
+        driver = _Driver(listening=listening)
+        conn, peer = open_connection()
+        conn.receive_data(peer.hello(), 0.0)
+        drain = driver.drain_for(conn)
+        drain.drain(conn)
+        conn.identify(0.0)
+        drive(conn, peer)
+        conn.receive_data(peer.ready(), 1.0)
+        drain.drain(conn)
+        driver.log.clear()
+        conn.receive_data(peer.ack(), 2.0)
+        drain.drain(conn)
+        reactions = [item for item in driver.log if isinstance(item, Reaction)]
+        assert [r.emit[0] for r in reactions if r.emit] == expected

@@ -10,7 +10,10 @@ Theory of operation: after feeding bytes (or a timeout) to the core, a driver ca
 - anything else goes to the reconnector (backoff, counts), the backlog of unsent
   commands and the :class:`~.reactor.ConnectionReactor`, and what the reactor asks
   for is handed to the driver's ``on_reaction`` *after* the dispatches before it
-  were handed over, so handlers see everything in the order it happened.
+  were handed over, so handlers see everything in the order it happened. A
+  heartbeat sent or ACKed that nobody listens to asks for nothing (the reactor's
+  quiet events): then nothing is handed over early and the counts wait for the end
+  of the drain, so an idle shard's heartbeat costs little more than its bytes.
 
 Dispatches are handed over in batches (``hand_over``, at most :data:`HAND_OVER_EVERY`
 at a time, and what is left at the end): a consumer then takes one lock or one
@@ -21,12 +24,11 @@ wake-up per batch, not per event, and a batch's decoded payloads do not pile up
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from gateway_proto.events import Dispatch
 
-from .shard_events import RECEIVE, SEND, GatewayEvent, ShardCounters, new_gateway_event
+from .shard_events import RECEIVE, GatewayEvent, ShardCounters, new_gateway_event
 
 if TYPE_CHECKING:
     from gateway_proto.connection import GatewayConnection
@@ -36,9 +38,6 @@ if TYPE_CHECKING:
     from .unsent import UnsentCommands
 
 __all__ = ["HAND_OVER_EVERY", "EventDrain"]
-
-#: Lifecycle events a reaction carries that go out only to someone listening.
-_QUIET = (SEND, RECEIVE)
 
 #: Dispatches per hand-over at most (and per :meth:`EventDrain.drain` call with a limit).
 HAND_OVER_EVERY = 64
@@ -55,13 +54,15 @@ class EventDrain:
         reactor: this connection's reactor.
         unsent: the shard's backlog of commands not yet written.
         hand_over: delivers a batch of events, in order (it must not keep the list).
-        wants: whether anything listens to events of a name (the emitter's ``wants``):
-            :data:`RECEIVE` events are built only then (asked once per drain), and a
-            reaction's :data:`SEND` or :data:`RECEIVE` event (every heartbeat and ACK
-            has one) is dropped from it when nothing listens.
+        wants: whether anything listens to events of a name (the emitter's ``wants``;
+            keep it cheap, it is asked once per drain and once per heartbeat):
+            :data:`RECEIVE` events are built only then (asked once per drain), and
+            the reactor leaves out a :data:`SEND` or :data:`RECEIVE` event (every
+            heartbeat and ACK has one) when nothing listens.
         on_reaction: does what a :class:`~.reactor.Reaction` asks.
-        on_counts: called after an event that is not a dispatch, and once per drain
-            (the reconnector counts IDENTIFY, RESUME and replayed duplicates).
+        on_counts: called before each reaction is handed over, and once per drain
+            (the reconnector counts IDENTIFY, RESUME and replayed duplicates): the
+            counters are current whenever a handler could look at them.
         clock: a CPU-cheap monotonic clock for ``counters.decode_seconds`` (the
             driver's ``time.perf_counter``: the core reads no clock of its own).
 
@@ -143,7 +144,6 @@ class EventDrain:
                 else:
                     self._unsent.observe(event)
                     batch = self._react(event, batch)
-                    self._on_counts()  # the core counts IDENTIFY and RESUME payloads
         finally:
             if batch:
                 hand_over(batch)
@@ -155,16 +155,12 @@ class EventDrain:
         # What the reaction does (state, lifecycle events, errors) comes after the
         # dispatches before it, as it happened. Returns the batch to go on filling.
         self._reconnector.observe(event)
-        reaction = self._reactor.react(event)
+        reaction = self._reactor.react(event, self._wants)
         if reaction is None:
-            return batch
-        emit = reaction.emit
-        if emit is not None and emit[0] in _QUIET and not self._wants(emit[0]):
-            # Every heartbeat is a payload sent and an ACK received: their events are
-            # delivered only to someone listening (an idle shard's work is little else).
-            reaction = replace(reaction, emit=None)
+            return batch  # nothing to do or show: the drain's end counts it
         if batch:
             self._hand_over(batch)
             batch = []
+        self._on_counts()  # the core counts IDENTIFY and RESUME payloads
         self._on_reaction(reaction)
         return batch

@@ -10,6 +10,7 @@ bounds the other thing only a driver sees: a write the peer never takes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +109,11 @@ class ConnectionReactor:
     delivers them itself (by name, then :data:`RECEIVE`), and
     :class:`~.drain.EventDrain` does not even ask.
 
+    :data:`SEND` and :data:`RECEIVE` events are *quiet*: given ``wants``,
+    :meth:`react` leaves them out when nothing listens to them, and a reaction with
+    nothing else in it is not built at all (``None``). Every heartbeat is a payload
+    sent and an ACK received, so an idle shard's work is little else.
+
     Args:
         conn: the connection, before it connects (it resumes if it holds a session).
         ready_timeout: seconds from IDENTIFY/RESUME to READY/RESUMED.
@@ -132,8 +138,12 @@ class ConnectionReactor:
         #: Whether the connection resumes a session (else it identifies).
         self.resuming = conn.session is not None
 
-    def react(self, event: Event) -> Reaction | None:
-        """Return what the driver does about ``event`` (``None``: only deliver the dispatch)."""
+    def react(self, event: Event, wants: Callable[[str], bool] | None = None) -> Reaction | None:
+        """Return what the driver does about ``event`` (``None``: nothing more to do).
+
+        ``wants``: whether anything listens to events of a name (the emitter's
+        ``wants``); without it, every quiet event is emitted.
+        """
         if type(event) is Dispatch:  # first and cheap: nearly every event is one
             name = event.name
             if name != "READY" and name != "RESUMED":  # noqa: PLR1714 (hot path)
@@ -143,10 +153,12 @@ class ConnectionReactor:
             self._early_ends.live()
             return Reaction(ShardState.READY, name, emit=(CONNECT, live), stop_timer=True)
         if isinstance(event, PayloadSent):
-            emit = (SEND, {"op": event.opcode, "d": event.data})
+            # Decided before anything is built: nothing at all for a heartbeat nobody hears.
+            send = wants is None or wants(SEND)
+            emit = (SEND, {"op": event.opcode, "d": event.data}) if send else None
             if event.opcode == Opcode.IDENTIFY:
                 return Reaction(emit=emit, timer=(self._ready_timeout, READY_TIMED_OUT))
-            return Reaction(emit=emit)
+            return None if emit is None else Reaction(emit=emit)
         if isinstance(event, IdentifyNeeded):
             return _IDENTIFY_NEEDED
         if isinstance(event, Opened):
@@ -176,6 +188,8 @@ class ConnectionReactor:
             )
         if isinstance(event, ProtocolWarning):
             return Reaction(emit=(ERROR, event.error), log=(logging.WARNING, str(event.error)))
+        if wants is not None and not wants(RECEIVE):
+            return None  # a heartbeat ACK, most often
         return Reaction(emit=(RECEIVE, event))
 
 

@@ -300,3 +300,31 @@ async def test_open_stream_is_native_on_asyncio_only(anyio_backend: str) -> None
         async with stream:
             assert isinstance(stream, AsyncioByteStream) == (anyio_backend == "asyncio")
             assert stream.extra(anyio.abc.SocketAttribute.remote_address)[1] == port
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+async def test_send_nowait_takes_a_few_bytes_only_when_nothing_must_wait(tls: bool) -> None:
+    # The runner writes an idle shard's heartbeat with it, and everything else with
+    # send: it must refuse whatever could leave the transport over its high-water mark.
+    async with connected(tls=tls) as (client, server):
+        assert client.send_nowait(b"beat")
+        assert await receive_exactly(server, 4) == b"beat"
+        assert not client.send_nowait(b"x" * (64 * 1024))  # too big: send's job
+        small_send_buffer(client)
+        big = b"y" * (4 * 1024 * 1024)
+        with anyio.move_on_after(0.05):
+            await client.send(big)  # the peer does not read: the buffer stays full
+        refused = not client.send_nowait(b"late")
+        if not tls:
+            # Over TCP the transport's buffer holds the rest: it would queue behind.
+            # (asyncio's TLS layer hands its bytes on to the TCP transport below and
+            # reports an empty buffer, not paused: then send would not wait either.)
+            assert refused
+        assert await receive_exactly(server, len(big)) == big
+        with anyio.fail_after(GUARD):
+            while refused and (client._write_paused or not client.send_nowait(b"late")):
+                await anyio.sleep(0.01)  # the transport drains what it holds
+        assert await receive_exactly(server, 4) == b"late"
+        await client.aclose()
+        assert not client.send_nowait(b"after")

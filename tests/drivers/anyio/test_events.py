@@ -77,3 +77,44 @@ async def test_a_stream_that_falls_behind_drops_the_oldest_and_counts() -> None:
     assert got == [2, 3, 4]
     assert stream.dropped == 2
     assert sum(drops) == 2
+
+
+async def test_wants_answers_follow_handlers_streams_and_parents() -> None:
+    # wants() is cached (a shard asks with every heartbeat): every change of a
+    # handler, a stream or a parent, here or in the parent, must show at once.
+    shard, cluster = Emitter(logging.getLogger("shard")), Emitter(logging.getLogger("cluster"))
+    assert not shard.wants("send")
+
+    def handler(e: GatewayEvent) -> None: ...
+
+    shard.on("send", handler)
+    assert shard.wants("send")
+    shard.off("send", handler)
+    assert not shard.wants("send")
+    shard.parents.append(cluster)
+    assert not shard.wants("send")
+    cluster.on("*", handler)
+    assert shard.wants("send")
+    cluster.off("*", handler)
+    assert not shard.wants("send")
+    stream = cluster.events("send")
+    assert shard.wants("send")
+    assert not shard.wants("receive")
+    await stream.aclose()
+    assert not shard.wants("send")
+    cluster.events()
+    assert shard.wants("receive")
+    cluster.end_streams()
+    assert not shard.wants("receive")
+    cluster.events(until_closed=True)
+    assert shard.wants("receive")
+    shard.parents.remove(cluster)
+    assert not shard.wants("receive")
+    shard.parents += [cluster]
+    assert shard.wants("receive")
+    del shard.parents[0]
+    assert not shard.wants("receive")
+    shard.parents.insert(0, cluster)
+    assert shard.wants("receive")
+    cluster.close()
+    assert not shard.wants("receive")

@@ -14,7 +14,7 @@ import anyio
 import pytest
 import trio
 
-from gateway_anyio import Gateway, Shard, ShardState
+from gateway_anyio import Cluster, Gateway, Shard, ShardState
 from gateway_testing import FakeGateway
 
 pytestmark = pytest.mark.anyio
@@ -59,3 +59,27 @@ async def test_an_idle_shards_timer_wakes_once_per_heartbeat() -> None:
         assert fake.connections[0].close_code == 1000
         # One wake-up per heartbeat, plus at most one at each end of the window.
         assert 0 < instrument.steps["shard-connect"] <= beats + 2, (instrument.steps, beats)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_a_heartbeats_events_reach_a_listener_added_while_idle() -> None:
+    # Nothing listens at first, so heartbeats and ACKs cost no events; a handler
+    # added later, on the cluster the shard belongs to, gets the next ones.
+    async with FakeGateway(token=TOKEN, heartbeat_interval=0.1, command_limit=10_000) as fake:
+        sent: list[int] = []
+        received: list[object] = []
+        gateway = Gateway(TOKEN, api_base=fake.api_base)
+        async with Cluster(gateway, intents=513, rng=random.Random(0)) as cluster:
+            await cluster.spawn([0], shard_count=1)
+            shard = cluster.shards[0]
+            with anyio.fail_after(10):
+                while (
+                    shard.state is not ShardState.READY or len(fake.connections[0].heartbeats) < 2
+                ):
+                    await anyio.sleep(0.01)
+                cluster.on("send", lambda e: sent.append(e.data["op"]))
+                cluster.on("receive", lambda e: received.append(e.data))
+                while sent.count(1) < 2 or len(received) < 2:
+                    await anyio.sleep(0.01)
+        assert set(sent) == {1}  # heartbeats (op 1) only
+        assert received
