@@ -270,7 +270,7 @@ class Cluster(TypedEvents[Shard]):
                 session=None if sessions is None else sessions.get(shard_id),
                 **options,
             )
-            shard._emitter.parents.append(self._emitter)
+            shard._emitter.add_parent(self._emitter)
             shard._on_state = on_state
             self.shards[shard_id] = shard
             self._gates[shard_id] = anyio.Event()

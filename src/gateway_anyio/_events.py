@@ -20,14 +20,14 @@ When a buffer is full the **oldest** event is dropped and counted
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Generic, SupportsIndex, TypeVar, overload
+from typing import Any, Generic, TypeVar, overload
 
 import anyio
 from anyio.abc import TaskGroup
-from typing_extensions import Self
 from typing_extensions import TypeVar as DefaultTypeVar
 
 from gateway_proto.driver_support import (
@@ -53,54 +53,15 @@ DEFAULT_MAX_BUFFER = 10_000
 # Bumped whenever any emitter's consumers or parents change: every emitter's cached
 # ``wants`` answers are then stale (a shard's answers depend on its cluster's).
 # Changes are rare (registrations, new streams); questions come with every heartbeat.
+# Each change takes a value never used before (emitters on loops in other threads
+# may change at once: a lost ``+= 1`` could leave a stale answer looking current).
+_generations = itertools.count(1)
 _generation = 0
 
 
 def _changed() -> None:
     global _generation  # noqa: PLW0603 (one counter for every emitter, see above)
-    _generation += 1
-
-
-class _Parents(list["Emitter"]):
-    """An emitter's parents: a list that marks every ``wants`` answer stale when it changes."""
-
-    __slots__ = ()
-
-    def append(self, emitter: Emitter) -> None:
-        super().append(emitter)
-        _changed()
-
-    def remove(self, emitter: Emitter) -> None:
-        super().remove(emitter)
-        _changed()
-
-    def extend(self, emitters: Iterable[Emitter]) -> None:
-        super().extend(emitters)
-        _changed()
-
-    def insert(self, index: SupportsIndex, emitter: Emitter) -> None:
-        super().insert(index, emitter)
-        _changed()
-
-    def pop(self, index: SupportsIndex = -1) -> Emitter:
-        _changed()
-        return super().pop(index)
-
-    def clear(self) -> None:
-        super().clear()
-        _changed()
-
-    def __setitem__(self, index: Any, value: Any) -> None:
-        super().__setitem__(index, value)
-        _changed()
-
-    def __delitem__(self, index: Any) -> None:
-        super().__delitem__(index)
-        _changed()
-
-    def __iadd__(self, emitters: Iterable[Emitter]) -> Self:  # type: ignore[override,misc]
-        _changed()
-        return super().__iadd__(emitters)
+    _generation = next(_generations)
 
 
 class _Signal:
@@ -256,8 +217,9 @@ class Emitter:
         self._ended: tuple[BaseException | None] | None = None
         #: Events dropped across this emitter's consumers.
         self.dropped = 0
-        #: Emitters that also receive everything (a cluster's, for its shards).
-        self.parents: list[Emitter] = _Parents()
+        #: Emitters that also receive everything (a cluster's, for its shards); changed
+        #: only through add_parent and remove_parent, which void cached ``wants`` answers.
+        self.parents: tuple[Emitter, ...] = ()
         # wants() answers, valid while _generation is _wants_generation.
         self._wants: dict[str, bool] = {}
         self._wants_generation = -1
@@ -280,6 +242,18 @@ class Emitter:
     def off(self, name: str, handler: Handler) -> None:
         """Unregister a handler."""
         self._registry.off(name, handler)
+        _changed()
+
+    def add_parent(self, parent: Emitter) -> None:
+        """Hand ``parent`` everything this emitter emits, from now on."""
+        self.parents = (*self.parents, parent)
+        _changed()
+
+    def remove_parent(self, parent: Emitter) -> None:
+        """Stop handing ``parent`` what this emitter emits."""
+        parents = list(self.parents)
+        parents.remove(parent)
+        self.parents = tuple(parents)
         _changed()
 
     def wants(self, name: str) -> bool:

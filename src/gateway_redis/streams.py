@@ -451,10 +451,10 @@ async def publish_cluster(
 
     sink = _Sink(on_events)
     # The cluster's emitter passes every shard's events to its parents, synchronously.
-    parents = cluster._emitter.parents
+    emitter = cluster._emitter
     async with anyio.create_task_group() as tg:
         tg.start_soon(publisher.run)
-        parents.append(sink)
+        emitter.add_parent(sink)
         try:
             # A stream of an event that never comes: it ends when the cluster closes
             # (not when its shards happen to have stopped: more may be spawned).
@@ -462,7 +462,7 @@ async def publish_cluster(
                 async for _ in closed:
                     pass
         finally:
-            parents.remove(sink)
+            emitter.remove_parent(sink)
             with anyio.move_on_after(drain_timeout, shield=True):
                 await publisher.drain()
             tg.cancel_scope.cancel()
