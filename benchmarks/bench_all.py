@@ -173,7 +173,10 @@ def idle_rows(steps: list[Step]) -> list[list[str]]:
             spread = _spread(cpu, "{:.2f}", limit)
             rows.append([f"{name}, % of one core", f"<= {limit:g} %", *spread])
             rss = [x / 1024 for x in r["rss_per_shard"]]
-            rows.append([f"{name}, RSS per shard", "<= 100 KB", *_spread(rss, "{:.0f}", 100)])
+            if driver == "sync":  # issue 12 sets no memory target for threads (docs/sync.md)
+                rows.append([f"{name}, RSS per shard", "none", _spread(rss, "{:.0f}", 0)[0], "-"])
+            else:
+                rows.append([f"{name}, RSS per shard", "<= 100 KB", *_spread(rss, "{:.0f}", 100)])
         anyio, hikari = step.data.get("anyio"), step.data.get("hikari")
         if anyio is None or hikari is None or "unavailable" in anyio:
             continue
