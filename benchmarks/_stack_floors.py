@@ -15,9 +15,10 @@ import base64
 import hashlib
 import json
 import random
-import time
 import zlib
 from collections.abc import Callable
+
+from peers._common import _ZERO, Timed, _now, _timed_span
 
 TOKEN = "bench-token"
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -25,19 +26,8 @@ _SYNC = b"\x00\x00\xff\xff"
 
 #: From READY to the last dispatch: wall seconds, dispatches timed, CPU seconds of
 #: this process (every thread; the replay server is another process).
-Result = tuple[float, int, float]
-Instant = tuple[float, float]  # (perf_counter, process_time)
-_ZERO: Instant = (0.0, 0.0)
-
-
-def _now() -> Instant:
-    return time.perf_counter(), time.process_time()
-
-
-def _span(t_ready: Instant, t_last: Instant, n: int, total: int) -> Result:
-    if n != total:
-        raise RuntimeError(f"received {n} of {total} dispatches")
-    return t_last[0] - t_ready[0], total - 1, t_last[1] - t_ready[1]
+Result = Timed
+_span = _timed_span
 
 
 def _decompressor(compression: str) -> Callable[[bytes | bytearray], bytes]:

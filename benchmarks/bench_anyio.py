@@ -50,11 +50,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _replay import ReplayServer, Stream, encode_stream, load_corpus
 from _stack_floors import (
-    _ZERO,
     TOKEN,
     Result,
-    _now,
-    _span,
     bare,
     bare_protocol,
     core_alone,
@@ -62,6 +59,7 @@ from _stack_floors import (
 )
 from bench_peers import _version
 from peers import Unavailable, loopback_discord_timed, loopback_hikari_timed
+from peers._common import Tally
 
 FLOOR = "floor: zlib + orjson in memory, no I/O"
 HIKARI = "hikari 2.x GatewayShardImpl (asyncio)"
@@ -69,25 +67,6 @@ _DISTS = ("spectacles-gateway", "hikari", "discord.py", "anyio", "trio", "websoc
 
 
 # -- contenders -----------------------------------------------------------------------------
-
-
-class _Tally:
-    """Counts a contender's dispatches and marks the first and the last; calls ``done``."""
-
-    def __init__(self, total: int, done: Callable[[], object]) -> None:
-        self.total, self.done = total, done
-        self.n, self.ready, self.last = 0, _ZERO, _ZERO
-
-    def hook(self, event: object) -> None:
-        self.n += 1
-        if self.n == 1:
-            self.ready = _now()
-        if self.n == self.total:
-            self.last = _now()
-            self.done()
-
-    def result(self) -> Result:
-        return _span(self.ready, self.last, self.n, self.total)
 
 
 def shard(
@@ -113,7 +92,7 @@ def shard(
             compression=compression,  # type: ignore[arg-type]
         )
         done = anyio.Event()
-        tally = _Tally(total, done.set)
+        tally = Tally(total, done.set)
         hook: Callable[[GatewayEvent], None] = tally.hook
 
         async def consume() -> None:
@@ -156,7 +135,7 @@ def sync_shard(
         compression=compression,  # type: ignore[arg-type]
     )
     done = threading.Event()
-    tally = _Tally(total, done.set)
+    tally = Tally(total, done.set)
     hook: Callable[[GatewayEvent], None] = tally.hook
     if stream:
         events = sh.events(*names)

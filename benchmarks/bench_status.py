@@ -28,12 +28,13 @@ from pathlib import Path
 import anyio
 from prometheus_client import generate_latest
 
-from gateway_anyio import Cluster, Gateway, GatewayEvent, Shard
+from gateway_anyio import Cluster, Gateway, Shard
 from gateway_status import StatusApp, anyio_source, serve_status
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _replay import ReplayServer, encode_stream, load_corpus
+from peers._common import Tally
 
 SHARDS = 1000
 NAMES = ["MESSAGE_CREATE", "TYPING_START", "PRESENCE_UPDATE", "GUILD_CREATE", "X_UNKNOWN"]
@@ -94,18 +95,9 @@ async def _shard_run(url: str, total: int, names: list[str], interval: float | N
     """Events/s of one shard from READY to the last dispatch (status server on if ``interval``)."""
     shard = Shard("bench-token", intents=513, url=url, max_buffer=total + 100, rng=random.Random(0))
     done = anyio.Event()
-    state = {"n": 0, "t_ready": 0.0, "t_last": 0.0}
-
-    def hook(event: GatewayEvent) -> None:
-        state["n"] += 1
-        if state["n"] == 1:
-            state["t_ready"] = time.perf_counter()
-        if state["n"] == total:
-            state["t_last"] = time.perf_counter()
-            done.set()
-
+    tally = Tally(total, done.set)
     for name in names:
-        shard.on(name, hook)
+        shard.on(name, tally.hook)
     scrapes = [0]
     with anyio.fail_after(120):
         async with anyio.create_task_group() as tg:
@@ -116,11 +108,11 @@ async def _shard_run(url: str, total: int, names: list[str], interval: float | N
             await done.wait()
             await shard.disconnect()
             tg.cancel_scope.cancel()
-    if state["n"] != total:
-        raise RuntimeError(f"received {state['n']} of {total} dispatches")
+    if tally.n != total:
+        raise RuntimeError(f"received {tally.n} of {total} dispatches")
     if interval is not None and not scrapes[0]:
         raise RuntimeError("no scrape happened during the run: lower --scrape-interval")
-    return (total - 1) / (state["t_last"] - state["t_ready"])
+    return (total - 1) / (tally.last[0] - tally.ready[0])
 
 
 def events_per_second(events: int, repeat: int, interval: float) -> None:

@@ -61,6 +61,30 @@ def _timed_span(t_ready: Instant, t_last: Instant, n: int, total: int) -> Timed:
     return seconds, events, t_last[1] - t_ready[1]
 
 
+class Tally:
+    """Counts a run's events and marks the first (READY) and the last; calls ``done``.
+
+    Its :meth:`hook` is the handler every loopback run of our shard registers.
+    """
+
+    def __init__(self, total: int, done: Callable[[], object]) -> None:
+        self.total, self.done = total, done
+        self.n, self.ready, self.last = 0, _ZERO, _ZERO
+
+    def hook(self, event: object) -> None:
+        """Count one event."""
+        self.n += 1
+        if self.n == 1:
+            self.ready = _now()
+        if self.n == self.total:
+            self.last = _now()
+            self.done()
+
+    def result(self) -> Timed:
+        """From READY to the last event: wall seconds, events timed, CPU seconds."""
+        return _timed_span(self.ready, self.last, self.n, self.total)
+
+
 def _wall(timed: Callable[[], Timed]) -> Run:
     """``timed`` as this script's runs: (seconds, events), CPU time dropped."""
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from _replay import Stream, iter_chunks
 
-from ._common import INTENTS, TIMEOUT, TOKEN, Run, Unavailable, _import, _span
+from ._common import INTENTS, TIMEOUT, TOKEN, Run, Tally, Unavailable, _import
 
 
 def _core_api() -> tuple[Any, Any, Any, Any]:
@@ -87,24 +87,16 @@ def loopback_spectacles(stream: Stream, url: str) -> Run:
             rng=random.Random(0),
         )
         done = anyio.Event()
-        state = {"n": 0, "t_ready": 0.0, "t_last": 0.0}
-
-        def hook(event: Any) -> None:
-            state["n"] += 1
-            if state["n"] == 1:
-                state["t_ready"] = time.perf_counter()
-            if state["n"] == total:
-                state["t_last"] = time.perf_counter()
-                done.set()
-
+        tally = Tally(total, done.set)
         for name in names:
-            shard.on(name, hook)
+            shard.on(name, tally.hook)
         with anyio.fail_after(TIMEOUT):
             async with anyio.create_task_group() as tg:
                 tg.start_soon(shard.connect)
                 await done.wait()
                 await shard.disconnect()
-        return _span(state["t_ready"], state["t_last"], int(state["n"]), total)
+        seconds, events, _ = tally.result()
+        return seconds, events
 
     def run() -> tuple[float, int]:
         result: tuple[float, int] = anyio.run(session, backend="asyncio")
