@@ -59,7 +59,17 @@ from _idle_measure import SelectCounter, Windows, count_asyncio, count_trio, pro
 DRIVERS = ("anyio", "trio", "sync", "floor", "hikari")
 #: Seconds between READY and the first window: the READY/GUILD_CREATE burst settles.
 SETTLE = 5.0
-def run_async(backend: str, fake: IdleFake, shards: int, window: float, rounds: int) -> Any:
+
+
+def run_async(
+    backend: str,
+    fake: IdleFake,
+    shards: int,
+    window: float,
+    rounds: int,
+    *,
+    options: dict[str, Any],
+) -> Any:
     import anyio
 
     from gateway_anyio import Cluster, Gateway
@@ -70,7 +80,7 @@ def run_async(backend: str, fake: IdleFake, shards: int, window: float, rounds: 
 
     async def main() -> dict[str, Any]:
         gateway = Gateway(TOKEN, api_base=fake.api_base)
-        async with Cluster(gateway, intents=513, identify_window=0.05) as cluster:
+        async with Cluster(gateway, intents=513, identify_window=0.05, **options) as cluster:
             rss = process_rss()
             start = time.monotonic()
             await cluster.spawn(shards)
@@ -90,14 +100,16 @@ def run_async(backend: str, fake: IdleFake, shards: int, window: float, rounds: 
     return result
 
 
-def run_sync(fake: IdleFake, shards: int, window: float, rounds: int) -> Any:
+def run_sync(
+    fake: IdleFake, shards: int, window: float, rounds: int, *, options: dict[str, Any]
+) -> Any:
     from gateway_proto.driver_support import ShardState
     from gateway_sync import Cluster, Gateway
 
     windows = Windows(shards)
     count_selects = SelectCounter()
     gateway = Gateway(TOKEN, api_base=fake.api_base)
-    with Cluster(gateway, intents=513, identify_window=0.05) as cluster:
+    with Cluster(gateway, intents=513, identify_window=0.05, **options) as cluster:
         rss = process_rss()
         start = time.monotonic()
         cluster.spawn(shards)
@@ -255,8 +267,17 @@ def run_floor(shards: int, window: float, rounds: int) -> Any:
     return result
 
 
-def child(driver: str, shards: int, window: float, rounds: int, stagger: bool = False) -> None:
+def child(
+    driver: str,
+    shards: int,
+    window: float,
+    rounds: int,
+    *,
+    stagger: bool = False,
+    grid: float | None = None,
+) -> None:
     """Run one driver with a fake of its own; print its result as the last line (JSON)."""
+    options = {} if grid is None else {"heartbeat_grid": grid}
     if driver == "floor":
         print(json.dumps(run_floor(shards, window, rounds)), flush=True)
         return
@@ -272,10 +293,10 @@ def child(driver: str, shards: int, window: float, rounds: int, stagger: bool = 
         return
     with IdleFake(shards) as fake:
         if driver == "sync":
-            result = run_sync(fake, shards, window, rounds)
+            result = run_sync(fake, shards, window, rounds, options=options)
         else:
             backend = "asyncio" if driver == "anyio" else "trio"
-            result = run_async(backend, fake, shards, window, rounds)
+            result = run_async(backend, fake, shards, window, rounds, options=options)
     print(json.dumps(result), flush=True)
 
 
@@ -293,11 +314,13 @@ def _drivers(text: str) -> tuple[str, ...]:
 
 
 def _run_child(
-    driver: str, shards: int, window: float, rounds: int, stagger: bool
+    driver: str, shards: int, window: float, rounds: int, *, stagger: bool, grid: float | None
 ) -> dict[str, Any]:
+    grid_args = [] if grid is None else ["--heartbeat-grid", str(grid)]
     out = subprocess.run(
         [sys.executable, __file__, "--child", "--driver", driver, "--shards", str(shards),
-         "--window", str(window), "--rounds", str(rounds), *["--stagger"] * stagger],
+         "--window", str(window), "--rounds", str(rounds), *["--stagger"] * stagger,
+         *grid_args],
         stdout=subprocess.PIPE, text=True, check=True,
     )  # fmt: skip
     lines = out.stdout.splitlines()
@@ -347,6 +370,14 @@ def main(argv: list[str] | None = None) -> int:
         "so that its heartbeats are spread like ours (default: all at once, as GatewayBot "
         "starts one max_concurrency bucket)",
     )
+    parser.add_argument(
+        "--heartbeat-grid",
+        type=float,
+        default=None,
+        metavar="S",
+        help="our drivers: ShardConfig.heartbeat_grid (default: the library's; 0 beats each "
+        "shard exactly on its own schedule)",
+    )
     parser.add_argument("--json", help="write the results here too (JSON, by driver)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--echo", action="store_true", help=argparse.SUPPRESS)
@@ -356,7 +387,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     drivers: tuple[str, ...] = args.driver
     if args.child:
-        child(drivers[0], args.shards, args.window, args.rounds, args.stagger)
+        child(
+            drivers[0],
+            args.shards,
+            args.window,
+            args.rounds,
+            stagger=args.stagger,
+            grid=args.heartbeat_grid,
+        )
         return 0
     print(
         f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -380,7 +418,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"  {driver}: {shards} shards", flush=True)
             rounds = 1 if args.alternate else args.rounds
-            result = _run_child(driver, shards, args.window, rounds, args.stagger)
+            result = _run_child(
+                driver, shards, args.window, rounds, stagger=args.stagger, grid=args.heartbeat_grid
+            )
             results[driver] = _merge(results.get(driver), result)
     print(f"idle shards, {args.rounds} window(s) of {args.window:g} s each; load average "
           f"{os.getloadavg()[0]:.2f} at the end")  # fmt: skip

@@ -34,6 +34,7 @@ from .commands import (
 )
 from .config import (
     DEFAULT_GATEWAY_URL,
+    DEFAULT_HEARTBEAT_GRID,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_USER_AGENT,
     Compression,
@@ -96,6 +97,7 @@ __all__ = [
     "COMMAND_WINDOW",
     "CONNECT_FAILED",
     "DEFAULT_GATEWAY_URL",
+    "DEFAULT_HEARTBEAT_GRID",
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_USER_AGENT",
     "IDENTIFY_MARGIN",

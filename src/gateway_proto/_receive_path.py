@@ -314,7 +314,9 @@ class ReceivePath(ControlSurface):
             self._abort(error.close_code, str(error), CloseCause.PROTOCOL_ERROR, error)
             return
         seconds = interval / 1000.0
-        self._heart = Heartbeater(seconds, now=now, jitter=self._rng.random())
+        self._heart = Heartbeater(
+            seconds, now=now, jitter=self._rng.random(), grid=self._config.heartbeat_grid
+        )
         if self._limiter.set_heartbeat_interval(seconds):
             _log.info(
                 "shard %d: heartbeats every %g s exceed the command budget by themselves; "

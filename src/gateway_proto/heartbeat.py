@@ -7,6 +7,11 @@ every ``interval``. The first beat is never later than :data:`FIRST_BEAT_LATEST`
 an interval: a server may close 4000 when the first heartbeat comes later than one
 interval after *its* HELLO (PROTOCOL.md 13b), and a jitter near 1 plus the trip
 both ways would land past that; the rest of the interval is the trip's margin.
+Every deadline is then moved back to a multiple of the ``grid`` (seconds on the
+``now`` clock, at most :data:`MAX_GRID_FRACTION` of the interval): heartbeating
+early is allowed (PROTOCOL.md 6.1), and it lets all the shards of one process whose
+beats fall between two grid points beat together, so one wake-up of the event loop
+serves them all instead of one each. A grid of 0 keeps the exact schedule.
 Each heartbeat must be acknowledged (op 11) before the next *periodic* one is due;
 if it isn't, the connection is a zombie and must be dropped (with a code that
 keeps the session). A heartbeat Discord asks for (a received
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "FIRST_BEAT_LATEST",
+    "MAX_GRID_FRACTION",
     "MAX_HEARTBEAT_INTERVAL_MS",
     "MIN_HEARTBEAT_INTERVAL_MS",
     "Heartbeater",
@@ -37,6 +43,10 @@ MAX_HEARTBEAT_INTERVAL_MS = 3_600_000
 #: The latest the first heartbeat may be due, as a fraction of the interval (4.1 s of
 #: Discord's 41.25 s are left for HELLO's and the heartbeat's trips).
 FIRST_BEAT_LATEST = 0.9
+#: The largest grid, as a fraction of the interval: a heartbeat is never more than
+#: this much of an interval early (5.2 s of Discord's 41.25 s), whatever grid is
+#: asked for, so test servers' short intervals keep a schedule.
+MAX_GRID_FRACTION = 0.125
 
 
 class Heartbeater:
@@ -47,6 +57,8 @@ class Heartbeater:
         now: when HELLO arrived.
         jitter: a number in ``[0, 1)``; the first heartbeat is due at
             ``now + interval * min(jitter, FIRST_BEAT_LATEST)``.
+        grid: seconds; each deadline moves back to the multiple of it at or before
+            it (capped at ``interval * MAX_GRID_FRACTION``; 0: no grid).
 
     Attributes:
         interval: seconds between periodic heartbeats.
@@ -56,15 +68,20 @@ class Heartbeater:
 
     """
 
-    __slots__ = ("_acked", "_sent_at", "interval", "latency", "next_due")
+    __slots__ = ("_acked", "_grid", "_sent_at", "interval", "latency", "next_due")
 
-    def __init__(self, interval: float, *, now: float, jitter: float) -> None:
+    def __init__(
+        self, interval: float, *, now: float, jitter: float, grid: float = 0.0
+    ) -> None:
         if interval <= 0:
             raise ValueError("heartbeat interval must be positive")
         if not 0.0 <= jitter < 1.0:
             raise ValueError("jitter must be in [0, 1)")
+        if not grid >= 0.0:  # NaN too
+            raise ValueError("grid must be a non-negative number of seconds")
         self.interval = interval
-        self.next_due = now + interval * min(jitter, FIRST_BEAT_LATEST)
+        self._grid = min(grid, interval * MAX_GRID_FRACTION)
+        self.next_due = self._on_grid(now + interval * min(jitter, FIRST_BEAT_LATEST))
         self.latency: float | None = None
         # When the heartbeat awaiting its ACK was sent (None: nothing outstanding).
         self._sent_at: float | None = None
@@ -87,7 +104,7 @@ class Heartbeater:
         """Record the periodic heartbeat sent at ``now``; the next is due an interval later."""
         self._acked = False
         self._sent_at = now
-        self.next_due = now + self.interval
+        self.next_due = self._on_grid(now + self.interval)
 
     def beat_requested(self, now: float) -> None:
         """Record a heartbeat sent because the server asked (op 1); the schedule stays."""
@@ -106,3 +123,7 @@ class Heartbeater:
         self._sent_at = None
         latency = self.latency = max(0.0, now - sent_at)
         return latency
+
+    def _on_grid(self, due: float) -> float:
+        grid = self._grid
+        return due - due % grid if grid else due

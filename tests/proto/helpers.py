@@ -50,11 +50,16 @@ INTERVAL_MS = 40_000  # 40 s: easy arithmetic
 
 
 def make_config(**overrides: Any) -> ShardConfig:
-    """A config with the test token (override any field)."""
+    """A config with the test token (override any field).
+
+    The heartbeat grid is off, so the schedule in the tables is the exact one
+    (``test_heartbeat.py`` tests the grid).
+    """
     options: dict[str, Any] = {
         "token": TOKEN,
         "intents": 513,
         "url": "wss://gateway.example.test/",
+        "heartbeat_grid": 0.0,
     }
     options.update(overrides)
     return ShardConfig(**options)
