@@ -32,6 +32,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 
 from gateway_proto.driver_support import (
     ERROR,
+    BufferedAnext,
     DropOldestBuffer,
     GatewayEvent,
     HandlerRegistry,
@@ -83,7 +84,7 @@ class _Signal:
         await event.wait()
 
 
-class EventStream(Generic[_E]):
+class EventStream(BufferedAnext[_E], Generic[_E]):
     """An async iterator over events (``async for event in shard.events()``).
 
     Iteration ends when the shard or cluster stops, or when no shard can feed it
@@ -92,15 +93,25 @@ class EventStream(Generic[_E]):
     it holds. Use it as an async context manager (or call :meth:`aclose`) to stop
     receiving before that.
 
+    ``stream.__anext__()`` takes a buffered event when it is called (with the C
+    extension) or when its awaitable first runs (without): an awaitable from it
+    that is dropped unawaited may lose one event. ``async for`` and
+    ``await anext(stream)`` always await it at once.
+
     Attributes:
         dropped: events dropped because this consumer fell behind.
 
     """
 
+    # __aiter__ and __anext__ are BufferedAnext's: an event already buffered comes
+    # back at once (with the C extension, without running a coroutine: most of what
+    # ``async for`` costs per event), else _wait_next runs.
+
     def __init__(self, emitter: Emitter, names: frozenset[str], max_buffer: int) -> None:
         self._emitter = emitter
         self._names = names
         self._buffer: DropOldestBuffer[_E] = DropOldestBuffer(max_buffer)
+        self._items = self._buffer.items
         self._signal = _Signal()
         self._closed = False
         self._error: BaseException | None = None
@@ -121,13 +132,8 @@ class EventStream(Generic[_E]):
         self._error = error
         self._signal.set()
 
-    def __aiter__(self) -> EventStream[_E]:
-        return self
-
-    async def __anext__(self) -> _E:
-        items = self._buffer.items
-        if items:
-            return items.popleft()
+    async def _wait_next(self) -> _E:
+        items = self._items
         while not items:
             if self._closed:
                 error, self._error = self._error, None

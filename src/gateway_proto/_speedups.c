@@ -26,6 +26,10 @@
  * a frame's length is compared with the size cap before any offset arithmetic
  * that could overflow.
  *
+ * Two small helpers for the drivers live here too: SlotMaker (builds one
+ * GatewayEvent per dispatch) and BufferedAnext with its Ready awaitable (an
+ * `events()` stream hands out a buffered event without running a coroutine).
+ *
  * One file, though long: the extension is one translation unit, its helpers
  * `static` (inlinable, invisible outside), and setup.py builds it as one
  * optional source.
@@ -831,6 +835,223 @@ static PyTypeObject SlotMakerType = {
     .tp_clear = (inquiry)SlotMaker_clear,
 };
 
+/*
+ * Ready: an awaitable that completes at once with a value, without a loop (what a
+ * done future's iterator does). `await` gets it back from am_await, and the
+ * interpreter's send (am_send, Python 3.10 and 3.11) takes the value as a return
+ * with no exception and no frame; tp_iternext (what 3.12's SEND calls) raises
+ * StopIteration(value). It gives its value once: awaiting it again is an error,
+ * as for a coroutine.
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *value;  /* NULL once awaited */
+} Ready;
+
+static PyTypeObject ReadyType;
+
+static PyObject *
+Ready_await(PyObject *self)
+{
+    return Py_NewRef(self);
+}
+
+static PySendResult
+Ready_send(Ready *self, PyObject *arg, PyObject **result)
+{
+    PyObject *value = self->value;
+    if (value == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited value");
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    self->value = NULL;  /* the reference goes to the caller */
+    *result = value;
+    return PYGEN_RETURN;
+}
+
+static PyObject *
+Ready_iternext(Ready *self)
+{
+    PyObject *value;
+    if (Ready_send(self, Py_None, &value) == PYGEN_ERROR) {
+        return NULL;
+    }
+    /* The exception built here, not by PyErr_SetObject: a tuple value would become
+     * its arguments. */
+    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, value);
+    Py_DECREF(value);
+    if (stop != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    }
+    return NULL;
+}
+
+static int
+Ready_traverse(Ready *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->value);
+    return 0;
+}
+
+static int
+Ready_clear(Ready *self)
+{
+    Py_CLEAR(self->value);
+    return 0;
+}
+
+static void
+Ready_dealloc(Ready *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->value);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *
+Ready_of(PyObject *value)  /* steals `value` */
+{
+    Ready *ready = PyObject_GC_New(Ready, &ReadyType);
+    if (ready == NULL) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    ready->value = value;
+    PyObject_GC_Track(ready);
+    return (PyObject *)ready;
+}
+
+static PyAsyncMethods Ready_async = {
+    .am_await = Ready_await,
+    .am_send = (sendfunc)Ready_send,
+};
+
+static PyTypeObject ReadyType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gateway_proto._speedups.Ready",
+    .tp_doc = "An awaitable that completes at once with its value (once).",
+    .tp_basicsize = sizeof(Ready),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_as_async = &Ready_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Ready_iternext,
+    .tp_dealloc = (destructor)Ready_dealloc,
+    .tp_traverse = (traverseproc)Ready_traverse,
+    .tp_clear = (inquiry)Ready_clear,
+};
+
+/*
+ * BufferedAnext: the base of an async iterator over a deque (`_items`), as
+ * driver_support.buffers.PyBufferedAnext is in Python: `__anext__` pops the oldest
+ * item and returns it as a Ready when there is one, else returns the subclass's
+ * `_wait_next()` (a coroutine that waits, ends the iteration or raises). So
+ * the item leaves the deque when `__anext__()` is called, where the Python code
+ * takes it when the coroutine runs: `async for` and `await anext(...)` cannot
+ * tell. The common case, an event already buffered, then runs no Python code and creates no
+ * coroutine: `async for` over it costs about what calling a function does.
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *items;  /* a collections.deque, or NULL before it is set */
+    Ready *spare;     /* the last Ready handed out, reused once nobody else holds it */
+} BufferedAnext;
+
+static PyObject *deque_popleft;  /* collections.deque.popleft (checks its argument's type) */
+static PyObject *str_wait_next;
+
+static PyObject *
+BufferedAnext_anext(BufferedAnext *self)
+{
+    PyObject *items = self->items;
+    if (items == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_items");
+        return NULL;
+    }
+    Py_ssize_t size = PyObject_Length(items);
+    if (size < 0) {
+        return NULL;
+    }
+    if (size > 0) {
+        PyObject *item = PyObject_Vectorcall(deque_popleft, &items, 1, NULL);
+        if (item == NULL) {
+            return NULL;
+        }
+        /* `async for` drops the awaitable once it has its value: then only this
+         * iterator holds it, and it can carry the next item (no allocation per
+         * item). One held elsewhere is left alone. */
+        Ready *ready = self->spare;
+        if (ready != NULL && Py_REFCNT(ready) == 1) {
+            Py_XSETREF(ready->value, item);
+            return Py_NewRef(ready);
+        }
+        ready = (Ready *)Ready_of(item);
+        if (ready == NULL) {
+            return NULL;
+        }
+        Py_XSETREF(self->spare, (Ready *)Py_NewRef(ready));
+        return (PyObject *)ready;
+    }
+    return PyObject_CallMethodNoArgs((PyObject *)self, str_wait_next);
+}
+
+static int
+BufferedAnext_traverse(BufferedAnext *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->items);
+    Py_VISIT(self->spare);
+    return 0;
+}
+
+static int
+BufferedAnext_clear(BufferedAnext *self)
+{
+    Py_CLEAR(self->items);
+    Py_CLEAR(self->spare);
+    return 0;
+}
+
+static void
+BufferedAnext_dealloc(BufferedAnext *self)
+{
+    PyObject_GC_UnTrack(self);
+    BufferedAnext_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef BufferedAnext_members[] = {
+    {"_items", T_OBJECT_EX, offsetof(BufferedAnext, items), 0,
+     "The buffered items, oldest first (a collections.deque)."},
+    {NULL},
+};
+
+static PyMethodDef BufferedAnext_methods[] = {
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
+    {NULL},
+};
+
+static PyAsyncMethods BufferedAnext_async = {
+    .am_aiter = PyObject_SelfIter,
+    .am_anext = (unaryfunc)BufferedAnext_anext,
+};
+
+static PyTypeObject BufferedAnextType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gateway_proto._speedups.BufferedAnext",
+    .tp_doc = "Base of an async iterator over a deque: __anext__ pops at once, "
+              "else awaits _wait_next().",
+    .tp_basicsize = sizeof(BufferedAnext),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_as_async = &BufferedAnext_async,
+    .tp_members = BufferedAnext_members,
+    .tp_methods = BufferedAnext_methods,
+    .tp_dealloc = (destructor)BufferedAnext_dealloc,
+    .tp_traverse = (traverseproc)BufferedAnext_traverse,
+    .tp_clear = (inquiry)BufferedAnext_clear,
+};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "gateway_proto._speedups",
@@ -849,7 +1070,24 @@ PyInit__speedups(void)
     str_eof = PyUnicode_InternFromString("eof");
     str_unused_data = PyUnicode_InternFromString("unused_data");
     if (!str_op || !str_d || !str_s || !str_t || !str_decompress || !str_eof || !str_unused_data
-        || PyType_Ready(&ScannerType) < 0 || PyType_Ready(&SlotMakerType) < 0) {
+        || PyType_Ready(&ScannerType) < 0 || PyType_Ready(&SlotMakerType) < 0
+        || PyType_Ready(&ReadyType) < 0 || PyType_Ready(&BufferedAnextType) < 0) {
+        return NULL;
+    }
+    str_wait_next = PyUnicode_InternFromString("_wait_next");
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (str_wait_next == NULL || collections == NULL) {
+        Py_XDECREF(collections);
+        return NULL;
+    }
+    PyObject *deque = PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque == NULL) {
+        return NULL;
+    }
+    deque_popleft = PyObject_GetAttrString(deque, "popleft");
+    Py_DECREF(deque);
+    if (deque_popleft == NULL) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -865,6 +1103,12 @@ PyInit__speedups(void)
     Py_INCREF(&SlotMakerType);
     if (PyModule_AddObject(module, "SlotMaker", (PyObject *)&SlotMakerType) < 0) {
         Py_DECREF(&SlotMakerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&BufferedAnextType);
+    if (PyModule_AddObject(module, "BufferedAnext", (PyObject *)&BufferedAnextType) < 0) {
+        Py_DECREF(&BufferedAnextType);
         Py_DECREF(module);
         return NULL;
     }
