@@ -80,7 +80,11 @@ class _Signal:
             event.set()
 
     async def wait(self) -> None:
-        event = self._event = anyio.Event()
+        # Shared by every task waiting at once (two consumers of one stream): a
+        # new Event each time would leave the earlier waiters unwoken.
+        event = self._event
+        if event is None:
+            event = self._event = anyio.Event()
         await event.wait()
 
 
@@ -93,10 +97,10 @@ class EventStream(BufferedAnext[_E], Generic[_E]):
     it holds. Use it as an async context manager (or call :meth:`aclose`) to stop
     receiving before that.
 
-    ``stream.__anext__()`` takes a buffered event when it is called (with the C
-    extension) or when its awaitable first runs (without): an awaitable from it
-    that is dropped unawaited may lose one event. ``async for`` and
-    ``await anext(stream)`` always await it at once.
+    An event leaves the stream when the awaitable from ``stream.__anext__()``
+    first runs, not when it is made (with the C extension as without): one
+    dropped before it ran, such as a task cancelled before its first step, takes
+    nothing. Several tasks may wait on one stream; each event goes to one of them.
 
     Attributes:
         dropped: events dropped because this consumer fell behind.

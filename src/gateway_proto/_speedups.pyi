@@ -1,7 +1,7 @@
 """The wire layer's input buffer, with its hot path in C (optional; see ``_wire.py``)."""
 
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 from typing_extensions import Self
@@ -55,5 +55,5 @@ class BufferedAnext(Generic[_T]):
     _items: deque[_T]
 
     def __aiter__(self) -> Self: ...
-    def __anext__(self) -> Awaitable[_T]: ...
+    def __anext__(self) -> Coroutine[Any, Any, _T]: ...
     async def _wait_next(self) -> _T: ...

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import os
+import types
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Generator
@@ -135,14 +136,136 @@ def test_async_for_drains_the_items(kind: Any) -> None:
     assert stop.value.value == [1, 2, 3]
 
 
-def test_the_c_kind_takes_the_item_when_anext_is_called(kind: Any) -> None:
-    # Documented: C pops in __anext__() (its awaitable is reused only once nobody
-    # else holds it), Python when the coroutine runs. Each awaitable gives one item.
+# An awaitable takes its item when it first runs, as a coroutine does: one created
+# and dropped (a task cancelled before its first step) leaves the item buffered.
+
+
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+def test_an_awaitable_dropped_unawaited_takes_nothing(kind: Any) -> None:
+    items = _items(kind, ["a", "b"])
+    dropped = items.__anext__()
+    dropped.close()  # what a never-run coroutine's owner does (no warning then)
+    del dropped
+    gc.collect()
+    assert _result(items.__anext__()) == "a"
+    abandoned = items.__anext__()
+    del abandoned  # not even closed
+    gc.collect()
+    assert _result(items.__anext__()) == "b"
+
+
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+def test_an_awaitable_thrown_into_before_it_runs_takes_nothing(kind: Any) -> None:
+    # asyncio cancels a task that has not started by throwing into its coroutine.
+    items = _items(kind, ["a"])
+    cancelled = items.__anext__()
+    with pytest.raises(KeyError):
+        cancelled.throw(KeyError("cancelled"))
+    with pytest.raises(RuntimeError):
+        _result(cancelled)  # finished, as the coroutine is
+    assert _result(items.__anext__()) == "a"
+
+
+def test_awaitables_take_items_in_the_order_they_run(kind: Any) -> None:
     items = _items(kind, [1, 2, 3])
     first, second = items.__anext__(), items.__anext__()
-    if kind is PyBufferedAnext:
-        assert (_result(second), _result(first)) == (1, 2)
-    else:
-        assert first is not second
-        assert (_result(second), _result(first)) == (2, 1)
+    assert first is not second
+    assert (_result(second), _result(first)) == (1, 2)
     assert _result(items.__anext__()) == 3
+
+
+@types.coroutine
+def _suspend() -> Generator[str, Any, Any]:
+    return (yield "suspended")
+
+
+def _waiting(kind: Any) -> Any:
+    # Items whose _wait_next suspends once, then returns what it is sent; it
+    # records what is thrown into it and whether it was closed.
+    class Waiting(kind):  # type: ignore[misc]
+        def __init__(self) -> None:
+            self._items = deque(["buffered"])
+            self.log: list[str] = []
+
+        async def _wait_next(self) -> Any:
+            self.log.append("waits")
+            try:
+                return await _suspend()
+            except KeyError as error:
+                self.log.append(f"thrown {error.args[0]}")
+                return "after throw"
+            finally:
+                self.log.append("ends")
+
+    return Waiting()
+
+
+def _delegating(kind: Any, how: str) -> tuple[Any, Any]:
+    # An awaitable created while an item was buffered, run once another took it:
+    # it must wait as the coroutine does (in _wait_next). ``how`` drives it as the
+    # interpreter does from an ``await`` (through the awaitable's send) or by its
+    # own methods (what a task or Python 3.12's SEND calls).
+    items = _waiting(kind)
+    late = items.__anext__()
+    assert _result(items.__anext__()) == "buffered"
+    if how == "await":
+
+        async def take() -> Any:
+            return await late
+
+        driver: Any = take()
+    else:
+        driver = late.__await__()
+    assert driver.send(None) == "suspended"
+    assert items.log == ["waits"]
+    return items, driver
+
+
+HOW = ["await", "methods"]
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_an_awaitable_whose_item_went_elsewhere_waits_as_the_coroutine(kind: Any, how: str) -> None:
+    items, driver = _delegating(kind, how)
+    with pytest.raises(StopIteration) as stop:
+        driver.send("sent in")
+    assert stop.value.value == "sent in"
+    assert items.log == ["waits", "ends"]
+    assert not items._items
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_throw_reaches_the_waiting_coroutine(kind: Any, how: str) -> None:
+    items, driver = _delegating(kind, how)
+    with pytest.raises(StopIteration) as stop:
+        driver.throw(KeyError("cancel"))
+    assert stop.value.value == "after throw"
+    assert items.log == ["waits", "thrown cancel", "ends"]
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_an_exception_the_waiting_coroutine_does_not_catch_comes_out(kind: Any, how: str) -> None:
+    items, driver = _delegating(kind, how)
+    with pytest.raises(ValueError, match="out"):
+        driver.throw(ValueError("out"))
+    assert items.log == ["waits", "ends"]
+    items._items.append("next")
+    assert _result(items.__anext__()) == "next"
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_close_reaches_the_waiting_coroutine(kind: Any, how: str) -> None:
+    items, driver = _delegating(kind, how)
+    driver.close()
+    assert items.log == ["waits", "ends"]
+    items._items.append("next")
+    assert _result(items.__anext__()) == "next"
+
+
+def test_a_dropped_waiting_awaitable_closes_its_coroutine(kind: Any) -> None:
+    items, driver = _delegating(kind, "methods")
+    del driver
+    gc.collect()
+    assert items.log == ["waits", "ends"]
+    items._items.append("next")
+    assert _result(items.__anext__()) == "next"

@@ -77,10 +77,11 @@ class PyBufferedAnext(Generic[T]):
     already buffered is returned at once, without ``_wait_next``.
 
     This is the reference, used when the extension is not built; the C type gives
-    the same results, in the same order, but returns the buffered item as a tiny
-    awaitable that completes at once instead of running a coroutine. (So it takes
-    the item when ``__anext__()`` is called, this code when the coroutine runs:
-    ``async for`` and ``await anext(it)`` cannot tell the difference.)
+    the same results, in the same order, but its ``__anext__`` returns a tiny
+    coroutine-like awaitable (reused from item to item) that hands a buffered item
+    back without running a frame. Like this coroutine, it takes the item when it
+    first runs, not when it is made, and runs ``_wait_next`` (forwarding send,
+    throw and close to it) if the item went to another consumer meanwhile.
     """
 
     _items: deque[T]

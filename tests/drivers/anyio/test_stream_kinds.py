@@ -11,9 +11,11 @@ on asyncio and trio, with each kind (the Python one is ``EventStream``'s body on
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import types
+from collections.abc import Awaitable
 from typing import Any, cast
 
 import anyio
@@ -135,6 +137,17 @@ async def test_aclose_ends_a_waiting_consumer_and_stops_delivery(kind: str) -> N
     assert not emitter.wants("X")
 
 
+async def _cancelled_while_waiting(awaitable: Awaitable[Any]) -> None:
+    # A task awaiting ``awaitable``, cancelled once it waits.
+    async def take() -> None:
+        await awaitable
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take)
+        await anyio.wait_all_tasks_blocked()
+        tg.cancel_scope.cancel()
+
+
 async def test_a_consumer_cancelled_while_waiting_loses_nothing(kind: str) -> None:
     emitter = _emitter()
     stream = emitter.events()
@@ -142,13 +155,104 @@ async def test_a_consumer_cancelled_while_waiting_loses_nothing(kind: str) -> No
         await stream.__anext__()
     assert scope.cancelled_caught
 
-    async def take() -> None:
-        await stream.__anext__()  # waits: nothing is buffered
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(take)
-        await anyio.wait_all_tasks_blocked()
-        tg.cancel_scope.cancel()
+    await _cancelled_while_waiting(stream.__anext__())  # nothing is buffered
     emitter.emit_batch([event(0), event(1)])
     emitter.close()
     assert [e.data async for e in stream] == [0, 1]
+
+
+# An event leaves the buffer when the awaitable from ``__anext__()`` first runs, as
+# with a coroutine: bad timing (a task cancelled before its first step) loses nothing.
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.filterwarnings("ignore:coroutine .* was never awaited:RuntimeWarning")
+async def test_a_task_cancelled_before_it_runs_takes_no_event(kind: str) -> None:
+    emitter = _emitter()
+    stream = emitter.events()
+    emitter.emit_batch([event(0), event(1)])
+    task = asyncio.create_task(anext(stream))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # wait_for cancelled before it started: its awaitable is dropped, never run.
+    waiter = asyncio.create_task(asyncio.wait_for(anext(stream), 5))
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    emitter.close()
+    assert [e.data async for e in stream] == [0, 1]
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_tasks_on_one_stream_take_events_in_the_order_they_run(kind: str) -> None:
+    emitter = _emitter()
+    stream = emitter.events()
+    emitter.emit(event(0))
+    first = asyncio.create_task(anext(stream))
+    second = asyncio.create_task(anext(stream))  # its event is taken by the first
+    await asyncio.sleep(0)
+    assert first.done()
+    assert not second.done()
+    emitter.emit(event(1))
+    assert ((await first).data, (await second).data) == (0, 1)
+
+
+async def test_an_awaitable_run_after_its_event_went_elsewhere_waits_for_the_next(
+    kind: str,
+) -> None:
+    # Two awaitables made while one event is buffered, run in the other order: the
+    # first to run takes it, the other waits for the next, as coroutines would.
+    emitter = _emitter()
+    stream = emitter.events()
+    emitter.emit(event(0))
+    early, late = stream.__anext__(), stream.__anext__()
+    got: dict[str, int] = {}
+
+    async def take(name: str, awaitable: Awaitable[GatewayEvent]) -> None:
+        got[name] = (await awaitable).data
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(take, "late", late)
+            await anyio.wait_all_tasks_blocked()
+            assert got == {"late": 0}
+            tg.start_soon(take, "early", early)
+            await anyio.wait_all_tasks_blocked()
+            emitter.emit_batch([event(1), event(2)])
+    assert got == {"late": 0, "early": 1}
+    emitter.close()
+    assert [e.data async for e in stream] == [2]
+
+
+async def test_a_task_cancelled_in_the_awaitables_wait_loses_nothing(kind: str) -> None:
+    emitter = _emitter()
+    stream = emitter.events()
+    emitter.emit(event(0))
+    early, late = stream.__anext__(), stream.__anext__()
+    with anyio.fail_after(5):
+        assert (await late).data == 0
+
+    await _cancelled_while_waiting(early)  # nothing buffered now: waits as a coroutine
+    emitter.emit_batch([event(1), event(2)])
+    emitter.close()
+    assert [e.data async for e in stream] == [1, 2]
+
+
+async def test_two_consumers_waiting_on_one_stream_each_get_an_event(kind: str) -> None:
+    emitter = _emitter()
+    stream = emitter.events()
+    got: list[int] = []
+
+    async def take() -> None:
+        got.append((await anext(stream)).data)
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(take)
+            tg.start_soon(take)
+            await anyio.wait_all_tasks_blocked()  # both wait: nothing is buffered
+            emitter.emit(event(0))
+            await anyio.wait_all_tasks_blocked()
+            emitter.emit(event(1))
+    assert sorted(got) == [0, 1]
