@@ -398,7 +398,11 @@ class WireReader(Handshake):
         self._drop_input()
         self._buffer.clear()
         # The parser may hold the dropped bytes in its locals: start a new one.
-        self._parser = self._parse()
+        self._parser = self._new_parser()
+
+    def _new_parser(self) -> Generator[WireItem | None, None, None]:
+        """Return a fresh parser (:meth:`_parse`, unless a subclass has a faster one)."""
+        return self._parse()
 
     def _message(self, opcode: int, message: bytes) -> Message | None:
         """Inflate (binary messages only) and decode one whole message (the careful path)."""
