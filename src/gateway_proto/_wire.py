@@ -31,16 +31,14 @@ whole zstd-stream and payload-compressed messages too, calling the same
 :mod:`gateway_proto._wire_reader`) then sees only what it leaves, and stays the
 reference for both.
 
-The layer is five parts, one job each, stacked by plain inheritance into the
+The layer is four parts, one job each, stacked by plain inheritance into the
 one :class:`Wire` object (so the hot path costs what it did as one class):
 :mod:`gateway_proto._wire_writer` writes frames (payloads, our close),
 :mod:`gateway_proto._handshake` does the upgrade,
 :mod:`gateway_proto._wire_reader` reads frames (the Python parser, the careful
-path, pongs and close replies), :mod:`gateway_proto._wire_zstd` adds the parser
-loop specialised for zstd-stream JSON, and this module builds the object, its
-input buffer (the C ``Scanner`` or the plain one) and its parser.
-:mod:`gateway_proto._wire_items` holds the types the layer hands up; they are
-re-exported here.
+path, pongs and close replies), and this module builds the object and its
+input buffer (the C ``Scanner`` or the plain one). :mod:`gateway_proto._wire_items`
+holds the types the layer hands up; they are re-exported here.
 """
 
 from __future__ import annotations
@@ -58,8 +56,7 @@ from ._wire_items import (
     WireFailed,
     WireItem,
 )
-from ._wire_reader import _envelope_item, _PlainInput
-from ._wire_zstd import ZstdReader
+from ._wire_reader import WireReader, _envelope_item, _PlainInput
 from .codecs import JsonCodec, Payload, make_codec
 from .compression import PayloadInflater, ZlibStreamInflater, ZstdStreamInflater, make_inflater
 from .config import ShardConfig
@@ -86,7 +83,7 @@ __all__ = [
 ]
 
 
-class Wire(ZstdReader):
+class Wire(WireReader):
     """One WebSocket's bytes: handshake, frames, decompression and the payload codec.
 
     Args:
@@ -135,13 +132,13 @@ class Wire(ZstdReader):
         self._close_sent = False
         self._close_received = False
         self._set_up_input()
+        self._parser = self._parse()
 
     def _set_up_input(self) -> None:
-        """Make the input buffer (the C hot path's, if built, else a plain one) and the parser.
+        """Make the input buffer: the C hot path's when it is built, else a plain one.
 
         Called again (before any input) by tools that swap the codec.
         """
-        self._parser = self._new_parser()
         if Scanner is None:
             self._input = _PlainInput()
             self.fast_next = None

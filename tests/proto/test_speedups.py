@@ -21,7 +21,6 @@ import zlib
 from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 
 import erlpack
 import pytest
@@ -31,8 +30,6 @@ from hypothesis import strategies as st
 
 from gateway_proto import _wire
 from gateway_proto._wire import PeerClosed, Wire, WireFailed
-from gateway_proto._wire_reader import WireReader
-from gateway_proto._wire_zstd import ZstdReader
 from gateway_proto.codecs import _envelope
 from gateway_proto.compression import PayloadInflater, ZlibStreamInflater
 from gateway_proto.events import Dispatch
@@ -295,46 +292,6 @@ def test_zstd_stream_json_matches_the_python_path(
     stream = b"".join(frames)
     options = {"compression": "zstd-stream", "max_message_size": max_size}
     _same_on_both_paths(options, _cut(stream, cuts))
-
-
-def _generic_parser(wire: WireReader) -> Any:
-    return WireReader._parse(wire)
-
-
-@SETTINGS
-@given(
-    zstd_streams(),
-    st.lists(st.integers(0, 10**6), max_size=8),
-    st.sampled_from([4096, 1 << 20]),
-    st.booleans(),
-)
-def test_the_zstd_parser_loop_matches_the_generic_one(
-    frames: list[bytes], cuts: list[int], max_size: int, keep_raw: bool
-) -> None:
-    """The Python loop specialised for zstd-stream JSON gives what the generic loop gives."""
-    options = {"compression": "zstd-stream", "max_message_size": max_size, "keep_raw": keep_raw}
-    chunks = _cut(b"".join(frames), cuts)
-    special = _run(options, chunks, None)
-    with mock.patch.object(ZstdReader, "_new_parser", _generic_parser):
-        generic = _run(options, chunks, None)
-    assert special == generic
-
-
-def test_zstd_stream_json_gets_the_specialised_loop() -> None:
-    """Without the C hot path, zstd-stream JSON runs the specialised loop (else the generic one)."""
-    saved = _wire.Scanner
-    _wire.Scanner = None
-    try:
-        zstd, _ = open_wire(make_config(compression="zstd-stream"))
-        zlib_wire, _ = open_wire(make_config(compression="zlib-stream"))
-        etf, _ = open_wire(make_config(compression="zstd-stream", encoding="etf"))
-    finally:
-        _wire.Scanner = saved
-    assert zstd.parser.gi_code is ZstdReader._parse_zstd.__code__  # type: ignore[attr-defined]
-    assert zlib_wire.parser.gi_code is WireReader._parse.__code__  # type: ignore[attr-defined]
-    assert etf.parser.gi_code is WireReader._parse.__code__  # type: ignore[attr-defined]
-    zstd.discard()
-    assert zstd.parser.gi_code is ZstdReader._parse_zstd.__code__  # type: ignore[attr-defined]
 
 
 @SETTINGS
