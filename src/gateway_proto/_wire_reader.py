@@ -47,15 +47,12 @@ _ZLIB_SUFFIX: Final = ZLIB_SUFFIX
 _NO_ITEMS: Final[tuple[WireItem, ...]] = ()
 
 
-# Dispatch is a frozen slotted dataclass, so its generated __init__ sets each field
-# through object.__setattr__ (about 270 ns here). The C hot path (_speedups.c) sets
-# the slots through their descriptors; from Python, calling the four descriptors'
-# __set__ still costs about 150 ns per event (one wrapper call each). Cheapest of
-# all: fill a _Building, a plain class with Dispatch's very slots (the same memory
-# layout, so CPython lets an instance change class), with four ordinary attribute
-# stores, then make it a Dispatch: the same object as Dispatch(...) builds, equal,
-# same type. If the interpreter refuses the class change (the probe below), the
-# descriptors are used instead.
+# A Dispatch (a frozen slotted dataclass) is built without its __init__, which calls
+# object.__setattr__ per field. The C hot path sets the slots through their
+# descriptors; from Python, four descriptor calls cost about twice as much as four
+# plain stores into a _Building (Dispatch's very slots, so the same layout) followed
+# by a class change to Dispatch: same object, same type. The probe below falls back
+# to the descriptors on an interpreter that refuses the class change.
 _new_object = object.__new__
 _set_name = vars(Dispatch)["name"].__set__
 _set_data = vars(Dispatch)["data"].__set__
@@ -105,7 +102,7 @@ def _as_item(payload: Payload, raw: bytes | None = None) -> Message:
         return payload
     if _SWAP:
         return _new_dispatch(t, d, s, raw)  # type: ignore[arg-type] # op 0: t is a str
-    event: Dispatch = _new_object(Dispatch)  # pragma: no cover - without the class change
+    event: Dispatch = _new_object(Dispatch)  # without the class change
     _set_name(event, t)
     _set_data(event, d)
     _set_sequence(event, s)
@@ -369,7 +366,7 @@ class WireReader(Handshake):
                                     built.raw = raw
                                     built.__class__ = dispatch  # type: ignore[assignment]
                                     item = built  # type: ignore[assignment]
-                                else:  # pragma: no cover - without the class change
+                                else:  # the interpreter refused the class change
                                     item = new_object(dispatch)
                                     set_name(item, t)
                                     set_data(item, d)
