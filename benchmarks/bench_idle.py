@@ -26,12 +26,15 @@ are its alone. Reported per driver:
 
 An idle shard should wake for its heartbeat (every 41.25 s: ~1.45 per minute) and
 for the ACK that answers it, and for nothing else. Our drivers start each shard's
-heartbeats at a random phase; hikari's shards beat at once on HELLO, so 1,000 of them
-started together beat in a burst every 41.25 s: against hikari, make ``--window`` a
-multiple of 41.25 s, or a window's CPU depends on whether the burst fell into it.
+heartbeats at a random phase, then put them on the core's heartbeat grid (2.5 s by
+default; ``--heartbeat-grid S`` sets it, 0 turns it off, and gives the floor's timers
+the same grid); hikari's shards beat at once on HELLO, so 1,000 of them started
+together beat in a burst every 41.25 s: against hikari, make ``--window`` a multiple
+of 41.25 s, or a window's CPU depends on whether the burst fell into it.
 
 Run: ``.venv/bin/python benchmarks/bench_idle.py [--driver all|anyio,hikari,...]
-[--shards N] [--window S] [--rounds R] [--alternate] [--json FILE]`` (default: every
+[--shards N] [--window S] [--rounds R] [--alternate] [--heartbeat-grid S]
+[--json FILE]`` (default: every
 driver, 1,000 shards, 500 for sync, one 60 s window each). ``--alternate`` runs one
 child per driver per round, the drivers in turn, so that their windows interleave in
 time (what ``bench_all.py`` does for anyio against hikari). Linux only (``/proc``).
