@@ -26,12 +26,15 @@ are its alone. Reported per driver:
 
 An idle shard should wake for its heartbeat (every 41.25 s: ~1.45 per minute) and
 for the ACK that answers it, and for nothing else. Our drivers start each shard's
-heartbeats at a random phase; hikari's shards beat at once on HELLO, so 1,000 of them
-started together beat in a burst every 41.25 s: against hikari, make ``--window`` a
-multiple of 41.25 s, or a window's CPU depends on whether the burst fell into it.
+heartbeats at a random phase, then put them on the core's heartbeat grid (2.5 s by
+default; ``--heartbeat-grid S`` sets it, 0 turns it off, and gives the floor's timers
+the same grid); hikari's shards beat at once on HELLO, so 1,000 of them started
+together beat in a burst every 41.25 s: against hikari, make ``--window`` a multiple
+of 41.25 s, or a window's CPU depends on whether the burst fell into it.
 
 Run: ``.venv/bin/python benchmarks/bench_idle.py [--driver all|anyio,hikari,...]
-[--shards N] [--window S] [--rounds R] [--alternate] [--json FILE]`` (default: every
+[--shards N] [--window S] [--rounds R] [--alternate] [--heartbeat-grid S]
+[--json FILE]`` (default: every
 driver, 1,000 shards, 500 for sync, one 60 s window each). ``--alternate`` runs one
 child per driver per round, the drivers in turn, so that their windows interleave in
 time (what ``bench_all.py`` does for anyio against hikari). Linux only (``/proc``).
@@ -212,12 +215,13 @@ def echo_main() -> None:
     asyncio.run(serve())
 
 
-def run_floor(shards: int, window: float, rounds: int) -> Any:
+def run_floor(shards: int, window: float, rounds: int, grid: float | None) -> Any:
     """The floor: bare asyncio, one ``Protocol`` per connection, no gateway at all.
 
-    Each connection writes 16 bytes every heartbeat interval (a ``call_later`` of its
-    own, at a random phase) and the echo child sends them back: the least an event
-    loop can do for N idle shards (a timer, a write, a read per heartbeat).
+    Each connection writes 16 bytes every heartbeat interval (a timer of its own, at a
+    random phase) and the echo child sends them back: the least an event loop can do
+    for N idle shards (a timer, a write, a read per heartbeat). With ``grid`` each
+    beat moves back to a multiple of it, as the library's ``heartbeat_grid`` does.
     """
     import asyncio
     import random
@@ -230,16 +234,20 @@ def run_floor(shards: int, window: float, rounds: int) -> Any:
     assert echo.stdout is not None
     port = int(echo.stdout.readline())
 
+    def on_grid(when: float) -> float:
+        return when - when % grid if grid else when
+
     class Beat(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = transport
             loop = asyncio.get_running_loop()
-            loop.call_later(random.uniform(0, HEARTBEAT_INTERVAL), self.beat)
+            loop.call_at(on_grid(loop.time() + random.uniform(0, HEARTBEAT_INTERVAL)), self.beat)
 
         def beat(self) -> None:
             if not self.transport.is_closing():
                 self.transport.write(b"0123456789abcdef")  # type: ignore[attr-defined]
-                asyncio.get_running_loop().call_later(HEARTBEAT_INTERVAL, self.beat)
+                loop = asyncio.get_running_loop()
+                loop.call_at(on_grid(loop.time() + HEARTBEAT_INTERVAL), self.beat)
 
         def data_received(self, data: bytes) -> None:
             pass
@@ -279,7 +287,7 @@ def child(
     """Run one driver with a fake of its own; print its result as the last line (JSON)."""
     options = {} if grid is None else {"heartbeat_grid": grid}
     if driver == "floor":
-        print(json.dumps(run_floor(shards, window, rounds)), flush=True)
+        print(json.dumps(run_floor(shards, window, rounds, grid)), flush=True)
         return
     if driver == "hikari":
         from peers import Unavailable
@@ -376,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="S",
         help="our drivers: ShardConfig.heartbeat_grid (default: the library's; 0 beats each "
-        "shard exactly on its own schedule)",
+        "shard exactly on its own schedule); floor: the same grid for its timers (default none)",
     )
     parser.add_argument("--json", help="write the results here too (JSON, by driver)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

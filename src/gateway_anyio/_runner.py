@@ -36,6 +36,7 @@ aborted, which the core treats as a dropped connection (resumable).
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import ssl
 from collections.abc import Callable
@@ -145,7 +146,7 @@ class ShardRunner:
         # Set once the connection's writer ended (made per connection: an anyio.Event
         # needs a running event loop, and a Shard may be built before one runs).
         self._writer_done: anyio.Event | None = None
-        self._wake = TimerWake(self._wake_needed)
+        self._wake = TimerWake(self._next_wake)
         self._deadline = StepDeadline()
         self._closed: Closed | None = None
         self._stopping = False
@@ -358,13 +359,14 @@ class ShardRunner:
             self._process(conn)
             self._flush(conn)
 
-    def _wake_needed(self, armed: float) -> bool:
-        # Whether the timer, sleeping until ``armed``, has something new to do.
+    def _next_wake(self) -> float:
+        # When the timer must wake next (see TimerWake): at once once the connection
+        # ended, else at the earliest of the core's and the step's deadlines.
         conn = self._conn
         if self._closed is not None or conn is None:
-            return True
+            return -math.inf
         deadline = self._deadline.earliest(conn.next_deadline())
-        return deadline is not None and deadline < armed
+        return math.inf if deadline is None else deadline
 
     def _flush(self, conn: GatewayConnection) -> None:
         # Never waits: the bytes join the writer's buffer, in the order drained. When
@@ -472,5 +474,6 @@ class ShardRunner:
         except GatewayError:
             return False
         self._process(conn)
+        self._flush(conn)  # the close frame goes now, not when the timer next wakes
         self._wake.set()
         return True

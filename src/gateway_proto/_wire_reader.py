@@ -33,7 +33,7 @@ from .codecs import MAX_SEQUENCE, Payload
 from .codecs import _envelope as envelope
 from .compression import ZLIB_SUFFIX, PayloadInflater, ZlibStreamInflater, ZstdStreamInflater
 from .errors import CompressionError, DecodeError, ProtocolError
-from .events import Dispatch
+from .events import Dispatch, Event
 
 if TYPE_CHECKING:
     from ._speedups import Scanner as _Scanner
@@ -47,10 +47,12 @@ _ZLIB_SUFFIX: Final = ZLIB_SUFFIX
 _NO_ITEMS: Final[tuple[WireItem, ...]] = ()
 
 
-# Dispatch (a frozen slotted dataclass) is built through its slot descriptors:
-# about 150 ns instead of about 270 ns through the generated __init__ (which calls
-# object.__setattr__ per field). Same object, same equality. The C hot path
-# (_speedups.c) builds it the same way.
+# A Dispatch (a frozen slotted dataclass) is built without its __init__, which calls
+# object.__setattr__ per field. The C hot path sets the slots through their
+# descriptors; from Python, four descriptor calls cost about twice as much as four
+# plain stores into a _Building (Dispatch's very slots, so the same layout) followed
+# by a class change to Dispatch: same object, same type. The probe below falls back
+# to the descriptors on an interpreter that refuses the class change.
 _new_object = object.__new__
 _set_name = vars(Dispatch)["name"].__set__
 _set_data = vars(Dispatch)["data"].__set__
@@ -58,12 +60,49 @@ _set_sequence = vars(Dispatch)["sequence"].__set__
 _set_raw = vars(Dispatch)["raw"].__set__
 
 
+class _Building(Event):
+    """A :class:`Dispatch` being built: the same slots, without the frozen ``__setattr__``."""
+
+    __slots__ = Dispatch.__slots__
+
+    name: str
+    data: Any
+    sequence: int | None
+    raw: bytes | None
+
+
+def _new_dispatch(name: str, data: Any, sequence: int | None, raw: bytes | None) -> Dispatch:
+    """Return ``Dispatch(name, data, sequence, raw)`` as the hot path builds it."""
+    event = _new_object(_Building)
+    event.name = name
+    event.data = data
+    event.sequence = sequence
+    event.raw = raw
+    event.__class__ = Dispatch  # type: ignore[assignment]
+    return event  # type: ignore[return-value]
+
+
+def _swap_works() -> bool:
+    """Whether this interpreter lets a :class:`_Building` become a :class:`Dispatch`."""
+    try:
+        probe = _new_dispatch("PROBE", {}, 1, b"")
+    except TypeError:  # pragma: no cover - CPython allows it (same slots, same base)
+        return False
+    return type(probe) is Dispatch and probe == Dispatch("PROBE", {}, 1, b"") and probe.raw == b""
+
+
+#: Build dispatches through :class:`_Building` (else through the slot descriptors).
+_SWAP: Final = _swap_works()
+
+
 def _as_item(payload: Payload, raw: bytes | None = None) -> Message:
     """Return op 0 as a :class:`Dispatch` (``raw``: its bytes, if kept), anything else as it is."""
     op, d, s, t = payload
     if op != 0:
         return payload
-    event: Dispatch = _new_object(Dispatch)
+    if _SWAP:
+        return _new_dispatch(t, d, s, raw)  # type: ignore[arg-type] # op 0: t is a str
+    event: Dispatch = _new_object(Dispatch)  # without the class change
     _set_name(event, t)
     _set_data(event, d)
     _set_sequence(event, s)
@@ -205,7 +244,7 @@ class WireReader(Handshake):
         # is inflated here, as ZstdStreamInflater.feed would; longer ones go to feed.
         zstd = self._inflater if isinstance(self._inflater, ZstdStreamInflater) else None
         zstd_decompress = None if zstd is None else zstd.decompress
-        zstd_one_slice = 0 if zstd is None else zstd.one_slice
+        zstd_one_slice = -1 if zstd is None else zstd.one_slice
         inflate_error = self._inflate_error
         corrupt = self._corrupt
         loads = self._loads
@@ -214,6 +253,10 @@ class WireReader(Handshake):
         failed = self._failed
         as_item = _as_item
         new_object = _new_object
+        swap = _SWAP
+        zero = 0
+        building = _Building
+        dispatch = Dispatch
         set_name = _set_name
         set_data = _set_data
         set_sequence = _set_sequence
@@ -225,7 +268,10 @@ class WireReader(Handshake):
             data = held.data
             pos = held.pos
             size = len(data)
-            while size - pos > 1 and not held.fragmenting:
+            if held.fragmenting:  # only the careful path starts or ends one
+                yield careful()
+                continue
+            while size - pos > 1:
                 first = data[pos]
                 if first != _FIN_BINARY and first != _FIN_TEXT:  # noqa: PLR1714 - no tuple
                     break
@@ -255,7 +301,14 @@ class WireReader(Handshake):
                 message = data[start:end]
                 try:
                     if first == _FIN_BINARY and inflate is not None:
-                        if (
+                        if length <= zstd_one_slice:  # zstd-stream only (else -1)
+                            try:
+                                message = zstd_decompress(message)  # type: ignore[misc]
+                            except inflate_error as exc:
+                                raise corrupt(exc) from None  # type: ignore[misc]
+                            if len(message) > max_size:
+                                zstd.refuse(len(message))  # type: ignore[union-attr]
+                        elif (
                             decompress is not None
                             and message[-4:] == _ZLIB_SUFFIX
                             and not z_pending
@@ -266,13 +319,6 @@ class WireReader(Handshake):
                                 raise _zlib_error(exc) from None
                             if len(message) > max_size or not message:
                                 zlib_stream.check(message)  # type: ignore[union-attr]
-                        elif zstd_decompress is not None and length <= zstd_one_slice:
-                            try:
-                                message = zstd_decompress(message)
-                            except inflate_error as exc:
-                                raise corrupt(exc) from None  # type: ignore[misc]
-                            if len(message) > max_size:
-                                zstd.refuse(len(message))  # type: ignore[union-attr]
                         else:
                             inflated = inflate(message)
                             if inflated is None:
@@ -302,24 +348,40 @@ class WireReader(Handshake):
                         except (KeyError, TypeError, IndexError):
                             item = as_item(envelope(obj), raw)  # raises the precise DecodeError
                         else:
+                            # The usual dispatch first, in the fewest tests: ``op is zero``
+                            # holds for the int 0 alone (CPython's one cached 0: False and
+                            # 0.0 are other objects), and a payload failing any test here
+                            # gets the full check below: these tests need only be sufficient.
                             if (
+                                op is zero
+                                and t.__class__ is str
+                                and s.__class__ is int
+                                and -1 < s < s_limit
+                            ):  # and obj is a dict: loads gives nothing else a str indexes
+                                if swap:  # _as_item(), inlined
+                                    built = new_object(building)
+                                    built.name = t
+                                    built.data = d
+                                    built.sequence = s
+                                    built.raw = raw
+                                    built.__class__ = dispatch  # type: ignore[assignment]
+                                    item = built  # type: ignore[assignment]
+                                else:  # the interpreter refused the class change
+                                    item = new_object(dispatch)
+                                    set_name(item, t)
+                                    set_data(item, d)
+                                    set_sequence(item, s)
+                                    set_raw(item, raw)
+                            elif (
                                 op.__class__ is not int
                                 or obj.__class__ is not dict
                                 or not (s is None or (s.__class__ is int and -1 < s < s_limit))
                                 or not (t is None or t.__class__ is str)
+                                or op == 0  # a dispatch without a sequence, or a name (raises)
                             ):
                                 item = as_item(envelope(obj), raw)
-                            elif op != 0:
-                                item = (op, d, s, t)
-                            elif t is not None:
-                                item = new_object(Dispatch)  # _as_item(), inlined
-                                set_name(item, t)
-                                set_data(item, d)
-                                set_sequence(item, s)
-                                set_raw(item, raw)
                             else:
-                                # raises: a dispatch needs a name
-                                item = as_item(envelope(obj), raw)
+                                item = (op, d, s, t)
                 except ProtocolError as exc:
                     yield failed(exc)  # input is dropped: reload below
                     break
@@ -328,7 +390,7 @@ class WireReader(Handshake):
                 pos = held.pos
                 size = len(data)
             else:
-                yield careful()  # less than a header left, or a fragmented message
+                yield careful()  # less than a header left
                 continue
             if held.pos == pos:
                 yield careful()  # an unusual frame at ``pos`` (else: it failed)

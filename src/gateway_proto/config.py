@@ -174,7 +174,8 @@ class ShardConfig:
             raise ConfigError("max_resume_age must be a positive number of seconds")
         if not isinstance(self.keep_raw, bool):
             raise ConfigError("keep_raw must be a bool")
-        if not 0.0 <= self.heartbeat_grid < float("inf"):  # NaN too
+        grid = self.heartbeat_grid
+        if not isinstance(grid, (int, float)) or not 0.0 <= grid < float("inf"):  # NaN too
             raise ConfigError("heartbeat_grid must be a non-negative number of seconds")
 
     @property

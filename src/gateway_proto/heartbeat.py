@@ -11,7 +11,9 @@ Every deadline is then moved back to a multiple of the ``grid`` (seconds on the
 ``now`` clock, at most :data:`MAX_GRID_FRACTION` of the interval): heartbeating
 early is allowed (PROTOCOL.md 6.1), and it lets all the shards of one process whose
 beats fall between two grid points beat together, so one wake-up of the event loop
-serves them all instead of one each. A grid of 0 keeps the exact schedule.
+serves them all instead of one each. A grid of 0 keeps the exact schedule. The
+cap keeps the periodic beats within the rate limiter's reserve for them
+(``ceil(60 / interval) + 1`` per 60 s; a property test checks it).
 Each heartbeat must be acknowledged (op 11) before the next *periodic* one is due;
 if it isn't, the connection is a zombie and must be dropped (with a code that
 keeps the session). A heartbeat Discord asks for (a received

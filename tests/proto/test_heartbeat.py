@@ -124,6 +124,8 @@ def test_a_bad_grid_is_refused(grid: float) -> None:
         make_config(heartbeat_grid=grid)
     with pytest.raises(ConfigError, match="heartbeat_grid"):
         make_config(heartbeat_grid=math.inf)
+    with pytest.raises(ConfigError, match="heartbeat_grid"):
+        make_config(heartbeat_grid="2.5")
 
 
 def test_connections_hello_at_different_times_beat_together() -> None:

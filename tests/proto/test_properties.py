@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gateway_proto import (
+    DEFAULT_HEARTBEAT_GRID,
     Closed,
     ConnectionState,
     Event,
@@ -262,13 +263,14 @@ def test_never_a_second_identify(steps: list[str], resume: bool) -> None:
         min_size=1,
         max_size=40,
     ),
-    st.sampled_from([41_250, 45_000, 10_000, 100_000]),
+    st.sampled_from([41_250, 45_000, 10_000, 100_000, 5_000, 7_000]),
+    st.sampled_from([0.0, DEFAULT_HEARTBEAT_GRID]),
 )
 def test_never_more_than_120_payloads_in_any_60_s_window(
-    bursts: list[tuple[float, int]], interval_ms: int
+    bursts: list[tuple[float, int]], interval_ms: int, grid: float
 ) -> None:
-
-    conn = GatewayConnection(make_config(max_pending_commands=10_000), rng=FixedRandom(0.3))
+    config = make_config(max_pending_commands=10_000, heartbeat_grid=grid)
+    conn = GatewayConnection(config, rng=FixedRandom(0.3))
     conn.connect(0.0)
     peer = GatewayPeer()
     drive(conn, peer)

@@ -299,10 +299,6 @@ class ShardCounters:
         # Replaced whole, as dispatch_names: other threads may be iterating it.
         self.closes = {**self.closes, code: self.closes.get(code, 0) + 1}
 
-    def count_reconnect(self, cause: str) -> None:
-        """Count one reconnect caused by ``cause``."""
-        self.reconnects[cause] = self.reconnects.get(cause, 0) + 1
-
 
 class ConnectionTally:
     """Keeps a shard's per-connection counters as totals over all its connections.

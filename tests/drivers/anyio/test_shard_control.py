@@ -183,3 +183,26 @@ async def test_the_documented_single_shard_pattern_exits() -> None:
                 await shard.disconnect()
         assert shard.state is ShardState.STOPPED
         assert fake.connections == []
+
+
+async def test_disconnect_sends_its_close_frame_at_once() -> None:
+    # Regression: the close frame waited in the connection's buffer until the timer
+    # next woke (the next heartbeat, or the close timeout), so disconnect() took up
+    # to either; here both are 25-30 s away, ten times the bound below.
+    async with FakeGateway(token=TOKEN, heartbeat_interval=30.0) as fake:
+        shard = Shard(
+            Gateway(TOKEN, api_base=fake.api_base),
+            0,
+            intents=513,
+            rng=random.Random(0),  # the first heartbeat after 0.84 of the interval
+            close_timeout=30.0,
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(shard.connect)
+            with anyio.fail_after(10):
+                while shard.state is not ShardState.READY:
+                    await anyio.sleep(0.01)
+            with anyio.fail_after(3):
+                await shard.disconnect(4000)
+        assert shard.state is ShardState.STOPPED
+        assert fake.connections[0].close_code == 4000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import anyio
 import pytest
 
@@ -11,7 +13,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_the_sleep_ends_on_time_by_itself() -> None:
-    wake = TimerWake(lambda armed: True)
+    wake = TimerWake(lambda: -math.inf)
     deadline = anyio.current_time() + 0.01
     with anyio.fail_after(5):
         assert await wake.sleep_until(deadline) is True
@@ -20,16 +22,16 @@ async def test_the_sleep_ends_on_time_by_itself() -> None:
 
 
 async def test_set_ends_the_sleep_only_when_needed() -> None:
-    needed: list[float] = []
-    answer = [False]
+    asked: list[float] = []
+    wake_at = [math.inf]
 
-    def is_needed(armed: float) -> bool:
-        needed.append(armed)
-        return answer[0]
+    def next_wake() -> float:
+        asked.append(wake_at[0])
+        return wake_at[0]
 
-    wake = TimerWake(is_needed)
+    wake = TimerWake(next_wake)
     wake.set()  # not sleeping: nothing to ask
-    assert needed == []
+    assert asked == []
     results: list[bool] = []
 
     async def sleeper() -> None:
@@ -39,21 +41,49 @@ async def test_set_ends_the_sleep_only_when_needed() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(sleeper)
             await anyio.wait_all_tasks_blocked()
-            wake.set()  # asked, not needed: it sleeps on
+            wake.set()  # asked, not sooner: it sleeps on
             await anyio.wait_all_tasks_blocked()
             assert results == []
-            answer[0] = True
+            wake_at[0] = -math.inf
             wake.set()
             wake.set()  # a second wake before it runs is harmless
     assert results == [False]
-    assert needed[0] == float("inf")
+    assert asked[0] == math.inf
 
 
 async def test_a_cancelled_sleep_raises_and_leaves_nothing_armed() -> None:
-    wake = TimerWake(lambda armed: True)
+    wake = TimerWake(lambda: -math.inf)
     with anyio.move_on_after(0.01) as scope:
         await wake.sleep_until(anyio.current_time() + 60)
     assert scope.cancelled_caught
     wake.set()  # no sleep to end: nothing happens
     with anyio.fail_after(5):
         assert await wake.sleep_until(anyio.current_time()) is True
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_deadline_moved_later_moves_the_timer_without_a_wake_up() -> None:
+    # HELLO before its timeout, READY before the step timer's end: the earliest
+    # deadline moves later, and a timer still armed for the old one would wake for
+    # nothing once per connection. On asyncio the timer moves instead.
+    start = anyio.current_time()
+    wake_at = [start + 0.05]
+    wake = TimerWake(lambda: wake_at[0])
+    results: list[bool] = []
+
+    async def sleeper() -> None:
+        results.append(await wake.sleep_until(wake_at[0]))
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sleeper)
+            await anyio.wait_all_tasks_blocked()
+            assert wake.armed == start + 0.05
+            wake_at[0] = start + 60.0
+            wake.set()
+            assert wake.armed == start + 60.0  # moved, not woken
+            await anyio.sleep(0.1)  # past the old deadline
+            assert results == []
+            wake_at[0] = start + 0.1  # sooner than the armed deadline: woken at once
+            wake.set()
+    assert results == [False]
