@@ -96,11 +96,11 @@ def shard(
         hook: Callable[[GatewayEvent], None] = tally.hook
 
         async def consume() -> None:
+            # The handler's work and nothing else (the stream ends when the shard
+            # stops), so that the two rows differ only in how events arrive.
             async with sh.events(*names) as events:
                 async for event in events:
                     hook(event)
-                    if done.is_set():
-                        return
 
         if not stream:
             for name in names:

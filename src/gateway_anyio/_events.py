@@ -32,6 +32,7 @@ from typing_extensions import TypeVar as DefaultTypeVar
 
 from gateway_proto.driver_support import (
     ERROR,
+    BufferedAnext,
     DropOldestBuffer,
     GatewayEvent,
     HandlerRegistry,
@@ -79,11 +80,15 @@ class _Signal:
             event.set()
 
     async def wait(self) -> None:
-        event = self._event = anyio.Event()
+        # Shared by every task waiting at once (two consumers of one stream): a
+        # new Event each time would leave the earlier waiters unwoken.
+        event = self._event
+        if event is None:
+            event = self._event = anyio.Event()
         await event.wait()
 
 
-class EventStream(Generic[_E]):
+class EventStream(BufferedAnext[_E], Generic[_E]):
     """An async iterator over events (``async for event in shard.events()``).
 
     Iteration ends when the shard or cluster stops, or when no shard can feed it
@@ -92,15 +97,25 @@ class EventStream(Generic[_E]):
     it holds. Use it as an async context manager (or call :meth:`aclose`) to stop
     receiving before that.
 
+    An event leaves the stream when the awaitable from ``stream.__anext__()``
+    first runs, not when it is made (with the C extension as without): one
+    dropped before it ran, such as a task cancelled before its first step, takes
+    nothing. Several tasks may wait on one stream; each event goes to one of them.
+
     Attributes:
         dropped: events dropped because this consumer fell behind.
 
     """
 
+    # __aiter__ and __anext__ are BufferedAnext's: an event already buffered comes
+    # back at once (with the C extension, without running a coroutine: most of what
+    # ``async for`` costs per event), else _wait_next runs.
+
     def __init__(self, emitter: Emitter, names: frozenset[str], max_buffer: int) -> None:
         self._emitter = emitter
         self._names = names
         self._buffer: DropOldestBuffer[_E] = DropOldestBuffer(max_buffer)
+        self._items = self._buffer.items
         self._signal = _Signal()
         self._closed = False
         self._error: BaseException | None = None
@@ -121,13 +136,8 @@ class EventStream(Generic[_E]):
         self._error = error
         self._signal.set()
 
-    def __aiter__(self) -> EventStream[_E]:
-        return self
-
-    async def __anext__(self) -> _E:
-        items = self._buffer.items
-        if items:
-            return items.popleft()
+    async def _wait_next(self) -> _E:
+        items = self._items
         while not items:
             if self._closed:
                 error, self._error = self._error, None

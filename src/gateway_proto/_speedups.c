@@ -26,6 +26,10 @@
  * a frame's length is compared with the size cap before any offset arithmetic
  * that could overflow.
  *
+ * Two small helpers for the drivers live here too: SlotMaker (builds one
+ * GatewayEvent per dispatch) and BufferedAnext with its Next awaitable (an
+ * `events()` stream hands out a buffered event without running a coroutine).
+ *
  * One file, though long: the extension is one translation unit, its helpers
  * `static` (inlinable, invisible outside), and setup.py builds it as one
  * optional source.
@@ -831,6 +835,386 @@ static PyTypeObject SlotMakerType = {
     .tp_clear = (inquiry)SlotMaker_clear,
 };
 
+/*
+ * BufferedAnext: the base of an async iterator over a deque (`_items`), as
+ * driver_support.buffers.PyBufferedAnext is in Python, whose `__anext__` is a
+ * coroutine: when it first runs it pops the oldest item, or awaits the
+ * subclass's `_wait_next()` (a coroutine that waits, ends the iteration or
+ * raises) when there is none. Here `__anext__` returns a Next, which does the
+ * same when it is first sent to, but hands a buffered item back at once (no
+ * frame, no exception through am_send) and is reused for the next item once
+ * nobody else holds it: `async for` over buffered items runs no Python code and
+ * allocates nothing per item. Like the coroutine, it takes its item when it first
+ * runs, not when it is made: one made and never run (a task cancelled before its
+ * first step) takes nothing.
+ */
+typedef struct BufferedAnext BufferedAnext;
+
+/*
+ * Next: the awaitable of one `__anext__()` call, a coroutine in all but type
+ * (send, throw and close; collections.abc.Coroutine recognises it, so a task can
+ * run it). Its states:
+ *   pending     `owner` set: the first send pops owner's oldest item and returns
+ *               it, or, none being buffered (another consumer took it meanwhile),
+ *               calls owner._wait_next() and delegates to that;
+ *   delegating  `delegate` set: send, throw and close go to the coroutine from
+ *               _wait_next until it finishes, as `await` would forward them;
+ *   finished    neither: running it again is an error, as for a coroutine.
+ * Python 3.10 and 3.11 send through am_send; 3.12's SEND (and 3.11 under a
+ * tracer) through tp_iternext or the send method: all three take one path.
+ */
+typedef struct {
+    PyObject_HEAD
+    BufferedAnext *owner;
+    PyObject *delegate;
+} Next;
+
+struct BufferedAnext {
+    PyObject_HEAD
+    PyObject *items;  /* a collections.deque, or NULL before it is set */
+    Next *spare;      /* the last Next handed out, reused once nobody else holds it */
+};
+
+static PyTypeObject NextType;
+static PyObject *deque_popleft;  /* collections.deque.popleft (checks its argument's type) */
+static PyObject *str_wait_next, *str_throw, *str_close;
+
+static PyObject *
+Next_await(PyObject *self)
+{
+    return Py_NewRef(self);
+}
+
+static PySendResult
+Next_forward(Next *self, PyObject *arg, PyObject **result)
+{
+    /* Held across the send: the code it runs may close this Next. */
+    PyObject *delegate = Py_NewRef(self->delegate);
+    PySendResult status = PyIter_Send(delegate, arg, result);
+    if (status != PYGEN_NEXT && self->delegate == delegate) {
+        self->delegate = NULL;
+        Py_DECREF(delegate);
+    }
+    Py_DECREF(delegate);
+    return status;
+}
+
+static PyObject *
+awaitable_iter(PyObject *awaitable)  /* what `await` sends to (new reference) */
+{
+    if (PyCoro_CheckExact(awaitable)) {
+        return Py_NewRef(awaitable);
+    }
+    unaryfunc getter = Py_TYPE(awaitable)->tp_as_async != NULL
+        ? Py_TYPE(awaitable)->tp_as_async->am_await : NULL;
+    if (getter == NULL) {
+        PyErr_Format(PyExc_TypeError, "_wait_next() returned a '%.100s', not an awaitable",
+                     Py_TYPE(awaitable)->tp_name);
+        return NULL;
+    }
+    return getter(awaitable);
+}
+
+static PySendResult
+Next_start(Next *self, PyObject *arg, PyObject **result)
+{
+    if (arg != Py_None) {
+        PyErr_SetString(PyExc_TypeError,
+                        "can't send non-None value to a just-started __anext__()");
+        *result = NULL;
+        return PYGEN_ERROR;
+    }
+    BufferedAnext *owner = self->owner;  /* our reference now: finished unless delegating */
+    self->owner = NULL;
+    PyObject *items = owner->items;
+    *result = NULL;
+    if (items == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_items");
+        Py_DECREF(owner);
+        return PYGEN_ERROR;
+    }
+    Py_ssize_t size = PyObject_Length(items);
+    if (size > 0) {
+        *result = PyObject_Vectorcall(deque_popleft, &items, 1, NULL);
+        Py_DECREF(owner);
+        return *result == NULL ? PYGEN_ERROR : PYGEN_RETURN;
+    }
+    PyObject *awaitable = size < 0 ? NULL
+        : PyObject_CallMethodNoArgs((PyObject *)owner, str_wait_next);
+    Py_DECREF(owner);
+    if (awaitable == NULL) {
+        return PYGEN_ERROR;
+    }
+    PyObject *delegate = awaitable_iter(awaitable);
+    Py_DECREF(awaitable);
+    if (delegate == NULL) {
+        return PYGEN_ERROR;
+    }
+    Py_XSETREF(self->delegate, delegate);
+    return Next_forward(self, Py_None, result);
+}
+
+static PySendResult
+Next_send(Next *self, PyObject *arg, PyObject **result)
+{
+    if (self->owner != NULL) {
+        return Next_start(self, arg, result);
+    }
+    if (self->delegate != NULL) {
+        return Next_forward(self, arg, result);
+    }
+    PyErr_SetString(PyExc_RuntimeError, "cannot reuse an already awaited __anext__()");
+    *result = NULL;
+    return PYGEN_ERROR;
+}
+
+static PyObject *
+iterator_result(PySendResult status, PyObject *result)
+{
+    if (status != PYGEN_RETURN) {
+        return result;  /* a value yielded, or NULL with the error set */
+    }
+    /* The exception built here, not by PyErr_SetObject: a tuple value would become
+     * its arguments. */
+    PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+    Py_DECREF(result);
+    if (stop != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, stop);
+        Py_DECREF(stop);
+    }
+    return NULL;
+}
+
+static PyObject *
+Next_iternext(Next *self)
+{
+    PyObject *result;
+    PySendResult status = Next_send(self, Py_None, &result);
+    return iterator_result(status, result);
+}
+
+static PyObject *
+Next_send_method(Next *self, PyObject *arg)
+{
+    PyObject *result;
+    PySendResult status = Next_send(self, arg, &result);
+    return iterator_result(status, result);
+}
+
+static PyObject *
+raise_thrown(PyObject *const *args, Py_ssize_t nargs)
+{
+    /* What throw() into a coroutine that has not started (or has ended) does:
+     * raise it, whichever of its forms it came in. */
+    PyObject *typ = args[0];
+    PyObject *val = nargs > 1 ? args[1] : Py_None;
+    PyObject *tb = nargs > 2 ? args[2] : Py_None;
+    if (tb != Py_None && !PyTraceBack_Check(tb)) {
+        PyErr_SetString(PyExc_TypeError, "throw() third argument must be a traceback object");
+        return NULL;
+    }
+    if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, val);
+    }
+    else if (PyExceptionInstance_Check(typ)) {
+        if (val != Py_None) {
+            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+            return NULL;
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    }
+    else {
+        PyErr_Format(PyExc_TypeError,
+                     "exceptions must be classes or instances deriving from BaseException, "
+                     "not %.100s", Py_TYPE(typ)->tp_name);
+        return NULL;
+    }
+    if (tb != Py_None) {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (value != NULL) {
+            PyException_SetTraceback(value, tb);
+        }
+        Py_XSETREF(traceback, Py_NewRef(tb));
+        PyErr_Restore(type, value, traceback);
+    }
+    return NULL;
+}
+
+static PyObject *
+Next_throw(Next *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    PyObject *delegate = self->delegate;
+    if (delegate == NULL) {
+        Py_CLEAR(self->owner);  /* a pending one ends without taking anything */
+        return raise_thrown(args, nargs);
+    }
+    Py_INCREF(delegate);
+    PyObject *call[4] = {delegate, args[0], nargs > 1 ? args[1] : NULL, nargs > 2 ? args[2] : NULL};
+    PyObject *result = PyObject_VectorcallMethod(
+        str_throw, call, (size_t)(nargs + 1) | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    /* An error out of it (StopIteration with its value included) means it ended. */
+    if (result == NULL && self->delegate == delegate) {
+        self->delegate = NULL;
+        Py_DECREF(delegate);
+    }
+    Py_DECREF(delegate);
+    return result;
+}
+
+static PyObject *
+Next_close(Next *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *delegate = self->delegate;
+    if (delegate == NULL) {
+        Py_CLEAR(self->owner);  /* a pending one ends without taking anything */
+        Py_RETURN_NONE;
+    }
+    self->delegate = NULL;  /* our reference now */
+    PyObject *result = PyObject_CallMethodNoArgs(delegate, str_close);
+    Py_DECREF(delegate);
+    return result;
+}
+
+static int
+Next_traverse(Next *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->owner);
+    Py_VISIT(self->delegate);
+    return 0;
+}
+
+static int
+Next_clear(Next *self)
+{
+    Py_CLEAR(self->owner);
+    Py_CLEAR(self->delegate);
+    return 0;
+}
+
+static void
+Next_dealloc(Next *self)
+{
+    PyObject_GC_UnTrack(self);
+    Next_clear(self);  /* a delegate still waiting is closed by its own finalizer */
+    PyObject_GC_Del(self);
+}
+
+static PyMethodDef Next_methods[] = {
+    {"send", (PyCFunction)Next_send_method, METH_O, "Send a value in, as coroutine.send."},
+    {"throw", (PyCFunction)(void (*)(void))Next_throw, METH_FASTCALL,
+     "Raise an exception in it, as coroutine.throw."},
+    {"close", (PyCFunction)Next_close, METH_NOARGS, "Close it, as coroutine.close."},
+    {NULL},
+};
+
+static PyAsyncMethods Next_async = {
+    .am_await = Next_await,
+    .am_send = (sendfunc)Next_send,
+};
+
+static PyTypeObject NextType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gateway_proto._speedups.Next",
+    .tp_doc = "The awaitable of BufferedAnext.__anext__(): takes the oldest item when "
+              "it first runs, else awaits _wait_next().",
+    .tp_basicsize = sizeof(Next),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_as_async = &Next_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)Next_iternext,
+    .tp_methods = Next_methods,
+    .tp_dealloc = (destructor)Next_dealloc,
+    .tp_traverse = (traverseproc)Next_traverse,
+    .tp_clear = (inquiry)Next_clear,
+};
+
+static PyObject *
+BufferedAnext_anext(BufferedAnext *self)
+{
+    /* `async for` drops the awaitable once it has its item: then only this
+     * iterator holds it, nobody can tell it from a new one, and it carries the
+     * next item (no allocation per item). One held elsewhere, or still waiting in
+     * _wait_next, is left alone. */
+    Next *next = self->spare;
+    if (next != NULL && Py_REFCNT(next) == 1 && next->delegate == NULL) {
+        if (next->owner == NULL) {
+            next->owner = (BufferedAnext *)Py_NewRef(self);
+        }
+        return Py_NewRef(next);
+    }
+    next = PyObject_GC_New(Next, &NextType);
+    if (next == NULL) {
+        return NULL;
+    }
+    next->owner = (BufferedAnext *)Py_NewRef(self);
+    next->delegate = NULL;
+    PyObject_GC_Track(next);
+    Py_XSETREF(self->spare, (Next *)Py_NewRef(next));
+    return (PyObject *)next;
+}
+
+static int
+BufferedAnext_traverse(BufferedAnext *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->items);
+    Py_VISIT(self->spare);
+    return 0;
+}
+
+static int
+BufferedAnext_clear(BufferedAnext *self)
+{
+    Py_CLEAR(self->items);
+    Py_CLEAR(self->spare);
+    return 0;
+}
+
+static void
+BufferedAnext_dealloc(BufferedAnext *self)
+{
+    PyObject_GC_UnTrack(self);
+    BufferedAnext_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef BufferedAnext_members[] = {
+    {"_items", T_OBJECT_EX, offsetof(BufferedAnext, items), 0,
+     "The buffered items, oldest first (a collections.deque)."},
+    {NULL},
+};
+
+static PyMethodDef BufferedAnext_methods[] = {
+    {"__class_getitem__", Py_GenericAlias, METH_O | METH_CLASS, "See PEP 585."},
+    {NULL},
+};
+
+static PyAsyncMethods BufferedAnext_async = {
+    .am_aiter = PyObject_SelfIter,
+    .am_anext = (unaryfunc)BufferedAnext_anext,
+};
+
+static PyTypeObject BufferedAnextType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gateway_proto._speedups.BufferedAnext",
+    .tp_doc = "Base of an async iterator over a deque: __anext__'s awaitable pops "
+              "when it first runs, else awaits _wait_next().",
+    .tp_basicsize = sizeof(BufferedAnext),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_as_async = &BufferedAnext_async,
+    .tp_members = BufferedAnext_members,
+    .tp_methods = BufferedAnext_methods,
+    .tp_dealloc = (destructor)BufferedAnext_dealloc,
+    .tp_traverse = (traverseproc)BufferedAnext_traverse,
+    .tp_clear = (inquiry)BufferedAnext_clear,
+};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "gateway_proto._speedups",
@@ -849,7 +1233,26 @@ PyInit__speedups(void)
     str_eof = PyUnicode_InternFromString("eof");
     str_unused_data = PyUnicode_InternFromString("unused_data");
     if (!str_op || !str_d || !str_s || !str_t || !str_decompress || !str_eof || !str_unused_data
-        || PyType_Ready(&ScannerType) < 0 || PyType_Ready(&SlotMakerType) < 0) {
+        || PyType_Ready(&ScannerType) < 0 || PyType_Ready(&SlotMakerType) < 0
+        || PyType_Ready(&NextType) < 0 || PyType_Ready(&BufferedAnextType) < 0) {
+        return NULL;
+    }
+    str_wait_next = PyUnicode_InternFromString("_wait_next");
+    str_throw = PyUnicode_InternFromString("throw");
+    str_close = PyUnicode_InternFromString("close");
+    PyObject *collections = PyImport_ImportModule("collections");
+    if (str_wait_next == NULL || str_throw == NULL || str_close == NULL || collections == NULL) {
+        Py_XDECREF(collections);
+        return NULL;
+    }
+    PyObject *deque = PyObject_GetAttrString(collections, "deque");
+    Py_DECREF(collections);
+    if (deque == NULL) {
+        return NULL;
+    }
+    deque_popleft = PyObject_GetAttrString(deque, "popleft");
+    Py_DECREF(deque);
+    if (deque_popleft == NULL) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&speedups_module);
@@ -865,6 +1268,12 @@ PyInit__speedups(void)
     Py_INCREF(&SlotMakerType);
     if (PyModule_AddObject(module, "SlotMaker", (PyObject *)&SlotMakerType) < 0) {
         Py_DECREF(&SlotMakerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&BufferedAnextType);
+    if (PyModule_AddObject(module, "BufferedAnext", (PyObject *)&BufferedAnextType) < 0) {
+        Py_DECREF(&BufferedAnextType);
         Py_DECREF(module);
         return NULL;
     }

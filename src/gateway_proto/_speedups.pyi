@@ -1,10 +1,15 @@
 """The wire layer's input buffer, with its hot path in C (optional; see ``_wire.py``)."""
 
-from collections.abc import Callable
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Coroutine
+from typing import Any, Generic, TypeVar
+
+from typing_extensions import Self
 
 from .compression import PayloadInflater, ZlibStreamInflater, ZstdStreamInflater
 from .events import Dispatch
+
+_T = TypeVar("_T")
 
 class Scanner:
     """The wire layer's input buffer, with its hot path: common frames to payloads."""
@@ -43,3 +48,12 @@ class SlotMaker:
     def __init__(self, cls: type, names: tuple[str, ...]) -> None: ...
     def __call__(self, *values: Any) -> Any:
         """Return a new ``cls`` with its named slots set to ``values``, in order."""
+
+class BufferedAnext(Generic[_T]):
+    """Base of an async iterator over a deque (``_items``): see driver_support.buffers."""
+
+    _items: deque[_T]
+
+    def __aiter__(self) -> Self: ...
+    def __anext__(self) -> Coroutine[Any, Any, _T]: ...
+    async def _wait_next(self) -> _T: ...

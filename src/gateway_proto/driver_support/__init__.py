@@ -16,7 +16,8 @@ Every public name is importable from this package; each lives in one module, by 
   core's per-connection counts); :class:`ShardReporting`, how a
   shard emits its events and changes state.
 - :mod:`.handlers`: the handler registry (:class:`HandlerRegistry`).
-- :mod:`.buffers`: bounded event buffers (:class:`DropOldestBuffer`).
+- :mod:`.buffers`: bounded event buffers (:class:`DropOldestBuffer`) and the base of
+  async iterators over them (:class:`BufferedAnext`).
 - :mod:`.reactor`: what each core event means for a shard (:class:`ConnectionReactor`,
   :class:`Reaction`) and the steps only a driver can time (:class:`StepDeadline`,
   :data:`HANDSHAKE_TIMED_OUT`, :data:`READY_TIMED_OUT`, :data:`RESUMED_TIMED_OUT`),
@@ -52,7 +53,7 @@ Every public name is importable from this package; each lives in one module, by 
 from __future__ import annotations
 
 from .after_close import NextAttempt, after_connection, describe_error
-from .buffers import DropOldestBuffer
+from .buffers import BufferedAnext, DropOldestBuffer
 from .drain import HAND_OVER_EVERY, EventDrain
 from .gateway_info import (
     API_BASE_ENV,
@@ -144,6 +145,7 @@ __all__ = [
     "STATE",
     "WRITE_STALLED",
     "WRITE_STALL_TIMEOUT",
+    "BufferedAnext",
     "ChunkOutcome",
     "Connected",
     "ConnectionReactor",
