@@ -55,7 +55,7 @@ class TimerWake:
         # The asyncio timer that ends the sleep on time (None: none armed).
         self._handle: asyncio.TimerHandle | None = None
         #: When the current (or last) sleep ends by itself (``inf``: never).
-        self.armed = float("inf")
+        self.armed = _NEVER
 
     def set(self) -> None:
         """End the sleep if the timer must wake sooner; move it if it may wake later."""

@@ -64,6 +64,10 @@ class _Driver:
 
 
 def _connection_with_ready_and(dispatches: int, driver: _Driver) -> Any:
+    """A connection past IDENTIFY with READY and ``dispatches`` received, undrained.
+
+    Returns the connection, its drain and the server's side (for more input).
+    """
     conn, peer = open_connection()
     conn.receive_data(peer.hello(), 0.0)
     drain = driver.drain_for(conn)
@@ -74,12 +78,12 @@ def _connection_with_ready_and(dispatches: int, driver: _Driver) -> Any:
         peer.dispatch("MESSAGE_CREATE", {"n": n}) for n in range(dispatches)
     )
     conn.receive_data(data, 1.0)
-    return conn, drain
+    return conn, drain, peer
 
 
 def test_dispatches_go_over_in_batches_in_order_with_the_reaction_before_ready() -> None:
     driver = _Driver()
-    conn, drain = _connection_with_ready_and(150, driver)
+    conn, drain, _ = _connection_with_ready_and(150, driver)
     assert drain.drain(conn) is False
     events = [item for item in driver.log if isinstance(item, GatewayEvent)]
     dispatches = [e for e in events if e.name in ("READY", "MESSAGE_CREATE")]
@@ -101,7 +105,7 @@ def test_dispatches_go_over_in_batches_in_order_with_the_reaction_before_ready()
 
 def test_a_limit_stops_after_that_many_dispatches_and_the_rest_waits() -> None:
     driver = _Driver()
-    conn, drain = _connection_with_ready_and(100, driver)
+    conn, drain, _ = _connection_with_ready_and(100, driver)
     rounds = 1
     while drain.drain(conn, HAND_OVER_EVERY):
         rounds += 1
@@ -111,7 +115,7 @@ def test_a_limit_stops_after_that_many_dispatches_and_the_rest_waits() -> None:
 
 def test_receive_events_are_built_only_when_something_listens() -> None:
     driver = _Driver(receive=True)
-    conn, drain = _connection_with_ready_and(2, driver)
+    conn, drain, _ = _connection_with_ready_and(2, driver)
     drain.drain(conn)
     received = [e for e in driver.log if isinstance(e, GatewayEvent) and e.name == RECEIVE]
     assert [type(e.data) for e in received][-2:] == [Dispatch, Dispatch]
@@ -120,7 +124,7 @@ def test_receive_events_are_built_only_when_something_listens() -> None:
 
 def test_ready_reaches_the_reconnector() -> None:
     driver = _Driver()
-    conn, drain = _connection_with_ready_and(3, driver)
+    conn, drain, _ = _connection_with_ready_and(3, driver)
     driver.reconnector.backoff.attempt = 4
     drain.drain(conn)
     # READY went live: the reconnector reset the backoff.
@@ -131,7 +135,7 @@ def _heartbeat_reactions(
     listening: frozenset[str], driver: _Driver | None = None
 ) -> list[Reaction]:
     driver = driver or _Driver(listening=listening)
-    conn, drain = _connection_with_ready_and(0, driver)
+    conn, drain, _ = _connection_with_ready_and(0, driver)
     drain.drain(conn)
     driver.log.clear()
     driver.counts = 0
@@ -163,13 +167,7 @@ def test_a_quiet_heartbeat_is_counted_once_per_drain() -> None:
 def test_a_heartbeat_ack_asks_for_nothing_unless_receive_is_heard() -> None:
     for listening, expected in ((frozenset(), []), (frozenset({RECEIVE}), [RECEIVE])):
         driver = _Driver(listening=listening)
-        conn, peer = open_connection()
-        conn.receive_data(peer.hello(), 0.0)
-        drain = driver.drain_for(conn)
-        drain.drain(conn)
-        conn.identify(0.0)
-        drive(conn, peer)
-        conn.receive_data(peer.ready(), 1.0)
+        conn, drain, peer = _connection_with_ready_and(0, driver)
         drain.drain(conn)
         driver.log.clear()
         conn.receive_data(peer.ack(), 2.0)
