@@ -114,14 +114,17 @@ def _process_cpu(pid: int) -> float:
 # -- the worker process ----------------------------------------------------------------------
 
 
-def worker_main(url: str, count: int) -> None:
-    """Child: per line ``PREFIX TOTAL`` on stdin, receive TOTAL events, print the times."""
+def worker_main(url: str) -> None:
+    """Child: per line ``PREFIX TOTAL COUNT`` on stdin, receive TOTAL events, print the times.
+
+    ``COUNT``: entries per read.
+    """
     import anyio
 
     from gateway_redis._keys import Keys
     from gateway_redis.worker import StreamEvent, Worker
 
-    async def one_round(prefix: str, total: int) -> None:
+    async def one_round(prefix: str, total: int, count: int) -> None:
         worker = Worker(url, Keys(prefix), group="bench", consumer="w1", start="0", count=count)
         await worker.create_groups()
         print("ready", flush=True)
@@ -148,23 +151,23 @@ def worker_main(url: str, count: int) -> None:
         print(json.dumps(state), flush=True)
 
     for line in sys.stdin:
-        prefix, total = line.split()
-        anyio.run(one_round, prefix, int(total), backend="asyncio")
+        prefix, total, count = line.split()
+        anyio.run(one_round, prefix, int(total), int(count), backend="asyncio")
 
 
 class WorkerProcess:
-    def __init__(self, url: str, count: int) -> None:
+    def __init__(self, url: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "worker", url, str(count)],
+            [sys.executable, __file__, "worker", url],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
         )
 
-    def start_round(self, prefix: str, total: int) -> None:
+    def start_round(self, prefix: str, total: int, count: int) -> None:
         assert self.proc.stdin is not None
         assert self.proc.stdout is not None
-        self.proc.stdin.write(f"{prefix} {total}\n")
+        self.proc.stdin.write(f"{prefix} {total} {count}\n")
         self.proc.stdin.flush()
         if self.proc.stdout.readline().strip() != "ready":
             raise RuntimeError("the worker did not start")
@@ -206,7 +209,13 @@ def _gateway(url: str, shards: int = 1) -> Any:
 
 
 def broker_round(
-    url: str, total: int, *, redis_url: str, prefix: str, keep_raw: bool = True
+    url: str,
+    total: int,
+    *,
+    redis_url: str,
+    prefix: str,
+    keep_raw: bool = True,
+    events_per_entry: int = 1,
 ) -> tuple[float, float]:
     """One broker round at the gateway: when READY came, and when Redis had every event.
 
@@ -220,7 +229,9 @@ def broker_round(
 
     async def session() -> tuple[float, float]:
         t_ready = published = 0.0
-        publisher = EventPublisher(redis_url, Keys(prefix), max_queue=total + 100)
+        publisher = EventPublisher(
+            redis_url, Keys(prefix), max_queue=total + 100, events_per_entry=events_per_entry
+        )
         # keep_raw: JSON dispatches are published as received, as `run` does.
         cluster = Cluster(_gateway(url), intents=513, max_buffer=total + 100, keep_raw=keep_raw)
         async with cluster, anyio.create_task_group() as tg:
@@ -247,14 +258,18 @@ def throughput(args: argparse.Namespace) -> None:
     stream = encode_stream(session)
     total, names = len(stream.names), sorted(set(stream.names))
     redis = RedisServer()
-    worker = WorkerProcess(redis.url, args.count)
-    rates: dict[str, list[float]] = {"in-process": [], "broker": []}
-    cpu: dict[str, list[float]] = {"in-process": [], "broker": []}
-    # CPU per event of each process of the broker path (and the replay server's, both paths).
-    parts: dict[str, list[float]] = {
-        "replay (in-process run)": [], "replay (broker run)": [], "redis": [], "worker": [],
-    }  # fmt: skip
-    reads: list[float] = []  # events per worker read
+    worker = WorkerProcess(redis.url)
+    # The broker contenders: events per stream entry (1: one entry per dispatch).
+    packings = sorted({1, *(n for n in args.events_per_entry if n > 1)})
+    label = {n: "broker" if n == 1 else f"broker, {n} per entry" for n in packings}
+    rates: dict[str, list[float]] = {"in-process": [], **{label[n]: [] for n in packings}}
+    cpu: dict[str, list[float]] = {key: [] for key in rates}
+    # CPU per event of the other processes of each broker path (and the replay server's).
+    parts: dict[str, dict[str, list[float]]] = {
+        key: {"replay": [], "redis": [], "worker": []} for key in rates
+    }
+    reads: dict[str, list[float]] = {label[n]: [] for n in packings}  # events per worker read
+    done_at: dict[str, list[float]] = {label[n]: [] for n in packings}  # gateway, s per event
     try:
         with ReplayServer(session, stream) as server:
             url = server.url + "/"
@@ -263,60 +278,69 @@ def throughput(args: argparse.Namespace) -> None:
                 cpu0, replay0 = time.process_time(), _process_cpu(replay_pid)
                 inproc = _in_process_round(url, total, names)
                 cpu1, replay1 = time.process_time(), _process_cpu(replay_pid)
-                prefix = f"bench:{round_no}"
-                worker.start_round(prefix, total)
-                redis0 = redis.cpu()
-                t_ready, published = broker_round(url, total, redis_url=redis.url, prefix=prefix)
-                cpu2, replay2 = time.process_time(), _process_cpu(replay_pid)
-                result = worker.result()
-                redis1 = redis.cpu()
-                broker = (result["last"] - t_ready) / (total - 1)
+                line = f"  round {round_no}: in-process {inproc * 1e6:5.1f} us/event"
                 if round_no:
                     rates["in-process"].append(1 / inproc)
-                    rates["broker"].append(1 / broker)
                     cpu["in-process"].append((cpu1 - cpu0) / total)
-                    cpu["broker"].append((cpu2 - cpu1) / total)
-                    parts["replay (in-process run)"].append((replay1 - replay0) / total)
-                    parts["replay (broker run)"].append((replay2 - replay1) / total)
-                    parts["redis"].append((redis1 - redis0) / total)
-                    parts["worker"].append(result["cpu"] / total)
-                    reads.append(total / max(1, result["reads"]))
-                    print(
-                        f"  round {round_no}: in-process {inproc * 1e6:5.1f} us/event, broker "
-                        f"{broker * 1e6:5.1f} (gateway done publishing at "
-                        f"{(published - t_ready) * 1e6 / total:5.1f}), x{broker / inproc:.2f}",
-                        flush=True,
-                    )
+                    parts["in-process"]["replay"].append((replay1 - replay0) / total)
+                order = packings[round_no % len(packings) :] + packings[: round_no % len(packings)]
+                for per_entry in order:
+                    key = label[per_entry]
+                    prefix = f"bench:{round_no}:{per_entry}"
+                    worker.start_round(prefix, total, max(1, args.count // per_entry))
+                    cpu1, replay1 = time.process_time(), _process_cpu(replay_pid)
+                    redis0 = redis.cpu()
+                    t_ready, published = broker_round(
+                        url, total, redis_url=redis.url, prefix=prefix,
+                        events_per_entry=per_entry,
+                    )  # fmt: skip
+                    cpu2, replay2 = time.process_time(), _process_cpu(replay_pid)
+                    result = worker.result()
+                    redis1 = redis.cpu()
+                    broker = (result["last"] - t_ready) / (total - 1)
+                    line += f", {key} {broker * 1e6:5.1f} (x{broker / inproc:.2f})"
+                    if round_no:
+                        rates[key].append(1 / broker)
+                        cpu[key].append((cpu2 - cpu1) / total)
+                        parts[key]["replay"].append((replay2 - replay1) / total)
+                        parts[key]["redis"].append((redis1 - redis0) / total)
+                        parts[key]["worker"].append(result["cpu"] / total)
+                        reads[key].append(total / max(1, result["reads"]))
+                        done_at[key].append((published - t_ready) / total)
+                print(line, flush=True)
     finally:
         worker.close()
         redis.close()
     print(f"stream: {total} dispatches from {source} (digest {stream.digest()})")
-    inproc_m = statistics.median(rates["in-process"])
-    broker_m = statistics.median(rates["broker"])
-    pairs = zip(rates["in-process"], rates["broker"], strict=True)
-    paired = statistics.median(a / b for a, b in pairs)
     print(f"median of {args.repeat} interleaved rounds (events/s, READY to the last event)")
-    print(f"  in-process: Cluster, events() consumer   {inproc_m:10,.0f}")
-    print(f"  broker: publish_cluster -> Redis -> Worker {broker_m:10,.0f}")
+    inproc_m = statistics.median(rates["in-process"])
+    cpu_in = statistics.median(cpu["in-process"]) * 1e6
+    in_all = cpu_in + statistics.median(parts["in-process"]["replay"]) * 1e6
     print(
-        f"  time per event, broker / in-process: x{inproc_m / broker_m:.2f} (paired x{paired:.2f})"
+        f"  in-process: Cluster, events() consumer: {inproc_m:,.0f}/s; gateway CPU "
+        f"{cpu_in:.1f} us per event (whole round, connect included)"
     )
-    cpu_in, cpu_broker = (statistics.median(cpu[k]) * 1e6 for k in ("in-process", "broker"))
-    print(
-        f"  gateway process CPU per event (whole round, connect included): in-process "
-        f"{cpu_in:.1f} us, broker {cpu_broker:.1f} us, x{cpu_broker / cpu_in:.2f}"
-    )
-    other = {label: statistics.median(values) * 1e6 for label, values in parts.items()}
-    print("  other processes' CPU per event (median): " + ", ".join(
-        f"{label} {value:.1f} us" for label, value in other.items()
-    ))  # fmt: skip
-    print(f"  events per worker read (median): {statistics.median(reads):.1f}")
-    in_all = cpu_in + other["replay (in-process run)"]
-    broker_all = cpu_broker + other["replay (broker run)"] + other["redis"] + other["worker"]
-    print(
-        f"  all processes' CPU per event: in-process {in_all:.1f} us, broker "
-        f"{broker_all:.1f} us, x{broker_all / in_all:.2f} (on {os.cpu_count()} cores)"
-    )
+    for per_entry in packings:
+        key = label[per_entry]
+        broker_m = statistics.median(rates[key])
+        pairs = zip(rates["in-process"], rates[key], strict=True)
+        paired = statistics.median(a / b for a, b in pairs)
+        cpu_broker = statistics.median(cpu[key]) * 1e6
+        other = {part: statistics.median(v) * 1e6 for part, v in parts[key].items()}
+        broker_all = cpu_broker + sum(other.values())
+        print(f"  {key}: publish_cluster -> Redis -> Worker: {broker_m:,.0f}/s")
+        print(
+            f"    time per event, broker / in-process: x{inproc_m / broker_m:.2f} "
+            f"(paired x{paired:.2f}); gateway done publishing at "
+            f"{statistics.median(done_at[key]) * 1e6:.1f} us per event"
+        )
+        print(
+            f"    CPU per event: gateway {cpu_broker:.1f} us (x{cpu_broker / cpu_in:.2f}), "
+            f"redis {other['redis']:.1f} us, worker {other['worker']:.1f} us, replay "
+            f"{other['replay']:.1f} us; all processes {broker_all:.1f} us, "
+            f"x{broker_all / in_all:.2f} of in-process (on {os.cpu_count()} cores); "
+            f"events per worker read {statistics.median(reads[key]):.0f}"
+        )
 
 
 def _in_process_round(url: str, total: int, names: list[str]) -> float:
@@ -421,6 +445,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=10.0, help="idle window, s (default 10)")
     parser.add_argument("--rounds", type=int, default=3, help="idle rounds (default 3)")
     parser.add_argument("--count", type=int, default=200, help="events per worker read (200)")
+    parser.add_argument(
+        "--events-per-entry",
+        type=int,
+        nargs="*",
+        default=[50],
+        help="broker contenders besides one event per entry: events packed per stream "
+        "entry (default: 50; none: only one per entry)",
+    )
     parser.add_argument("--only", choices=["throughput", "idle"], default=None)
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
@@ -433,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "worker":
-        worker_main(sys.argv[2], int(sys.argv[3]))
+    if len(sys.argv) == 3 and sys.argv[1] == "worker":
+        worker_main(sys.argv[2])
     else:
         sys.exit(main())

@@ -82,6 +82,7 @@ class RunOptions:
         save_interval: seconds between session saves.
         namespace: the first part of every Redis key.
         layout: the stream layout dispatches are published in (workers must match).
+        events_per_entry: dispatches packed in one stream entry, at most.
 
     """
 
@@ -105,6 +106,7 @@ class RunOptions:
     save_interval: float = 1.0
     namespace: str = "spectacles"
     layout: Literal["single", "per-event"] = "single"
+    events_per_entry: int = 1
 
     def __repr__(self) -> str:
         # The token never appears in a repr.
@@ -187,6 +189,12 @@ def add_run_parser(sub: Any) -> None:
         help="publish every dispatch to one stream, or one stream per event name "
         "(workers must use the same; default: single)",
     )  # fmt: skip
+    leases.add_argument(
+        "--events-per-entry", type=count, default=1, metavar="N",
+        help="pack up to N dispatches in one stream entry: Redis and workers do less per "
+        "event, and max length and worker reads count entries (this package's workers "
+        "read both; default: 1)",
+    )  # fmt: skip
     out = run.add_argument_group("output")
     out.add_argument(
         "--events", type=_wrap(parse_event_names), default=None, metavar="NAME,...",
@@ -260,6 +268,7 @@ def run_options(
         save_interval=ns.save_interval,
         namespace=ns.namespace,
         layout=ns.layout,
+        events_per_entry=ns.events_per_entry,
     )
 
 
@@ -327,7 +336,9 @@ async def _run(options: RunOptions, display: Display) -> int:
                         printed.last[event.shard_id] = (session.session_id, event.sequence)
 
     keys = Keys.for_token(options.token, options.namespace)
-    publisher = EventPublisher(options.redis, keys, layout=options.layout)
+    publisher = EventPublisher(
+        options.redis, keys, layout=options.layout, events_per_entry=options.events_per_entry
+    )
     applier = CommandApplier(options.redis, keys, owned=lambda: process.owned)
 
     def checkpoint(shard_id: int, session: Session) -> int | None:

@@ -47,8 +47,9 @@ __all__ = [
 #: One stream entry: its id and its fields (``{}`` for an entry trimmed away).
 Entry = tuple[bytes, dict[bytes, bytes]]
 #: One entry of an event stream: its id, then its fields as
-#: :func:`~gateway_redis._entry.event_fields` returns them.
-EventEntry = tuple[bytes, bytes | None, bytes | None, bytes, bool]
+#: :func:`~gateway_redis._entry.event_fields` returns them (the last: the entry's
+#: kind, a bool for one event, ``PACKED`` for several).
+EventEntry = tuple[bytes, bytes | None, bytes | None, bytes, int]
 _Parser = Generator[None, None, Any]
 
 

@@ -22,6 +22,11 @@ encoded as JSON here. Publishing the received bytes costs nothing per event;
 encoding ``d`` again cost the publisher ~1-2 µs per event (orjson), the largest
 part of its work. A worker decodes either and hands on ``d``.
 
+With ``events_per_entry`` above 1, one entry packs up to that many dispatches
+of a batch (of one stream): fields ``metas`` and ``payloads``, both JSON (see
+``_entry``). Redis's price is per entry more than per byte (measured: ~7 µs of
+Redis CPU per event one per entry, ~3 packed by 50), and so is the worker's.
+
 Layouts: ``"single"`` puts every dispatch in one stream (``Keys.events``),
 ``"per-event"`` one stream per dispatch name (``Keys.events_named(name)``).
 
@@ -41,29 +46,26 @@ from __future__ import annotations
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from gateway_anyio._events import Emitter
 from gateway_proto.backoff import Backoff
 from gateway_proto.driver_support import (
     CONNECT,
     LIFECYCLE_EVENTS,
-    RECEIVE,
-    SEND,
     Connected,
     GatewayEvent,
 )
 from gateway_proto.session import Session
 
 from ._codec import DUMPS, connect
-from ._entry import DATA_FIELD, PAYLOAD_FIELD, pack_meta, pack_origin
+from ._entry import DATA_FIELD, PAYLOAD_FIELD, QueuedEvent, pack_events, pack_meta, pack_origin
 from ._keys import Keys
 from ._resp import RawConnection
+from ._sink import BatchSink
 
 if TYPE_CHECKING:
     from gateway_anyio import Cluster
@@ -92,13 +94,6 @@ _log = logging.getLogger("gateway_redis.streams")
 #: Dispatch names whose packed argument is cached (a hostile server could invent more).
 _NAME_CACHE = 1024
 
-# (name, the event's fields but their last value, packed: meta and the second
-# field's name and length; that value (JSON); then shard, session and seq again for
-# the checkpoint), packed when published: the queue then holds bytes, not the
-# decoded payload, whose objects would otherwise live on (and be walked by the
-# cyclic GC) until sent. The value stays apart, joined once per batch: formatting
-# it into the entry copied it once more (measured: ~0.7 µs per ~1 KB event).
-_Queued = tuple[str, bytes, bytes, int, str | None, int | None]
 #: Packed (name, shard, session) meta tails kept; a long-lived process sees few
 #: sessions per shard, and a few dozen names.
 _TAIL_CACHE = 16384
@@ -125,6 +120,12 @@ class EventPublisher:
         max_len: entries kept per stream (approximate trimming, ``MAXLEN ~``).
         max_queue: events buffered in memory; beyond it the oldest are dropped.
         batch_size: events per round trip, at most.
+        events_per_entry: dispatches packed in one stream entry, at most (1: one
+            entry per dispatch, readable by any client as ``meta`` and
+            ``payload``/``data``; more: fewer, larger entries, read by this
+            package's :class:`~gateway_redis.worker.Worker` or by any client
+            that reads the ``metas`` and ``payloads`` JSON arrays). ``max_len``
+            and workers' ``count`` then count entries, not events.
         timeout: seconds a round trip may take before the connection is dropped
             and the batch sent again.
         backoff_base: first reconnect delay bound, in seconds (full jitter).
@@ -148,6 +149,7 @@ class EventPublisher:
         max_len: int = DEFAULT_MAX_LEN,
         max_queue: int = DEFAULT_MAX_QUEUE,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        events_per_entry: int = 1,
         timeout: float = 5.0,
         backoff_base: float = 0.1,
         backoff_cap: float = 5.0,
@@ -155,17 +157,20 @@ class EventPublisher:
     ) -> None:
         if layout not in ("single", "per-event"):
             raise ValueError(f"layout must be 'single' or 'per-event', got {layout!r}")
-        if min(max_len, max_queue, batch_size) < 1:
-            raise ValueError("max_len, max_queue and batch_size must be at least 1")
+        if min(max_len, max_queue, batch_size, events_per_entry) < 1:
+            raise ValueError(
+                "max_len, max_queue, batch_size and events_per_entry must be at least 1"
+            )
         self.redis = connect(redis)
         self.keys = keys
         self.layout = layout
         self.max_len = max_len
         self.max_queue = max_queue
         self.batch_size = batch_size
+        self.events_per_entry = events_per_entry
         self.timeout = timeout
         self._backoff = Backoff(rng or random.Random(), base=backoff_base, cap=backoff_cap)
-        self._queue: deque[_Queued] = deque()
+        self._queue: deque[QueuedEvent] = deque()
         self._wake: anyio.Event | None = None  # made by run(), inside the event loop
         self._in_flight = False
         self._running = False
@@ -212,29 +217,37 @@ class EventPublisher:
         (``None``, or ETF) ``data`` is encoded as JSON here, once (a value JSON
         cannot hold is logged and counted in :attr:`dropped`).
         """
+        packed = self.events_per_entry > 1
         if raw is not None and raw[:1] == b"{":  # JSON (an ETF term starts with 131)
             payload, field = raw, PAYLOAD_FIELD
         else:
             try:
-                payload, field = DUMPS(data), DATA_FIELD
+                if packed:  # packed entries hold whole payloads only
+                    payload = DUMPS({"t": name, "s": sequence, "op": 0, "d": data})
+                else:
+                    payload = DUMPS(data)
             except (TypeError, ValueError) as exc:
                 _log.error("dropping %s of shard %d: not JSON: %s", name, shard_id, exc)
                 self._drop(1)
                 return
-        # pack_meta, with what follows the sequence (" SHARD LEN SESSION NAME": the
-        # same for every event of a name on a session) packed once: this runs per dispatch.
-        tail = self._tails.get((name, shard_id, session_id))
-        if tail is None:
-            if len(self._tails) >= _TAIL_CACHE:
-                self._tails.clear()
-            tail = self._tails[name, shard_id, session_id] = b" %b %b" % (
-                pack_origin(shard_id, session_id),
-                name.encode(),
-            )
-        seq = b"" if sequence is None else b"%d" % sequence
-        head = b"$4\r\nmeta\r\n$%d\r\n%b%b\r\n%b$%d\r\n" % (
-            len(seq) + len(tail), seq, tail, field, len(payload),
-        )  # fmt: skip
+            field = DATA_FIELD
+        if packed:
+            head = b""  # the entry's fields are packed per batch (pack_events)
+        else:
+            # pack_meta, with what follows the sequence (" SHARD LEN SESSION NAME": the
+            # same for every event of a name on a session) packed once: this runs per dispatch.
+            tail = self._tails.get((name, shard_id, session_id))
+            if tail is None:
+                if len(self._tails) >= _TAIL_CACHE:
+                    self._tails.clear()
+                tail = self._tails[name, shard_id, session_id] = b" %b %b" % (
+                    pack_origin(shard_id, session_id),
+                    name.encode(),
+                )
+            seq = b"" if sequence is None else b"%d" % sequence
+            head = b"$4\r\nmeta\r\n$%d\r\n%b%b\r\n%b$%d\r\n" % (
+                len(seq) + len(tail), seq, tail, field, len(payload),
+            )  # fmt: skip
         queue = self._queue
         if len(queue) >= self.max_queue:
             queue.popleft()
@@ -275,7 +288,8 @@ class EventPublisher:
                     await wake.wait()
                 self._in_flight = True
                 batch = [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
-                await self._send(self._pack(batch), len(batch))
+                packed, entries = self._pack(batch)
+                await self._send(packed, entries, len(batch))
                 confirmed = self._confirmed
                 for _, _, _, shard_id, session_id, sequence in batch:
                     if sequence is not None:
@@ -304,30 +318,49 @@ class EventPublisher:
         while (self._queue or self._in_flight) and not self._ended:
             await anyio.sleep(0.01)  # rare (shutdown): polling keeps the hot path bare
 
-    def _pack(self, batch: list[_Queued]) -> bytes:
-        """Pack one ``XADD`` per event of ``batch``, pipelined (RESP, as Redis reads it).
+    def _pack(self, batch: list[QueuedEvent]) -> tuple[bytes, int]:
+        """Pack ``batch`` as pipelined ``XADD``s (RESP, as Redis reads it), and count them.
 
-        Only each stream's last ``XADD`` of the batch trims it (``MAXLEN ~``): the
-        bound holds after every batch, and the others cost Redis less (measured:
-        ~0.3 µs per event of Redis CPU).
+        One ``XADD`` per event, or per up to ``events_per_entry`` events of one
+        stream. Only each stream's last ``XADD`` of the batch trims it (``MAXLEN
+        ~``): the bound holds after every batch, and the others cost Redis less
+        (measured: ~0.3 µs per event of Redis CPU).
         """
         parts: list[bytes] = []
+        per_entry = self.events_per_entry
+        if per_entry > 1:
+            if self.layout == "single":
+                streams = [(self._single_heads, batch)]
+            else:
+                by_name: dict[str, list[QueuedEvent]] = {}
+                for item in batch:
+                    by_name.setdefault(item[0], []).append(item)
+                streams = [(self._named_heads(name), items) for name, items in by_name.items()]
+            for (plain, trim), items in streams:
+                for start in range(0, len(items), per_entry):
+                    parts.append(plain if start + per_entry < len(items) else trim)
+                    parts.append(pack_events(items[start : start + per_entry]))
+            return b"".join(parts), len(parts) // 2
         if self.layout == "single":
             plain, trim = self._single_heads
             for item in batch:
                 parts += (plain, item[1], item[2], _CRLF)
             parts[-4] = trim
-            return b"".join(parts)
-        heads = self._heads
+            return b"".join(parts), len(batch)
         last_of = {item[0]: i for i, item in enumerate(batch)}
         for i, (name, head, payload, *_) in enumerate(batch):
-            named = heads.get(name)
-            if named is None:
-                named = self._xadd_heads(self.keys.events_named(name))
-                if len(heads) < _NAME_CACHE:
-                    heads[name] = named
-            parts += (named[last_of[name] == i], head, payload, _CRLF)
-        return b"".join(parts)
+            parts += (self._named_heads(name)[last_of[name] == i], head, payload, _CRLF)
+        return b"".join(parts), len(batch)
+
+    def _named_heads(self, name: str) -> tuple[bytes, bytes]:
+        """:meth:`_xadd_heads` of the per-event layout's stream for ``name`` (cached)."""
+        heads = self._heads
+        named = heads.get(name)
+        if named is None:
+            named = self._xadd_heads(self.keys.events_named(name))
+            if len(heads) < _NAME_CACHE:
+                heads[name] = named
+        return named
 
     def _xadd_heads(self, stream: str) -> tuple[bytes, bytes]:
         """``XADD stream *`` and ``XADD stream MAXLEN ~ max_len *``, fields to follow (RESP)."""
@@ -338,12 +371,12 @@ class EventPublisher:
             % (key, _bulk(b"%d" % self.max_len)),
         )
 
-    async def _send(self, packed: bytes, count: int) -> None:
-        """Send one batch until Redis took it, reconnecting with backoff."""
+    async def _send(self, packed: bytes, entries: int, events: int) -> None:
+        """Send one batch (``entries`` XADDs) until Redis took it, reconnecting with backoff."""
         while True:
             try:
                 with anyio.fail_after(self.timeout):
-                    await self._round_trip(packed, count)
+                    await self._round_trip(packed, entries)
             except (RedisError, OSError, TimeoutError) as exc:
                 await self._failed(exc)
             else:
@@ -352,7 +385,7 @@ class EventPublisher:
                 self.connected = True
                 self._warned = False
                 self._backoff.reset()
-                self.published += count
+                self.published += events
                 return
 
     async def _failed(self, exc: BaseException) -> None:
@@ -379,34 +412,6 @@ class EventPublisher:
     async def service(self, cluster: Cluster) -> None:
         """Publish ``cluster``'s dispatches until it closes (a gateway process's service)."""
         await publish_cluster(cluster, self)
-
-
-class _Sink(Emitter):
-    """Hands a cluster's events to a callback as they are emitted, in the shard's reader.
-
-    The cheapest subscription there is: no buffer and no task switch per event
-    (an ``events()`` stream costs both, and one without names also asks every
-    shard for a ``receive`` event per dispatch, which doubles the emits). A
-    shard's reader hands its emitter batches (``emit_batch``, which passes them
-    on to the parents as batches): both entry points are overridden, so no event
-    goes through the base class's routing.
-    """
-
-    def __init__(self, on_events: Callable[[list[GatewayEvent]], None]) -> None:
-        super().__init__(_log)
-        self._on_events = on_events
-
-    def wants(self, name: str) -> bool:
-        return name not in _UNWANTED
-
-    def emit(self, event: GatewayEvent) -> None:
-        self._on_events([event])
-
-    def emit_batch(self, events: list[GatewayEvent]) -> None:
-        self._on_events(events)
-
-
-_UNWANTED = frozenset({RECEIVE, SEND})
 
 
 async def publish_cluster(
@@ -449,7 +454,7 @@ async def publish_cluster(
                 session_id = sessions[shard_id] = _session_id(event.shard)
             publish(name, shard_id, session_id, event.sequence, event.data, raw=event.raw)
 
-    sink = _Sink(on_events)
+    sink = BatchSink(on_events)
     # The cluster's emitter passes every shard's events to its parents, synchronously.
     emitter = cluster._emitter
     async with anyio.create_task_group() as tg:
@@ -477,6 +482,3 @@ def _session_id(shard: Any) -> str | None:
     session = getattr(shard, "session", None)
     return None if session is None else str(session.session_id)
 
-
-#: The type of a gateway process's service: it runs with the cluster, in its task group.
-Service = Callable[["Cluster"], Any]

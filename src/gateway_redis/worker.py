@@ -27,7 +27,7 @@ import inspect
 import logging
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,7 @@ from gateway_proto.backoff import Backoff
 from gateway_proto.commands import Command
 
 from ._codec import LOADS, connect, default_consumer_name
-from ._entry import event_fields, unpack_meta
+from ._entry import PACKED, PackedEvent, event_fields, unpack_events, unpack_meta
 
 try:
     from gateway_proto._speedups import SlotMaker
@@ -365,6 +365,10 @@ class Worker:
                 out.append((stream, [(eid, *event_fields(f)) for eid, f in entries]))
         return out
 
+    def _malformed(self, entry_id: bytes, stream: str, exc: ValueError) -> None:
+        self.malformed += 1
+        _log.warning("dropping malformed entry %s of %s: %s", entry_id.decode(), stream, exc)
+
     async def _handle(self, batch: _Batch, handler: Handler) -> None:
         names = self.names
         dedupe = self.dedupe
@@ -372,45 +376,52 @@ class Worker:
         loads = LOADS
         make = _make_event
         for stream, entries in batch:
-            left: set[bytes] = set()  # ids of events left pending
-            for entry_id, seq, origin, data, whole in entries:
-                # The entry to a StreamEvent, inline (this runs per event). Another
+            left: set[bytes] = set()  # ids of entries left pending
+            for entry_id, seq, origin, value_bytes, kind in entries:
+                # The entry to StreamEvents, inline (this runs per event). Another
                 # name than those handled is acknowledged without decoding its JSON.
                 try:
-                    known = origins.get(origin)  # type: ignore[arg-type]  # None: never there
-                    if known is None:
-                        known = _origin(seq, origin)
-                    name, shard_id, session_id = known
+                    events: Sequence[PackedEvent]
+                    if kind == PACKED:  # several events: "origin" is the metas field
+                        events = unpack_events(origin or b"", value_bytes)
+                    else:
+                        known = origins.get(origin)  # type: ignore[arg-type]  # None: never there
+                        if known is None:
+                            known = _origin(seq, origin)
+                        events = ((*known, int(seq) if seq else None, value_bytes),)
+                except ValueError as exc:
+                    self._malformed(entry_id, stream, exc)
+                    continue
+                for name, shard_id, session_id, sequence, data in events:
                     if names is not None and name not in names:
                         continue
-                    sequence = int(seq) if seq else None
-                    value = loads(data)
-                    if whole:  # the payload as the shard received it: its "d", as the shard read it
-                        if value.__class__ is not dict:
-                            raise ValueError("the payload field is not a gateway payload")
-                        value = value.get("d")
-                except ValueError as exc:  # orjson's and json's errors are ValueErrors
-                    self.malformed += 1
-                    _log.warning(
-                        "dropping malformed entry %s of %s: %s", entry_id.decode(), stream, exc
+                    try:
+                        value = loads(data)
+                        if kind:  # the payload as the shard received it: its "d", as it read it
+                            if value.__class__ is not dict:
+                                raise ValueError("the payload field is not a gateway payload")
+                            value = value.get("d")
+                    except ValueError as exc:  # orjson's and json's errors are ValueErrors
+                        self._malformed(entry_id, stream, exc)
+                        continue
+                    event = make(
+                        name, shard_id, session_id, sequence, value, stream, entry_id.decode()
                     )
-                    continue
-                event = make(name, shard_id, session_id, sequence, value, stream, entry_id.decode())
-                if dedupe is not None and dedupe.seen(event):
-                    self.duplicates += 1
-                    continue
-                try:
-                    result = handler(event)
-                    if result is not None and inspect.isawaitable(result):
-                        await result
-                except Exception:
-                    self.failed += 1
-                    _log.exception("handler failed on %s (left pending, retried later)", event.name)
-                    left.add(entry_id)
-                    continue
-                self.handled += 1
-                if dedupe is not None:
-                    dedupe.add(event)
+                    if dedupe is not None and dedupe.seen(event):
+                        self.duplicates += 1
+                        continue
+                    try:
+                        result = handler(event)
+                        if result is not None and inspect.isawaitable(result):
+                            await result
+                    except Exception:
+                        self.failed += 1
+                        _log.exception("handler failed on %s (left pending, retried later)", name)
+                        left.add(entry_id)
+                        continue
+                    self.handled += 1
+                    if dedupe is not None:
+                        dedupe.add(event)
             # Everything else of the batch is acknowledged (malformed entries too).
             ids = [entry[0] for entry in entries if not left or entry[0] not in left]
             if not ids:

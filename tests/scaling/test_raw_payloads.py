@@ -4,7 +4,8 @@ The property: for any JSON ``d`` (unicode, integers of any size, any key order,
 spacing and escaping of the payload around it), the ``data`` a worker receives
 through a real Redis equals the ``data`` of the shard's own ``Dispatch`` (what an
 in-process handler gets), whether the publisher sent the received bytes (a
-``payload`` field) or encoded ``d`` again (a ``data`` field).
+``payload`` field) or encoded ``d`` again (a ``data`` field), in entries of one
+event or packed (``events_per_entry``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from proto._wire_helpers import dispatch_messages, make_config, open_wire, serve
 _prefixes = itertools.count()
 
 
-async def _through_redis(redis_url: str, dispatches: list[tuple[Dispatch, bool]]) -> list[Any]:
+async def _through_redis(
+    redis_url: str, dispatches: list[tuple[Dispatch, bool]], per_entry: int
+) -> list[Any]:
     """Publish each dispatch (with its bytes, or without), then read them with a worker."""
     keys = Keys(f"raw:{next(_prefixes)}")
-    publisher = EventPublisher(redis_url, keys)
+    publisher = EventPublisher(redis_url, keys, events_per_entry=per_entry)
     worker = Worker(redis_url, keys, start="0", block=0.1)
     got: list[StreamEvent] = []
 
@@ -59,9 +62,12 @@ async def _through_redis(redis_url: str, dispatches: list[tuple[Dispatch, bool]]
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(st.lists(st.tuples(dispatch_messages(), st.booleans()), min_size=1, max_size=6))
+@given(
+    st.lists(st.tuples(dispatch_messages(), st.booleans()), min_size=1, max_size=6),
+    st.sampled_from([1, 4]),  # one entry per event, or entries packing up to four
+)
 def test_a_worker_gets_the_data_the_shard_decoded(
-    redis_url: str, messages: list[tuple[bytes, bool]]
+    redis_url: str, messages: list[tuple[bytes, bool]], per_entry: int
 ) -> None:
     wire, _ = open_wire(make_config(compression=None, keep_raw=True))
     items = wire.receive(b"".join(server_frame(0x1, message) for message, _ in messages))
@@ -70,5 +76,5 @@ def test_a_worker_gets_the_data_the_shard_decoded(
         assert isinstance(item, Dispatch)
         assert item.raw is not None
         dispatches.append((item, send_raw))
-    received = anyio.run(_through_redis, redis_url, dispatches, backend="asyncio")
+    received = anyio.run(_through_redis, redis_url, dispatches, per_entry, backend="asyncio")
     assert received == [item.data for item, _ in dispatches]

@@ -9,6 +9,7 @@ to, as ``listen``'s does, not the REST base it asked.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import anyio
 import pytest
@@ -80,3 +81,19 @@ async def test_worker_ends_quietly_when_its_stdout_closes(redis_url: str) -> Non
     assert b'"event":"MESSAGE_CREATE"' in result.first.replace(b" ", b"")
     assert result.err == ""
     assert result.status == 141
+
+
+def test_run_packs_dispatches_in_entries_when_asked(redis_url: str) -> None:
+    import redis
+
+    from gateway_redis._keys import Keys
+
+    result, _ = _run(redis_url, "--events-per-entry", "5")
+    assert result.status == 141
+    client = redis.Redis.from_url(redis_url)
+    try:
+        entries: Any = client.xrange(Keys.for_token(TOKEN).events)
+    finally:
+        client.close()
+    assert entries  # READY at least: the queue is drained on the way out
+    assert {field for _, fields in entries for field in fields} == {b"metas", b"payloads"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -23,18 +24,27 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.mark.parametrize(
-    ("layout", "keep_raw"),
-    [("single", False), ("per-event", False), ("single", True), ("per-event", True)],
+    ("layout", "keep_raw", "per_entry"),
+    [
+        ("single", False, 1),
+        ("per-event", False, 1),
+        ("single", True, 1),
+        ("per-event", True, 1),
+        ("single", True, 7),  # entries of up to 7 events
+        ("per-event", False, 7),
+    ],
 )
 async def test_every_dispatch_reaches_a_worker_once_in_order(
-    redis_url: str, layout: Layout, keep_raw: bool
+    redis_url: str, layout: Layout, keep_raw: bool, per_entry: int
 ) -> None:
     names = ["MESSAGE_CREATE", "TYPING_START", "MESSAGE_REACTION_ADD"]
     guilds = [g for s in (0, 1) for g in guild_ids_for_shard(s, 2, 2)]
     events = [e for e in everyday_events(seed=1, count=600, guild_ids=guilds) if e[0] in names]
     worker = Worker(redis_url, KEYS, layout=layout, events=names, start="0", dedupe=Deduplicator())
     await worker.create_groups()
-    publisher = EventPublisher(redis_url, KEYS, layout=layout, batch_size=50)
+    publisher = EventPublisher(
+        redis_url, KEYS, layout=layout, batch_size=50, events_per_entry=per_entry
+    )
     got: list[StreamEvent] = []
     async with (
         FakeGateway(token=TOKEN, shards=2, identify_window=0.05) as fake,
@@ -86,17 +96,30 @@ async def test_every_dispatch_reaches_a_worker_once_in_order(
     client = aioredis.Redis.from_url(redis_url)
     try:
         stream = KEYS.events if layout == "single" else KEYS.events_named(names[0])
-        entries: Any = await client.xrange(stream, count=1)
-        fields = set(entries[0][1])
+        entries: Any = await client.xrange(stream)
     finally:
         await client.aclose()
-    assert fields == {b"meta", b"payload" if keep_raw else b"data"}
+    if per_entry == 1:
+        assert {field for _, fields in entries for field in fields} == {
+            b"meta",
+            b"payload" if keep_raw else b"data",
+        }
+    else:  # packed: entries of at most per_entry events
+        assert {field for _, fields in entries for field in fields} == {b"metas", b"payloads"}
+        sizes = [len(json.loads(fields[b"metas"])["name"]) for _, fields in entries]
+        assert max(sizes) <= per_entry
+        assert sum(sizes) >= len([e for e in got if e.stream == stream])  # + names not read
 
 
-@pytest.mark.parametrize("layout", ["single", "per-event"])
-async def test_streams_stay_bounded_by_max_len(redis_url: str, layout: Layout) -> None:
-    # Only each stream's last XADD of a batch trims: every stream is bounded all the same.
-    publisher = EventPublisher(redis_url, KEYS, max_len=100, batch_size=200, layout=layout)
+@pytest.mark.parametrize(("layout", "per_entry"), [("single", 1), ("per-event", 1), ("single", 3)])
+async def test_streams_stay_bounded_by_max_len(
+    redis_url: str, layout: Layout, per_entry: int
+) -> None:
+    # Only each stream's last XADD of a batch trims: every stream is bounded all the same
+    # (max_len counts entries, however many events each packs).
+    publisher = EventPublisher(
+        redis_url, KEYS, max_len=100, batch_size=200, layout=layout, events_per_entry=per_entry
+    )
     names = ["TYPING_START", "MESSAGE_CREATE"] if layout == "per-event" else ["TYPING_START"]
     async with anyio.create_task_group() as tg:
         tg.start_soon(publisher.run)
@@ -115,7 +138,10 @@ async def test_streams_stay_bounded_by_max_len(redis_url: str, layout: Layout) -
         await client.aclose()
     assert publisher.published == 2000
     assert all(100 <= length < 400 for length in lengths)  # ~ trims whole nodes: a little above
-    assert max(unpack_meta(entries[0][1][b"meta"])[3] or 0 for entries in last) == 2000
+    if per_entry == 1:
+        assert max(unpack_meta(entries[0][1][b"meta"])[3] or 0 for entries in last) == 2000
+    else:
+        assert json.loads(last[0][0][1][b"metas"])["seq"][-1] == 2000
 
 
 async def test_unencodable_data_is_dropped_and_counted(

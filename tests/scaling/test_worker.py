@@ -227,6 +227,7 @@ async def test_a_malformed_entry_is_logged_and_acknowledged(
     await client.xadd(KEYS.events, {"meta": "1 x 0  MESSAGE_CREATE", "data": "{}"})
     await client.xadd(KEYS.events, {"meta": "1 0 0  MESSAGE_CREATE", "data": "{"})
     await client.xadd(KEYS.events, {"name": "MESSAGE_CREATE", "shard": "0", "data": "{}"})
+    await client.xadd(KEYS.events, {"metas": "{}", "payloads": "[{}]"})  # packed, no columns
     await publish(redis_url, 1)
     got: list[StreamEvent] = []
     async with anyio.create_task_group() as tg:
@@ -238,10 +239,10 @@ async def test_a_malformed_entry_is_logged_and_acknowledged(
     finally:
         await client.aclose()
         await worker.aclose()
-    assert worker.malformed == 3
+    assert worker.malformed == 4
     assert [e.data for e in got] == [{"n": 1}]
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert sum("malformed" in r.getMessage() for r in warnings) == 3
+    assert sum("malformed" in r.getMessage() for r in warnings) == 4
 
 
 def test_the_deduplicator_forgets_the_oldest_past_its_bound() -> None:
