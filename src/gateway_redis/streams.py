@@ -168,6 +168,9 @@ class EventPublisher:
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.events_per_entry = events_per_entry
+        # The entries' format, fixed for the publisher's life: what publish() queues
+        # (a head per event, or whole payloads to pack) depends on it.
+        self._packed = events_per_entry > 1
         self.timeout = timeout
         self._backoff = Backoff(rng or random.Random(), base=backoff_base, cap=backoff_cap)
         self._queue: deque[QueuedEvent] = deque()
@@ -217,7 +220,7 @@ class EventPublisher:
         (``None``, or ETF) ``data`` is encoded as JSON here, once (a value JSON
         cannot hold is logged and counted in :attr:`dropped`).
         """
-        packed = self.events_per_entry > 1
+        packed = self._packed
         if raw is not None and raw[:1] == b"{":  # JSON (an ETF term starts with 131)
             payload, field = raw, PAYLOAD_FIELD
         else:
@@ -327,8 +330,8 @@ class EventPublisher:
         (measured: ~0.3 µs per event of Redis CPU).
         """
         parts: list[bytes] = []
-        per_entry = self.events_per_entry
-        if per_entry > 1:
+        per_entry = max(1, self.events_per_entry)
+        if self._packed:
             if self.layout == "single":
                 streams = [(self._single_heads, batch)]
             else:
