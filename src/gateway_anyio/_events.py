@@ -233,6 +233,11 @@ class Emitter:
         # wants() answers, valid while _generation is _wants_generation.
         self._wants: dict[str, bool] = {}
         self._wants_generation = -1
+        # Each name's consumers (see _consumers), valid while _generation is
+        # _routes_generation: worked out once, not once per batch (about ten
+        # names in every batch of 64).
+        self._routes: dict[str, list[_Worker | EventStream[Any]]] = {}
+        self._routes_generation = -1
 
     # -- registration ------------------------------------------------------------
 
@@ -338,13 +343,22 @@ class Emitter:
         Each consumer gets its share of the batch at once, with one wake-up: what
         a shard's reader uses for the dispatches it decodes between two yields.
         """
+        if self._routes_generation != _generation:
+            # Read before any route is worked out: a change meanwhile voids them.
+            self._routes_generation = _generation
+            self._routes.clear()
+        known = self._routes
         shares: dict[_Worker | EventStream[Any], list[GatewayEvent]] = {}
-        # Where each name goes, worked out once per name per batch.
+        # Where each name goes in this batch: its consumers' shares.
         routes: dict[str, list[Callable[[GatewayEvent], None]]] = {}
         for event in events:
             route = routes.get(event.name)
             if route is None:
-                consumers = self._consumers(event.name)
+                consumers = known.get(event.name)
+                if consumers is None:
+                    consumers = self._consumers(event.name)
+                    if self._task_group is not None:  # else handlers were left out
+                        known[event.name] = consumers
                 route = routes[event.name] = [shares.setdefault(c, []).append for c in consumers]
             for append in route:
                 append(event)

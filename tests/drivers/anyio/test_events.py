@@ -114,3 +114,38 @@ async def test_wants_answers_follow_handlers_streams_and_parents() -> None:
     assert shard.wants("receive")
     cluster.close()
     assert not shard.wants("receive")
+
+
+async def test_delivery_follows_handlers_and_streams_changed_between_batches() -> None:
+    # Each name's consumers are remembered across batches: every change of a
+    # handler or a stream must show in the next batch, and handlers registered
+    # before the emitter runs them must not be forgotten once it does.
+    emitter = Emitter(logging.getLogger("test"))
+    first: list[int] = []
+    second: list[int] = []
+    emitter.on("MESSAGE_CREATE", lambda e: first.append(e.data["n"]))
+    late = emitter.events("MESSAGE_CREATE")
+    emitter.emit_batch([event("MESSAGE_CREATE", 0)])  # not attached yet: no worker runs it
+    async with anyio.create_task_group() as tg:
+        emitter.attach(tg)
+        emitter.emit_batch([event("MESSAGE_CREATE", 1), event("TYPING_START", 1)])
+
+        def record(e: GatewayEvent) -> None:
+            second.append(e.data["n"])
+
+        emitter.on("MESSAGE_CREATE", record)
+        emitter.emit_batch([event("MESSAGE_CREATE", 2)])
+        emitter.off("MESSAGE_CREATE", record)
+        await late.aclose()
+        emitter.emit_batch([event("MESSAGE_CREATE", 3)])
+        typing = emitter.events("TYPING_START")
+        emitter.emit_batch([event("TYPING_START", 4), event("MESSAGE_CREATE", 4)])
+        with anyio.fail_after(5):
+            while len(first) < 4:
+                await anyio.sleep(0.01)
+        emitter.close()
+    assert first == [1, 2, 3, 4]
+    assert second == [2]
+    # What the closed stream holds came before aclose(); nothing came after.
+    assert [e.data["n"] for e in late._items] == [0, 1, 2]
+    assert [e.data["n"] async for e in typing] == [4]
