@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from gateway_anyio import GatewayEvent
-from gateway_anyio._events import Emitter
+from gateway_anyio._events import Emitter, _Signal
 
 pytestmark = pytest.mark.anyio
 
@@ -149,3 +149,26 @@ async def test_delivery_follows_handlers_and_streams_changed_between_batches() -
     # What the closed stream holds came before aclose(); nothing came after.
     assert [e.data["n"] for e in late._items] == [0, 1, 2]
     assert [e.data["n"] async for e in typing] == [4]
+
+
+async def test_a_signal_keeps_nothing_of_cancelled_waits_and_still_wakes() -> None:
+    # A consumer that gives up waiting (a timeout around async for) again and
+    # again must not leave a waiter behind each time; a later one still wakes.
+    signal = _Signal()
+    for _ in range(50):
+        with anyio.move_on_after(0):
+            await signal.wait()
+    assert signal._futures == []
+    woken: list[int] = []
+
+    async def waiter(n: int) -> None:
+        await signal.wait()
+        woken.append(n)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter, 1)
+        tg.start_soon(waiter, 2)
+        await anyio.wait_all_tasks_blocked()
+        signal.set()
+    assert sorted(woken) == [1, 2]
+    assert signal._futures == []
