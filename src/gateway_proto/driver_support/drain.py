@@ -50,7 +50,6 @@ HAND_OVER_EVERY = 64
 #: limit stops early: twice what 64 everyday dispatches come to (~55 KB), so only
 #: big ones (a GUILD_CREATE is ~100 KB and up) make it stop sooner.
 HAND_OVER_BYTES = 128 * 1024
-_UNBOUNDED = 1 << 62
 
 
 class EventDrain:
@@ -131,9 +130,9 @@ class EventDrain:
         receive = self._wants(RECEIVE)
         batch: list[GatewayEvent] = []
         left = limit
-        # One attribute read per dispatch (no limit: a bound never reached).
+        # With a limit, one attribute read per dispatch; without, none.
         meter = conn.payload_meter
-        bound = meter.payload_bytes + HAND_OVER_BYTES if limit else _UNBOUNDED
+        bound = meter.payload_bytes + HAND_OVER_BYTES
         try:
             for event in conn.events():
                 if type(event) is Dispatch:
@@ -153,7 +152,7 @@ class EventDrain:
                         hand_over(batch)
                         batch = []
                     left -= 1
-                    if left == 0 or meter.payload_bytes > bound:
+                    if left == 0 or (limit and meter.payload_bytes > bound):
                         left = 0
                         break
                 else:
