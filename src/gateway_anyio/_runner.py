@@ -77,7 +77,7 @@ from gateway_proto.events import Closed
 from gateway_proto.reconnect import Reconnector
 from gateway_proto.session import Session
 
-from ._asyncio_stream import AsyncioByteStream
+from ._asyncio_stream import AsyncioByteStream, asyncio_checkpoint
 from ._events import _Signal
 from ._limiter import IdentifyLimiter
 from ._shard_hooks import ShardHooks
@@ -323,6 +323,8 @@ class ShardRunner:
         return self._closed
 
     async def _reader(self, conn: GatewayConnection, stream: anyio.abc.ByteStream) -> None:
+        native = isinstance(stream, AsyncioByteStream)
+        checkpoint = asyncio_checkpoint if native else anyio.lowlevel.checkpoint
         while self._closed is None:
             try:
                 data = await stream.receive(_READ_SIZE)
@@ -330,7 +332,7 @@ class ShardRunner:
                 data = b""
             conn.receive_data(data, anyio.current_time())
             while self._process(conn, HAND_OVER_EVERY):
-                await anyio.lowlevel.checkpoint()
+                await checkpoint()
             self._flush(conn)
             self._wake.set()
             if not data:

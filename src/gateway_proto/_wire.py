@@ -44,6 +44,7 @@ holds the types the layer hands up; they are re-exported here.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from wsproto import ConnectionType, WSConnection
 
@@ -71,16 +72,26 @@ except ImportError:  # not compiled (see setup.py): the Python code below does i
 #: The C hot path's class, or ``None`` (not compiled, or switched off by a test).
 Scanner: type[_Scanner] | None = _Scanner
 
+
 __all__ = [
     "HandshakeAccepted",
     "HandshakeRejected",
     "Message",
     "Payload",
+    "PayloadMeter",
     "PeerClosed",
     "Wire",
     "WireFailed",
     "WireItem",
 ]
+
+
+class PayloadMeter(Protocol):
+    """Counts the bytes of the messages decoded (the wire's input buffer, C or Python)."""
+
+    @property
+    def payload_bytes(self) -> int:
+        """Bytes of the messages decoded so far, after decompression."""
 
 
 class Wire(WireReader):
@@ -182,6 +193,11 @@ class Wire(WireReader):
     def payload_bytes(self) -> int:
         """The size of those messages after decompression (as handed to the codec), in bytes."""
         return self._input.payload_bytes
+
+    @property
+    def meter(self) -> PayloadMeter:
+        """What counts :attr:`payload_bytes` (an attribute of that name): for per-event reads."""
+        return self._input
 
     @property
     def close_sent(self) -> bool:

@@ -53,7 +53,7 @@ from typing import Any
 
 from ._receive_path import ReceivePath
 from ._state import ConnectionState
-from ._wire import Wire
+from ._wire import PayloadMeter, Wire
 from .commands import Command
 from .config import ShardConfig
 from .events import Event
@@ -231,6 +231,16 @@ class GatewayConnection(ReceivePath):
         buffered is not in it yet.
         """
         return self._wire.payload_bytes
+
+    @property
+    def payload_meter(self) -> PayloadMeter:
+        """What counts :attr:`payload_bytes`: its ``payload_bytes`` attribute, always the same.
+
+        One attribute read instead of two properties, for a driver that looks after
+        every event (``EventDrain`` bounds the decoded bytes it holds at once). Take
+        it after :meth:`connect`; it then serves the connection's life.
+        """
+        return self._wire.meter
 
     @property
     def messages_decoded(self) -> int:

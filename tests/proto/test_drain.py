@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from gateway_proto import Reconnector
 from gateway_proto.driver_support import (
     CONNECT,
+    HAND_OVER_BYTES,
     HAND_OVER_EVERY,
     RECEIVE,
     SEND,
@@ -111,6 +114,39 @@ def test_a_limit_stops_after_that_many_dispatches_and_the_rest_waits() -> None:
         rounds += 1
     assert rounds == 2  # 101 dispatches: 64, then 37 and the end
     assert driver.counters.dispatches == 101
+
+
+@pytest.mark.usefixtures("wire_path")
+def test_a_limit_also_stops_after_a_step_of_big_dispatches() -> None:
+    # Big payloads (a GUILD_CREATE burst) go over a few at a time, so that the
+    # consumers free them before more are decoded; in order, none lost.
+    driver = _Driver()
+    conn, drain, peer = _connection_with_ready_and(0, driver)
+    assert drain.drain(conn) is False  # READY
+    big = HAND_OVER_BYTES // 2 + 1
+    conn.receive_data(
+        b"".join(peer.dispatch("GUILD_CREATE", {"n": n, "blob": "x" * big}) for n in range(5)), 2.0
+    )
+    steps = []
+    while True:
+        before = driver.counters.dispatches
+        more = drain.drain(conn, HAND_OVER_EVERY)
+        steps.append(driver.counters.dispatches - before)
+        if not more:
+            break
+    assert steps == [2, 2, 1]  # the second one's bytes pass the bound
+    created = [
+        e.data["n"]
+        for e in driver.log
+        if isinstance(e, GatewayEvent) and e.data is not None and e.name == "GUILD_CREATE"
+    ]
+    assert created == list(range(5))
+    # Without a limit nothing bounds a drain.
+    conn.receive_data(
+        b"".join(peer.dispatch("GUILD_CREATE", {"n": n, "blob": "x" * big}) for n in range(5)), 3.0
+    )
+    assert drain.drain(conn) is False
+    assert driver.counters.dispatch_names["GUILD_CREATE"] == 10
 
 
 def test_receive_events_are_built_only_when_something_listens() -> None:

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from .after_close import NextAttempt, after_connection, describe_error
 from .buffers import BufferedAnext, DropOldestBuffer
-from .drain import HAND_OVER_EVERY, EventDrain
+from .drain import HAND_OVER_BYTES, HAND_OVER_EVERY, EventDrain
 from .gateway_info import (
     API_BASE_ENV,
     DEFAULT_API_BASE,
@@ -132,6 +132,7 @@ __all__ = [
     "DISCONNECT",
     "ERROR",
     "HANDSHAKE_TIMED_OUT",
+    "HAND_OVER_BYTES",
     "HAND_OVER_EVERY",
     "IDENTIFY_WAIT",
     "LIFECYCLE_EVENTS",

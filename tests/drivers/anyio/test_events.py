@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from gateway_anyio import GatewayEvent
-from gateway_anyio._events import Emitter
+from gateway_anyio._events import Emitter, _Signal
 
 pytestmark = pytest.mark.anyio
 
@@ -114,3 +114,61 @@ async def test_wants_answers_follow_handlers_streams_and_parents() -> None:
     assert shard.wants("receive")
     cluster.close()
     assert not shard.wants("receive")
+
+
+async def test_delivery_follows_handlers_and_streams_changed_between_batches() -> None:
+    # Each name's consumers are remembered across batches: every change of a
+    # handler or a stream must show in the next batch, and handlers registered
+    # before the emitter runs them must not be forgotten once it does.
+    emitter = Emitter(logging.getLogger("test"))
+    first: list[int] = []
+    second: list[int] = []
+    emitter.on("MESSAGE_CREATE", lambda e: first.append(e.data["n"]))
+    late = emitter.events("MESSAGE_CREATE")
+    emitter.emit_batch([event("MESSAGE_CREATE", 0)])  # not attached yet: no worker runs it
+    async with anyio.create_task_group() as tg:
+        emitter.attach(tg)
+        emitter.emit_batch([event("MESSAGE_CREATE", 1), event("TYPING_START", 1)])
+
+        def record(e: GatewayEvent) -> None:
+            second.append(e.data["n"])
+
+        emitter.on("MESSAGE_CREATE", record)
+        emitter.emit_batch([event("MESSAGE_CREATE", 2)])
+        emitter.off("MESSAGE_CREATE", record)
+        await late.aclose()
+        emitter.emit_batch([event("MESSAGE_CREATE", 3)])
+        typing = emitter.events("TYPING_START")
+        emitter.emit_batch([event("TYPING_START", 4), event("MESSAGE_CREATE", 4)])
+        with anyio.fail_after(5):
+            while len(first) < 4:
+                await anyio.sleep(0.01)
+        emitter.close()
+    assert first == [1, 2, 3, 4]
+    assert second == [2]
+    # What the closed stream holds came before aclose(); nothing came after.
+    assert [e.data["n"] for e in late._items] == [0, 1, 2]
+    assert [e.data["n"] async for e in typing] == [4]
+
+
+async def test_a_signal_keeps_nothing_of_cancelled_waits_and_still_wakes() -> None:
+    # A consumer that gives up waiting (a timeout around async for) again and
+    # again must not leave a waiter behind each time; a later one still wakes.
+    signal = _Signal()
+    for _ in range(50):
+        with anyio.move_on_after(0):
+            await signal.wait()
+    assert signal._futures == []
+    woken: list[int] = []
+
+    async def waiter(n: int) -> None:
+        await signal.wait()
+        woken.append(n)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(waiter, 1)
+        tg.start_soon(waiter, 2)
+        await anyio.wait_all_tasks_blocked()
+        signal.set()
+    assert sorted(woken) == [1, 2]
+    assert signal._futures == []
