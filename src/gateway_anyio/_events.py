@@ -176,6 +176,7 @@ class EventStream(BufferedAnext[_E], Generic[_E]):
     async def aclose(self) -> None:
         """Stop receiving events (buffered ones are discarded)."""
         self._closed = True
+        self._items.clear()
         self._emitter._streams.discard(self)
         _changed()
         self._signal.set()

@@ -137,6 +137,17 @@ async def test_aclose_ends_a_waiting_consumer_and_stops_delivery(kind: str) -> N
     assert not emitter.wants("X")
 
 
+async def test_aclose_discards_what_the_stream_held(kind: str) -> None:
+    # As its docstring says: a closed stream hands out nothing more, buffered or not.
+    emitter = _emitter()
+    stream = emitter.events()
+    emitter.emit_batch([event(0), event(1)])
+    await stream.aclose()
+    with anyio.fail_after(5):
+        got = [e.data async for e in stream]
+    assert got == []
+
+
 async def _cancelled_while_waiting(awaitable: Awaitable[Any]) -> None:
     # A task awaiting ``awaitable``, cancelled once it waits.
     async def take() -> None:
