@@ -14,7 +14,10 @@ this process. Two contenders, interleaved round by round:
   started for the run, and a ``Worker`` in another process (a consumer group,
   ``XREADGROUP``, JSON decode of each event, ``XACK``) receives them; clock from
   READY at the gateway to the last event handled by the worker (both read
-  ``CLOCK_MONOTONIC``).
+  ``CLOCK_MONOTONIC``);
+* *broker, N per entry* (``--events-per-entry N ...``, default 50): the same with
+  the publisher packing up to N dispatches per stream entry (``events_per_entry``),
+  the worker reading ``count // N`` entries at a time.
 
 The ratio broker / in-process of time per event is the issue's target (<= 1.5x).
 Note the broker run spreads over processes (the gateway here; Redis, the worker
@@ -26,7 +29,8 @@ in this process; CPU time of this process (``getrusage``) over windows with and
 without the Redis services (the publisher; also the command applier), interleaved.
 
 Run: ``.venv/bin/python benchmarks/bench_broker.py [--events N] [--repeat R]
-[--shards N] [--window S] [--count N] [--only throughput|idle]``. Needs ``redis-server``.
+[--shards N] [--window S] [--count N] [--events-per-entry N ...]
+[--only throughput|idle]``. Needs ``redis-server``.
 """
 
 from __future__ import annotations
