@@ -1,6 +1,6 @@
 """Events through Redis Streams: gateway process -> Redis -> worker, next to in-process.
 
-Two runs (``--only throughput`` or ``--only idle`` picks one):
+Three runs (``--only throughput``, ``--only drain`` or ``--only idle`` picks one):
 
 **throughput**: the recorded session of ``gateway_testing.corpus.recorded_session()``,
 encoded and served by ``benchmarks/_replay.py``'s replay server (the bytes of
@@ -23,6 +23,10 @@ The ratio broker / in-process of time per event is the issue's target (<= 1.5x).
 Note the broker run spreads over processes (the gateway here; Redis, the worker
 and the replay server elsewhere): on a 2-core machine they compete for the second core.
 
+**drain**: per packing, the session published by the gateway with no worker
+running, then drained by one ``Worker`` alone in this process: the worker's CPU
+per event, and Redis's while it was written and while it was read.
+
 **idle**: ``--shards N`` idle shards (the fake gateway of ``_idle_fake.py`` in a child
 process; 41.25 s heartbeats, ``max_concurrency`` = N so identify is not the limit) in one cluster
 in this process; CPU time of this process (``getrusage``) over windows with and
@@ -40,12 +44,9 @@ import json
 import os
 import platform
 import resource
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -53,67 +54,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _idle_fake import TOKEN, IdleFake
+from _redis_server import RedisServer, process_cpu
 from _replay import ReplayServer, encode_stream, load_corpus
-
-# -- a redis-server for the run ------------------------------------------------------
-
-
-class RedisServer:
-    """``redis-server`` on a free loopback port, no persistence."""
-
-    def __init__(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            self.port = sock.getsockname()[1]
-        self._dir = tempfile.TemporaryDirectory(prefix="bench_redis_")
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self._dir.name],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        self.close()
-        raise SystemExit("redis-server did not start")
-
-    def cpu(self) -> float:
-        """Seconds of CPU the server used so far (``INFO cpu``: user plus system)."""
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock:
-            sock.sendall(b"INFO cpu\r\n")
-            data = sock.recv(4096)
-            while b"\r\n" not in data:
-                data += sock.recv(4096)
-            head = data.index(b"\r\n")
-            while len(data) < head + 2 + int(data[1:head]) + 2:  # "$N\r\n", N bytes, "\r\n"
-                data += sock.recv(4096)
-        fields = dict(line.split(":", 1) for line in data.decode().splitlines() if ":" in line)
-        return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
-
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self._dir.cleanup()
-
-
-def _process_cpu(pid: int) -> float:
-    """Seconds of CPU process ``pid`` used so far (``/proc``: user plus system; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
 
 # -- the worker process ----------------------------------------------------------------------
 
@@ -263,8 +205,7 @@ def throughput(args: argparse.Namespace) -> None:
     total, names = len(stream.names), sorted(set(stream.names))
     redis = RedisServer()
     worker = WorkerProcess(redis.url)
-    # The broker contenders: events per stream entry (1: one entry per dispatch).
-    packings = sorted({1, *(n for n in args.events_per_entry if n > 1)})
+    packings = _packings(args)
     label = {n: "broker" if n == 1 else f"broker, {n} per entry" for n in packings}
     rates: dict[str, list[float]] = {"in-process": [], **{label[n]: [] for n in packings}}
     cpu: dict[str, list[float]] = {key: [] for key in rates}
@@ -279,9 +220,9 @@ def throughput(args: argparse.Namespace) -> None:
             url = server.url + "/"
             replay_pid = server._proc.pid
             for round_no in range(args.repeat + 1):  # round 0: warm-up, not counted
-                cpu0, replay0 = time.process_time(), _process_cpu(replay_pid)
+                cpu0, replay0 = time.process_time(), process_cpu(replay_pid)
                 inproc = _in_process_round(url, total, names)
-                cpu1, replay1 = time.process_time(), _process_cpu(replay_pid)
+                cpu1, replay1 = time.process_time(), process_cpu(replay_pid)
                 line = f"  round {round_no}: in-process {inproc * 1e6:5.1f} us/event"
                 if round_no:
                     rates["in-process"].append(1 / inproc)
@@ -292,13 +233,13 @@ def throughput(args: argparse.Namespace) -> None:
                     key = label[per_entry]
                     prefix = f"bench:{round_no}:{per_entry}"
                     worker.start_round(prefix, total, max(1, args.count // per_entry))
-                    cpu1, replay1 = time.process_time(), _process_cpu(replay_pid)
+                    cpu1, replay1 = time.process_time(), process_cpu(replay_pid)
                     redis0 = redis.cpu()
                     t_ready, published = broker_round(
                         url, total, redis_url=redis.url, prefix=prefix,
                         events_per_entry=per_entry,
                     )  # fmt: skip
-                    cpu2, replay2 = time.process_time(), _process_cpu(replay_pid)
+                    cpu2, replay2 = time.process_time(), process_cpu(replay_pid)
                     result = worker.result()
                     redis1 = redis.cpu()
                     broker = (result["last"] - t_ready) / (total - 1)
@@ -345,6 +286,79 @@ def throughput(args: argparse.Namespace) -> None:
             f"x{broker_all / in_all:.2f} of in-process (on {os.cpu_count()} cores); "
             f"events per worker read {statistics.median(reads[key]):.0f}"
         )
+
+
+def _packings(args: argparse.Namespace) -> list[int]:
+    """The broker contenders: events per stream entry (1: one entry per dispatch)."""
+    return sorted({1, *(n for n in args.events_per_entry if n > 1)})
+
+
+def drain(args: argparse.Namespace) -> None:
+    """Per packing: fill a stream (a gateway publishing, no worker), then drain it alone.
+
+    The worker runs in this process (nothing else does meanwhile): its CPU per event
+    (``process_time``), and Redis's, writing (``XADD``s, while the gateway published)
+    and reading (``XREADGROUP`` and ``XACK``, while the worker drained).
+    """
+    import anyio
+
+    from gateway_redis._keys import Keys
+    from gateway_redis.worker import StreamEvent, Worker
+
+    session, source = load_corpus(seed=0, guilds=20, members_per_guild=200, events=args.events)
+    stream = encode_stream(session)
+    total = len(stream.names)
+    packings = _packings(args)
+    cpu: dict[str, dict[int, list[float]]] = {
+        part: {n: [] for n in packings} for part in ("worker", "redis write", "redis read")
+    }
+
+    async def drain_alone(url: str, prefix: str, count: int) -> None:
+        worker = Worker(url, Keys(prefix), group="bench", consumer="w1", start="0", count=count)
+        handled = 0
+
+        def handle(event: StreamEvent) -> None:
+            nonlocal handled
+            handled += 1
+            if handled == total:
+                worker.stop()
+
+        with anyio.fail_after(120):
+            await worker.run(handle)
+        await worker.aclose()
+
+    redis = RedisServer()
+    try:
+        with ReplayServer(session, stream) as server:
+            url = server.url + "/"
+            for round_no in range(args.repeat + 1):  # round 0: warm-up, not counted
+                shift = round_no % len(packings)
+                for per_entry in packings[shift:] + packings[:shift]:
+                    prefix = f"drain:{round_no}:{per_entry}"
+                    redis0 = redis.cpu()
+                    broker_round(
+                        url, total, redis_url=redis.url, prefix=prefix, events_per_entry=per_entry
+                    )
+                    redis1, cpu0 = redis.cpu(), time.process_time()
+                    count = max(1, args.count // per_entry)
+                    anyio.run(drain_alone, redis.url, prefix, count, backend="asyncio")
+                    cpu1, redis2 = time.process_time(), redis.cpu()
+                    if round_no:
+                        cpu["worker"][per_entry].append((cpu1 - cpu0) / total)
+                        cpu["redis write"][per_entry].append((redis1 - redis0) / total)
+                        cpu["redis read"][per_entry].append((redis2 - redis1) / total)
+    finally:
+        redis.close()
+    print(f"stream: {total} dispatches from {source}, filled, then drained alone")
+    print(f"{args.repeat} rounds after a warm-up, packings in rotated order")
+    print("  CPU per event, median (min), us: worker (XREADGROUP, decode, handler, XACK); "
+          "Redis writing (XADD); Redis reading (XREADGROUP, XACK)")  # fmt: skip
+    for per_entry in packings:
+        cells = ", ".join(
+            f"{part} {statistics.median(v[per_entry]) * 1e6:.1f} ({min(v[per_entry]) * 1e6:.1f})"
+            for part, v in cpu.items()
+        )
+        print(f"  {per_entry:3d} per entry: {cells}")
 
 
 def _in_process_round(url: str, total: int, names: list[str]) -> float:
@@ -457,12 +471,14 @@ def main(argv: list[str] | None = None) -> int:
         help="broker contenders besides one event per entry: events packed per stream "
         "entry (default: 50; none: only one per entry)",
     )
-    parser.add_argument("--only", choices=["throughput", "idle"], default=None)
+    parser.add_argument("--only", choices=["throughput", "drain", "idle"], default=None)
     args = parser.parse_args(argv)
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     if args.only in (None, "throughput"):
         throughput(args)
+    if args.only in (None, "drain"):
+        drain(args)
     if args.only in (None, "idle"):
         idle(args)
     return 0
