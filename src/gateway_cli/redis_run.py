@@ -192,8 +192,8 @@ def add_run_parser(sub: Any) -> None:
     leases.add_argument(
         "--events-per-entry", type=count, default=1, metavar="N",
         help="pack up to N dispatches in one stream entry: Redis and workers do less per "
-        "event, and max length and worker reads count entries (this package's workers "
-        "read both; default: 1)",
+        "event, and the streams' length counts entries (this package's workers read "
+        "both; default: 1)",
     )  # fmt: skip
     out = run.add_argument_group("output")
     out.add_argument(

@@ -125,7 +125,7 @@ class EventPublisher:
             ``payload``/``data``; more: fewer, larger entries, read by this
             package's :class:`~gateway_redis.worker.Worker` or by any client
             that reads the ``metas`` and ``payloads`` JSON arrays). ``max_len``
-            and workers' ``count`` then count entries, not events.
+            then counts entries, not events.
         timeout: seconds a round trip may take before the connection is dropped
             and the batch sent again.
         backoff_base: first reconnect delay bound, in seconds (full jitter).

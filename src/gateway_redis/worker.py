@@ -199,7 +199,9 @@ class Worker:
         layout: the publisher's layout (``"single"`` or ``"per-event"``).
         start: where a new group starts: ``"$"`` (events published from now on;
             the default) or ``"0"`` (everything the stream still holds).
-        count: events per read, at most.
+        count: events per read, about: entries packing several events (the
+            publisher's ``events_per_entry``) are read by the number of events
+            the last batch's entries held on average.
         block: seconds an idle worker waits in one blocking read.
         min_idle: seconds an event stays pending before another worker may take
             it over (make it longer than your slowest batch takes to handle).
@@ -247,6 +249,7 @@ class Worker:
         self.names = names
         self.start = start
         self.count = count
+        self._entry_size = 1.0  # events per entry in the last batch handled
         self.block = block
         self.min_idle = min_idle
         self.claim_interval = min_idle / 2 if claim_interval is None else claim_interval
@@ -345,12 +348,16 @@ class Worker:
         """``XREADGROUP`` from ``start`` (``>``: new events), waiting up to ``block`` s."""
         wait = () if block is None else ("BLOCK", max(1, int(block * 1000)))
         command = pack(
-            "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", self.count, *wait,
+            "XREADGROUP", "GROUP", self.group, self.consumer, "COUNT", self._entries(), *wait,
             "STREAMS", *self.streams, *[start] * len(self.streams),
         )  # fmt: skip
         by_key = self._streams_by_key
         reply = await self._raw.read_events(command)
         return [(by_key[key], entries) for key, entries in reply if entries]
+
+    def _entries(self) -> int:
+        """Entries to read at a time: about ``count`` events."""
+        return max(1, round(self.count / self._entry_size))
 
     async def _claim(self) -> _Batch:
         """``XAUTOCLAIM`` what other consumers left pending for ``min_idle`` seconds."""
@@ -358,7 +365,7 @@ class Worker:
         for stream in self.streams:
             command = pack(
                 "XAUTOCLAIM", stream, self.group, self.consumer,
-                int(self.min_idle * 1000), "0-0", "COUNT", self.count,
+                int(self.min_idle * 1000), "0-0", "COUNT", self._entries(),
             )  # fmt: skip
             entries = await self._raw.request(command, "auto_claim")
             if entries:
@@ -375,7 +382,10 @@ class Worker:
         origins = _origins
         loads = LOADS
         make = _make_event
+        entry_count = event_count = 0
         for stream, entries in batch:
+            entry_count += len(entries)
+            event_count += len(entries)  # one each, but packed ones (below)
             left: set[bytes] = set()  # ids of entries left pending
             for entry_id, seq, origin, value_bytes, kind in entries:
                 # The entry to StreamEvents, inline (this runs per event). Another
@@ -384,6 +394,7 @@ class Worker:
                     events: Sequence[PackedEvent]
                     if kind == PACKED:  # several events: "origin" is the metas field
                         events = unpack_events(origin or b"", value_bytes)
+                        event_count += len(events) - 1
                     else:
                         known = origins.get(origin)  # type: ignore[arg-type]  # None: never there
                         if known is None:
@@ -429,3 +440,5 @@ class Worker:
             # Handled is handled: the acks go out even if we are being cancelled (bounded).
             with anyio.move_on_after(5.0, shield=True):
                 await self._acks.request(pack_ids(("XACK", stream, self.group), ids))
+        if entry_count:
+            self._entry_size = event_count / entry_count

@@ -197,3 +197,31 @@ async def test_a_failed_handler_leaves_its_whole_entry_pending_and_gets_only_its
 def test_events_per_entry_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="events_per_entry"):
         EventPublisher("redis://127.0.0.1:1/0", KEYS, events_per_entry=0)
+
+
+@pytest.mark.anyio
+async def test_a_worker_reads_about_count_events_at_a_time_whatever_the_packing(
+    redis_url: str,
+) -> None:
+    await _packed(redis_url, 1000, per_entry=10)  # 100 entries of 10
+    worker = Worker(redis_url, KEYS, start="0", count=20)
+    sizes: list[int] = []
+    handle_batch = worker._handle
+
+    async def count_batch(batch: Any, handler: Any) -> None:
+        sizes.append(sum(len(json.loads(e[2])["name"]) for _, entries in batch for e in entries))
+        await handle_batch(batch, handler)
+
+    worker._handle = count_batch  # type: ignore[method-assign]
+    got: list[StreamEvent] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run, got.append)
+        await until(lambda: len(got) == 1000)
+        worker.stop()
+    await worker.aclose()
+    sizes = [size for size in sizes if size]
+    # The first read takes 20 entries (200 events), and so may the one read ahead
+    # while it is handled; from then on reads take 2 entries: 20 events.
+    assert sizes[:2] == [200, 200]
+    assert set(sizes[2:]) == {20}
+    assert [e.sequence for e in got] == list(range(1, 1001))
