@@ -205,7 +205,7 @@ def unpack_events(metas: bytes, payloads: bytes) -> list[PackedEvent]:
     ):
         raise ValueError("malformed metas field")
     # Where each payload starts: after "[" and after each comma (running sums in C);
-    # the last "start" is one past the closing "]", which must end the field.
+    # the last "start", one past the closing "]", must be the field's length.
     starts = list(accumulate(map(add, lengths, repeat(1)), initial=1))
     if starts[-1] != len(payloads) or payloads[:1] != b"[":
         raise ValueError("the payloads field does not match its lengths")

@@ -130,9 +130,10 @@ class EventDrain:
         receive = self._wants(RECEIVE)
         batch: list[GatewayEvent] = []
         left = limit
-        # With a limit, one attribute read per dispatch; without, none.
-        meter = conn.payload_meter
-        bound = meter.payload_bytes + HAND_OVER_BYTES
+        # With a limit, one attribute read per dispatch; without, none (and no meter:
+        # a drain without a limit needs nothing of the connection but its events).
+        meter = conn.payload_meter if limit else None
+        bound = meter.payload_bytes + HAND_OVER_BYTES if meter is not None else 0
         try:
             for event in conn.events():
                 if type(event) is Dispatch:
@@ -152,7 +153,7 @@ class EventDrain:
                         hand_over(batch)
                         batch = []
                     left -= 1
-                    if left == 0 or (limit and meter.payload_bytes > bound):
+                    if left == 0 or (meter is not None and meter.payload_bytes > bound):
                         left = 0
                         break
                 else:
