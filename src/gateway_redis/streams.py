@@ -350,9 +350,11 @@ class EventPublisher:
                 parts += (plain, item[1], item[2], _CRLF)
             parts[-4] = trim
             return b"".join(parts), len(batch)
+        heads = self._heads  # looked up inline: this runs per event
         last_of = {item[0]: i for i, item in enumerate(batch)}
         for i, (name, head, payload, *_) in enumerate(batch):
-            parts += (self._named_heads(name)[last_of[name] == i], head, payload, _CRLF)
+            named = heads.get(name) or self._named_heads(name)
+            parts += (named[last_of[name] == i], head, payload, _CRLF)
         return b"".join(parts), len(batch)
 
     def _named_heads(self, name: str) -> tuple[bytes, bytes]:
