@@ -189,12 +189,12 @@ class WireReader(Handshake):
         buffer = self._buffer
         if buffer:
             # An incomplete frame waits in the buffer; it is joined once, when whole
-            # (its size is known from the header), so a several-MB READY arriving
-            # in 64 KiB chunks is copied once, not once per chunk.
-            buffer += data
-            if len(buffer) < self._need:
+            # (its size is known from the header), with the read that completes it:
+            # a several-MB READY in 64 KiB chunks is copied once, and so is that read.
+            if len(buffer) + len(data) < self._need:
+                buffer += data
                 return items
-            data = bytes(buffer)
+            data = b"".join((buffer, data))
             buffer.clear()
         else:
             held = self._input
