@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from anyio.abc import TaskGroup
 
 from gateway_anyio import Cluster, Gateway
 from gateway_redis._keys import Keys
+from gateway_redis._resp import EventReplyReader
 from gateway_redis.streams import EventPublisher, publish_cluster
 from gateway_testing import FakeGateway
 
@@ -60,6 +62,25 @@ async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     with anyio.fail_after(timeout):
         while not predicate():
             await anyio.sleep(0.01)
+
+
+def parse_event_reply(data: bytes, cuts: list[int]) -> Any:
+    """The worker's reader (``EventReplyReader``) over ``data`` fed in pieces cut at ``cuts``.
+
+    Checks that nothing was left over after the reply.
+    """
+    reader = EventReplyReader()
+    walk = reader.read_groups()
+    next(walk)
+    edges = [0, *sorted(cuts), len(data)]
+    try:
+        for start, end in itertools.pairwise(edges):
+            reader.feed(data[start:end])
+            next(walk)
+    except StopIteration as done:
+        assert reader.rest() == b""
+        return done.value
+    raise AssertionError("the reply was not complete")
 
 
 @pytest.fixture

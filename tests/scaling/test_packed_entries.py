@@ -10,7 +10,6 @@ what was not handled when it comes back; a malformed one is acknowledged: see
 
 from __future__ import annotations
 
-import itertools
 import json
 from typing import Any
 
@@ -20,11 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gateway_redis._entry import PACKED, QueuedEvent, pack_events, unpack_events
-from gateway_redis._resp import EventReplyReader
 from gateway_redis.streams import EventPublisher
 from gateway_redis.worker import Deduplicator, StreamEvent, Worker
 
-from ._publishing import KEYS, anyio_backend, until
+from ._publishing import KEYS, anyio_backend, parse_event_reply, until
 
 __all__ = ["anyio_backend"]  # the fixture, imported to apply here
 
@@ -51,21 +49,6 @@ def _queued(events: list[_Event]) -> list[QueuedEvent]:
     return [(name, b"", data, shard, session, seq) for name, shard, session, seq, data in events]
 
 
-def _read(reply: bytes, cuts: list[int]) -> Any:
-    """The worker's reader over ``reply`` fed in pieces cut at ``cuts``."""
-    reader = EventReplyReader()
-    walk = reader.read_groups()
-    edges = [0, *sorted(cuts), len(reply)]
-    try:
-        next(walk)
-        for start, end in itertools.pairwise(edges):
-            reader.feed(reply[start:end])
-            next(walk)
-    except StopIteration as done:
-        return done.value
-    raise AssertionError("the reply was not complete")
-
-
 def _reply(fields: bytes) -> bytes:
     """An ``XREADGROUP`` reply of one stream ``k`` with one entry ``1-0`` of ``fields``."""
     return b"*1\r\n*2\r\n$1\r\nk\r\n*1\r\n*2\r\n$3\r\n1-0\r\n*4\r\n" + fields
@@ -76,7 +59,7 @@ def test_packed_events_come_back_as_they_went_however_the_reply_is_cut(
     events: list[_Event], cuts: list[int]
 ) -> None:
     reply = _reply(pack_events(_queued(events)))
-    [(stream, [(entry_id, seq, metas, payloads, kind)])] = _read(
+    [(stream, [(entry_id, seq, metas, payloads, kind)])] = parse_event_reply(
         reply, [cut % (len(reply) + 1) for cut in cuts]
     )
     assert (stream, entry_id, seq, kind) == (b"k", b"1-0", None, PACKED)

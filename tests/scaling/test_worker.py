@@ -17,11 +17,11 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
-from gateway_redis._resp import EventReplyReader, ReplyReader
+from gateway_redis._resp import ReplyReader
 from gateway_redis.streams import EventPublisher, pack_meta
 from gateway_redis.worker import Deduplicator, StreamEvent, Worker, unpack_meta
 
-from ._publishing import KEYS, TOKEN, anyio_backend, until
+from ._publishing import KEYS, TOKEN, anyio_backend, parse_event_reply, until
 
 __all__ = ["anyio_backend"]  # the fixture, imported to apply here
 
@@ -362,21 +362,6 @@ def test_the_reply_reader_parses_entries_however_the_bytes_are_cut(reply: bytes)
     assert _parse(ReplyReader(), "read_groups", reply, list(range(1, len(reply)))) == _EXPECTED
 
 
-def _parse_events(data: bytes, cuts: list[int]) -> Any:
-    reader = EventReplyReader()
-    walk = reader.read_groups()
-    next(walk)
-    edges = [0, *cuts, len(data)]
-    try:
-        for start, end in itertools.pairwise(edges):
-            reader.feed(data[start:end])
-            next(walk)
-    except StopIteration as done:
-        assert reader.rest() == b""
-        return done.value
-    raise AssertionError("the reply was not complete")
-
-
 # Three entries as publishers write them (meta then data, or payload: the whole
 # gateway payload; the second's meta holds CRLF, so only its lengths tell where it
 # ends), one with other fields, one trimmed away.
@@ -414,12 +399,12 @@ _EXPECTED_EVENTS = [
 )
 def test_the_event_reply_reader_parses_any_entry_however_the_bytes_are_cut(reply: bytes) -> None:
     for cut in range(len(reply) + 1):
-        assert _parse_events(reply, [cut]) == _EXPECTED_EVENTS
-    assert _parse_events(reply, list(range(1, len(reply)))) == _EXPECTED_EVENTS
-    assert _parse_events(b"*-1\r\n", []) == []
-    assert _parse_events(b"_\r\n", []) == []
+        assert parse_event_reply(reply, [cut]) == _EXPECTED_EVENTS
+    assert parse_event_reply(reply, list(range(1, len(reply)))) == _EXPECTED_EVENTS
+    assert parse_event_reply(b"*-1\r\n", []) == []
+    assert parse_event_reply(b"_\r\n", []) == []
     with pytest.raises(ResponseError, match="NOGROUP"):
-        _parse_events(b"-NOGROUP no such group\r\n", [])
+        parse_event_reply(b"-NOGROUP no such group\r\n", [])
 
 
 def test_the_reply_reader_knows_nulls_claims_and_errors() -> None:
