@@ -82,7 +82,7 @@ from ._events import _Signal
 from ._limiter import IdentifyLimiter
 from ._shard_hooks import ShardHooks
 from ._timer_wake import TimerWake
-from ._transport import TRANSPORT_ERRORS, open_stream
+from ._transport import TRANSPORT_ERRORS, current_async_library, open_stream
 
 __all__ = ["ShardRunner"]
 
@@ -323,8 +323,9 @@ class ShardRunner:
         return self._closed
 
     async def _reader(self, conn: GatewayConnection, stream: anyio.abc.ByteStream) -> None:
-        native = isinstance(stream, AsyncioByteStream)
-        checkpoint = asyncio_checkpoint if native else anyio.lowlevel.checkpoint
+        # Asked once per connection, as open_stream and TimerWake ask it.
+        on_asyncio = current_async_library() == "asyncio"
+        checkpoint = asyncio_checkpoint if on_asyncio else anyio.lowlevel.checkpoint
         while self._closed is None:
             try:
                 data = await stream.receive(_READ_SIZE)
