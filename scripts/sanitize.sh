@@ -36,7 +36,7 @@ PYTHONPATH="$work" PYTHONMALLOC=malloc ASAN_OPTIONS=detect_leaks=0 \
     "$PY" -m pytest -q -p no:cacheprovider --capture=sys \
     tests/proto/test_speedups.py tests/proto/test_wire.py tests/proto/test_frames_differential.py \
     tests/proto/test_compression.py tests/proto/test_slot_maker.py \
-    tests/proto/test_buffered_anext.py \
+    tests/proto/test_buffered_anext.py tests/proto/test_take_dispatches.py \
     "$@"
 # The check must have run the sanitized build, not the installed one.
 PYTHONPATH="$work" LD_PRELOAD="$asan $ubsan" ASAN_OPTIONS=detect_leaks=0 "$PY" -c "

@@ -18,8 +18,8 @@ two on the name; keep it so.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ._control_surface import _REDACTED, ControlSurface
@@ -51,6 +51,8 @@ from .heartbeat import MAX_HEARTBEAT_INTERVAL_MS, MIN_HEARTBEAT_INTERVAL_MS, Hea
 from .opcodes import Opcode
 
 __all__ = ["ReceivePath"]
+
+_T = TypeVar("_T")
 
 _S = ConnectionState
 _CLOSED = ConnectionState.CLOSED
@@ -183,6 +185,104 @@ class ReceivePath(ControlSurface):
             else:
                 self._on_wire_event(item, self._arrival)
 
+    def take_dispatches(
+        self,
+        make: Callable[[str, Any, int | None, bytes | None], _T],
+        into: list[_T],
+        limit: int,
+        *,
+        counts: dict[str, int] | None = None,
+        payload_bound: int = -1,
+    ) -> int:
+        """Append the next ordinary dispatches to ``into`` as ``make(name, data, sequence, raw)``.
+
+        A driver's hot path: what :meth:`events` would hand out next, without a
+        ``Dispatch`` per event or Python code per event (with the C extension; the
+        same in Python without it). An ordinary dispatch is one that needs nothing
+        of the state machine: not READY or RESUMED, and a sequence above every one
+        handed out so far (or none: anything else may be a replayed duplicate,
+        which the connection drops). With ``counts``, it must also be of a name
+        already in ``counts``, and its count goes up by one (a new name is left to
+        the caller, which may bound how many it counts).
+
+        Stops after ``limit`` dispatches, after the one that takes
+        :attr:`payload_bytes` above ``payload_bound`` (when not negative), when
+        events are queued (they come first: call :meth:`next_event`), or at the
+        first message that is not an ordinary dispatch or needs the careful path:
+        that one is processed (its events queued for :meth:`next_event`), or left
+        for it. So a driver alternates the two: ``take_dispatches`` until it
+        returns 0, then one :meth:`next_event`, until that returns ``None``.
+
+        Returns:
+            How many were appended (``sequence`` is then the last one's, or that of
+            the dispatch that ended the run).
+
+        """
+        if self._events or not self._pending or limit <= 0:
+            return 0
+        run = self._wire.fast_run
+        if run is None:
+            return self._take_dispatches(make, into, limit, counts, payload_bound)
+        taken, last_s, item = run(into, make, limit, self._last_s, counts, payload_bound)
+        self._end_run(last_s, item)
+        return taken
+
+    def _take_dispatches(
+        self,
+        make: Callable[[str, Any, int | None, bytes | None], _T],
+        into: list[_T],
+        limit: int,
+        counts: dict[str, int] | None,
+        payload_bound: int,
+    ) -> int:
+        """``take_dispatches`` without the C extension (``Scanner.run`` in Python)."""
+        next_item = self._wire.next_item
+        meter = self._wire.meter
+        last_s = self._last_s
+        taken = 0
+        item: Any = None
+        try:
+            while taken < limit:
+                item = next_item()
+                if item is None:
+                    self._pending = False
+                    break
+                if type(item) is not Dispatch:
+                    break
+                t, s = item.name, item.sequence
+                if t == "READY" or t == "RESUMED" or (s is not None and s <= last_s):  # noqa: PLR1714
+                    break
+                if counts is not None:
+                    count = counts.get(t)
+                    if count is None:
+                        break
+                    counts[t] = count + 1
+                into.append(make(t, item.data, s, item.raw))
+                item = None
+                taken += 1
+                if s is not None:
+                    last_s = s
+                if 0 <= payload_bound < meter.payload_bytes:
+                    break
+        except Exception as exc:  # the wire's own bug (or make's): what was taken stays
+            item = exc
+        self._end_run(last_s, item)
+        return taken
+
+    def _end_run(self, last_s: int, item: Any) -> None:
+        # After a run of ordinary dispatches: the sequence moves to its last one's,
+        # then the message that ended it (or the error) is processed, as _step would.
+        if last_s > self._last_s:
+            self._seq = self._last_s = last_s
+        if item is None:
+            return
+        if isinstance(item, BaseException):
+            if not isinstance(item, Exception):
+                raise item
+            self._wire_bug(item)
+            return
+        self._take_item(item)
+
     def _step(self) -> bool:
         """Process the next buffered message or wire event; ``False`` when none is whole."""
         try:
@@ -193,6 +293,11 @@ class ReceivePath(ControlSurface):
         if item is None:
             self._pending = False
             return False
+        self._take_item(item)
+        return True
+
+    def _take_item(self, item: Any) -> None:
+        """Process one message or wire event from the wire (queueing its events)."""
         now = self._arrival
         if type(item) is Dispatch:
             s = item.sequence
@@ -200,7 +305,7 @@ class ReceivePath(ControlSurface):
                 if s > self._last_s:
                     self._seq = self._last_s = s
                 elif s > 0 and self._replayed(item):
-                    return True
+                    return
             self._events.append(item)
             if item.name == "READY" or item.name == "RESUMED":  # noqa: PLR1714
                 self._on_session_dispatch(item.name, item.data, now, s)
@@ -208,7 +313,6 @@ class ReceivePath(ControlSurface):
             self._on_control(item[0], item[1], now)
         else:
             self._on_wire_event(item, now)
-        return True
 
     def _process_input(self) -> None:
         """Process all buffered input, queueing its events (every observer calls this first)."""

@@ -87,7 +87,22 @@ typedef struct {
      * members below): whole messages taken, and their size after inflating. */
     long long messages;
     long long payload_bytes;
+    /* Set while run() is on: where its ordinary dispatches go (see Scanner_run). */
+    struct Run *run;
 } Scanner;
+
+/* What run() takes ordinary dispatches into; all borrowed from its arguments. */
+typedef struct Run {
+    PyObject *into;       /* list */
+    PyObject *make;       /* make(name, data, sequence, raw) */
+    PyObject *counts;     /* dict: name -> count, or NULL */
+    long long last_s;     /* the highest sequence handed out */
+    Py_ssize_t taken;
+} Run;
+
+/* What new_dispatch returns for a dispatch run() took (a fresh object at import:
+ * no item is ever it). */
+static PyObject *taken_marker;
 
 static PyObject *str_op, *str_d, *str_s, *str_t;
 static PyObject *str_decompress, *str_eof, *str_unused_data;
@@ -268,9 +283,19 @@ Scanner_dealloc(Scanner *self)
 }
 
 /* Dispatch(name=t, data=d, sequence=s, raw=raw), built as _wire_reader._as_item builds it. */
+static int run_take(Run *run, PyObject *t, PyObject *d, PyObject *s, PyObject *raw);
+
 static PyObject *
 new_dispatch(Scanner *self, PyObject *t, PyObject *d, PyObject *s, PyObject *raw)
 {
+    if (self->run != NULL) {
+        /* run() is on: an ordinary dispatch goes straight into its list, made
+         * without a Dispatch in between. */
+        int taken = run_take(self->run, t, d, s, raw);
+        if (taken != 0) {
+            return taken < 0 ? NULL : Py_NewRef(taken_marker);
+        }
+    }
     PyTypeObject *type = (PyTypeObject *)self->dispatch;
     PyObject *event = type->tp_alloc(type, 0);
     if (event == NULL) {
@@ -611,32 +636,212 @@ take(Scanner *self)
     return item;
 }
 
-/* next() -> item | None: take the common-case frame at `pos`, or None. */
+/* The item of the frame take() failed on (the Python side decides whether a
+ * peer fault or a bug, as it does for its own path), or NULL if it raises. */
 static PyObject *
-Scanner_next(Scanner *self, PyObject *unused)
+failed_item(Scanner *self)
 {
-    PyObject *item = take(self);
-    if (item != NULL) {
-        return item;
-    }
-    /* A peer fault (or a bug) while decoding a frame it took: the Python side
-     * decides which, as it does for its own path. */
     PyObject *type, *value, *traceback;
     PyErr_Fetch(&type, &value, &traceback);
     PyErr_NormalizeException(&type, &value, &traceback);
     if (traceback != NULL) {
         PyException_SetTraceback(value, traceback);
     }
-    item = PyObject_CallOneArg(self->on_error, value);
+    PyObject *item = PyObject_CallOneArg(self->on_error, value);
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(traceback);
     return item;
 }
 
+/* next() -> item | None: take the common-case frame at `pos`, or None. */
+static PyObject *
+Scanner_next(Scanner *self, PyObject *unused)
+{
+    if (self->run != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Scanner.next() called while run() is on");
+        return NULL;
+    }
+    PyObject *item = take(self);
+    return item != NULL ? item : failed_item(self);
+}
+
+/* Whether `name` is READY or RESUMED: the dispatches the session state machine
+ * must see (never taken by run()). */
+static int
+is_session_dispatch(PyObject *name)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(name);
+    return (length == 5 && PyUnicode_CompareWithASCIIString(name, "READY") == 0)
+           || (length == 7 && PyUnicode_CompareWithASCIIString(name, "RESUMED") == 0);
+}
+
+/* Take one dispatch into the run if it is ordinary: a str name other than READY
+ * and RESUMED, a sequence that is None or above every one handed out (anything
+ * else may be a replay: the connection checks it), and a name already counted
+ * (a new one is counted by the caller, which bounds the names). 1 if taken, 0 if
+ * not (nothing changed), -1 with an exception. */
+static int
+run_take(Run *run, PyObject *t, PyObject *d, PyObject *s, PyObject *raw)
+{
+    if (!PyUnicode_CheckExact(t) || is_session_dispatch(t)) {
+        return 0;
+    }
+    long long sequence = run->last_s;
+    if (s != Py_None) {
+        if (!PyLong_CheckExact(s)) {
+            return 0;
+        }
+        int overflow;
+        sequence = PyLong_AsLongLongAndOverflow(s, &overflow);
+        if (overflow || sequence <= run->last_s) {
+            return 0;  /* (-1 with an error cannot exceed last_s, never below 0) */
+        }
+    }
+    PyObject *count = NULL;
+    long long counted = 0;
+    if (run->counts != NULL) {
+        count = PyDict_GetItemWithError(run->counts, t);
+        if (count == NULL) {
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        if (!PyLong_CheckExact(count)) {
+            return 0;
+        }
+        int overflow;
+        counted = PyLong_AsLongLongAndOverflow(count, &overflow);
+        if (overflow || counted < 0 || counted == LLONG_MAX) {
+            return 0;
+        }
+    }
+    PyObject *args[4] = {t, d, s, raw};
+    PyObject *event = PyObject_Vectorcall(run->make, args, 4, NULL);
+    if (event == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(run->into, event);
+    Py_DECREF(event);
+    if (failed < 0) {
+        return -1;
+    }
+    if (count != NULL) {
+        PyObject *next = PyLong_FromLongLong(counted + 1);
+        if (next == NULL || PyDict_SetItem(run->counts, t, next) < 0) {
+            Py_XDECREF(next);
+            return -1;
+        }
+        Py_DECREF(next);
+    }
+    run->last_s = sequence;
+    run->taken++;
+    return 1;
+}
+
+/* run_take for a Dispatch made elsewhere (ETF's decoder, the envelope check). */
+static int
+run_take_dispatch(Scanner *self, Run *run, PyObject *item)
+{
+    PyObject *slots[4] = {self->name_slot, self->data_slot, self->sequence_slot, self->raw_slot};
+    PyObject *values[4] = {NULL, NULL, NULL, NULL};
+    int taken = -1;
+    for (int i = 0; i < 4; i++) {
+        values[i] = Py_TYPE(slots[i])->tp_descr_get(slots[i], item, self->dispatch);
+        if (values[i] == NULL) {
+            goto done;
+        }
+    }
+    taken = run_take(run, values[0], values[1], values[2], values[3]);
+done:
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(values[i]);
+    }
+    return taken;
+}
+
+/* run(into, make, limit, last_s, counts, payload_bound) -> (taken, last_s, item):
+ * take the ordinary dispatches at `pos` into `into` as make(name, data,
+ * sequence, raw), each as next() would decode it, until `limit` are taken, the
+ * payload bytes exceed `payload_bound` (if not negative), or the next frame is
+ * not the common case (`item` None) or not an ordinary dispatch (`item` is what
+ * next() would have returned for it). `last_s` comes back raised to the last
+ * sequence taken. An error after some were taken comes back as `item` (the
+ * exception), so that what was taken is not lost. */
+static PyObject *
+Scanner_run(Scanner *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError,
+                        "run(into, make, limit, last_s, counts, payload_bound) takes 6 arguments");
+        return NULL;
+    }
+    PyObject *into = args[0], *make = args[1], *counts = args[4];
+    if (!PyList_CheckExact(into) || !PyCallable_Check(make)
+        || (counts != Py_None && !PyDict_CheckExact(counts))) {
+        PyErr_SetString(PyExc_TypeError, "run() needs a list, a callable and a dict or None");
+        return NULL;
+    }
+    Py_ssize_t limit = PyLong_AsSsize_t(args[2]);
+    long long last_s = PyLong_AsLongLong(args[3]);
+    long long bound = PyLong_AsLongLong(args[5]);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    if (self->run != NULL || self->dispatch == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        self->run ? "run() is already on" : "run() needs the dispatch class");
+        return NULL;
+    }
+    Run run = {into, make, counts == Py_None ? NULL : counts, last_s, 0};
+    PyObject *item = NULL;
+    self->run = &run;
+    while (run.taken < limit) {
+        item = take(self);
+        if (item == NULL) {
+            item = failed_item(self);
+            if (item == NULL) {
+                break;
+            }
+        }
+        if (item == taken_marker) {
+            Py_CLEAR(item);
+        }
+        else if (Py_TYPE(item) == (PyTypeObject *)self->dispatch) {
+            int taken = run_take_dispatch(self, &run, item);
+            if (taken == 0) {
+                break;
+            }
+            Py_CLEAR(item);
+            if (taken < 0) {
+                break;
+            }
+        }
+        else {
+            break;  /* None, or an item the connection must see */
+        }
+        if (bound >= 0 && self->payload_bytes > bound) {
+            break;
+        }
+    }
+    self->run = NULL;
+    if (item == NULL && PyErr_Occurred()) {
+        PyObject *type, *traceback;
+        PyErr_Fetch(&type, &item, &traceback);
+        PyErr_NormalizeException(&type, &item, &traceback);
+        if (traceback != NULL) {
+            PyException_SetTraceback(item, traceback);
+        }
+        Py_XDECREF(type);
+        Py_XDECREF(traceback);
+    }
+    return Py_BuildValue("(nLN)", run.taken, run.last_s, item != NULL ? item : Py_NewRef(Py_None));
+}
+
 static PyMethodDef Scanner_methods[] = {
     {"next", (PyCFunction)Scanner_next, METH_NOARGS,
      "next() -> item or None: decode the common-case frame at data[pos:]."},
+    {"run", (PyCFunction)(void (*)(void))Scanner_run, METH_FASTCALL,
+     "run(into, make, limit, last_s, counts, payload_bound) -> (taken, last_s, item):\n"
+     "take the ordinary dispatches at data[pos:] into `into`."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -694,11 +899,12 @@ static PyTypeObject ScannerType = {
 };
 
 /*
- * SlotMaker(cls, names): a callable that builds an instance of a slotted class
- * from positional values, one per name, by setting the slots through their
- * descriptors (as a frozen dataclass's __init__ does through
- * object.__setattr__, without the Python-level calls): the drivers build one
- * GatewayEvent per dispatch with it. It runs no __init__ and no
+ * SlotMaker(cls, names, fixed={}): a callable that builds an instance of a
+ * slotted class from positional values, one per name, by setting the slots
+ * through their descriptors (as a frozen dataclass's __init__ does through
+ * object.__setattr__, without the Python-level calls), and the slots `fixed`
+ * names to its values: the drivers build one GatewayEvent per dispatch with it
+ * (the shard's id and shard fixed, for Scanner.run's make). It runs no __init__ and no
  * __post_init__, so it only suits classes whose __init__ just stores its
  * arguments; driver_support checks that it builds what the class's own
  * constructor builds.
@@ -708,8 +914,10 @@ static PyTypeObject ScannerType = {
 typedef struct {
     PyObject_HEAD
     PyTypeObject *cls;
-    Py_ssize_t count;
+    Py_ssize_t count;     /* slots set from the arguments, in order */
+    Py_ssize_t fixed;     /* then slots set to the same value every time */
     PyObject *slots[SLOT_MAKER_MAX];
+    PyObject *values[SLOT_MAKER_MAX];  /* the fixed slots' values (from index `count`) */
     vectorcallfunc vectorcall;
 } SlotMaker;
 
@@ -737,6 +945,13 @@ SlotMaker_vectorcall(SlotMaker *self, PyObject *const *args, size_t nargsf, PyOb
             return NULL;
         }
     }
+    for (Py_ssize_t i = nargs; i < nargs + self->fixed; i++) {
+        PyObject *slot = self->slots[i];
+        if (Py_TYPE(slot)->tp_descr_set(slot, obj, self->values[i]) < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
     return obj;
 }
 
@@ -744,8 +959,9 @@ static int
 SlotMaker_traverse(SlotMaker *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->cls);
-    for (Py_ssize_t i = 0; i < self->count; i++) {
+    for (Py_ssize_t i = 0; i < self->count + self->fixed; i++) {
         Py_VISIT(self->slots[i]);
+        Py_VISIT(self->values[i]);
     }
     return 0;
 }
@@ -754,10 +970,12 @@ static int
 SlotMaker_clear(SlotMaker *self)
 {
     Py_CLEAR(self->cls);
-    for (Py_ssize_t i = 0; i < self->count; i++) {
+    for (Py_ssize_t i = 0; i < self->count + self->fixed; i++) {
         Py_CLEAR(self->slots[i]);
+        Py_CLEAR(self->values[i]);
     }
     self->count = 0;
+    self->fixed = 0;
     return 0;
 }
 
@@ -771,18 +989,43 @@ SlotMaker_dealloc(SlotMaker *self)
 
 static PyTypeObject SlotMakerType;
 
+/* The member descriptor of `cls`'s own slot `name` (a new reference), or NULL
+ * with a TypeError: anything else (a property, an inherited attribute, a
+ * method) would not be a plain slot. */
+static PyObject *
+own_slot(PyTypeObject *cls, PyObject *name)
+{
+    if (!PyUnicode_Check(name)) {
+        PyErr_SetString(PyExc_TypeError, "SlotMaker names must be str");
+        return NULL;
+    }
+    PyObject *slot = PyDict_GetItemWithError(cls->tp_dict, name);
+    if (slot == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_Format(PyExc_TypeError, "%s has no slot %R", cls->tp_name, name);
+        }
+        return NULL;
+    }
+    if (Py_TYPE(slot) != &PyMemberDescr_Type) {
+        PyErr_Format(PyExc_TypeError, "%s.%U is not a slot", cls->tp_name, name);
+        return NULL;
+    }
+    return Py_NewRef(slot);
+}
+
 static PyObject *
 SlotMaker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
-    PyObject *cls, *names;
-    static char *keywords[] = {"cls", "names", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!:SlotMaker", keywords, &PyType_Type,
-                                     &cls, &PyTuple_Type, &names)) {
+    PyObject *cls, *names, *fixed = NULL;
+    static char *keywords[] = {"cls", "names", "fixed", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!O!|O!:SlotMaker", keywords, &PyType_Type,
+                                     &cls, &PyTuple_Type, &names, &PyDict_Type, &fixed)) {
         return NULL;
     }
     Py_ssize_t count = PyTuple_GET_SIZE(names);
-    if (count > SLOT_MAKER_MAX) {
-        PyErr_Format(PyExc_ValueError, "SlotMaker takes at most %d names", SLOT_MAKER_MAX);
+    Py_ssize_t nfixed = fixed == NULL ? 0 : PyDict_GET_SIZE(fixed);
+    if (count + nfixed > SLOT_MAKER_MAX) {
+        PyErr_Format(PyExc_ValueError, "SlotMaker sets at most %d slots", SLOT_MAKER_MAX);
         return NULL;
     }
     SlotMaker *self = (SlotMaker *)type->tp_alloc(type, 0);
@@ -792,31 +1035,25 @@ SlotMaker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     self->vectorcall = (vectorcallfunc)SlotMaker_vectorcall;
     self->cls = (PyTypeObject *)Py_NewRef(cls);
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *name = PyTuple_GET_ITEM(names, i);
-        if (!PyUnicode_Check(name)) {
-            PyErr_SetString(PyExc_TypeError, "SlotMaker names must be str");
-            Py_DECREF(self);
-            return NULL;
-        }
-        /* Only the class's own member descriptors: anything else (a property, an
-         * inherited attribute, a method) would not be a plain slot. */
-        PyObject *slot = PyDict_GetItemWithError(((PyTypeObject *)cls)->tp_dict, name);
+        PyObject *slot = own_slot(self->cls, PyTuple_GET_ITEM(names, i));
         if (slot == NULL) {
-            if (!PyErr_Occurred()) {
-                PyErr_Format(PyExc_TypeError, "%s has no slot %R", ((PyTypeObject *)cls)->tp_name,
-                             name);
-            }
             Py_DECREF(self);
             return NULL;
         }
-        if (Py_TYPE(slot) != &PyMemberDescr_Type) {
-            PyErr_Format(PyExc_TypeError, "%s.%U is not a slot", ((PyTypeObject *)cls)->tp_name,
-                         name);
-            Py_DECREF(self);
-            return NULL;
-        }
-        self->slots[i] = Py_NewRef(slot);
+        self->slots[i] = slot;
         self->count = i + 1;
+    }
+    Py_ssize_t at = 0;
+    PyObject *name, *value;
+    while (fixed != NULL && PyDict_Next(fixed, &at, &name, &value)) {
+        PyObject *slot = own_slot(self->cls, name);
+        if (slot == NULL) {
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->slots[count + self->fixed] = slot;
+        self->values[count + self->fixed] = Py_NewRef(value);
+        self->fixed++;
     }
     return (PyObject *)self;
 }
@@ -824,7 +1061,8 @@ SlotMaker_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static PyTypeObject SlotMakerType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "gateway_proto._speedups.SlotMaker",
-    .tp_doc = "SlotMaker(cls, names): builds cls instances from positional slot values.",
+    .tp_doc = "SlotMaker(cls, names, fixed={}): builds cls instances from positional slot\n"
+              "values, with the slots named in `fixed` set to its values.",
     .tp_basicsize = sizeof(SlotMaker),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_vectorcall_offset = offsetof(SlotMaker, vectorcall),
@@ -1232,6 +1470,10 @@ PyInit__speedups(void)
     str_decompress = PyUnicode_InternFromString("decompress");
     str_eof = PyUnicode_InternFromString("eof");
     str_unused_data = PyUnicode_InternFromString("unused_data");
+    taken_marker = PyObject_CallNoArgs((PyObject *)&PyBaseObject_Type);
+    if (taken_marker == NULL) {
+        return NULL;
+    }
     if (!str_op || !str_d || !str_s || !str_t || !str_decompress || !str_eof || !str_unused_data
         || PyType_Ready(&ScannerType) < 0 || PyType_Ready(&SlotMakerType) < 0
         || PyType_Ready(&NextType) < 0 || PyType_Ready(&BufferedAnextType) < 0) {

@@ -41,11 +41,30 @@ class Scanner:
     ) -> None: ...
     def next(self) -> Any:
         """Decode the common-case frame at ``data[pos:]`` and move past it, or return ``None``."""
+    def run(
+        self,
+        into: list[_T],
+        make: Callable[[str, Any, int | None, bytes | None], _T],
+        limit: int,
+        last_s: int,
+        counts: dict[str, int] | None,
+        payload_bound: int,
+        /,
+    ) -> tuple[int, int, Any]:
+        """Take the ordinary dispatches at ``data[pos:]`` into ``into``: ``(taken, last_s, item)``.
+
+        ``item`` is what ended the run (``next()``'s item for it, or the error), or ``None``.
+        """
 
 class SlotMaker:
-    """Builds ``cls`` instances from positional values, one per slot name, without ``__init__``."""
+    """Builds ``cls`` instances from positional values, one per slot name, without ``__init__``.
 
-    def __init__(self, cls: type, names: tuple[str, ...]) -> None: ...
+    The slots named in ``fixed`` are set to its values in every instance.
+    """
+
+    def __init__(
+        self, cls: type, names: tuple[str, ...], fixed: dict[str, Any] = ...
+    ) -> None: ...
     def __call__(self, *values: Any) -> Any:
         """Return a new ``cls`` with its named slots set to ``values``, in order."""
 

@@ -44,7 +44,7 @@ holds the types the layer hands up; they are re-exported here.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from wsproto import ConnectionType, WSConnection
 
@@ -133,6 +133,8 @@ class Wire(WireReader):
         self._input: _Scanner | _PlainInput = _PlainInput()
         #: The C hot path's ``next()`` (``None`` without it): see :meth:`next_item`.
         self.fast_next: Callable[[], WireItem | None] | None = None
+        #: The C hot path's ``run()`` (``None`` without it): see ``take_dispatches``.
+        self.fast_run: Callable[..., tuple[int, int, Any]] | None = None
         self._buffer = bytearray()
         self._need = 0
         self._opcode = OP_BINARY if self._codec.binary else OP_TEXT
@@ -152,7 +154,7 @@ class Wire(WireReader):
         """
         if Scanner is None:
             self._input = _PlainInput()
-            self.fast_next = None
+            self.fast_next = self.fast_run = None
             return
         loads = self._loads
         inflater = self._inflater
@@ -171,6 +173,7 @@ class Wire(WireReader):
         )
         self._input = scanner
         self.fast_next = scanner.next
+        self.fast_run = scanner.run
 
     @property
     def parser(self) -> Iterator[WireItem | None]:

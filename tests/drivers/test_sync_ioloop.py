@@ -122,6 +122,12 @@ class ScriptedConnection:
         events, self._events = self._events, []
         return iter(events)
 
+    def next_event(self) -> Event | None:
+        return self._events.pop(0) if self._events else None
+
+    def take_dispatches(self, *args: Any, **kwargs: Any) -> int:
+        return 0  # every dispatch comes from next_event: the drain's other path
+
     def data_to_send(self) -> bytes:
         out, self._out = bytes(self._out), bytearray()
         return out

@@ -165,6 +165,26 @@ new_gateway_event: _EventMaker = (
 )
 
 
+def dispatch_event_maker(
+    shard_id: int, shard: Any
+) -> Callable[[str, Any, int | None, bytes | None], GatewayEvent]:
+    """``make(name, data, sequence, raw)``: a dispatch's event of this shard.
+
+    What ``EventDrain`` hands ``GatewayConnection.take_dispatches``: with the C
+    extension, a ``SlotMaker`` with the shard's id and shard fixed, which the C
+    hot path calls without running Python code.
+    """
+    if SlotMaker is None:
+        make = new_gateway_event
+
+        def new_event(name: str, data: Any, sequence: int | None, raw: bytes | None) -> Any:
+            return make(name, shard_id, data, sequence, shard, raw)
+
+        return new_event
+    fixed = {"shard_id": shard_id, "shard": shard}
+    return SlotMaker(GatewayEvent, ("name", "data", "sequence", "raw"), fixed)
+
+
 @dataclass(frozen=True, slots=True)
 class StateChange:
     """Payload of :data:`STATE`: the shard moved from ``old`` to ``new`` because of ``reason``."""
