@@ -236,14 +236,16 @@ class ReceivePath(ControlSurface):
         payload_bound: int,
     ) -> int:
         """``take_dispatches`` without the C extension (``Scanner.run`` in Python)."""
-        next_item = self._wire.next_item
-        meter = self._wire.meter
+        wire = self._wire
+        # Without the extension there is no fast_next: next_item() is the parser's next.
+        parser = wire.parser
+        meter = wire.meter
         last_s = self._last_s
         taken = 0
         item: Any = None
         try:
             while taken < limit:
-                item = next_item()
+                item = next(parser)
                 if item is None:
                     self._pending = False
                     break
