@@ -30,6 +30,10 @@ cancels slow drift in the machine's speed and is the steadier of the two.
 * ``GatewayConnection``: ``receive_data`` + ``events()``, counting ``Dispatch``
   events: what a driver gets. With the C hot path (``gateway_proto._speedups``)
   when it is built, and again without it (the pure-Python wire layer).
+* ``EventDrain``: what both drivers run over the connection (``driver_support.EventDrain``,
+  64 dispatches at a time, each a counted ``GatewayEvent``, batches dropped at once):
+  runs of ordinary dispatches through ``take_dispatches`` (C), and again without the
+  C hot path.
 
 Repetitions are interleaved (floor, wire, connection, floor, ...) and the best of N
 is kept, in CPU time (``time.process_time``): the machine is shared and noisy, and
@@ -58,9 +62,24 @@ from _core_stream import SNOWFLAKE_MIN, Stream, _decompressor, load_session
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, Request
 
-from gateway_proto import Dispatch, GatewayConnection, IdentifyNeeded, ShardConfig, _wire
+from gateway_proto import (
+    Dispatch,
+    GatewayConnection,
+    IdentifyNeeded,
+    Reconnector,
+    ShardConfig,
+    _wire,
+)
 from gateway_proto._wire import Wire
 from gateway_proto.codecs import JsonCodec
+from gateway_proto.driver_support import (
+    HAND_OVER_EVERY,
+    ConnectionReactor,
+    EventDrain,
+    ShardCounters,
+    UnsentCommands,
+    shard_events,
+)
 
 TOKEN = "bench.token.value"
 URL = "ws://127.0.0.1:9/"
@@ -188,6 +207,50 @@ def connection(stream: Stream, encoding: str, use_orjson: bool, c_path: bool = T
                     n += 1
             data_to_send()
         return clock() - t0, n
+
+    return run
+
+
+def drained(stream: Stream, encoding: str, use_orjson: bool, c_path: bool = True) -> Run:
+    """What the drivers run: ``EventDrain`` (64 at a time) over the connection."""
+    config = _config(encoding, stream.compression)
+
+    def run() -> tuple[float, int]:
+        conn = GatewayConnection(config, rng=random.Random(0))
+        _configure(conn._wire, encoding, use_orjson, c_path)
+        # A shard's event maker to match (the Python one without the C hot path).
+        saved = getattr(shard_events, "SlotMaker")  # noqa: B009 (not exported)
+        if not c_path:
+            setattr(shard_events, "SlotMaker", None)  # noqa: B010
+        try:
+            drain = EventDrain(
+                shard=None,
+                shard_id=0,
+                counters=(counters := ShardCounters()),
+                reconnector=Reconnector(config),
+                reactor=ConnectionReactor(conn, ready_timeout=60.0),
+                unsent=UnsentCommands(),
+                hand_over=lambda batch: None,  # a consumer that is done with them at once
+                wants=lambda name: False,
+                on_reaction=lambda reaction: None,
+                on_counts=lambda: None,
+                clock=time.perf_counter,
+            )
+        finally:
+            setattr(shard_events, "SlotMaker", saved)  # noqa: B010
+        conn.connect(0.0)
+        conn.receive_data(_accept(conn.data_to_send()) + stream.hello_frame, 0.0)
+        drain.drain(conn)
+        conn.identify(0.0)
+        conn.data_to_send()
+        receive, data_to_send, step = conn.receive_data, conn.data_to_send, drain.drain
+        t0 = clock()
+        for data in stream.chunks:
+            receive(data, 1.0)
+            while step(conn, HAND_OVER_EVERY):
+                pass
+            data_to_send()
+        return clock() - t0, counters.dispatches
 
     return run
 
@@ -323,6 +386,15 @@ def main() -> None:
                     variant,
                     "  ...without the C hot path",
                     connection(stream, encoding, use_orjson, c_path=False),
+                )
+            )
+        rows.append((variant, "EventDrain -> GatewayEvent", drained(stream, encoding, use_orjson)))
+        if c_path:
+            rows.append(
+                (
+                    variant,
+                    "  ...without the C hot path",
+                    drained(stream, encoding, use_orjson, c_path=False),
                 )
             )
 

@@ -22,6 +22,15 @@
  * it again). On success no Python code runs: only C callables (zlib, zstandard,
  * orjson) are called; the Python checks run only once a check has failed.
  *
+ * `run()` is next() in a loop for the drivers' hot path (the connection's
+ * take_dispatches): each ordinary dispatch (not READY or RESUMED, a sequence
+ * above the last one handed out, a name already counted) goes straight into a
+ * list as the caller's make(name, data, sequence, raw), counted; the first item
+ * that is anything else ends the run and goes back to the connection, which
+ * processes it as it processes next()'s items. ReceivePath._take_dispatches is
+ * its reference, and tests/proto/test_take_dispatches.py checks both against
+ * events().
+ *
  * Bounds: every read of `data` is checked against its size before it is made;
  * a frame's length is compared with the size cap before any offset arithmetic
  * that could overflow.
@@ -282,9 +291,10 @@ Scanner_dealloc(Scanner *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Dispatch(name=t, data=d, sequence=s, raw=raw), built as _wire_reader._as_item builds it. */
 static int run_take(Run *run, PyObject *t, PyObject *d, PyObject *s, PyObject *raw);
 
+/* Dispatch(name=t, data=d, sequence=s, raw=raw), built as _wire_reader._as_item builds it;
+ * while run() is on, an ordinary one is taken into its list instead (taken_marker). */
 static PyObject *
 new_dispatch(Scanner *self, PyObject *t, PyObject *d, PyObject *s, PyObject *raw)
 {

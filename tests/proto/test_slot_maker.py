@@ -27,7 +27,7 @@ values = st.one_of(st.none(), st.integers(), st.text(), st.dictionaries(st.text(
 
 
 def _makers() -> list[Any]:
-    makers: list[Any] = [new_gateway_event, python_event_maker()]
+    makers: list[Any] = [new_gateway_event, python_event_maker(), python_event_maker(swap=False)]
     if SlotMaker is not None:
         names = ("name", "shard_id", "data", "sequence", "shard", "raw")
         makers.append(SlotMaker(GatewayEvent, names))
@@ -64,11 +64,12 @@ def test_a_dispatch_maker_builds_what_the_constructor_builds(
     try:
         for maker in (saved, None):  # the C one (when built), then the Python one
             setattr(shard_events, "SlotMaker", maker)  # noqa: B010
-            event = dispatch_event_maker(shard_id, shard)(name, data, sequence, raw)
-            assert type(event) is GatewayEvent
-            assert event == expected
-            assert event.shard is shard
-            assert event.raw is raw
+            for swap in (True, False):
+                event = dispatch_event_maker(shard_id, shard, swap=swap)(name, data, sequence, raw)
+                assert type(event) is GatewayEvent
+                assert event == expected
+                assert event.shard is shard
+                assert event.raw is raw
     finally:
         setattr(shard_events, "SlotMaker", saved)  # noqa: B010
 

@@ -134,9 +134,53 @@ _EventMaker = Callable[[str, int, Any, "int | None", Any, "bytes | None"], Gatew
 _EVENT_SLOTS = ("name", "shard_id", "data", "sequence", "shard", "raw")
 
 
-def python_event_maker() -> _EventMaker:
-    """``new_gateway_event`` without the C extension: the slots set through their descriptors."""
+class _BuildingEvent(Generic[DataT_co, ShardT_co]):
+    """A :class:`GatewayEvent` being built: its very slots, without the frozen ``__setattr__``.
+
+    Plain stores into one, then a class change to :class:`GatewayEvent` (the same
+    layout), cost half of setting the slots through their descriptors: the Python
+    makers' way, where the interpreter allows it (:data:`_SWAP`).
+    """
+
+    __slots__ = GatewayEvent.__slots__
+
+
+def _swap_works() -> bool:
+    """Whether this interpreter lets a :class:`_BuildingEvent` become a :class:`GatewayEvent`."""
+    probe: Any = object.__new__(_BuildingEvent)
+    for name in _EVENT_SLOTS:
+        setattr(probe, name, None)
+    try:
+        probe.__class__ = GatewayEvent
+    except TypeError:  # pragma: no cover - CPython allows it (same slots, same bases)
+        return False
+    return type(probe) is GatewayEvent
+
+
+#: Build events through :class:`_BuildingEvent` (else through the slot descriptors).
+_SWAP = _swap_works()
+
+
+def python_event_maker(*, swap: bool = _SWAP) -> _EventMaker:
+    """``new_gateway_event`` without the C extension (``swap``: see :class:`_BuildingEvent`)."""
     new = object.__new__
+    if swap:
+        building, event_class = _BuildingEvent, GatewayEvent
+
+        def new_swapped(  # noqa: PLR0917 - positional, as SlotMaker's calls are
+            name: str, shard_id: int, data: Any, sequence: int | None, shard: Any, raw: bytes | None
+        ) -> Any:
+            event: Any = new(building)
+            event.name = name
+            event.shard_id = shard_id
+            event.data = data
+            event.sequence = sequence
+            event.shard = shard
+            event.raw = raw
+            event.__class__ = event_class
+            return event
+
+        return new_swapped
     set_name, set_shard_id, set_data, set_sequence, set_shard, set_raw = (
         getattr(GatewayEvent, name).__set__ for name in _EVENT_SLOTS
     )
@@ -166,23 +210,38 @@ new_gateway_event: _EventMaker = (
 
 
 def dispatch_event_maker(
-    shard_id: int, shard: Any
+    shard_id: int, shard: Any, *, swap: bool = _SWAP
 ) -> Callable[[str, Any, int | None, bytes | None], GatewayEvent]:
     """``make(name, data, sequence, raw)``: a dispatch's event of this shard.
 
     What ``EventDrain`` hands ``GatewayConnection.take_dispatches``: with the C
     extension, a ``SlotMaker`` with the shard's id and shard fixed, which the C
-    hot path calls without running Python code.
+    hot path calls without running Python code (``swap``: see :class:`_BuildingEvent`).
     """
-    if SlotMaker is None:
-        make = new_gateway_event
+    if SlotMaker is not None:
+        fixed = {"shard_id": shard_id, "shard": shard}
+        return SlotMaker(GatewayEvent, ("name", "data", "sequence", "raw"), fixed)
+    if not swap:
+        make = python_event_maker(swap=False)
 
         def new_event(name: str, data: Any, sequence: int | None, raw: bytes | None) -> Any:
             return make(name, shard_id, data, sequence, shard, raw)
 
         return new_event
-    fixed = {"shard_id": shard_id, "shard": shard}
-    return SlotMaker(GatewayEvent, ("name", "data", "sequence", "raw"), fixed)
+    new, building, event_class = object.__new__, _BuildingEvent, GatewayEvent
+
+    def new_swapped(name: str, data: Any, sequence: int | None, raw: bytes | None) -> Any:
+        event: Any = new(building)
+        event.name = name
+        event.shard_id = shard_id
+        event.data = data
+        event.sequence = sequence
+        event.shard = shard
+        event.raw = raw
+        event.__class__ = event_class
+        return event
+
+    return new_swapped
 
 
 @dataclass(frozen=True, slots=True)
