@@ -8,11 +8,14 @@ to each at its arrival time: a dispatch's sequence (replayed duplicates are
 dropped), READY and RESUMED, the control opcodes (op 1, HELLO, op 7, op 9) and
 the wire's own events (the upgrade, the peer's close, a protocol fault).
 ``_process_input`` does the same for all pending input, for every other method.
+``take_dispatches`` is the drivers' way through the same input: runs of ordinary
+dispatches (the C scanner's ``run``, else its Python reference here), and every
+other message through the same reactions.
 
 :class:`ReceivePath` sits on :class:`~gateway_proto._control_surface.ControlSurface`,
 whose helpers write the replies and close; ``GatewayConnection`` sits on it.
-``events()`` is the hot path: per dispatch it costs a compare on the sequence and
-two on the name; keep it so.
+``events()`` is the core's hot path: per dispatch it costs a compare on the sequence
+and two on the name; keep it so.
 """
 
 from __future__ import annotations

@@ -12,7 +12,10 @@ and stamps them with their arrival time; ``events()`` / ``next_event()`` parse
 one message at a time when the event queue is empty, so each decoded payload is
 handed out (and can be dropped) before the next one is decoded, as a bare
 ``decompress`` + ``loads`` loop does. Processing uses the *arrival* time (latency
-and zombie detection need it), never the time the events are drained.
+and zombie detection need it), never the time the events are drained. A driver's
+hot path, ``take_dispatches()``, hands out runs of the ordinary dispatches among
+them as the caller's own objects (in C with the extension), the rest is left to
+``next_event()``: together they give what ``events()`` gives.
 
 Every other *method* first processes all pending input
 (:meth:`GatewayConnection._process_input`), so what the connection does does not
@@ -39,9 +42,10 @@ The class is three parts, one job each, stacked by plain inheritance (a call
 costs what it did when they were one class): this module holds the
 construction, the shared state and the read-only views;
 :mod:`gateway_proto._receive_path` the receive path (bytes to events, the hot
-path: ``receive_data``, ``events()``, ``next_event()`` and the reactions to what
-the peer sends); :mod:`gateway_proto._control_surface` the control surface (the
-caller's commands, ``close``, the timers and the output buffer); and
+path: ``receive_data``, ``events()``, ``next_event()``, ``take_dispatches()`` and
+the reactions to what the peer sends); :mod:`gateway_proto._control_surface` the
+control surface (the caller's commands, ``close``, the timers and the output
+buffer); and
 :mod:`gateway_proto._state` the state table they all go through.
 """
 
