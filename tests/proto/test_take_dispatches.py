@@ -144,22 +144,23 @@ def _outcome(
     st.lists(st.integers(0, 10**6), max_size=6),
     st.sampled_from(["json", "etf"]),
     st.sampled_from(["zlib-stream", "zstd-stream", None]),
-    st.tuples(st.integers(1, 5), st.sampled_from([-1, 0, 50])),
+    st.tuples(st.integers(1, 5), st.sampled_from([-1, 0, 50]), st.booleans()),
 )
 def test_runs_and_next_event_give_what_events_gives(
     messages: list[tuple[Any, ...]],
     cuts: list[int],
     encoding: str,
     compression: str | None,
-    take: tuple[int, int],
+    take_and_raw: tuple[int, int, bool],
 ) -> None:
-    options = {"encoding": encoding, "compression": compression, "keep_raw": encoding == "json"}
+    *take, keep_raw = take_and_raw
+    options = {"encoding": encoding, "compression": compression, "keep_raw": keep_raw}
     reference_conn, peer = _connection(options, c_path=True)
     chunks = _cut(_wire_bytes(peer, messages), cuts)
     reference = _outcome(reference_conn, chunks, None)
     for c_path in (True, False):
         conn, _ = _connection(options, c_path)
-        assert _outcome(conn, chunks, take) == reference
+        assert _outcome(conn, chunks, (take[0], take[1])) == reference
 
 
 def test_a_run_stops_where_the_state_machine_has_work() -> None:
