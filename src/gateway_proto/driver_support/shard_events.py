@@ -221,27 +221,12 @@ def dispatch_event_maker(
     if SlotMaker is not None:
         fixed = {"shard_id": shard_id, "shard": shard}
         return SlotMaker(GatewayEvent, ("name", "data", "sequence", "raw"), fixed)
-    if not swap:
-        make = python_event_maker(swap=False)
+    make = python_event_maker(swap=swap)
 
-        def new_event(name: str, data: Any, sequence: int | None, raw: bytes | None) -> Any:
-            return make(name, shard_id, data, sequence, shard, raw)
+    def new_event(name: str, data: Any, sequence: int | None, raw: bytes | None) -> Any:
+        return make(name, shard_id, data, sequence, shard, raw)
 
-        return new_event
-    new, building, event_class = object.__new__, _BuildingEvent, GatewayEvent
-
-    def new_swapped(name: str, data: Any, sequence: int | None, raw: bytes | None) -> Any:
-        event: Any = new(building)
-        event.name = name
-        event.shard_id = shard_id
-        event.data = data
-        event.sequence = sequence
-        event.shard = shard
-        event.raw = raw
-        event.__class__ = event_class
-        return event
-
-    return new_swapped
+    return new_event
 
 
 @dataclass(frozen=True, slots=True)
