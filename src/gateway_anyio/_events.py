@@ -219,8 +219,8 @@ class _Worker:
             try:
                 result = handler(event)
                 # A plain function returns None: no awaitable check per event for it;
-                # a coroutine function's coroutine is known by its class (a tenth of
-                # isawaitable's cost), anything else asked the long way.
+                # a coroutine function's coroutine is known by its class (a fraction
+                # of isawaitable's cost), anything else is asked the long way.
                 if result is not None and (
                     result.__class__ is CoroutineType or inspect.isawaitable(result)
                 ):
