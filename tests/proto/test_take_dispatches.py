@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from gateway_proto import GatewayConnection, _wire
 from gateway_proto.events import Dispatch
 
+from ._wire_helpers import server_frame
 from .helpers import GatewayPeer, make_config, ready_connection
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -161,6 +162,23 @@ def test_runs_and_next_event_give_what_events_gives(
     for c_path in (True, False):
         conn, _ = _connection(options, c_path)
         assert _outcome(conn, chunks, (take[0], take[1])) == reference
+
+
+@SETTINGS
+@given(st.binary(max_size=400))  # alone: st.binary beside other draws trips -bb in hypothesis
+def test_arbitrary_bytes_give_what_events_gives(noise: bytes) -> None:
+    # Whatever follows a few good dispatches (a binary frame of noise, then noise where
+    # a header should be), the two ways of draining agree, and neither raises.
+    for compression in ("zlib-stream", None):
+        options = {"compression": compression}
+        reference_conn, peer = _connection(options, c_path=True)
+        good = peer.dispatch("MESSAGE_CREATE", {"n": 1}) + peer.dispatch("NEW_NAME", {"n": 2})
+        data = good + server_frame(0x2, noise) + noise
+        chunks = _cut(data, [len(good) // 2, len(good) + 3, len(data) - len(noise) // 2])
+        reference = _outcome(reference_conn, chunks, None)
+        for c_path in (True, False):
+            conn, _ = _connection(options, c_path)
+            assert _outcome(conn, chunks, (3, -1)) == reference
 
 
 def test_a_run_stops_where_the_state_machine_has_work() -> None:
