@@ -16,6 +16,7 @@ from gateway_anyio import Cluster, Gateway
 from gateway_redis._keys import Keys
 from gateway_redis._resp import EventReplyReader
 from gateway_redis.streams import EventPublisher, publish_cluster
+from gateway_redis.worker import StreamEvent, Worker
 from gateway_testing import FakeGateway
 
 TOKEN = "streams-token.abcdef.0123456789"
@@ -62,6 +63,16 @@ async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     with anyio.fail_after(timeout):
         while not predicate():
             await anyio.sleep(0.01)
+
+
+async def collect(worker: Worker, count: int) -> list[StreamEvent]:
+    """Run ``worker`` until its handler got ``count`` events (bounded), stop it; return them."""
+    got: list[StreamEvent] = []
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(worker.run, got.append)
+        await until(lambda: len(got) == count)
+        worker.stop()
+    return got
 
 
 def parse_event_reply(data: bytes, cuts: list[int]) -> Any:

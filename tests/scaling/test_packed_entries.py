@@ -22,7 +22,7 @@ from gateway_redis._entry import PACKED, QueuedEvent, pack_events, unpack_events
 from gateway_redis.streams import EventPublisher
 from gateway_redis.worker import Deduplicator, StreamEvent, Worker
 
-from ._publishing import KEYS, anyio_backend, parse_event_reply, until
+from ._publishing import KEYS, anyio_backend, collect, parse_event_reply, until
 
 __all__ = ["anyio_backend"]  # the fixture, imported to apply here
 
@@ -207,11 +207,7 @@ async def test_a_worker_reads_about_count_events_at_a_time_whatever_the_packing(
         await handle_batch(batch, handler)
 
     worker._handle = count_batch  # type: ignore[method-assign]
-    got: list[StreamEvent] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run, got.append)
-        await until(lambda: len(got) == 1000)
-        worker.stop()
+    got = await collect(worker, 1000)
     await worker.aclose()
     sizes = [size for size in sizes if size]
     # The first read takes 20 entries (200 events), and so may the one read ahead

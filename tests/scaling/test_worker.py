@@ -21,7 +21,7 @@ from gateway_redis._resp import ReplyReader
 from gateway_redis.streams import EventPublisher, pack_meta
 from gateway_redis.worker import Deduplicator, StreamEvent, Worker, unpack_meta
 
-from ._publishing import KEYS, TOKEN, anyio_backend, parse_event_reply, until
+from ._publishing import KEYS, TOKEN, anyio_backend, collect, parse_event_reply, until
 
 __all__ = ["anyio_backend"]  # the fixture, imported to apply here
 
@@ -82,11 +82,7 @@ async def test_a_killed_workers_pending_events_go_to_another(redis_url: str) -> 
         redis_url, KEYS, group="g", consumer="rescuer", min_idle=0.3, claim_interval=0.1,
         dedupe=Deduplicator(),
     )  # fmt: skip
-    got: list[StreamEvent] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(rescuer.run, got.append)
-        await until(lambda: len(got) == 30)
-        rescuer.stop()
+    got = await collect(rescuer, 30)
     await rescuer.aclose()
     assert sorted(e.sequence or 0 for e in got) == list(range(1, 31))
     assert rescuer.claimed >= 20
@@ -158,12 +154,8 @@ async def test_an_entry_decodes_the_same_whether_its_origin_was_seen_before_or_n
     await worker.create_groups()
     for value in [*good, *bad, *good]:
         await client.xadd(KEYS.events, {"meta": value, "data": b'{"a":1}'})
-    got: list[StreamEvent] = []
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(worker.run, got.append)
-            await until(lambda: len(got) == 2 * len(good))
-            worker.stop()
+        got = await collect(worker, 2 * len(good))
         assert (await client.xpending(KEYS.events, "workers"))["pending"] == 0
     finally:
         await client.aclose()
@@ -204,12 +196,8 @@ async def test_a_name_not_handled_is_acknowledged_without_its_data_decoded(
     await worker.create_groups()
     await client.xadd(KEYS.events, {"meta": pack_meta("TYPING_START", 0, "s", 1), "data": "{"})
     await client.xadd(KEYS.events, {"meta": pack_meta("MESSAGE_CREATE", 0, "s", 2), "data": "[2]"})
-    got: list[StreamEvent] = []
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(worker.run, got.append)
-            await until(lambda: len(got) == 1)
-            worker.stop()
+        got = await collect(worker, 1)
         assert (await client.xpending(KEYS.events, "workers"))["pending"] == 0
     finally:
         await client.aclose()
@@ -229,11 +217,7 @@ async def test_a_malformed_entry_is_logged_and_acknowledged(
     await client.xadd(KEYS.events, {"name": "MESSAGE_CREATE", "shard": "0", "data": "{}"})
     await client.xadd(KEYS.events, {"metas": "{}", "payloads": "[{}]"})  # packed, no columns
     await publish(redis_url, 1)
-    got: list[StreamEvent] = []
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(worker.run, got.append)
-        await until(lambda: len(got) == 1)
-        worker.stop()
+    got = await collect(worker, 1)
     try:
         assert (await client.xpending(KEYS.events, "workers"))["pending"] == 0
     finally:
