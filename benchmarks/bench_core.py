@@ -185,18 +185,26 @@ def wire(stream: Stream, encoding: str, use_orjson: bool) -> Run:
     return run
 
 
+def _identified(
+    stream: Stream, config: ShardConfig, encoding: str, use_orjson: bool, c_path: bool
+) -> GatewayConnection:
+    """A connection past HELLO and IDENTIFY, ready for the stream's chunks."""
+    conn = GatewayConnection(config, rng=random.Random(0))
+    _configure(conn._wire, encoding, use_orjson, c_path)
+    conn.connect(0.0)
+    conn.receive_data(_accept(conn.data_to_send()) + stream.hello_frame, 0.0)
+    for event in conn.events():
+        if isinstance(event, IdentifyNeeded):
+            conn.identify(0.0)
+    conn.data_to_send()
+    return conn
+
+
 def connection(stream: Stream, encoding: str, use_orjson: bool, c_path: bool = True) -> Run:
     config = _config(encoding, stream.compression)
 
     def run() -> tuple[float, int]:
-        conn = GatewayConnection(config, rng=random.Random(0))
-        _configure(conn._wire, encoding, use_orjson, c_path)
-        conn.connect(0.0)
-        conn.receive_data(_accept(conn.data_to_send()) + stream.hello_frame, 0.0)
-        for event in conn.events():
-            if isinstance(event, IdentifyNeeded):
-                conn.identify(0.0)
-        conn.data_to_send()
+        conn = _identified(stream, config, encoding, use_orjson, c_path)
         receive, events, data_to_send = conn.receive_data, conn.events, conn.data_to_send
         n = 0
         t0 = clock()
@@ -216,8 +224,7 @@ def drained(stream: Stream, encoding: str, use_orjson: bool, c_path: bool = True
     config = _config(encoding, stream.compression)
 
     def run() -> tuple[float, int]:
-        conn = GatewayConnection(config, rng=random.Random(0))
-        _configure(conn._wire, encoding, use_orjson, c_path)
+        conn = _identified(stream, config, encoding, use_orjson, c_path)
         # A shard's event maker to match (the Python one without the C hot path).
         saved = getattr(shard_events, "SlotMaker")  # noqa: B009 (not exported)
         if not c_path:
@@ -238,11 +245,6 @@ def drained(stream: Stream, encoding: str, use_orjson: bool, c_path: bool = True
             )
         finally:
             setattr(shard_events, "SlotMaker", saved)  # noqa: B010
-        conn.connect(0.0)
-        conn.receive_data(_accept(conn.data_to_send()) + stream.hello_frame, 0.0)
-        drain.drain(conn)
-        conn.identify(0.0)
-        conn.data_to_send()
         receive, data_to_send, step = conn.receive_data, conn.data_to_send, drain.drain
         t0 = clock()
         for data in stream.chunks:
