@@ -30,13 +30,19 @@ Result = Timed
 _span = _timed_span
 
 
-def _decompressor(compression: str) -> Callable[[bytes | bytearray], bytes]:
+def _decompressor(
+    compression: str, *, zlib_ng: bool = False
+) -> Callable[[bytes | bytearray], bytes]:
     """A fresh inflate context's ``decompress`` for one connection's messages."""
     if compression == "zstd-stream":
         import zstandard
 
         decompressobj = zstandard.ZstdDecompressor().decompressobj
         return decompressobj(read_across_frames=True).decompress
+    if zlib_ng:
+        from zlib_ng import zlib_ng as ng
+
+        return ng.decompressobj().decompress
     return zlib.decompressobj().decompress
 
 
@@ -155,11 +161,16 @@ def bare_protocol(
     return asyncio.run(session())
 
 
-def floor(messages: list[bytes], total: int, compression: str = "zlib-stream") -> Result:
-    """The in-memory floor: inflate + ``orjson.loads`` per message, nothing else."""
+def floor(
+    messages: list[bytes], total: int, compression: str = "zlib-stream", *, zlib_ng: bool = False
+) -> Result:
+    """The in-memory floor: inflate + ``orjson.loads`` per message, nothing else.
+
+    Stdlib zlib inflates (``zlib_ng``: zlib-ng, as the shard does with the speed extra).
+    """
     import orjson
 
-    decompress = _decompressor(compression)
+    decompress = _decompressor(compression, zlib_ng=zlib_ng)
     loads = orjson.loads
     loads(decompress(messages[0]))  # HELLO, before the clock as for the others
     n, t_ready = 0, _ZERO

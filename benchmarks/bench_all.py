@@ -207,6 +207,7 @@ def summary(steps: list[Step]) -> list[str]:
             "gateway_sync Shard, events() (thread)",
         )
         core = "core alone, no I/O (GatewayConnection)"
+        floor_ng, stdlib = stack["floor_ng"], stack["stdlib_zlib"]
         checks: list[tuple[str, float, str, str]] = [
             ("gateway_anyio (asyncio) / in-memory floor", 0.80, anyio, floor),
             ("gateway_anyio (asyncio) / hikari's shard", 1.15, anyio, hikari),
@@ -215,6 +216,9 @@ def summary(steps: list[Step]) -> list[str]:
             ("gateway_sync handler / gateway_anyio handler", 1.00, sync, anyio),
             ("gateway_sync handler (worker thread) / its events()", 0.50, sync, sync_stream),
             ("core alone / in-memory floor", 0.90, core, floor),
+            # Not targets: what zlib-ng (the speed extra) is worth, each way round.
+            ("without zlib-ng: gateway_anyio (asyncio) / hikari's shard", 1.15, stdlib, hikari),
+            ("gateway_anyio (asyncio) / in-memory floor with zlib-ng", 0.80, anyio, floor_ng),
         ]
         for label, target, a, b in checks:
             rows.append(_ratio_row(r, label, target, a, b))

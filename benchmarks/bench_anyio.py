@@ -6,7 +6,10 @@ receiving the recorded session of ``gateway_testing.corpus.recorded_session()``
 over loopback, on asyncio, on trio and on the blocking driver's threads, side by
 side **in one run** with a bare ``websockets`` + ``zlib`` + ``orjson`` client and
 a hand-written ``asyncio.Protocol`` frame reader, both reading the very same bytes,
-and the in-memory floor (inflate + ``orjson.loads`` per message, no I/O). Each row:
+and the in-memory floor (inflate + ``orjson.loads`` per message, no I/O). Our
+shards inflate with zlib-ng where it is installed (the ``speed`` extra); the floor
+inflates with stdlib zlib, as the peers do, and two more rows show the difference:
+the floor with zlib-ng, and the anyio shard with stdlib zlib. Each row:
 events/s, its ratio to the same round's floor (min / median / max over the rounds),
 and this process's CPU per event.
 
@@ -35,6 +38,7 @@ which read zlib-stream only, print ``n/a``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
 import json
@@ -43,8 +47,9 @@ import platform
 import random
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -63,7 +68,18 @@ from peers._common import Tally
 
 FLOOR = "floor: zlib + orjson in memory, no I/O"
 HIKARI = "hikari 2.x GatewayShardImpl (asyncio)"
-_DISTS = ("spectacles-gateway", "hikari", "discord.py", "anyio", "trio", "websockets", "orjson")
+FLOOR_NG = "floor: zlib-ng + orjson in memory, no I/O"
+STDLIB_ZLIB = "gateway_anyio Shard, stdlib zlib (asyncio)"
+_DISTS = (
+    "spectacles-gateway",
+    "hikari",
+    "discord.py",
+    "anyio",
+    "trio",
+    "websockets",
+    "orjson",
+    "zlib-ng",
+)
 
 
 # -- contenders -----------------------------------------------------------------------------
@@ -77,10 +93,17 @@ def shard(
     backend: str,
     stream: bool,
     compression: str = "zlib-stream",
+    zlib_ng: bool = True,
 ) -> Result:
+    """One ``gateway_anyio`` shard; ``zlib_ng=False``: stdlib zlib, as without the extra."""
     import anyio
 
     from gateway_anyio import GatewayEvent, Shard
+    from gateway_proto import compression as inflaters
+
+    if not zlib_ng:
+        with _stdlib_zlib(inflaters):
+            return shard(url, total, names, backend=backend, stream=stream, compression=compression)
 
     async def session() -> Result:
         sh = Shard(
@@ -157,6 +180,16 @@ def sync_shard(
     return tally.result()
 
 
+@contextlib.contextmanager
+def _stdlib_zlib(inflaters: Any) -> Iterator[None]:
+    # What a machine without the speed extra inflates with (compression.zlib_module).
+    saved, inflaters._zlib_ng = inflaters._zlib_ng, None
+    try:
+        yield
+    finally:
+        inflaters._zlib_ng = saved
+
+
 def _needs(*modules: str) -> None:
     """Raise :class:`Unavailable` unless every module imports (a row for another venv)."""
     for module in modules:
@@ -164,6 +197,13 @@ def _needs(*modules: str) -> None:
             importlib.import_module(module)
         except ImportError as exc:
             raise Unavailable(f"{module} is not installed ({exc})") from None
+
+
+def _unavailable(why: str) -> Callable[[], Callable[[], Result]]:
+    def prepare() -> Callable[[], Result]:
+        raise Unavailable(why)
+
+    return prepare
 
 
 def _ours(make: Callable[[], Result], *modules: str) -> Callable[[], Callable[[], Result]]:
@@ -193,6 +233,9 @@ def contenders(
 
     return {
         FLOOR: _ours(lambda: floor(stream.messages, total, z), "orjson"),
+        FLOOR_NG: _ours(lambda: floor(stream.messages, total, z, zlib_ng=True), "orjson", "zlib_ng")
+        if z == "zlib-stream"
+        else _unavailable(f"zlib-ng inflates zlib only, not {z}"),
         "core alone, no I/O (GatewayConnection)": _ours(lambda: core_alone(hello, rest, total, z)),
         "bare websockets + zlib + orjson (asyncio)": _ours(
             lambda: bare(url, total, names, z), "websockets", "orjson"
@@ -203,6 +246,13 @@ def contenders(
         "gateway_anyio Shard, handler (asyncio)": _ours(
             lambda: shard(url, total, names, backend="asyncio", stream=False, compression=z)
         ),
+        STDLIB_ZLIB: _ours(
+            lambda: shard(
+                url, total, names, backend="asyncio", stream=False, compression=z, zlib_ng=False
+            )
+        )
+        if z == "zlib-stream"
+        else _unavailable(f"zlib-ng inflates zlib only, not {z}"),
         "gateway_anyio Shard, events() (asyncio)": _ours(
             lambda: shard(url, total, names, backend="asyncio", stream=True, compression=z)
         ),
@@ -316,7 +366,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
         rounds = {name: {"events_per_s": rates[name], "cpu_us": cpu[name]} for name in runs}
-        out = {"floor": FLOOR, "hikari": HIKARI, "rounds": rounds, "unavailable": unavailable}
+        out = {
+            "floor": FLOOR,
+            "floor_ng": FLOOR_NG,
+            "stdlib_zlib": STDLIB_ZLIB,
+            "hikari": HIKARI,
+            "rounds": rounds,
+            "unavailable": unavailable,
+        }
         Path(args.json).write_text(json.dumps(out, indent=1), encoding="utf-8")
     return 0
 

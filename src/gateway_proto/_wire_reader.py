@@ -13,7 +13,6 @@ this code stays the reference (``_speedups.c`` makes the same decisions).
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
@@ -115,7 +114,7 @@ def _envelope_item(obj: Any) -> Message:
     return _as_item(envelope(obj))
 
 
-_zlib_error = ZlibStreamInflater.corrupt
+_zlib_corrupt = ZlibStreamInflater.corrupt
 
 
 def _json_error(exc: Exception) -> DecodeError:
@@ -236,6 +235,7 @@ class WireReader(Handshake):
         limit = max_size + 1
         zlib_stream = self._zlib
         decompress = None if zlib_stream is None else zlib_stream.decompress
+        zlib_error = () if zlib_stream is None else zlib_stream.error
         # The inflater's own buffer (the same bytearray for its whole life): while
         # it holds part of a payload, messages must go through feed().
         z_pending = bytearray() if zlib_stream is None else zlib_stream.pending
@@ -315,8 +315,8 @@ class WireReader(Handshake):
                         ):
                             try:
                                 message = decompress(message, limit)
-                            except zlib.error as exc:
-                                raise _zlib_error(exc) from None
+                            except zlib_error as exc:
+                                raise _zlib_corrupt(exc) from None
                             if len(message) > max_size or not message:
                                 zlib_stream.check(message)  # type: ignore[union-attr]
                         else:

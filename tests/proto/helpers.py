@@ -9,14 +9,16 @@ here imports the library's wire, codec or compression code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import erlpack
+import pytest
 import zstandard
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -42,11 +44,20 @@ from gateway_proto import (
     PayloadSent,
     Session,
     ShardConfig,
+    compression,
 )
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.s3cr3t-t0ken-value-xxxxxxxxxxxxxxxxxx"
 RESUME_URL = "wss://resume.example.test/"
 INTERVAL_MS = 40_000  # 40 s: easy arithmetic
+
+
+@contextlib.contextmanager
+def stdlib_zlib() -> Iterator[None]:
+    """Inflaters made inside use stdlib zlib, as without the ``speed`` extra (not thread-safe)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(compression, "_zlib_ng", None)
+        yield
 
 
 def make_config(**overrides: Any) -> ShardConfig:

@@ -1,4 +1,7 @@
-"""Inflaters: zlib-stream, zstd-stream, payload; caps, bombs and corrupt input."""
+"""Inflaters: zlib-stream, zstd-stream, payload; caps, bombs and corrupt input.
+
+Every test runs twice: with zlib-ng inflating (the ``speed`` extra) and with stdlib zlib.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,14 @@ import json
 import random
 import tracemalloc
 import zlib
+from collections.abc import Iterator
 
 import pytest
 import zstandard
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gateway_proto import compression
 from gateway_proto._wire import WireFailed
 from gateway_proto.compression import (
     ZLIB_SUFFIX,
@@ -19,6 +24,7 @@ from gateway_proto.compression import (
     ZlibStreamInflater,
     ZstdStreamInflater,
     make_inflater,
+    zlib_module,
 )
 from gateway_proto.errors import CompressionError, MessageTooLargeError
 
@@ -33,6 +39,30 @@ HELLO_COMPRESSED = bytes.fromhex(
     "789caa562a51b2ca2bcdc9d1512a8631f20b94ac0c0d74945294acaa953252138b4a9252134be233f34a"
     "528bca127394ac4c0c8d4c81f2f1254589c9a94a56d14ae9e5ba864ab1b5b500000000ffff"
 )
+
+
+@pytest.fixture(autouse=True, scope="module", params=["zlib-ng", "zlib"])
+def zlib_implementation(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Run the module's tests with zlib-ng inflating, then with stdlib zlib."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "zlib":
+            patch.setattr(compression, "_zlib_ng", None)
+        assert ZlibStreamInflater(CAP).uses_zlib_ng is (request.param == "zlib-ng")
+        yield str(request.param)
+
+
+def test_the_implementation_in_use(zlib_implementation: str) -> None:
+    ng = zlib_implementation == "zlib-ng"
+    assert ZlibStreamInflater(CAP).uses_zlib_ng is ng
+    assert PayloadInflater(CAP).uses_zlib_ng is ng
+    assert zlib_module() is not zlib if ng else zlib_module() is zlib
+    assert ZlibStreamInflater(CAP, use_zlib_ng=False).uses_zlib_ng is False
+
+
+def test_zlib_ng_required_but_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(compression, "_zlib_ng", None)
+    with pytest.raises(ImportError, match=r"spectacles-gateway\[speed\]"):
+        ZlibStreamInflater(CAP, use_zlib_ng=True)
 
 
 def _stream(*payloads: bytes) -> list[bytes]:

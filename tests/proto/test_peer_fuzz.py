@@ -34,6 +34,7 @@ from gateway_proto import (
     Session,
     UpdatePresence,
     codecs,
+    compression,
 )
 from gateway_proto.codecs import MAX_SEQUENCE
 from gateway_proto.driver_support import MemberChunkCollector
@@ -167,9 +168,13 @@ _client = st.one_of(
 
 @pytest.fixture(params=["orjson", "stdlib", "etf"])
 def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The payload codec: JSON through orjson or stdlib json (NaN, lone surrogates), or ETF."""
+    """The payload codec: JSON through orjson or stdlib json (NaN, lone surrogates), or ETF.
+
+    ``stdlib`` is a machine without the ``speed`` extra: stdlib zlib inflates too.
+    """
     if request.param == "stdlib":
         monkeypatch.setattr(codecs, "_orjson", None)
+        monkeypatch.setattr(compression, "_zlib_ng", None)
     return str(request.param)
 
 

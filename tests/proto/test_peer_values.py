@@ -21,6 +21,7 @@ from gateway_proto import (
     Hello,
     Session,
     codecs,
+    compression,
 )
 from gateway_proto.codecs import EtfCodec
 from gateway_proto.driver_support import MemberChunkCollector
@@ -47,9 +48,13 @@ SESSION = Session(session_id="sess-0", sequence=41, resume_url=RESUME_URL)
 
 @pytest.fixture(params=["orjson", "stdlib", "etf"])
 def codec(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The payload codec: JSON through orjson or stdlib json, or ETF."""
+    """The payload codec: JSON through orjson or stdlib json, or ETF.
+
+    ``stdlib`` is a machine without the ``speed`` extra: stdlib zlib inflates too.
+    """
     if request.param == "stdlib":
         monkeypatch.setattr(codecs, "_orjson", None)
+        monkeypatch.setattr(compression, "_zlib_ng", None)
     return str(request.param)
 
 
