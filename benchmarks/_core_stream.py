@@ -98,16 +98,22 @@ def _compressor(compression: str) -> Callable[[bytes], bytes]:
     return lambda raw: deflate.compress(raw) + deflate.flush(zlib.Z_SYNC_FLUSH)
 
 
-def _decompressor(compression: str) -> Callable[[bytes], bytes]:
-    """The bare decompression of one message, for the floor: a fresh context per connection."""
+def _decompressor(compression: str, *, zlib_ng: bool = False) -> Callable[[bytes], bytes]:
+    """The bare decompression of one message, for the floor: a fresh context per connection.
+
+    Stdlib zlib, or with ``zlib_ng`` zlib-ng (what the core uses with the speed extra).
+    """
     if compression == "zstd-stream":
         import zstandard
 
         decompressobj = zstandard.ZstdDecompressor().decompressobj
         return decompressobj(read_across_frames=True).decompress
+    module: Any = zlib
+    if zlib_ng:
+        from zlib_ng import zlib_ng as module
     if compression == "payload":
-        return zlib.decompress
-    return zlib.decompressobj().decompress
+        return module.decompress  # type: ignore[no-any-return]
+    return module.decompressobj().decompress  # type: ignore[no-any-return]
 
 
 class Stream:

@@ -25,6 +25,8 @@ cancels slow drift in the machine's speed and is the steadier of the two.
   message, without the size cap a client needs).
 * ``floor, results held``: the same loop, each chunk's results kept alive until the
   next chunk (what any eager ``receive(chunk)`` -> list design pays).
+* ``floor with zlib-ng``: the floor inflating with zlib-ng, which the core uses when
+  it is installed (the ``speed`` extra); the ratios are to the stdlib zlib floor.
 * ``Wire.receive (eager)``: ``gateway_proto._wire.Wire.receive`` over the chunks
   (frames, inflate, decode, envelope, ``Dispatch``), a whole chunk at a time.
 * ``GatewayConnection``: ``receive_data`` + ``events()``, counting ``Dispatch``
@@ -52,6 +54,7 @@ import random
 import statistics
 import sys
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,7 @@ from gateway_proto import (
 )
 from gateway_proto._wire import Wire
 from gateway_proto.codecs import JsonCodec
+from gateway_proto.compression import zlib_module
 from gateway_proto.driver_support import (
     HAND_OVER_EVERY,
     ConnectionReactor,
@@ -80,6 +84,9 @@ from gateway_proto.driver_support import (
     UnsentCommands,
     shard_events,
 )
+
+#: Whether zlib-ng is installed: the core then inflates with it (gateway_proto.compression).
+ZLIB_NG = zlib_module() is not zlib
 
 TOKEN = "bench.token.value"
 URL = "ws://127.0.0.1:9/"
@@ -101,12 +108,12 @@ def _accept(request: bytes) -> bytes:
     raise RuntimeError("no upgrade request")
 
 
-def floor(stream: Stream, loads: Callable[[bytes], Any]) -> Run:
+def floor(stream: Stream, loads: Callable[[bytes], Any], *, zlib_ng: bool = False) -> Run:
     messages = stream.messages
 
     def run() -> tuple[float, int]:
         t0 = clock()
-        decompress = _decompressor(stream.compression)
+        decompress = _decompressor(stream.compression, zlib_ng=zlib_ng)
         n = 0
         for m in messages:
             loads(decompress(m))
@@ -377,6 +384,9 @@ def main() -> None:
             loads = erlpack.unpack if codec == "etf" else json.loads
         rows.append((variant, "floor (decompress + loads)", floor(stream, loads)))
         rows.append((variant, "floor, results held per chunk", floor_held(stream, loads)))
+        if compression != "zstd-stream" and ZLIB_NG:
+            # What the core inflates with when the speed extra is installed.
+            rows.append((variant, "floor with zlib-ng", floor(stream, loads, zlib_ng=True)))
         use_orjson = codec == "orjson"
         rows.append((variant, "Wire.receive (eager)", wire(stream, encoding, use_orjson)))
         rows.append(

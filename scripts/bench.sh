@@ -45,7 +45,7 @@ if "${PIP[@]}" download --quiet --no-deps --dest "$PROBE" --timeout 20 --retries
     "${PIP[@]}" install -qq --upgrade pip
     "${PIP[@]}" install -qq -e '.[speed]' discord.py hikari websockets trio \
         || die "pip could not install the peers venv (see its output above)"
-elif "$VENV/bin/python" -c 'import discord, hikari, websockets, trio, orjson, gateway_anyio' \
+elif "$VENV/bin/python" -c 'import discord, hikari, websockets, trio, orjson, zlib_ng, gateway_anyio' \
     2>/dev/null; then
     echo "warning: PyPI is not reachable; using $VENV as it is (not updated)" >&2
 else
