@@ -202,9 +202,9 @@ def summary(steps: list[Step]) -> list[str]:
             "gateway_anyio Shard, handler (trio)",
         )
         stream = "gateway_anyio Shard, events() (asyncio)"
-        sync, sync_stream = (
+        sync, sync_inline = (
             "gateway_sync Shard, handler (thread)",
-            "gateway_sync Shard, events() (thread)",
+            "gateway_sync Shard, inline handler (thread)",
         )
         core = "core alone, no I/O (GatewayConnection)"
         floor_ng, stdlib = stack["floor_ng"], stack["stdlib_zlib"]
@@ -213,8 +213,9 @@ def summary(steps: list[Step]) -> list[str]:
             ("gateway_anyio (asyncio) / hikari's shard", 1.15, anyio, hikari),
             ("gateway_anyio (trio) / in-memory floor", 0.70, trio, floor),
             ("gateway_anyio events() / handler (asyncio)", 1.00, stream, anyio),
-            ("gateway_sync handler / gateway_anyio handler", 1.00, sync, anyio),
-            ("gateway_sync handler (worker thread) / its events()", 0.50, sync, sync_stream),
+            ("gateway_sync inline handler / gateway_anyio handler", 1.00, sync_inline, anyio),
+            ("gateway_sync handler thread / gateway_anyio handler", 1.00, sync, anyio),
+            ("gateway_sync handler thread / its inline handler", 0.50, sync, sync_inline),
             ("core alone / in-memory floor", 0.90, core, floor),
             # Not targets: what zlib-ng (the speed extra) is worth, each way round.
             ("without zlib-ng: gateway_anyio (asyncio) / hikari's shard", 1.15, stdlib, hikari),

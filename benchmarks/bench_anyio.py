@@ -142,9 +142,18 @@ def shard(
 
 
 def sync_shard(
-    url: str, total: int, names: list[str], *, stream: bool, compression: str = "zlib-stream"
+    url: str,
+    total: int,
+    names: list[str],
+    *,
+    stream: bool,
+    compression: str = "zlib-stream",
+    inline: bool = False,
 ) -> Result:
-    """One ``gateway_sync`` shard: its I/O thread, and a handler thread or an iterator."""
+    """One ``gateway_sync`` shard: its I/O thread, and a handler thread or an iterator.
+
+    ``inline``: the handler runs on the I/O thread itself (``inline_handlers=True``).
+    """
     import threading
 
     from gateway_sync import GatewayEvent, Shard
@@ -156,6 +165,7 @@ def sync_shard(
         max_buffer=total + 100,
         rng=random.Random(0),
         compression=compression,  # type: ignore[arg-type]
+        inline_handlers=inline,
     )
     done = threading.Event()
     tally = Tally(total, done.set)
@@ -261,6 +271,9 @@ def contenders(
         ),
         "gateway_sync Shard, handler (thread)": _ours(
             lambda: sync_shard(url, total, names, stream=False, compression=z)
+        ),
+        "gateway_sync Shard, inline handler (thread)": _ours(
+            lambda: sync_shard(url, total, names, stream=False, compression=z, inline=True)
         ),
         "gateway_sync Shard, events() (thread)": _ours(
             lambda: sync_shard(url, total, names, stream=True, compression=z)

@@ -151,6 +151,7 @@ def machine_details() -> list[str]:
         "wsproto",
         "anyio",
         "orjson",
+        "zlib-ng",
         "zstandard",
     ]
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())

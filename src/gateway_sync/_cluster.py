@@ -35,6 +35,7 @@ from gateway_proto.identify import IDENTIFY_WINDOW
 
 from ._events import DEFAULT_MAX_BUFFER, Emitter, Handler
 from ._gateway import Gateway
+from ._inline import in_inline_handler
 from ._limiter import IdentifyLimiter, InProcessIdentifyLimiter
 from ._shard import Shard
 from ._typed import TypedEvents
@@ -102,6 +103,9 @@ class Cluster(TypedEvents[Shard]):
         limiter_clock: the default limiter's clock (tests inject one).
         limiter_sleep: the default limiter's sleep on that clock.
         max_buffer: per-consumer event buffer, for the cluster and its shards.
+        inline_handlers: call the cluster's handlers and its shards' on the I/O
+            thread of the shard whose event it is (see :class:`Shard`): with several
+            shards, a handler may then run on several threads at once.
         shard_options: passed to every :class:`Shard` (``encoding``, ``compression``,
             ``ssl_context``, timeouts, ``user_agent`` (also used by the cluster's
             own ``GET /gateway/bot``), ...). ``url=`` connects every shard there
@@ -120,6 +124,7 @@ class Cluster(TypedEvents[Shard]):
         limiter_clock: Callable[[], float] | None = None,
         limiter_sleep: Callable[[float], object] | None = None,
         max_buffer: int = DEFAULT_MAX_BUFFER,
+        inline_handlers: bool = False,
         **shard_options: Any,
     ) -> None:
         self.gateway = (
@@ -131,13 +136,15 @@ class Cluster(TypedEvents[Shard]):
         self.identify_limiter = identify_limiter
         self._limiter_args = (identify_window, limiter_clock, limiter_sleep)
         self._max_buffer = max_buffer
-        self._shard_options = shard_options
+        self._shard_options = {**shard_options, "inline_handlers": inline_handlers}
         #: The spawned shards, by id (replaced whole on spawn, never changed in place).
         self.shards: dict[int, Shard] = {}
         #: Errors that stopped shards for good, by shard id (replaced whole, likewise).
         self.errors: dict[int, BaseException] = {}
         self._errors_lock = threading.Lock()
-        self._emitter = Emitter(_log, max_pending=max_buffer, thread_prefix="gateway-cluster")
+        self._emitter = Emitter(
+            _log, max_pending=max_buffer, thread_prefix="gateway-cluster", inline=inline_handlers
+        )
         self._lock = threading.Lock()
         self._closing = threading.Event()
         # Ids of shards whose I/O thread ended (under _errors_lock): once it holds
@@ -324,6 +331,11 @@ class Cluster(TypedEvents[Shard]):
             TimeoutError: some shard had not written it within ``timeout`` seconds.
 
         """
+        if in_inline_handler():
+            raise LocalProtocolError(
+                "send_and_wait() waits for the shards' I/O threads: an inline handler runs "
+                "on one (use send(), or handlers on their own threads)"
+            )
         posted = self._post_all(command, concurrent.futures.Future, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         written: list[int] = []

@@ -18,6 +18,9 @@ Why a thread per handler rather than one dispatcher thread: that is what makes a
 slow handler harmless to the others, as in the anyio driver (one task per handler).
 Bots register a handful of handlers, so the threads are few; they are started on a
 handler's first event and joined by :meth:`Emitter.close`.
+
+An emitter made with ``inline=True`` calls its handlers on the emitting thread
+instead (``_inline``).
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from gateway_proto.driver_support import (
     HandlerRegistry,
     name_matches,
 )
+
+from ._inline import InlineHandler, in_inline_handler
 
 __all__ = ["DEFAULT_MAX_BUFFER", "Emitter", "EventStream", "Handler"]
 
@@ -243,7 +248,7 @@ class _Worker(_Inbox[GatewayEvent]):
             del share, event  # the spent share's only references are in _spent now
 
 
-_Consumer = _Worker | EventStream[Any]
+_Consumer = _Worker | InlineHandler | EventStream[Any]
 
 
 class Emitter:
@@ -256,6 +261,7 @@ class Emitter:
         max_pending: per-handler buffer size.
         on_drop: called with the number of events dropped (for shard counters).
         thread_prefix: prefix of the handler threads' names.
+        inline: call handlers on the emitting thread instead of their own threads.
 
     """
 
@@ -266,11 +272,15 @@ class Emitter:
         max_pending: int = DEFAULT_MAX_BUFFER,
         on_drop: Callable[[int], None] | None = None,
         thread_prefix: str = "gateway",
+        inline: bool = False,
     ) -> None:
         self._log = logger
         self._lock = threading.RLock()
         self._registry: HandlerRegistry[Handler] = HandlerRegistry()
         self._workers: dict[Handler, _Worker] = {}
+        #: Whether handlers run on the emitting thread (see the module's docstring).
+        self.inline = inline
+        self._inline_handlers: dict[Handler, InlineHandler] = {}
         self._streams: set[EventStream] = set()
         self._running = False
         self._max_pending = max_pending
@@ -322,7 +332,9 @@ class Emitter:
         return stream
 
     def is_handler_thread(self) -> bool:
-        """Whether the calling thread runs one of this emitter's handlers."""
+        """Whether the calling thread runs one of this emitter's handlers (or any inline one)."""
+        if in_inline_handler():
+            return True
         current = threading.current_thread()
         with self._lock:
             return any(worker.thread is current for worker in self._workers.values())
@@ -375,7 +387,14 @@ class Emitter:
         # Under self._lock: the handlers' workers (started on first use) and the
         # streams that take events named ``name``.
         consumers: list[_Consumer] = []
-        if self._running:
+        if self._running and self.inline:
+            for handler in self._registry.handlers_for(name):
+                call = self._inline_handlers.get(handler)
+                if call is None:
+                    call = InlineHandler(handler, self._handler_failed)
+                    self._inline_handlers[handler] = call
+                consumers.append(call)
+        elif self._running:
             for handler in self._registry.handlers_for(name):
                 worker = self._workers.get(handler)
                 if worker is None:

@@ -331,18 +331,7 @@ class ShardIO(ShardReporting):
         for message in self._mailbox.drain():
             now = time.monotonic()
             if isinstance(message, SendRequest):
-                if self._closed is not None:
-                    message.done.set_exception(
-                        LocalProtocolError(f"shard {self.id} is not connected")
-                    )
-                    continue
-                try:
-                    conn.send(message.command, now)
-                except GatewayError as exc:
-                    message.done.set_exception(exc)
-                else:
-                    self._unsent.accepted(message.command, self._written_callback(message))
-                    message.done.set_result(None)
+                self._take_send(message, conn, now)
             elif isinstance(message, CloseRequest):
                 if self._closed is None:
                     # Already closing (close() returns False): the pending close
@@ -356,6 +345,19 @@ class ShardIO(ShardReporting):
                 # Written at once (the pump flushes before it blocks): the limiter
                 # measures the identify window from now, not from the permit.
                 note_identify_sent(self._limiter, self.id)
+
+    def _take_send(self, message: SendRequest, conn: GatewayConnection, now: float) -> None:
+        # A send() from the mailbox, or from an inline handler on this thread.
+        if self._closed is not None:
+            message.done.set_exception(LocalProtocolError(f"shard {self.id} is not connected"))
+            return
+        try:
+            conn.send(message.command, now)
+        except GatewayError as exc:
+            message.done.set_exception(exc)
+        else:
+            self._unsent.accepted(message.command, self._written_callback(message))
+            message.done.set_result(None)
 
     def _written_callback(self, message: SendRequest) -> Done | None:
         # A waiting send learns on the I/O thread whether its command was written.

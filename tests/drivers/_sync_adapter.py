@@ -29,7 +29,7 @@ from gateway_sync import Cluster, Gateway, GatewayEvent, InProcessIdentifyLimite
 
 from .adapter import DEFAULT_TIMEOUT, TOKEN, DriverAdapter, Seen, SpawnSpec
 
-__all__ = ["ADAPTERS", "LeakCheck", "SyncAdapter", "driver_threads", "open_sockets"]
+__all__ = ["ADAPTERS", "LeakCheck", "SyncAdapter", "driver_threads", "open_sockets", "until"]
 
 #: Every thread of the blocking driver carries this prefix in its name.
 THREAD_PREFIX = "gateway-"
@@ -75,18 +75,35 @@ class LeakCheck:
         threads = [t for t in driver_threads() if t not in self.threads]
         return threads, open_sockets() - self.sockets
 
+    def _still_open(self, deadline: float) -> bool:
+        # Whether something is still open; past the deadline that fails the test.
+        threads, sockets = self.leaks()
+        if (threads or sockets) and time.monotonic() > deadline:
+            raise AssertionError(
+                f"leaked threads {[t.name for t in threads]} and sockets {sorted(sockets)}"
+            )
+        return bool(threads or sockets)
+
     async def check(self, *, grace: float = 5.0) -> None:
         """Fail unless every new thread ended and every new socket closed within ``grace``."""
         deadline = time.monotonic() + grace
-        while True:
-            threads, sockets = self.leaks()
-            if not threads and not sockets:
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"leaked threads {[t.name for t in threads]} and sockets {sorted(sockets)}"
-                )
+        while self._still_open(deadline):
             await anyio.sleep(0.02)
+
+    def check_blocking(self, *, grace: float = 5.0) -> None:
+        """:meth:`check` for plain blocking code."""
+        deadline = time.monotonic() + grace
+        while self._still_open(deadline):
+            time.sleep(0.02)
+
+
+def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Wait until ``check()`` is true; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
 
 
 class _Running:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -27,34 +26,21 @@ from gateway_sync import (
 )
 from gateway_testing import FakeGateway
 
-from ._sync_adapter import driver_threads, open_sockets
+from ._sync_adapter import LeakCheck, until
 from .adapter import TOKEN
 
 
 @pytest.fixture(autouse=True)
 def no_leaks() -> Iterator[None]:
     """Fail the test if it leaves a driver thread or a socket open."""
-    threads, sockets = set(driver_threads()), open_sockets()
+    check = LeakCheck()
     yield
-    deadline = time.monotonic() + 5.0
-    while [t for t in driver_threads() if t not in threads] or open_sockets() - sockets:
-        if time.monotonic() > deadline:
-            leaked = [t.name for t in driver_threads() if t not in threads]
-            pytest.fail(f"leaked threads {leaked}, sockets {open_sockets() - sockets}")
-        time.sleep(0.01)
+    check.check_blocking()
 
 
 def new_shard(api_base: str, **options: object) -> Shard:
     gateway = Gateway(TOKEN, api_base=api_base)
     return Shard(gateway, 0, intents=513, rng=random.Random(0), **options)  # type: ignore[arg-type]
-
-
-def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def until_ready(shard: Shard, connections: int) -> None:

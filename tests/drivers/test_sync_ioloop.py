@@ -45,7 +45,7 @@ from gateway_proto.events import (
 )
 from gateway_sync import Cluster, Gateway, InProcessIdentifyLimiter, Shard
 
-from ._sync_adapter import CountingCondition, driver_threads, open_sockets
+from ._sync_adapter import CountingCondition, LeakCheck
 
 INTERVAL = 0.05
 
@@ -283,7 +283,7 @@ def peer_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Peer
 
     monkeypatch.setattr(io_thread_module, "Reconnector", ScriptedReconnector)
     ScriptedConnection.instances.clear()
-    threads, sockets = set(driver_threads()), open_sockets()
+    leaks = LeakCheck()
     peers: list[Peer] = []
 
     def make(**options: Any) -> Peer:
@@ -293,13 +293,7 @@ def peer_factory(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Peer
     yield make
     for p in peers:
         p.close()
-    # Checked, not assumed: the driver left no thread and no socket behind.
-    deadline = time.monotonic() + 5.0
-    while [t for t in driver_threads() if t not in threads] or open_sockets() - sockets:
-        if time.monotonic() > deadline:
-            leaked = [t.name for t in driver_threads() if t not in threads]
-            pytest.fail(f"leaked threads {leaked}, sockets {open_sockets() - sockets}")
-        time.sleep(0.01)
+    leaks.check_blocking()  # checked, not assumed: no driver thread or socket left
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from gateway_proto.events import CloseCause, Closed
 from gateway_sync import Cluster, Gateway, GatewayEvent, Shard, ShardState
 from gateway_testing import FakeGateway
 
-from ._sync_adapter import LeakCheck
+from ._sync_adapter import LeakCheck, until
 from .adapter import TOKEN
 
 #: Dispatches streamed per test.
@@ -155,14 +155,6 @@ def stream(fake: Any, delivery: Delivery) -> None:
     messages = [("MESSAGE_CREATE", {"n": n}) for n in range(EVENTS)]
     fake.burst(messages, shard_id=0, timeout=STREAM_TIMEOUT)
     delivery.done.wait(STREAM_TIMEOUT)
-
-
-def until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 def noop(event: GatewayEvent) -> None:
