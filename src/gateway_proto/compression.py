@@ -28,9 +28,8 @@ and messages live here once; ``feed`` is the pure-Python path and the reference.
 
 zlib itself: the zlib inflaters use ``zlib-ng`` (the ``zlib_ng`` package, in the
 ``speed`` extra) when it is importable, else the standard library's ``zlib``. The
-two give the same bytes and honour ``max_length`` alike; with zlib-ng a bare
-inflate + ``orjson.loads`` loop over the benchmark's stream runs 1.14-1.20x as fast,
-and a shard spends about a tenth less CPU per event (benchmarks/README.md).
+two give the same bytes and honour ``max_length`` alike, and zlib-ng is faster
+(the figures: benchmarks/README.md, the rows with "zlib-ng" in their names).
 ``use_zlib_ng`` forces the choice, as ``use_orjson`` does for JSON.
 """
 

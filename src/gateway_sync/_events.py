@@ -448,6 +448,7 @@ class Emitter:
             self._running = False
             workers = list(self._workers.values())
             self._workers.clear()
+            self._inline_handlers.clear()
         self.end_streams()
         for worker in workers:
             worker.close()
