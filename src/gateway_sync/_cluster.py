@@ -35,7 +35,7 @@ from gateway_proto.identify import IDENTIFY_WINDOW
 
 from ._events import DEFAULT_MAX_BUFFER, Emitter, Handler
 from ._gateway import Gateway
-from ._inline import in_inline_handler
+from ._inline import refuse_to_wait
 from ._limiter import IdentifyLimiter, InProcessIdentifyLimiter
 from ._shard import Shard
 from ._typed import TypedEvents
@@ -331,11 +331,7 @@ class Cluster(TypedEvents[Shard]):
             TimeoutError: some shard had not written it within ``timeout`` seconds.
 
         """
-        if in_inline_handler():
-            raise LocalProtocolError(
-                "send_and_wait() waits for the shards' I/O threads: an inline handler runs "
-                "on one (use send(), or handlers on their own threads)"
-            )
+        refuse_to_wait("send_and_wait()")
         posted = self._post_all(command, concurrent.futures.Future, timeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         written: list[int] = []

@@ -387,15 +387,15 @@ class Emitter:
         # Under self._lock: the handlers' workers (started on first use) and the
         # streams that take events named ``name``.
         consumers: list[_Consumer] = []
-        if self._running and self.inline:
+        if self._running:
             for handler in self._registry.handlers_for(name):
-                call = self._inline_handlers.get(handler)
-                if call is None:
-                    call = InlineHandler(handler, self._handler_failed)
-                    self._inline_handlers[handler] = call
-                consumers.append(call)
-        elif self._running:
-            for handler in self._registry.handlers_for(name):
+                if self.inline:
+                    call = self._inline_handlers.get(handler)
+                    if call is None:
+                        call = InlineHandler(handler, self._handler_failed)
+                        self._inline_handlers[handler] = call
+                    consumers.append(call)
+                    continue
                 worker = self._workers.get(handler)
                 if worker is None:
                     worker = self._workers[handler] = _Worker(self, handler, self._max_pending)

@@ -14,8 +14,9 @@ import threading
 from collections.abc import Callable
 
 from gateway_proto.driver_support import GatewayEvent
+from gateway_proto.errors import LocalProtocolError
 
-__all__ = ["InlineHandler", "in_inline_handler"]
+__all__ = ["InlineHandler", "in_inline_handler", "refuse_to_wait"]
 
 # How many inline handler calls the current thread is inside.
 _calls = threading.local()
@@ -24,6 +25,20 @@ _calls = threading.local()
 def in_inline_handler() -> bool:
     """Whether the calling thread is running an inline handler."""
     return getattr(_calls, "depth", 0) > 0
+
+
+def refuse_to_wait(what: str) -> None:
+    """Raise ``LocalProtocolError`` if called from an inline handler: ``what`` would wait.
+
+    Raises:
+        LocalProtocolError: the calling thread is running an inline handler.
+
+    """
+    if in_inline_handler():
+        raise LocalProtocolError(
+            f"{what} waits for a shard's I/O thread, and an inline handler runs on one "
+            "(use send(), or handlers on their own threads)"
+        )
 
 
 class InlineHandler:

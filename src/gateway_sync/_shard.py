@@ -39,7 +39,7 @@ from gateway_proto.session import Session
 
 from ._events import DEFAULT_MAX_BUFFER, Emitter, Handler
 from ._gateway import Gateway
-from ._inline import in_inline_handler
+from ._inline import in_inline_handler, refuse_to_wait
 from ._io_thread import ShardIO
 from ._limiter import IdentifyLimiter, InProcessIdentifyLimiter
 from ._mailbox import CloseRequest, SendRequest
@@ -346,7 +346,7 @@ class Shard(TypedEvents["Shard"], ShardIO):
             TimeoutError: not written within ``timeout`` seconds (it stays queued).
 
         """
-        self._refuse_to_wait("send_and_wait()")
+        refuse_to_wait("send_and_wait()")
         written: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._post_send(command, written, timeout)
         try:
@@ -390,13 +390,6 @@ class Shard(TypedEvents["Shard"], ShardIO):
                 self.counters.commands_refused += 1
             raise
 
-    def _refuse_to_wait(self, what: str) -> None:
-        if in_inline_handler():
-            raise LocalProtocolError(
-                f"{what} waits for a shard's I/O thread: an inline handler runs on one "
-                "(use send(), or handlers on their own threads)"
-            )
-
     def _log_refusal(self, done: concurrent.futures.Future[None]) -> None:
         error = done.exception()
         if error is not None:
@@ -426,7 +419,7 @@ class Shard(TypedEvents["Shard"], ShardIO):
             TimeoutError: no answer came for ``timeout`` seconds.
 
         """
-        self._refuse_to_wait("request_guild_members()")
+        refuse_to_wait("request_guild_members()")
         if query is None and user_ids is None:
             query = ""
         nonce = secrets.token_hex(16)
