@@ -43,7 +43,7 @@ from gateway_proto.driver_support import (
     name_matches,
 )
 
-from ._inline import InlineHandler, in_inline_handler
+from ._inline import INLINE_CALLS, in_inline_handler
 
 __all__ = ["DEFAULT_MAX_BUFFER", "Emitter", "EventStream", "Handler"]
 
@@ -248,7 +248,10 @@ class _Worker(_Inbox[GatewayEvent]):
             del share, event  # the spent share's only references are in _spent now
 
 
-_Consumer = _Worker | InlineHandler | EventStream[Any]
+#: A consumer with a buffer of its own, filled a batch's share at a time.
+_Buffered = _Worker | EventStream[Any]
+#: A name's route: the handlers to call inline, then the buffered consumers.
+_Route = tuple[list[Handler], list[_Buffered]]
 
 
 class Emitter:
@@ -277,10 +280,12 @@ class Emitter:
         self._log = logger
         self._lock = threading.RLock()
         self._registry: HandlerRegistry[Handler] = HandlerRegistry()
+        # Where each name goes (see _route): worked out once, not once per batch,
+        # and forgotten (a new dict) whenever a handler, a stream or the run changes.
+        self._routes: dict[str, _Route] = {}
         self._workers: dict[Handler, _Worker] = {}
         #: Whether handlers run on the emitting thread (see the module's docstring).
         self.inline = inline
-        self._inline_handlers: dict[Handler, InlineHandler] = {}
         self._streams: set[EventStream] = set()
         self._running = False
         self._max_pending = max_pending
@@ -307,12 +312,14 @@ class Emitter:
             return lambda func: self.on(name, func)
         with self._lock:
             self._registry.on(name, handler)
+            self._routes = {}
         return handler
 
     def off(self, name: str, handler: Handler) -> None:
         """Unregister a handler."""
         with self._lock:
             self._registry.off(name, handler)
+            self._routes = {}
 
     def events(
         self, *names: str, max_buffer: int = DEFAULT_MAX_BUFFER, until_closed: bool = False
@@ -327,6 +334,7 @@ class Emitter:
             ended = None if until_closed else self._ended
             if ended is None:
                 self._streams.add(stream)
+                self._routes = {}
         if ended is not None:
             stream._close(*ended)
         return stream
@@ -342,6 +350,7 @@ class Emitter:
     def _discard(self, stream: EventStream[Any]) -> None:
         with self._lock:
             self._streams.discard(stream)
+            self._routes = {}
 
     # -- delivery ----------------------------------------------------------------
 
@@ -349,6 +358,7 @@ class Emitter:
         """Run handlers from now on (events emitted before are not handled)."""
         with self._lock:
             self._running = True
+            self._routes = {}
 
     def emit(self, event: GatewayEvent) -> None:
         """Deliver ``event`` to every matching handler and stream; never waits."""
@@ -357,52 +367,77 @@ class Emitter:
     def emit_batch(self, events: list[GatewayEvent]) -> None:
         """Deliver ``events``, in order, to every matching handler and stream; never waits.
 
-        Each consumer gets its share of the batch with one lock and one wake-up,
-        however many events it holds: what a shard's I/O thread uses for all the
-        dispatches one read produced.
+        Each buffered consumer gets its share of the batch with one lock and one
+        wake-up, however many events it holds: what a shard's I/O thread uses for
+        all the dispatches one read produced. Inline handlers are called as the
+        batch is walked, event by event.
         """
-        shares: dict[_Consumer, list[GatewayEvent]] = {}
         with self._lock:
-            # Where each name goes, worked out once per name per batch.
-            routes: dict[str, list[Callable[[GatewayEvent], None]]] = {}
-            for event in events:
-                route = routes.get(event.name)
-                if route is None:
-                    route = routes[event.name] = [
-                        shares.setdefault(consumer, []).append
-                        for consumer in self._consumers(event.name)
-                    ]
-                for append in route:
-                    append(event)
-            parents = list(self.parents)
+            known = self._routes
+            parents = list(self.parents) if self.parents else None
+        shares: dict[_Buffered, list[GatewayEvent]] = {}
+        if self.inline:
+            with INLINE_CALLS:
+                self._walk(events, known, shares)
+        else:
+            self._walk(events, known, shares)
         dropped = 0
         for consumer, share in shares.items():
             dropped += consumer._put_many(share)
         if dropped:
             self._dropped(dropped)
-        for parent in parents:
-            parent.emit_batch(events)
+        if parents is not None:
+            for parent in parents:
+                parent.emit_batch(events)
 
-    def _consumers(self, name: str) -> list[_Consumer]:
-        # Under self._lock: the handlers' workers (started on first use) and the
-        # streams that take events named ``name``.
-        consumers: list[_Consumer] = []
-        if self._running:
-            for handler in self._registry.handlers_for(name):
-                if self.inline:
-                    call = self._inline_handlers.get(handler)
-                    if call is None:
-                        call = InlineHandler(handler, self._handler_failed)
-                        self._inline_handlers[handler] = call
-                    consumers.append(call)
-                    continue
-                worker = self._workers.get(handler)
-                if worker is None:
-                    worker = self._workers[handler] = _Worker(self, handler, self._max_pending)
-                    worker.thread.start()
-                consumers.append(worker)
-        consumers += [stream for stream in self._streams if name_matches(stream._names, name)]
-        return consumers
+    def _walk(
+        self,
+        events: list[GatewayEvent],
+        known: dict[str, _Route],
+        shares: dict[_Buffered, list[GatewayEvent]],
+    ) -> None:
+        # Call the inline handlers and fill the buffered consumers' shares. What
+        # each name in the batch does, worked out once per batch: its inline
+        # handlers, then an append to each of its consumers' shares (which never raises).
+        calls: dict[str, list[Callable[[GatewayEvent], object]]] = {}
+        failed = self._handler_failed
+        for event in events:
+            route = calls.get(event.name)
+            if route is None:
+                handlers, buffered = known.get(event.name) or self._route(event.name)
+                route = calls[event.name] = (
+                    handlers + [shares.setdefault(consumer, []).append for consumer in buffered]
+                    if buffered
+                    else handlers
+                )
+            for call in route:
+                try:
+                    call(event)
+                except Exception as exc:
+                    failed(call, event, exc)
+
+    def _route(self, name: str) -> _Route:
+        # Where ``name`` goes: the handlers (inline ones, or the workers that run
+        # them, started on first use) and the streams that take it. Remembered
+        # until something changes (every change replaces _routes).
+        with self._lock:
+            handlers: list[Handler] = []
+            buffered: list[_Buffered] = []
+            if self._running:
+                for handler in self._registry.handlers_for(name):
+                    if self.inline:
+                        handlers.append(handler)
+                        continue
+                    worker = self._workers.get(handler)
+                    if worker is None:
+                        worker = self._workers[handler] = _Worker(
+                            self, handler, self._max_pending
+                        )
+                        worker.thread.start()
+                    buffered.append(worker)
+            buffered += [stream for stream in self._streams if name_matches(stream._names, name)]
+            route = self._routes[name] = (handlers, buffered)
+            return route
 
     def wants(self, name: str) -> bool:
         """Whether any handler or stream (here or in a parent) would get ``name``."""
@@ -429,6 +464,7 @@ class Emitter:
             else:
                 streams = list(self._streams)
                 self._streams.clear()
+            self._routes = {}
         for stream in streams:
             stream._close(error)
 
@@ -448,7 +484,7 @@ class Emitter:
             self._running = False
             workers = list(self._workers.values())
             self._workers.clear()
-            self._inline_handlers.clear()
+            self._routes = {}
         self.end_streams()
         for worker in workers:
             worker.close()

@@ -11,12 +11,10 @@ ask :func:`in_inline_handler` and send without waiting, or refuse to wait.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 
-from gateway_proto.driver_support import GatewayEvent
 from gateway_proto.errors import LocalProtocolError
 
-__all__ = ["InlineHandler", "in_inline_handler", "refuse_to_wait"]
+__all__ = ["INLINE_CALLS", "in_inline_handler", "refuse_to_wait"]
 
 # How many inline handler calls the current thread is inside.
 _calls = threading.local()
@@ -41,29 +39,17 @@ def refuse_to_wait(what: str) -> None:
         )
 
 
-class InlineHandler:
-    """Calls ``handler`` on the delivering thread; ``failed(handler, event, exc)`` on errors."""
+class _InlineCalls:
+    """``with INLINE_CALLS:`` around inline handler calls (once per batch, not per call)."""
 
-    __slots__ = ("failed", "handler")
+    __slots__ = ()
 
-    def __init__(
-        self,
-        handler: Callable[[GatewayEvent], object],
-        failed: Callable[[Callable[[GatewayEvent], object], GatewayEvent, Exception], None],
-    ) -> None:
-        self.handler = handler
-        self.failed = failed
-
-    def _put_many(self, events: list[GatewayEvent]) -> int:
-        # The consumer protocol of _events (routed events in, dropped count out).
-        handler = self.handler
+    def __enter__(self) -> None:
         _calls.depth = getattr(_calls, "depth", 0) + 1
-        try:
-            for event in events:
-                try:
-                    handler(event)
-                except Exception as exc:
-                    self.failed(handler, event, exc)
-        finally:
-            _calls.depth -= 1
-        return 0  # never buffered, never dropped
+
+    def __exit__(self, *exc_info: object) -> None:
+        _calls.depth -= 1
+
+
+#: Marks the calling thread as running inline handlers while it is entered.
+INLINE_CALLS = _InlineCalls()

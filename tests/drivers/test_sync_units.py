@@ -37,7 +37,7 @@ from gateway_sync._transport import (
     send_some,
 )
 
-from ._sync_adapter import CountingCondition, LeakCheck, driver_threads, open_sockets
+from ._sync_adapter import CountingCondition, LeakCheck, driver_threads, open_sockets, until
 
 BODY = {
     "url": "wss://gateway.example/",
@@ -450,6 +450,47 @@ def test_a_batch_larger_than_the_buffer_keeps_its_newest_events() -> None:
     assert sum(drops) == 3
 
 
+
+@pytest.mark.parametrize("inline", [False, True], ids=["handler-threads", "inline"])
+def test_where_a_name_goes_follows_every_change_between_batches(inline: bool) -> None:
+    # The emitter remembers each name's route across batches: on(), off(), a new
+    # or closed stream, start() and close() must each be seen by the next batch.
+    import logging
+
+    emitter = Emitter(logging.getLogger("test"), thread_prefix="gateway-test", inline=inline)
+    first: list[int] = []
+    second: list[int] = []
+
+    def one(ev: GatewayEvent) -> None:
+        first.append(ev.data["n"])
+
+    def two(ev: GatewayEvent) -> None:
+        second.append(ev.data["n"])
+
+    emitter.on("A", one)
+    emitter.emit(event("A", 1))  # not started: handlers get nothing yet
+    emitter.start()
+    emitter.emit_batch([event("A", 2), event("B", 99)])
+    emitter.on("A", two)
+    emitter.emit(event("A", 3))
+    emitter.off("A", one)
+    emitter.emit(event("A", 4))
+    stream = emitter.events("A")
+    emitter.emit(event("A", 5))
+    taken = stream.get(timeout=10.0)
+    assert taken is not None
+    assert taken.data["n"] == 5
+    stream.close()
+    emitter.emit(event("A", 6))
+    late = emitter.events("B")
+    emitter.emit_batch([event("A", 7), event("B", 8)])
+    until(lambda: len(second) == 5, "the handlers had their events")
+    emitter.close()
+    emitter.emit(event("A", 9))  # closed: nobody is called
+    assert first == [2, 3]
+    assert second == [3, 4, 5, 6, 7]
+    assert stream.get(timeout=0) is None  # closed: what it held is gone, 6 never came
+    assert [ev.data["n"] for ev in late] == [8]
 # -- transport --------------------------------------------------------------------------
 
 
