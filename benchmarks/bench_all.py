@@ -72,7 +72,7 @@ def plan(args: argparse.Namespace, scratch: Path) -> list[Step]:
         "--only", "orjson", "--repeat", "7"
     ]  # fmt: skip
     stack = (
-        ["--events", "10000", "--repeat", "3"] if quick else ["--events", "20000", "--repeat", "7"]
+        ["--events", "10000", "--repeat", "3"] if quick else ["--events", "20000", "--repeat", "11"]
     )
     # One heartbeat interval per window: hikari's shards heartbeat in step (no jitter),
     # so a window of any other length catches some or none of their beats.
@@ -139,15 +139,20 @@ def run(step: Step, scratch: Path) -> None:
             step.data = json.loads(path.read_text(encoding="utf-8"))
 
 
-def _ratio_row(rounds: dict[str, Any], label: str, target: float, a: str, b: str) -> list[str]:
+def _ratio_row(
+    rounds: dict[str, Any], label: str, target: float | None, a: str, b: str
+) -> list[str]:
+    """``a`` / ``b`` round by round against ``target`` (``None``: shown, not a target)."""
+    wanted = "(not a target)" if target is None else f">= {target:.2f}x"
     if a not in rounds or b not in rounds:
-        return [label, f">= {target:.2f}x", "n/a (a runner did not run)", ""]
+        return [label, wanted, "n/a (a runner did not run)", ""]
     ratios = sorted(
         x / y for x, y in zip(rounds[a]["events_per_s"], rounds[b]["events_per_s"], strict=True)
     )
     median = statistics.median(ratios)
     spread = f"{ratios[0]:.2f}x / **{median:.2f}x** / {ratios[-1]:.2f}x"
-    return [label, f">= {target:.2f}x", spread, "yes" if median >= target else "no"]
+    met = "" if target is None else "yes" if median >= target else "no"
+    return [label, wanted, spread, met]
 
 
 def _spread(values: list[float], fmt: str, target: float) -> tuple[str, str]:
@@ -208,18 +213,21 @@ def summary(steps: list[Step]) -> list[str]:
         )
         core = "core alone, no I/O (GatewayConnection)"
         floor_ng, stdlib = stack["floor_ng"], stack["stdlib_zlib"]
-        checks: list[tuple[str, float, str, str]] = [
+        checks: list[tuple[str, float | None, str, str]] = [
             ("gateway_anyio (asyncio) / in-memory floor", 0.80, anyio, floor),
             ("gateway_anyio (asyncio) / hikari's shard", 1.15, anyio, hikari),
             ("gateway_anyio (trio) / in-memory floor", 0.70, trio, floor),
             ("gateway_anyio events() / handler (asyncio)", 1.00, stream, anyio),
+            # The blocking shard itself (its handler on its own I/O thread) against
+            # anyio; a worker thread for handlers must not halve that.
             ("gateway_sync inline handler / gateway_anyio handler", 1.00, sync_inline, anyio),
-            ("gateway_sync handler thread / gateway_anyio handler", 1.00, sync, anyio),
             ("gateway_sync handler thread / its inline handler", 0.50, sync, sync_inline),
             ("core alone / in-memory floor", 0.90, core, floor),
-            # Not targets: what zlib-ng (the speed extra) is worth, each way round.
-            ("without zlib-ng: gateway_anyio (asyncio) / hikari's shard", 1.15, stdlib, hikari),
-            ("gateway_anyio (asyncio) / in-memory floor with zlib-ng", 0.80, anyio, floor_ng),
+            # Not targets: the handoff to a handler thread against anyio (the two
+            # threads share one GIL), and what zlib-ng (the speed extra) is worth.
+            ("gateway_sync handler thread / gateway_anyio handler", None, sync, anyio),
+            ("without zlib-ng: gateway_anyio (asyncio) / hikari's shard", None, stdlib, hikari),
+            ("gateway_anyio (asyncio) / in-memory floor with zlib-ng", None, anyio, floor_ng),
         ]
         for label, target, a, b in checks:
             rows.append(_ratio_row(r, label, target, a, b))
