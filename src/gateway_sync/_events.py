@@ -3,7 +3,7 @@
 The blocking twin of ``gateway_anyio._events``, with the same rules. A shard's I/O
 thread calls :meth:`Emitter.emit`, which never waits for a consumer: a reader that
 waited would leave heartbeat ACKs unread and the connection would be declared a
-zombie. Every consumer has a bounded buffer instead:
+zombie. Every consumer has a bounded buffer instead (``_consumers``):
 
 * each registered handler gets its own worker thread, fed by a buffer of
   ``max_pending`` events, so it sees events in order, and a slow handler delays
@@ -20,236 +20,35 @@ Bots register a handful of handlers, so the threads are few; they are started on
 handler's first event and joined by :meth:`Emitter.close`.
 
 An emitter made with ``inline=True`` calls its handlers on the emitting thread
-instead (``_inline``).
+instead (``_inline``). Either way it remembers where each event name goes (its
+handlers, their threads, the streams that take it) until one of them changes.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
-from collections.abc import Callable, Iterator
-from types import TracebackType
-from typing import Any, Generic, TypeVar, overload
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
 
-from typing_extensions import TypeVar as DefaultTypeVar
+from gateway_proto.driver_support import ERROR, GatewayEvent, HandlerRegistry, name_matches
 
-from gateway_proto.driver_support import (
-    ERROR,
-    HAND_OVER_EVERY,
-    DropOldestBuffer,
-    GatewayEvent,
-    HandlerRegistry,
-    name_matches,
-)
-
+from ._consumers import EventStream, Handler, Worker
 from ._inline import INLINE_CALLS, in_inline_handler
 
 __all__ = ["DEFAULT_MAX_BUFFER", "Emitter", "EventStream", "Handler"]
 
-#: A handler: a function taking the event (its return value is ignored).
-Handler = Callable[[GatewayEvent], object]
 _H = TypeVar("_H", bound=Handler)
-
-# The type of a stream's events: what on()/events() typing says it carries (see _typed.py).
-_E = DefaultTypeVar("_E", bound=GatewayEvent, default=GatewayEvent)
 
 #: Default per-consumer buffer (events) before the oldest is dropped.
 DEFAULT_MAX_BUFFER = 10_000
-
-#: Events a consumer's thread takes out of its buffer at a time (one lock for all):
-#: the most a share can hold, which keeps the buffer's bound close to exact.
-SHARE = HAND_OVER_EVERY
 
 #: Seconds :meth:`Emitter.close` waits for each handler thread to finish its backlog.
 HANDLER_JOIN_TIMEOUT = 10.0
 
 
-class _Inbox(Generic[_E]):
-    """One consumer's bounded buffer: filled by producers, emptied by its reader a share at a time.
-
-    Why shares: a reader that took the lock and made a method call per event spent
-    more time on that than on the handler; it takes what is there (up to
-    :data:`SHARE`) under one lock and works through it without one. Events in a
-    share are out of the buffer, so they are never dropped: a consumer holds at
-    most ``max_buffer`` waiting events plus the share it is working through.
-
-    Why ``_spent``: the reader hands each share back when it is done with it, and
-    the next producer to deliver frees it. Freeing a decoded payload walks every
-    object in it; on the I/O thread that decoded it, they are still in that core's
-    cache, while on the handler's thread each one had to be fetched from the other
-    core (it cost the handler thread about twice the handler's own work). So a
-    consumer keeps its last share alive until the next delivery to it.
-    """
-
-    def __init__(self, max_buffer: int) -> None:
-        self._buffer: DropOldestBuffer[_E] = DropOldestBuffer(max_buffer)
-        # The hot paths take the lock itself: ``with`` on a Lock is C, on a
-        # Condition two Python calls.
-        self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._sleepers = 0  # readers waiting on _cond: nobody to notify when 0
-        self._closed = False
-        self._spent: deque[list[_E]] = deque()
-
-    def _put_many(self, events: list[_E]) -> int:
-        # Events the emitter routed here (names already matched): one lock and at
-        # most one wake-up for all, and never one for a reader that is busy anyway.
-        self._spent.clear()  # outside the lock: freeing a share takes a while
-        with self._lock:
-            dropped = self._buffer.extend(events)
-            if self._sleepers:
-                self._cond.notify()
-        return dropped
-
-    def _take(self, timeout: float | None = None, *, wait: bool = True) -> list[_E]:
-        """Return the oldest waiting events (up to :data:`SHARE`); wait for some.
-
-        Returns ``[]`` once closed with nothing left, or (``wait=False``, or
-        after ``timeout``) if nothing came.
-        """
-        items = self._buffer.items
-        with self._lock:
-            while not items:
-                if self._closed or not wait:
-                    return []
-                self._sleepers += 1
-                try:
-                    woken = self._cond.wait(timeout)
-                finally:
-                    self._sleepers -= 1
-                if not woken:
-                    wait = False  # timed out: one more look, then give up
-            if len(items) <= SHARE:
-                share = list(items)
-                items.clear()
-            else:
-                popleft = items.popleft
-                share = [popleft() for _ in range(SHARE)]
-        return share
-
-
-class EventStream(_Inbox[_E]):
-    """An iterator over events (``for event in shard.events()``).
-
-    Iteration ends when the shard or cluster stops, or when no shard can feed it
-    any more; on a cluster whose shards all stopped and one of them on an error
-    (a fatal close such as 4014), the iteration raises that error after the events
-    it holds (:meth:`get` returns ``None`` then). Use it as a context manager (or
-    call :meth:`close`) to stop receiving before that.
-
-    Attributes:
-        dropped: events dropped because this consumer fell behind.
-
-    """
-
-    def __init__(self, emitter: Emitter, names: frozenset[str], max_buffer: int) -> None:
-        super().__init__(max_buffer)
-        self._emitter = emitter
-        self._names = names
-        self._error: BaseException | None = None
-        self._until_closed = False  # see Emitter.events
-        # The share being handed out, and where in it: next() takes no lock.
-        self._share: list[_E] = []
-        self._rest: Iterator[_E] = iter(self._share)
-
-    @property
-    def dropped(self) -> int:
-        """Events dropped because this consumer fell behind."""
-        return self._buffer.dropped
-
-    def _close(self, error: BaseException | None = None) -> None:
-        with self._lock:
-            self._closed = True
-            self._error = error
-            self._cond.notify_all()
-
-    def __iter__(self) -> Iterator[_E]:
-        return self
-
-    def __next__(self) -> _E:
-        for event in self._rest:  # the hot path: the rest of the current share
-            return event
-        if self._next_share(None, wait=True):
-            return next(self._rest)
-        error, self._error = self._error, None
-        if error is not None:
-            raise error  # once; the next call ends the iteration
-        raise StopIteration
-
-    def _next_share(self, timeout: float | None, *, wait: bool) -> bool:
-        # The current share is used up: hand it back (see _Inbox) and take the next.
-        if self._share:
-            self._spent.append(self._share)
-            self._share = []  # not kept alive here while _take waits
-        share = self._share = self._take(timeout, wait=wait)
-        self._rest = iter(share)
-        return bool(share)
-
-    def get(self, timeout: float | None = None) -> _E | None:
-        """Return the next event, or ``None`` if none came within ``timeout`` or it ended."""
-        for event in self._rest:
-            return event
-        if self._next_share(timeout, wait=timeout is None or timeout > 0):
-            return next(self._rest)
-        return None
-
-    def close(self) -> None:
-        """Stop receiving events (buffered ones are discarded)."""
-        self._emitter._discard(self)
-        with self._lock:
-            self._closed = True
-            self._buffer.items.clear()
-            self._cond.notify_all()
-        self._share = []
-        self._rest = iter(self._share)
-
-    def __enter__(self) -> EventStream[_E]:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class _Worker(_Inbox[GatewayEvent]):
-    """Runs one handler in its own thread over its own bounded, ordered buffer."""
-
-    def __init__(self, emitter: Emitter, handler: Handler, max_pending: int) -> None:
-        super().__init__(max_pending)
-        self.emitter = emitter
-        self.handler = handler
-        name = getattr(handler, "__qualname__", "handler")
-        self.thread = threading.Thread(
-            target=self.run, name=f"{emitter.thread_prefix}-handler-{name}", daemon=True
-        )
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._cond.notify()
-
-    def run(self) -> None:
-        take, handler, spent = self._take, self.handler, self._spent
-        while True:
-            share = take()
-            if not share:
-                return
-            for event in share:
-                try:
-                    handler(event)
-                except Exception as exc:
-                    self.emitter._handler_failed(handler, event, exc)
-            spent.append(share)
-            del share, event  # the spent share's only references are in _spent now
-
-
 #: A consumer with a buffer of its own, filled a batch's share at a time.
-_Buffered = _Worker | EventStream[Any]
+_Buffered = Worker | EventStream[Any]
 #: A name's route: the handlers to call inline, then the buffered consumers.
 _Route = tuple[list[Handler], list[_Buffered]]
 
@@ -283,7 +82,7 @@ class Emitter:
         # Where each name goes (see _route): worked out once, not once per batch,
         # and forgotten (a new dict) whenever a handler, a stream or the run changes.
         self._routes: dict[str, _Route] = {}
-        self._workers: dict[Handler, _Worker] = {}
+        self._workers: dict[Handler, Worker] = {}
         #: Whether handlers run on the emitting thread (see the module's docstring).
         self.inline = inline
         self._streams: set[EventStream] = set()
@@ -328,7 +127,7 @@ class Emitter:
 
         ``until_closed``: only :meth:`close` ends it, not a sticky :meth:`end_streams`.
         """
-        stream = EventStream(self, frozenset(names), max_buffer)
+        stream = EventStream(self._discard, frozenset(names), max_buffer)
         stream._until_closed = until_closed
         with self._lock:
             ended = None if until_closed else self._ended
@@ -430,8 +229,11 @@ class Emitter:
                         continue
                     worker = self._workers.get(handler)
                     if worker is None:
-                        worker = self._workers[handler] = _Worker(
-                            self, handler, self._max_pending
+                        worker = self._workers[handler] = Worker(
+                            handler,
+                            self._max_pending,
+                            thread_prefix=self.thread_prefix,
+                            failed=self._handler_failed,
                         )
                         worker.thread.start()
                     buffered.append(worker)

@@ -344,17 +344,17 @@ def test_a_batch_reaches_each_consumer_whole_with_one_wake_up(
 ) -> None:
     import logging
 
-    from gateway_sync import _events
+    from gateway_sync import _consumers, _events
 
     shares: list[list[int]] = []
 
-    class RecordingWorker(_events._Worker):
+    class RecordingWorker(_consumers.Worker):
         def _take(self, timeout: float | None = None, *, wait: bool = True) -> list[GatewayEvent]:
             share = super()._take(timeout, wait=wait)
             shares.append([ev.data["n"] for ev in share])
             return share
 
-    monkeypatch.setattr(_events, "_Worker", RecordingWorker)
+    monkeypatch.setattr(_events, "Worker", RecordingWorker)
     emitter = Emitter(logging.getLogger("test"), thread_prefix="gateway-test")
     stream = emitter.events("A")
     stream._cond = counting = CountingCondition(stream._lock)
