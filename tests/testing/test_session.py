@@ -76,12 +76,13 @@ async def test_heartbeat_request(fake: FakeGateway) -> None:
     await client.aclose()
 
 
-async def test_silent_client_is_closed_with_4009(fake: FakeGateway) -> None:
-    client, conn, _ = await identified(fake)
-    assert await client.closed_code() == 4009  # 0.2 s interval + 0.3 s grace, no heartbeat
-    await conn.wait_closed()
-    assert conn.server_close_code == 4009
-    assert conn.close_code is None  # the server started it; the client only echoed
+async def test_silent_client_is_closed_with_4009(anyio_backend: str) -> None:
+    async with FakeGateway(**{**FAST, "heartbeat_grace": 0.3}) as fake:
+        client, conn, _ = await identified(fake)
+        assert await client.closed_code() == 4009  # 0.2 s interval + 0.3 s grace, no heartbeat
+        await conn.wait_closed()
+        assert conn.server_close_code == 4009
+        assert conn.close_code is None  # the server started it; the client only echoed
 
 
 async def test_resume_replays_missed_dispatches_in_order(fake: FakeGateway) -> None:
