@@ -10,8 +10,10 @@ what the mailbox's messages ask (``_mailbox``). When the core reports ``Closed``
 ``driver_support.after_connection`` and the ``Reconnector`` say whether and when to
 connect again, resume or identify; the shard only sleeps.
 
-User handlers run on their own threads (``_events``) and identify permits are
-awaited on a helper thread (``_limiter``), so neither can delay a heartbeat.
+User handlers run on their own threads (``_consumers``) and identify permits are
+awaited on a helper thread (``_limiter``), so neither can delay a heartbeat; a
+shard made with ``inline_handlers=True`` calls its handlers here instead
+(``_inline``), and they must be quick.
 
 Thread ownership: only the I/O thread touches the connection, the socket, the
 ``Reconnector`` and the run state below. What the public ``Shard`` API reads
